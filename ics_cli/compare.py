@@ -1,0 +1,615 @@
+"""Tables across runs and seeds: one configuration per row, every number a mean over seeds with a 95% CI.
+
+This module owns the step from many run folders (see store.py) to a handful of tidy tables that a
+person reads and that plots.py draws. Everything here is a pure function of the runs it is given;
+nothing prints and nothing trains. Every column is defined, with its formula, in
+docs/metrics_compare.md.
+
+Rules shared by every table:
+
+* A *configuration* is the value of the key columns: ``model, norm, lr, batch_size`` always, plus every
+  other hashed config field (not in ``config.NOT_HASHED``, not ``seed``) whose value differs between
+  the runs given. Runs with equal keys and different seeds are aggregated.
+* Only finished runs (status ``completed`` or ``diverged``) are aggregated. ``interrupted`` and
+  ``incomplete`` runs are counted (``n_interrupted``, ``n_incomplete``) but contribute no number: they
+  stopped before their configured step count, so their last values are not comparable.
+* ``<x>_mean, <x>_ci_low, <x>_ci_high``: mean over seeds and the 95% t interval
+  mean ± t(0.975, n-1) · s/√n (s with ddof=1). Blank bounds when n = 1. Non-finite values (blank, inf)
+  are left out of the column they are in, so n may be smaller than ``n_seeds`` for that column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import fields
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import NOT_HASHED, RunConfig
+from .errors import IcsError
+from .store import FINISHED, Run, find_runs, run_config, write_atomic
+
+TABLE_NAMES = ("summary", "drift", "gradient_stability", "lr_tolerance")
+# Companion tables: tidy per-lr and per-step aggregates (plots read these, never run folders), and
+# one row per run so every aggregate can be traced back to the folders behind it.
+STEP_TABLE_NAMES = ("lr_curve", "curves", "layer_curves", "percentiles", "grad_curves", "runs")
+ALL_TABLE_NAMES = TABLE_NAMES + STEP_TABLE_NAMES
+
+ALWAYS_KEY = ("model", "norm", "lr", "batch_size")
+NORM_ORDER = ("none", "batch", "batch-nograd", "layer", "instance", "group")
+SITE_ORDER = ("linear", "norm", "act")
+SPIKE_FACTOR = 3.0
+DEFAULT_TARGET_FRACTION = 0.9
+CONFIDENCE = 0.95
+
+CURVE_VALUES = ("test_acc", "test_loss", "train_acc", "train_loss")
+LAYER_VALUES = ("mean", "var", "unit_mean_abs", "unit_var_mean",
+                "drift_mean", "drift_var", "drift_mean_init", "drift_var_init")
+PERCENTILE_VALUES = ("p15", "p50", "p85")
+GRAD_VALUES = ("grad_norm", "weight_norm", "update_ratio")
+DRIFT_VALUES = ("drift_mean_total", "drift_var_total", "drift_mean_init_final",
+                "drift_var_init_final", "drift_mean_step", "drift_var_step")
+GRAD_STAB_VALUES = ("grad_norm_mean", "grad_norm_cv", "spike_frac")
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny, eps = 1e-300, 1e-15
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    # The continued fraction converges fast only on this side of the mean; use symmetry otherwise.
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def _t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t with df degrees of freedom."""
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+@lru_cache(maxsize=None)
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with df degrees of freedom (exact up to ~1e-10).
+
+    Inverts the CDF, written with the regularized incomplete beta function, by bisection.
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def _t_crit(n: int) -> float:
+    return t_quantile(0.5 + CONFIDENCE / 2.0, int(n) - 1) if n >= 2 else math.nan
+
+
+def mean_ci(values) -> tuple[float, float, float, int]:
+    """(mean, ci_low, ci_high, n) over the finite values: mean ± t(0.975, n-1)·s/√n, s with ddof=1.
+
+    n = 0 gives all-NaN; n = 1 gives the value with NaN bounds.
+    """
+    x = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(x.mean())
+    if n == 1:
+        return mean, math.nan, math.nan, 1
+    half = _t_crit(n) * float(x.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half, n
+
+
+def _finite(frame: pd.DataFrame | pd.Series):
+    """Numeric copy with every non-finite value (inf, -inf, blank) turned into NaN."""
+    num = frame.apply(pd.to_numeric, errors="coerce") if isinstance(frame, pd.DataFrame) \
+        else pd.to_numeric(frame, errors="coerce")
+    return num.astype(float).where(np.isfinite(num.astype(float)))
+
+
+def _aggregate(long: pd.DataFrame, by: list[str], values, *, ci: bool = True) -> pd.DataFrame:
+    """Group `long` (one row per run and group) by `by`; mean (and CI) of each value over the rows.
+
+    `n_seeds` is the number of rows (runs) in the group; each value column uses only its finite values.
+    """
+    values = list(values)
+    if long.empty:
+        cols = by + ["n_seeds"] + [f"{v}_{s}" for v in values
+                                   for s in (("mean", "ci_low", "ci_high") if ci else ("mean",))]
+        return pd.DataFrame(columns=cols)
+    x = _finite(long[values])
+    x = pd.concat([long[by].reset_index(drop=True), x.reset_index(drop=True)], axis=1)
+    g = x.groupby(by, dropna=False, sort=False)
+    out = g.size().rename("n_seeds").to_frame()
+    mean, std, n = g[values].mean(), g[values].std(ddof=1), g[values].count()
+    for v in values:
+        out[f"{v}_mean"] = mean[v]
+        if ci:
+            half = n[v].map(_t_crit) * std[v] / np.sqrt(n[v])
+            out[f"{v}_ci_low"] = mean[v] - half
+            out[f"{v}_ci_high"] = mean[v] + half
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------- keys and order
+
+
+def key_columns(runs: list[Run]) -> list[str]:
+    """model, norm, lr, batch_size, then every other hashed field that varies across `runs`."""
+    extra = []
+    for f in fields(RunConfig):
+        if f.name in ALWAYS_KEY or f.name in NOT_HASHED or f.name == "seed":
+            continue
+        seen = {json.dumps(run_config(r).get(f.name), sort_keys=True) for r in runs}
+        if len(seen) > 1:
+            extra.append(f.name)
+    return list(ALWAYS_KEY) + extra
+
+
+def table_key(table: pd.DataFrame) -> list[str]:
+    """The configuration-key columns of a table written by `build`: its columns named after config fields."""
+    return [c for c in table.columns if c in _CONFIG_FIELDS and c != "seed"]
+
+
+_CONFIG_FIELDS = {f.name for f in fields(RunConfig)}
+
+
+def _rank(values: pd.Series, order) -> pd.Series:
+    """Known names in `order` first, in that order; unknown names after, alphabetically."""
+    known = {name: i for i, name in enumerate(order)}
+    others = sorted(set(values.dropna().astype(str)) - set(known))
+    known.update({name: len(order) + i for i, name in enumerate(others)})
+    return values.map(lambda v: known.get(str(v), math.nan))
+
+
+def _layer_rank(values: pd.Series) -> pd.Series:
+    """hidden1, hidden2, ..., hidden10 in numeric order, then output, then anything else."""
+    def rank(v):
+        s = str(v)
+        if s.startswith("hidden") and s[6:].isdigit():
+            return int(s[6:])
+        return 10**6 if s == "output" else 10**6 + 1
+    return values.map(rank)
+
+
+def _sort_key(col: pd.Series) -> pd.Series:
+    if col.name == "norm":
+        return _rank(col, NORM_ORDER)
+    if col.name == "site":
+        return _rank(col, SITE_ORDER)
+    if col.name == "layer":
+        return _layer_rank(col)
+    numeric = pd.to_numeric(col, errors="coerce")
+    if numeric.notna().sum() == col.notna().sum():
+        return numeric
+    return col.map(lambda v: "" if v is None or v != v else str(v))
+
+
+def _sort(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in reading order: key columns (norms in NORM_ORDER), then layer, site, unit, step, seed."""
+    if table.empty:
+        return table.reset_index(drop=True)
+    by = table_key(table) + [c for c in ("layer", "site", "unit", "step", "seed") if c in table.columns]
+    return table.sort_values(by=by, key=_sort_key, kind="stable", na_position="last").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _final(run: Run, metrics: pd.DataFrame, column: str) -> float:
+    """The run's end value of `column`: summary.json `final` if finite, else the last finite logged value."""
+    value = (run.summary or {}).get("final", {}).get(column)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isfinite(value):
+        return value
+    logged = _finite(metrics[column]).dropna() if column in metrics else pd.Series(dtype=float)
+    return float(logged.iloc[-1]) if len(logged) else math.nan
+
+
+def _steps_to(metrics: pd.DataFrame, target: float) -> float:
+    acc = _finite(metrics["test_acc"])
+    reached = metrics["step"][acc >= target]
+    return float(reached.iloc[0]) if len(reached) else math.nan
+
+
+def _spike_frac(norms: np.ndarray) -> float:
+    """Fraction of values g_k > SPIKE_FACTOR · median(g_1..g_k) (the running median includes g_k)."""
+    if norms.size == 0:
+        return math.nan
+    spikes = sum(g > SPIKE_FACTOR * np.median(norms[: k + 1]) for k, g in enumerate(norms))
+    return spikes / norms.size
+
+
+def _run_drift(layers: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (layer, site), d in layers.sort_values("step").groupby(["layer", "site"], sort=False):
+        later = d[d["step"] > 0]
+        row = {"layer": layer, "site": site}
+        for stat in ("mean", "var"):
+            step_drift = _finite(later[f"drift_{stat}"]).dropna()
+            init_drift = _finite(d[f"drift_{stat}_init"]).dropna()
+            row[f"drift_{stat}_total"] = float(step_drift.sum()) if len(step_drift) else math.nan
+            row[f"drift_{stat}_step"] = float(step_drift.mean()) if len(step_drift) else math.nan
+            row[f"drift_{stat}_init_final"] = float(init_drift.iloc[-1]) if len(init_drift) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["layer", "site", *DRIFT_VALUES])
+
+
+def _run_grads(grads: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for layer, d in grads.sort_values("step").groupby("layer", sort=False):
+        g = _finite(d["grad_norm"]).dropna().to_numpy()
+        mean = float(g.mean()) if g.size else math.nan
+        cv = float(g.std(ddof=0)) / mean if g.size and mean != 0 else math.nan
+        rows.append({"layer": layer, "grad_norm_mean": mean, "grad_norm_cv": cv,
+                     "spike_frac": _spike_frac(g)})
+    table = pd.DataFrame(rows, columns=["layer", *GRAD_STAB_VALUES])
+    hidden = table[table["layer"].astype(str).str.fullmatch(r"hidden\d+")]
+    if hidden.empty:
+        ratio = math.nan
+    else:
+        ranks = _layer_rank(hidden["layer"])
+        first = hidden.loc[ranks.idxmin(), "grad_norm_mean"]
+        last = hidden.loc[ranks.idxmax(), "grad_norm_mean"]
+        ratio = first / last if last and math.isfinite(last) else math.nan
+    table["grad_ratio_first_last"] = ratio
+    return table
+
+
+# --------------------------------------------------------------------------- all runs
+
+
+def _with_key(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
+    frame = frame.copy()
+    for i, (name, value) in enumerate(key.items()):
+        frame.insert(i, name, [value] * len(frame))
+    return frame
+
+
+def runs_under(*paths: Path) -> list[Run]:
+    """Every run folder at or below `paths`; an IcsError when there is none."""
+    runs = find_runs(*paths)
+    if not runs:
+        where = ", ".join(str(p) for p in paths) or "."
+        raise IcsError(f"no run folders under {where}; run `ics train` or `ics sweep` first")
+    return runs
+
+
+def build(runs: list[Run], *, target: float | None = None,
+          tolerance: float = DEFAULT_TARGET_FRACTION) -> dict[str, pd.DataFrame]:
+    """Every table: the four of TABLE_NAMES, then the companions of STEP_TABLE_NAMES.
+
+    `target`: test accuracy for `steps_to_target`; None means DEFAULT_TARGET_FRACTION × the best mean
+    best_test_acc of any configuration. `tolerance`: fraction of the best accuracy that still counts as
+    good in lr_tolerance.
+    """
+    if not runs:
+        raise IcsError("no run folders given; run `ics train` or `ics sweep` first")
+    key_cols = key_columns(runs)
+    per_run, curves, layers, pcts, grads, drifts, stabs = [], [], [], [], [], [], []
+    metrics_by_run = []
+    for run in runs:
+        cfg = run_config(run)
+        key = {c: cfg.get(c) for c in key_cols}
+        aggregated = run.status in FINISHED
+        metrics = run.table("metrics").sort_values("step") if aggregated else pd.DataFrame()
+        metrics_by_run.append(metrics)
+        row = {**key, "seed": cfg.get("seed"), "status": run.status, "hash": run.hash,
+               "path": str(run.path), "aggregated": aggregated,
+               "steps_done": (run.summary or {}).get("steps_done"),
+               "diverged_at_step": (run.summary or {}).get("diverged_at_step")}
+        if aggregated:
+            row["final_test_acc"] = _final(run, metrics, "test_acc")
+            row["final_test_loss"] = _final(run, metrics, "test_loss")
+            row["final_train_loss"] = _final(run, metrics, "train_loss")
+            acc = _finite(metrics["test_acc"]).dropna()
+            row["best_test_acc"] = float(acc.max()) if len(acc) else math.nan
+            curves.append(_with_key(metrics[["step", *CURVE_VALUES]], key))
+            lay = run.table("layers")
+            layers.append(_with_key(lay[["layer", "site", "step", *LAYER_VALUES]], key))
+            drifts.append(_with_key(_run_drift(lay), key))
+            units = run.table("units")
+            tracked = units[_finite(units["p50"]).notna()] if len(units) else units
+            pcts.append(_with_key(tracked[["layer", "site", "unit", "step", *PERCENTILE_VALUES]], key))
+            gr = run.table("grads")
+            grads.append(_with_key(gr[["layer", "step", *GRAD_VALUES]], key))
+            stabs.append(_with_key(_run_grads(gr), key))
+        per_run.append(row)
+
+    runs_table = pd.DataFrame(per_run)
+    for col in ("final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc"):
+        if col not in runs_table:
+            runs_table[col] = math.nan
+    if target is None:
+        best = _aggregate(runs_table[runs_table["aggregated"]], key_cols, ["best_test_acc"], ci=False)
+        top = _finite(best["best_test_acc_mean"]).max() if len(best) else math.nan
+        target = DEFAULT_TARGET_FRACTION * top if top == top else math.nan
+    runs_table["steps_to_target"] = [
+        _steps_to(m, target) if len(m) and target == target else math.nan for m in metrics_by_run]
+
+    summary = _summary(runs_table, key_cols, target)
+    lr_curve = _lr_curve(summary, key_cols)
+    tables = {
+        "summary": summary,
+        "drift": _sort(_aggregate(_concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
+                                  key_cols + ["layer", "site"], DRIFT_VALUES)),
+        "gradient_stability": _gradient_stability(stabs, key_cols),
+        "lr_tolerance": _lr_tolerance(lr_curve, key_cols, tolerance),
+        "lr_curve": lr_curve,
+        "curves": _sort(_aggregate(_concat(curves, key_cols, ["step", *CURVE_VALUES]),
+                                   key_cols + ["step"], CURVE_VALUES)),
+        "layer_curves": _sort(_aggregate(
+            _concat(layers, key_cols, ["layer", "site", "step", *LAYER_VALUES]),
+            key_cols + ["layer", "site", "step"], LAYER_VALUES)),
+        "percentiles": _sort(_aggregate(
+            _concat(pcts, key_cols, ["layer", "site", "unit", "step", *PERCENTILE_VALUES]),
+            key_cols + ["layer", "site", "unit", "step"], PERCENTILE_VALUES, ci=False)),
+        "grad_curves": _sort(_aggregate(_concat(grads, key_cols, ["layer", "step", *GRAD_VALUES]),
+                                        key_cols + ["layer", "step"], GRAD_VALUES)),
+        "runs": _sort(runs_table.drop(columns="aggregated")[
+            key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
+                        "final_test_loss", "final_train_loss", "best_test_acc", "steps_to_target",
+                        "path"]]),
+    }
+    return tables
+
+
+def _concat(frames: list[pd.DataFrame], key_cols: list[str], cols: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=key_cols + cols)
+
+
+def _summary(runs_table: pd.DataFrame, key_cols: list[str], target: float) -> pd.DataFrame:
+    values = ["final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc", "steps_to_target"]
+    masked = runs_table.copy()
+    masked.loc[~masked["aggregated"], values] = math.nan
+    masked["seed_aggregated"] = masked["seed"].where(masked["aggregated"])
+    agg = _aggregate(masked, key_cols, values).drop(columns="n_seeds")
+    g = masked.groupby(key_cols, dropna=False, sort=False)
+    counts = pd.DataFrame({
+        "n_seeds": g["aggregated"].sum().astype(int),
+        **{f"n_{s}": g["status"].apply(lambda x, s=s: int((x == s).sum()))
+           for s in ("completed", "diverged", "interrupted", "incomplete")},
+        "seeds": g["seed_aggregated"].agg(lambda x: " ".join(str(int(v)) for v in sorted(x.dropna()))),
+    }).reset_index()
+    out = counts.merge(agg, on=key_cols, how="left", sort=False)
+    out.insert(out.columns.get_loc("steps_to_target_mean"), "target", target)
+    reached = g["steps_to_target"].count().rename("n_reached_target").reset_index()
+    out = out.merge(reached, on=key_cols, how="left", sort=False)
+    return _sort(out)
+
+
+def _gradient_stability(stabs: list[pd.DataFrame], key_cols: list[str]) -> pd.DataFrame:
+    long = _concat(stabs, key_cols, ["layer", *GRAD_STAB_VALUES, "grad_ratio_first_last"])
+    per_layer = _aggregate(long, key_cols + ["layer"], GRAD_STAB_VALUES)
+    # The ratio is one number per run, repeated on its layer rows: aggregate one row per run.
+    ratio_rows = long[long["layer"] == "hidden1"] if len(long) else long
+    ratio = _aggregate(ratio_rows, key_cols, ["grad_ratio_first_last"]).drop(columns="n_seeds")
+    return _sort(per_layer.merge(ratio, on=key_cols, how="left", sort=False))
+
+
+def _lr_curve(summary: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    cols = key_cols + ["n_seeds", "n_completed", "n_diverged", "n_interrupted", "n_incomplete",
+                       "final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high"]
+    return _sort(summary[cols].copy())
+
+
+def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float) -> pd.DataFrame:
+    others = [c for c in key_cols if c != "lr"]
+    cols = others + ["n_lrs", "acc_by_lr", "best_acc", "best_lr", "threshold", "n_good_lrs",
+                     "max_stable_lr", "min_good_lr", "good_range_decades", "stable_lr_vs_none"]
+    rows = []
+    judged = lr_curve[lr_curve["n_seeds"] > 0]
+    for key, d in judged.groupby(others, dropna=False, sort=False):
+        d = d.sort_values("lr")
+        acc = _finite(d["final_test_acc_mean"])
+        best = float(acc.max()) if acc.notna().any() else math.nan
+        threshold = tolerance * best
+        good = d[(acc >= threshold) & (d["n_diverged"] == 0)]["lr"].astype(float)
+        row = dict(zip(others, key if isinstance(key, tuple) else (key,)))
+        row.update({
+            "n_lrs": len(d),
+            "acc_by_lr": " ".join(f"{lr:g}={a:.4f}" + (f"(div{nd}/{n})" if nd else "")
+                                  for lr, a, nd, n in zip(d["lr"], acc, d["n_diverged"], d["n_seeds"])),
+            "best_acc": best,
+            "best_lr": float(d.loc[acc.idxmax(), "lr"]) if best == best else math.nan,
+            "threshold": threshold,
+            "n_good_lrs": len(good),
+            "max_stable_lr": float(good.max()) if len(good) else math.nan,
+            "min_good_lr": float(good.min()) if len(good) else math.nan,
+            "good_range_decades": math.log10(good.max() / good.min()) if len(good) else math.nan,
+        })
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=cols)
+    rest = [c for c in others if c != "norm"]
+    baseline = table[table["norm"] == "none"][rest + ["max_stable_lr"]].rename(
+        columns={"max_stable_lr": "_none_lr"})
+    if rest:
+        table = table.merge(baseline, on=rest, how="left", sort=False)
+    else:
+        table["_none_lr"] = baseline["_none_lr"].iloc[0] if len(baseline) else math.nan
+    table["stable_lr_vs_none"] = table["max_stable_lr"] / table["_none_lr"]
+    return _sort(table.drop(columns="_none_lr")[cols])
+
+
+# --------------------------------------------------------------------------- headline
+
+
+def representatives(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model × norm, the configuration with the best mean final test accuracy.
+
+    Configurations none of whose seeds diverged are preferred; only when every configuration of a
+    norm has a diverged seed is the best of all of them taken. Ties go to the first in table order.
+    """
+    rows = []
+    live = summary[summary["n_seeds"] > 0]
+    for _, d in live.groupby(["model", "norm"], sort=False):
+        stable = d[d["n_diverged"] == 0]
+        pool = stable if len(stable) else d
+        acc = _finite(pool["final_test_acc_mean"]).fillna(-math.inf)
+        rows.append(pool.loc[acc.idxmax()])
+    return _sort(pd.DataFrame(rows, columns=summary.columns))
+
+
+def headline(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per model × norm, for the terminal: its best configuration and the key numbers.
+
+    Columns: the key of the representative configuration (see `representatives`), n_seeds, final test
+    accuracy mean/CI, max_stable_lr (lr_tolerance row with the same key except lr), drift_norm_total
+    (sum over layers of drift_mean_total_mean at the `norm` site) and grad_norm_cv (mean over layers
+    of grad_norm_cv_mean).
+    """
+    summary = tables["summary"]
+    key_cols = table_key(summary)
+    best = representatives(summary)
+    cols = key_cols + ["n_seeds", "final_test_acc_mean", "final_test_acc_ci_low",
+                       "final_test_acc_ci_high", "max_stable_lr", "drift_norm_total", "grad_norm_cv"]
+    rows = []
+    for _, rep in best.iterrows():
+        key = {c: rep[c] for c in key_cols}
+        no_lr = {c: v for c, v in key.items() if c != "lr"}
+        tol = _match(tables.get("lr_tolerance", pd.DataFrame()), no_lr)
+        drift = _match(tables.get("drift", pd.DataFrame()), key)
+        drift = drift[drift["site"] == "norm"] if len(drift) else drift
+        stab = _match(tables.get("gradient_stability", pd.DataFrame()), key)
+        rows.append({
+            **key, "n_seeds": rep["n_seeds"], "final_test_acc_mean": rep["final_test_acc_mean"],
+            "final_test_acc_ci_low": rep["final_test_acc_ci_low"],
+            "final_test_acc_ci_high": rep["final_test_acc_ci_high"],
+            "max_stable_lr": float(tol["max_stable_lr"].iloc[0]) if len(tol) else math.nan,
+            "drift_norm_total": float(_finite(drift["drift_mean_total_mean"]).sum(min_count=1))
+            if len(drift) else math.nan,
+            "grad_norm_cv": float(_finite(stab["grad_norm_cv_mean"]).mean()) if len(stab) else math.nan,
+        })
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _same(a, b) -> bool:
+    missing_a = a is None or (isinstance(a, float) and a != a)
+    missing_b = b is None or (isinstance(b, float) and b != b)
+    if missing_a or missing_b:
+        return missing_a and missing_b
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def _match(table: pd.DataFrame, key: dict) -> pd.DataFrame:
+    """Rows of `table` whose key columns equal `key` (blank equals blank; 1 equals 1.0)."""
+    if table.empty:
+        return table
+    mask = np.ones(len(table), dtype=bool)
+    for col, value in key.items():
+        if col in table.columns:
+            mask &= np.array([_same(v, value) for v in table[col]], dtype=bool)
+    return table[mask]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _cell(value) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return "" if value != value else format(value, ".9g")
+    return str(value)
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """CSV text with deterministic cells: floats to 9 significant digits, NaN blank."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(table.columns))
+    for row in table.itertuples(index=False, name=None):
+        writer.writerow([_cell(v) for v in row])
+    return buf.getvalue()
+
+
+def write(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+    """Write each table to `out_dir/<name>.csv` atomically; return the paths in table order."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, table in tables.items():
+        path = out_dir / f"{name}.csv"
+        write_atomic(path, to_csv(table))
+        paths.append(path)
+    return paths
+
+
+def load(out_dir: Path) -> dict[str, pd.DataFrame]:
+    """Read back every table that `write` put in `out_dir` (known names first, in their order)."""
+    out_dir = Path(out_dir)
+    names = [n for n in ALL_TABLE_NAMES if (out_dir / f"{n}.csv").is_file()]
+    if not names:
+        raise IcsError(f"no compare tables in {out_dir}; run `ics compare` first")
+    # Only a blank cell is missing: a norm called "none" or a value "NA" stays a string.
+    return {n: pd.read_csv(out_dir / f"{n}.csv", keep_default_na=False, na_values=[""])
+            for n in names}

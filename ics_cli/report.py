@@ -1,0 +1,92 @@
+"""What the terminal shows: Rich progress bars and tables, built from what runs wrote to disk."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import norms, store
+
+
+def _num(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+@contextmanager
+def run_progress(cfg, enabled: bool = True):
+    """A progress bar for one run; yields the (on_log, on_step) callbacks train() takes."""
+    if not enabled:
+        yield None, None
+        return
+    steps = cfg.resolved().steps if cfg.epochs is None else None
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=False)
+    with progress:
+        task = progress.add_task(f"{cfg.model}/{cfg.norm}", total=steps, stats="")
+
+        def on_log(step: int, row: dict) -> None:
+            progress.update(task, completed=step, stats=(
+                f"loss {_num(row['train_loss'], 3)}  acc {_num(row['train_acc'], 3)}  "
+                f"test {_num(row['test_acc'], 3)}"))
+
+        def on_step(step: int) -> None:
+            if step % 10 == 0:
+                progress.update(task, completed=step)
+
+        yield on_log, on_step
+
+
+def layer_table(run: store.Run, site: str = "norm") -> pd.DataFrame:
+    """Per hidden layer: mean/var at `site` at the first and last log, total drift, last grad norm."""
+    layers = run.table("layers")
+    grads = run.table("grads")
+    rows = []
+    for layer, g in layers[layers.site == site].groupby("layer", sort=False):
+        first, last = g.iloc[0], g.iloc[-1]
+        gl = grads[grads.layer == layer]
+        rows.append({"layer": layer, "mean first": first["mean"], "var first": first["var"],
+                     "mean last": last["mean"], "var last": last["var"],
+                     "drift_mean total": g["drift_mean"].sum(), "drift_var total": g["drift_var"].sum(),
+                     "grad_norm last": gl["grad_norm"].iloc[-1] if len(gl) else math.nan})
+    return pd.DataFrame(rows)
+
+
+def frame_table(df: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
+    for _, row in df.iterrows():
+        table.add_row(*[_num(v) if not isinstance(v, str) else v for v in row])
+    return table
+
+
+def print_run(console: Console, result) -> None:
+    run = store.read_run(result.path)
+    s = result.summary
+    if result.skipped:
+        console.print("[yellow]An identical finished run already exists; showing it (use --force to rerun).")
+    console.print(frame_table(layer_table(run), f"Layers at the norm site (input to the nonlinearity), "
+                                                f"step {run.table('layers').step.iloc[0]} -> {s['final_step']}"))
+    status = {"completed": "green", "diverged": "red", "interrupted": "yellow"}[s["status"]]
+    extra = f" at step {s['diverged_at_step']}" if s["diverged_at_step"] is not None else ""
+    console.print(f"[{status}]{s['status']}{extra}[/]: {s['steps_done']} steps, "
+                  f"test acc {_num(s['final']['test_acc'])}, test loss {_num(s['final']['test_loss'])}, "
+                  f"{_num(s['steps_per_s'])} steps/s")
+    console.print(f"run folder: {result.path}")
+
+
+def print_norms(console: Console) -> None:
+    table = Table(title="Normalization variants: (x - E[x]) / sqrt(Var[x] + eps), then gamma * x + beta")
+    rows = norms.table()
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)

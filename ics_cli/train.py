@@ -1,0 +1,250 @@
+"""One training run, top to bottom: seed, data, model, optimizer, the loop, the record.
+
+Step s means "after s updates". The run logs at step 0 (before any update), every `log_every`
+steps and at the last step. A log step probes activations on a fixed probe batch, evaluates the
+test set, and appends one block of rows to each CSV; then it checkpoints, so a killed or
+interrupted run resumes from its last log step and ends with the same bytes as an unbroken one.
+A NaN/inf loss, or a loss above 1e3 x the first one, ends the run as `diverged`: a result.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import __version__, data, metrics, models, norms, store
+from .config import RunConfig, check_writable, validate
+from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
+
+DIVERGENCE_FACTOR = 1e3
+EVAL_CHUNK = 1000
+PROBE_SEED_OFFSET = 1_000_003   # the probe's own stream, apart from init and batch order
+
+
+@dataclass
+class RunResult:
+    path: Path
+    summary: dict
+    skipped: bool = False        # an identical finished run already existed
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False) -> torch.Tensor:
+    """[mean loss, accuracy] on (x, y), as a device tensor.
+
+    Eval mode (running statistics) by default. With batch_stats, train-mode normalization over
+    consecutive chunks of `chunk` test samples, without side effects (a last chunk of one sample
+    joins the one before, since batch statistics of one sample are undefined).
+    """
+    bounds = list(range(0, len(x), chunk)) + [len(x)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2:
+        bounds.pop(-2)
+    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.float64, device=x.device)
+    was_training = model.training
+    ctx = batch_stats_without_update(model) if batch_stats else torch.no_grad()
+    if not batch_stats:
+        model.eval()
+    with ctx:
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            logits = model(x[a:b])
+            loss += F.cross_entropy(logits, y[a:b], reduction="sum")
+            correct += metrics.accuracy_sum(logits, y[a:b])
+    model.train(was_training)
+    return torch.stack([loss, correct]) / len(x)
+
+
+def batches(n: int, batch_size: int, gen: torch.Generator):
+    """Endless shuffled mini-batch indices; each epoch is a fresh permutation, the rest dropped."""
+    while True:
+        perm = torch.randperm(n, generator=gen)
+        for a in range(0, n - batch_size + 1, batch_size):
+            yield perm[a:a + batch_size]
+
+
+def make_optimizer(cfg: RunConfig, params):
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def provenance(cfg: RunConfig, device: torch.device) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"config": cfg.to_dict(), "hash": cfg.hash(), "name": cfg.name(),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "ics": __version__, "git_commit": commit},
+            "device": str(device), "threads": torch.get_num_threads(),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def prepare(cfg: RunConfig, *, data_cache: data.Dataset | None = None):
+    """Validate, load the data and resolve the config; raises IcsError before anything is written."""
+    cfg = validate(cfg)
+    check_writable(cfg.out)
+    device = resolve_device(cfg.device)
+    ds = data_cache or data.load(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
+                                 binarize=cfg.binarize, device=device)
+    return cfg.resolved(len(ds.x_train)), ds, device
+
+
+def train(cfg: RunConfig, *, force: bool = False,
+          on_log: Callable[[int, dict], None] | None = None,
+          on_step: Callable[[int], None] | None = None) -> RunResult:
+    """Run (or resume, or skip if already finished) one configuration; return its folder and summary.
+
+    on_log(step, metrics_row) is called at each log step, on_step(step) after each update.
+    Ctrl-C writes an `interrupted` summary, keeps the checkpoint and re-raises KeyboardInterrupt.
+    """
+    cfg, ds, device = prepare(cfg)
+    run_dir = Path(cfg.out) / cfg.name()
+    if not force and (run_dir / "summary.json").exists():
+        summary = store.read_json(run_dir / "summary.json")
+        if summary["status"] in store.FINISHED:
+            return RunResult(run_dir, summary, skipped=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+    resume = not force and ckpt_path.exists() and (run_dir / "config.json").exists()
+    if not resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    (run_dir / "summary.json").unlink(missing_ok=True)   # an `interrupted` summary is resumed past
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # Three independent streams: init (global), batch order, probe choice.
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg, ds.shape, ds.num_classes).to(device)
+    opt = make_optimizer(cfg, model.parameters())
+    gen = torch.Generator().manual_seed(cfg.seed)
+    probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
+    probe_idx = torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)
+    acts = ActivationRecorder(model, ds.x_train[probe_idx], cfg.track_units)
+    grads = GradientRecorder(model)
+    batch_stats_eval = cfg.eval_batchstats and norms.get(cfg.norm).batch_stats
+
+    step, elapsed0, initial_loss = 0, 0.0, None
+    if resume:
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["gen"])
+        acts.load_state(ck["acts"])
+        step, elapsed0, initial_loss = ck["step"], ck["elapsed"], ck["initial_loss"]
+        for name in store.TABLES:
+            store.truncate_log(run_dir / f"{name}.csv", step)
+    else:
+        store.write_json(run_dir / "config.json", provenance(cfg, device))
+    logs = {name: store.CsvLog(run_dir / f"{name}.csv", cols, fresh=not resume)
+            for name, cols in store.TABLES.items()}
+    batch_iter = batches(len(ds.x_train), cfg.batch_size, gen)
+    # Running sums of train loss and correct count over the log interval, on the device.
+    interval = torch.zeros(3, dtype=torch.float64, device=device)
+    start = time.perf_counter() - elapsed0
+    last_row: dict = {}
+
+    def log(step: int, grad_rows: list[list]) -> None:
+        nonlocal last_row, interval
+        layer_rows, unit_rows = acts.record(step)
+        test = evaluate(model, ds.x_test, ds.y_test)
+        bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.batch_size, batch_stats=True)
+                  if batch_stats_eval else test)
+        host = torch.cat([interval, test, bstats]).cpu().tolist()
+        n = host[2]
+        row = {"step": step, "train_loss": host[0] / n if n else math.nan,
+               "train_acc": host[1] / n if n else math.nan, "test_loss": host[3], "test_acc": host[4],
+               "test_loss_batchstats": host[5], "test_acc_batchstats": host[6],
+               "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - start, 3)}
+        logs["metrics"].append([[row[c] for c in store.METRICS_COLUMNS]])
+        logs["layers"].append(layer_rows)
+        logs["units"].append(unit_rows)
+        logs["grads"].append(grad_rows)
+        interval = torch.zeros(3, dtype=torch.float64, device=device)
+        last_row = row
+        if on_log:
+            on_log(step, row)
+
+    def checkpoint() -> None:
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                 "acts": acts.state(), "step": step, "initial_loss": initial_loss,
+                 "elapsed": time.perf_counter() - start}
+        tmp = ckpt_path.with_name(".checkpoint.pt.tmp")
+        torch.save(state, tmp)
+        tmp.replace(ckpt_path)
+
+    status, diverged_at = "completed", None
+    model.train()
+    try:
+        if not resume:
+            log(0, [])
+            checkpoint()
+        while step < cfg.steps:
+            idx = next(batch_iter)
+            logits = model(ds.x_train[idx])
+            loss = F.cross_entropy(logits, ds.y_train[idx])
+            loss_value = loss.item()
+            if initial_loss is None:
+                initial_loss = loss_value
+            if not math.isfinite(loss_value) or loss_value > DIVERGENCE_FACTOR * initial_loss:
+                status, diverged_at = "diverged", step
+                interval += torch.stack([loss.detach() * len(idx), metrics.accuracy_sum(logits, ds.y_train[idx]),
+                                         loss.new_tensor(float(len(idx)))]).detach()
+                if last_row.get("step") != step:
+                    log(step, [])
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            logged = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
+            if logged:
+                grads.before_step()
+            opt.step()
+            step += 1
+            interval += torch.stack([loss.detach() * len(idx), metrics.accuracy_sum(logits, ds.y_train[idx]),
+                                     loss.new_tensor(float(len(idx)))]).detach()
+            if logged:
+                log(step, grads.after_step(step))
+                checkpoint()
+            if on_step:
+                on_step(step)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, keep_checkpoint=True)
+        raise
+    summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start)
+    return RunResult(run_dir, summary)
+
+
+def finish(run_dir: Path, cfg: RunConfig, status: str, step: int, diverged_at: int | None,
+           last_row: dict, wall_s: float, keep_checkpoint: bool = False) -> dict:
+    """Write summary.json last: its presence is what marks the run as finished."""
+    final = {k: last_row.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc",
+                                          "test_loss_batchstats", "test_acc_batchstats")}
+    final = {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
+             for k, v in final.items()}
+    summary = {"status": status, "name": cfg.name(), "hash": cfg.hash(), "steps_done": step,
+               "steps_planned": cfg.steps, "diverged_at_step": diverged_at,
+               "final": final, "final_step": last_row.get("step"),
+               "wall_s": round(wall_s, 3), "steps_per_s": round(step / wall_s, 2) if wall_s > 0 else None}
+    store.write_json(run_dir / "summary.json", summary)
+    if not keep_checkpoint:
+        # Only after summary.json exists: a kill before this point resumes, after it reads as finished.
+        units = run_dir / "units.csv"
+        if units.exists():
+            store.gzip_file(units)
+        (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    return summary
