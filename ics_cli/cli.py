@@ -54,6 +54,8 @@ HELP = {
     "probe_size": "Training examples in the fixed probe batch the statistics are measured on.",
     "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",
     "eval_batchstats": "Also measure test accuracy with batch statistics (batch-norm variants).",
+    "diverge_factor": "A loss above this many times the first loss ends the run as diverged.",
+    "diverge_smooth": "A smoothed loss (EMA, alpha 0.1) above this many times the first loss ends the run as diverged.",
     "seed": "Random seed (init, batch order and probe choice).",
     "device": f"Device: {', '.join(config_mod.DEVICES)}.",
     "out": "Folder that receives one folder per run.",
@@ -115,6 +117,109 @@ def norms_cmd():
     from . import report
 
     report.print_norms(out)
+
+
+# --------------------------------------------------------------------------- sweep, compare, plot
+
+
+@app.command()
+@with_run_options(exclude=("norm", "lr", "seed", "batch_size"))
+def sweep(
+    ctx: typer.Context,
+    norms_: Optional[str] = typer.Option(None, "--norms", help="Comma list of norms (default: none,batch)."),
+    lrs: Optional[str] = typer.Option(None, "--lrs", help="Comma list of learning rates (default: 0.5)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of seeds (default: 0)."),
+    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma list of batch sizes (default: 60)."),
+    grid_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with [grid] and [common] tables."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes (default: one per CPU core, one thread each)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the outcomes as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    **options,
+):
+    """Run a grid of configurations (norms x lrs x batch sizes x seeds); rerun to resume."""
+    from . import report
+    from . import sweep as sweep_mod
+
+    given = {k: v for k, v in options.items()
+             if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
+    if jobs is not None and jobs < 1:
+        raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
+    toml = sweep_mod.load_toml(grid_file) if grid_file else None
+    grid = {"norms": norms_, "lrs": lrs, "seeds": seeds, "batch_sizes": batch_sizes}
+    plan = sweep_mod.make_sweep(given, grid, toml)
+    outcomes = report.run_sweep(plan, Path(plan.common.out), jobs=jobs, enabled=not (quiet or json_out),
+                                console=out)
+    if json_out:
+        out.print_json(json.dumps([dataclasses.asdict(o) for o in outcomes]))
+    elif not quiet:
+        report.print_outcomes(out, outcomes, Path(plan.common.out))
+    if any(o.status == "failed" for o in outcomes):
+        return 1
+    return 0
+
+
+def _existing(paths: list[Path]) -> list[Path]:
+    for p in paths:
+        if not p.exists():
+            raise IcsError(f"no such folder: '{p}'; give sweep folders or run folders")
+    return paths
+
+
+@app.command()
+def compare(
+    paths: list[Path] = typer.Argument(..., help="Sweep folders or run folders."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where tables and figures go (default: FIRST_PATH/compare)."),
+    target: Optional[float] = typer.Option(None, "--target", help="Accuracy for steps-to-target (default: 90% of the best final accuracy)."),
+    tolerance: float = typer.Option(0.9, "--tolerance", help="A run is good when its final accuracy >= tolerance x its norm's best."),
+    fmt: str = typer.Option("png", "--format", help="Figure format: png, svg, pdf."),
+    json_out: bool = typer.Option(False, "--json", help="Print the headline table as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+):
+    """Tables (CSV) and figures comparing runs across norms, aggregated over seeds."""
+    from . import compare as compare_mod
+    from . import plots, report
+
+    _check_format(fmt)
+    if not 0 < tolerance <= 1:
+        raise IcsError(f"--tolerance must be in (0, 1], got {tolerance}")
+    if target is not None and not 0 < target <= 1:
+        raise IcsError(f"--target must be an accuracy in (0, 1], got {target}")
+    paths = _existing(paths)
+    runs = store.find_runs(*paths)
+    if not runs:
+        raise IcsError(f"no run folders under {', '.join(map(str, paths))}; run `ics train` or `ics sweep` first")
+    dest = out_dir or paths[0] / "compare"
+    tables = compare_mod.build(runs, target=target, tolerance=tolerance)
+    written = compare_mod.write(tables, dest) + plots.draw_all(tables, dest, fmt=fmt)
+    head = compare_mod.headline(tables)
+    if json_out:
+        out.print_json(head.to_json(orient="records"))
+    elif not quiet:
+        out.print(report.frame_table(head, f"Headline comparison ({len(runs)} runs)"))
+        out.print(f"{len(written)} files written to {dest}")
+
+
+@app.command()
+def plot(
+    path: Path = typer.Argument(..., help="A compare folder, or a folder holding one (compare/)."),
+    fmt: str = typer.Option("png", "--format", help="Figure format: png, svg, pdf."),
+):
+    """Redraw the figures from existing comparison CSVs, without recomputing anything."""
+    from . import compare as compare_mod
+    from . import plots
+
+    _check_format(fmt)
+    [path] = _existing([path])
+    folder = path / "compare" if (path / "compare").is_dir() else path
+    if not (folder / "summary.csv").exists():
+        raise IcsError(f"no comparison tables in '{folder}'; run `ics compare {path}` first")
+    files = plots.draw_all(compare_mod.load(folder), folder, fmt=fmt)
+    out.print(f"{len(files)} figures written to {folder}")
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("png", "svg", "pdf"):
+        raise IcsError(f"--format '{fmt}' is not one of: png, svg, pdf")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -377,6 +377,8 @@ def build(runs: list[Run], *, target: float | None = None,
         per_run.append(row)
 
     runs_table = pd.DataFrame(per_run)
+    for col in ("steps_done", "diverged_at_step"):
+        runs_table[col] = pd.to_numeric(runs_table[col]).astype(float)
     for col in ("final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc"):
         if col not in runs_table:
             runs_table[col] = math.nan
@@ -604,6 +606,10 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
     return paths
 
 
+# Columns that are text even when every cell looks like a number (a hash "12345678", seeds "0").
+_TEXT_COLUMNS = {"seeds": str, "acc_by_lr": str, "hash": str, "path": str, "status": str}
+
+
 def load(out_dir: Path) -> dict[str, pd.DataFrame]:
     """Read back every table that `write` put in `out_dir` (known names first, in their order)."""
     out_dir = Path(out_dir)
@@ -611,5 +617,5 @@ def load(out_dir: Path) -> dict[str, pd.DataFrame]:
     if not names:
         raise IcsError(f"no compare tables in {out_dir}; run `ics compare` first")
     # Only a blank cell is missing: a norm called "none" or a value "NA" stays a string.
-    return {n: pd.read_csv(out_dir / f"{n}.csv", keep_default_na=False, na_values=[""])
-            for n in names}
+    return {n: pd.read_csv(out_dir / f"{n}.csv", keep_default_na=False, na_values=[""],
+                           dtype=_TEXT_COLUMNS) for n in names}

@@ -59,6 +59,10 @@ class RunConfig:
     probe_size: int = 512
     track_units: int = 4
     eval_batchstats: bool = True
+    # divergence: a loss above diverge_factor x the first loss, or a smoothed loss (EMA, alpha 0.1)
+    # above diverge_smooth x the first loss, or a NaN/inf loss, ends the run as `diverged`
+    diverge_factor: float = 1e3
+    diverge_smooth: float = 4.0
     # run
     seed: int = 0
     device: str = "auto"
@@ -146,6 +150,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     _positive("--init-std", cfg.init_std)
     _positive("--groups", cfg.groups, integer=True)
     _positive("--momentum", cfg.momentum, allow_zero=True)
+    for option, value in (("--diverge-factor", cfg.diverge_factor), ("--diverge-smooth", cfg.diverge_smooth)):
+        if not value > 1:
+            raise ConfigError(f"{option} must be a number > 1, got {value}")
     _positive("--weight-decay", cfg.weight_decay, allow_zero=True)
     if cfg.momentum >= 1:
         raise ConfigError(f"--momentum must be in [0, 1), got {cfg.momentum}")

@@ -90,3 +90,44 @@ def print_norms(console: Console) -> None:
     for row in rows:
         table.add_row(*row.values())
     console.print(table)
+
+
+STATUS_STYLE = {"completed": "green", "diverged": "red", "skipped": "dim", "failed": "bold red",
+                "interrupted": "yellow"}
+
+
+def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Console | None = None):
+    """sweep.run with a Rich progress bar: one tick per finished run, a line per outcome, an ETA."""
+    from . import sweep
+
+    if not enabled:
+        return sweep.run(plan, out_dir, jobs=jobs)
+    progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[counts]}"), TimeRemainingColumn(), console=console)
+    counts: dict[str, int] = {}
+    with progress:
+        task = progress.add_task("sweep", total=None, counts="")
+
+        def on_start(total: int, done: int) -> None:
+            progress.update(task, total=total)
+
+        def on_outcome(o) -> None:
+            counts[o.status] = counts.get(o.status, 0) + 1
+            if o.status != "skipped":
+                extra = f" ({o.error})" if o.error else ""
+                progress.console.print(f"[{STATUS_STYLE.get(o.status, '')}]{o.status:>11}[/] {o.name}{extra}")
+            progress.update(task, advance=1, counts="  ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+        return sweep.run(plan, out_dir, jobs=jobs, on_start=on_start, on_outcome=on_outcome)
+
+
+def print_outcomes(console: Console, outcomes, out_dir) -> None:
+    table = Table(title=f"Sweep outcomes ({len(outcomes)} runs) in {out_dir}")
+    for col in ("run", "status", "steps", "final test acc"):
+        table.add_column(col, justify="left" if col in ("run", "status") else "right")
+    for o in sorted(outcomes, key=lambda o: o.name):
+        s = o.summary or {}
+        status = o.status if o.status != "skipped" else f"{s.get('status', '?')} (earlier)"
+        table.add_row(o.name, f"[{STATUS_STYLE.get(o.status, '')}]{status}[/]", _num(s.get("steps_done")),
+                      _num((s.get("final") or {}).get("test_acc")))
+    console.print(table)

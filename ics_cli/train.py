@@ -4,7 +4,10 @@ Step s means "after s updates". The run logs at step 0 (before any update), ever
 steps and at the last step. A log step probes activations on a fixed probe batch, evaluates the
 test set, and appends one block of rows to each CSV; then it checkpoints, so a killed or
 interrupted run resumes from its last log step and ends with the same bytes as an unbroken one.
-A NaN/inf loss, or a loss above 1e3 x the first one, ends the run as `diverged`: a result.
+A NaN/inf loss, a loss above diverge_factor (1e3) x the first one, or a smoothed loss (EMA with
+alpha 0.1, about the last 10 steps) above diverge_smooth (4) x the first one ends the run as
+`diverged`: a result, not an error. The smoothed rule catches saturating nets (sigmoid) whose loss
+is stuck far above chance level but bounded, so never reaches 1e3 x.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from . import __version__, data, metrics, models, norms, store
 from .config import RunConfig, check_writable, validate
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
 
-DIVERGENCE_FACTOR = 1e3
+EMA_ALPHA = 0.1
 EVAL_CHUNK = 1000
 PROBE_SEED_OFFSET = 1_000_003   # the probe's own stream, apart from init and batch order
 
@@ -138,14 +141,14 @@ def train(cfg: RunConfig, *, force: bool = False,
     grads = GradientRecorder(model)
     batch_stats_eval = cfg.eval_batchstats and norms.get(cfg.norm).batch_stats
 
-    step, elapsed0, initial_loss = 0, 0.0, None
+    step, elapsed0, initial_loss, ema = 0, 0.0, None, None
     if resume:
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         gen.set_state(ck["gen"])
         acts.load_state(ck["acts"])
-        step, elapsed0, initial_loss = ck["step"], ck["elapsed"], ck["initial_loss"]
+        step, elapsed0, initial_loss, ema = ck["step"], ck["elapsed"], ck["initial_loss"], ck["ema"]
         for name in store.TABLES:
             store.truncate_log(run_dir / f"{name}.csv", step)
     else:
@@ -181,7 +184,7 @@ def train(cfg: RunConfig, *, force: bool = False,
 
     def checkpoint() -> None:
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                 "acts": acts.state(), "step": step, "initial_loss": initial_loss,
+                 "acts": acts.state(), "step": step, "initial_loss": initial_loss, "ema": ema,
                  "elapsed": time.perf_counter() - start}
         tmp = ckpt_path.with_name(".checkpoint.pt.tmp")
         torch.save(state, tmp)
@@ -199,8 +202,10 @@ def train(cfg: RunConfig, *, force: bool = False,
             loss = F.cross_entropy(logits, ds.y_train[idx])
             loss_value = loss.item()
             if initial_loss is None:
-                initial_loss = loss_value
-            if not math.isfinite(loss_value) or loss_value > DIVERGENCE_FACTOR * initial_loss:
+                initial_loss = ema = loss_value
+            ema = (1 - EMA_ALPHA) * ema + EMA_ALPHA * loss_value
+            if (not math.isfinite(loss_value) or loss_value > cfg.diverge_factor * initial_loss
+                    or ema > cfg.diverge_smooth * initial_loss):
                 status, diverged_at = "diverged", step
                 interval += torch.stack([loss.detach() * len(idx), metrics.accuracy_sum(logits, ds.y_train[idx]),
                                          loss.new_tensor(float(len(idx)))]).detach()

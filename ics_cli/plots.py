@@ -1,0 +1,474 @@
+"""Figures drawn from the tables that compare.py writes (never from live training objects).
+
+Every figure takes the dict that `compare.load` returns, so it can be remade from CSVs without
+training. Conventions shared by all figures:
+
+* one colour per norm everywhere (NORM_COLORS, then a fixed fallback palette keyed by the name);
+* lines are means over seeds, shaded bands the 95% t-interval over seeds (see compare.py);
+* per-step figures draw, for each norm, one configuration: the one with the best mean final test
+  accuracy among configurations none of whose seeds diverged (`compare.representatives`); its lr is
+  in the legend;
+* a y axis is logarithmic when its values are positive and span more than LOG_SPAN;
+* several models give one file per model, suffixed `_<model>`;
+* files are written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window; set before anything imports pyplot
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from . import compare
+from .errors import IcsError
+
+FORMATS = ("png", "svg", "pdf")
+DPI = 150
+LOG_SPAN = 30.0
+BAND_ALPHA = 0.2
+DIVERGED_COLOR = "#d62728"
+NORM_COLORS = {
+    "none": "#404040",
+    "batch": "#1f77b4",
+    "batch-nograd": "#17becf",
+    "layer": "#2ca02c",
+    "instance": "#9467bd",
+    "group": "#ff7f0e",
+}
+# Fallback for norms added later: stable across runs and processes (crc32, not hash()).
+_FALLBACK = ("#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a", "#c5b0d5", "#c49c94")
+BAND_NOTE = "lines: mean over seeds; bands: 95% t-interval over seeds"
+
+
+def norm_color(norm: str) -> str:
+    """The colour of `norm` in every figure."""
+    if norm in NORM_COLORS:
+        return NORM_COLORS[norm]
+    return _FALLBACK[zlib.crc32(str(norm).encode()) % len(_FALLBACK)]
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _models(tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
+    """[(model, file-name suffix)]: no suffix when there is one model."""
+    models = list(dict.fromkeys(tables["summary"]["model"].astype(str)))
+    return [(m, f"_{m}" if len(models) > 1 else "") for m in models]
+
+
+def _label(row: pd.Series, key_cols: list[str], varying: list[str]) -> str:
+    parts = [f"lr={float(row['lr']):g}"] + [f"{c}={_short(row[c])}" for c in varying]
+    return f"{row['norm']} ({', '.join(parts)})"
+
+
+def _short(value) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{value:g}"
+    return str(value)
+
+
+def _varying(table: pd.DataFrame, key_cols: list[str]) -> list[str]:
+    """Key columns besides model, norm and lr whose value differs between the rows of `table`."""
+    return [c for c in key_cols if c not in ("model", "norm", "lr")
+            and table[c].astype(str).nunique(dropna=False) > 1]
+
+
+def _picks(tables: dict[str, pd.DataFrame], model: str) -> list[tuple[str, dict, str]]:
+    """[(norm, key, legend label)]: the configuration drawn for each norm of `model`."""
+    summary = tables["summary"]
+    summary = summary[summary["model"].astype(str) == model]
+    key_cols = compare.table_key(summary)
+    varying = _varying(summary, key_cols)
+    best = compare.representatives(summary)
+    return [(str(r["norm"]), {c: r[c] for c in key_cols}, _label(r, key_cols, varying))
+            for _, r in best.iterrows()]
+
+
+def _rows(table: pd.DataFrame | None, key: dict, **where) -> pd.DataFrame:
+    if table is None or table.empty:
+        return pd.DataFrame()
+    rows = compare._match(table, key)
+    for col, value in where.items():
+        rows = rows[rows[col].astype(str) == str(value)]
+    return rows.sort_values("step") if "step" in rows.columns else rows
+
+
+def _hidden_layers(table: pd.DataFrame) -> list[str]:
+    layers = [str(x) for x in dict.fromkeys(table["layer"])] if len(table) else []
+    return sorted((x for x in layers if x.startswith("hidden")), key=lambda x: int(x[6:] or 0))
+
+
+def _all_layers(table: pd.DataFrame) -> list[str]:
+    layers = _hidden_layers(table)
+    return layers + (["output"] if len(table) and (table["layer"] == "output").any() else [])
+
+
+# --------------------------------------------------------------------------- drawing helpers
+
+
+def _values(frames: list[tuple[pd.DataFrame, str]]) -> np.ndarray:
+    parts = [pd.to_numeric(df[c], errors="coerce").to_numpy(float) for df, c in frames
+             if len(df) and c in df.columns]
+    x = np.concatenate(parts) if parts else np.array([])
+    return x[np.isfinite(x)]
+
+
+def _wants_log(values: np.ndarray) -> bool:
+    return bool(values.size) and bool((values > 0).all()) and values.max() / values.min() > LOG_SPAN
+
+
+def _series(ax, df: pd.DataFrame, x: str, name: str, *, color: str, label: str | None,
+            band: bool = True, log: bool = False, **style) -> None:
+    """Mean line of `name_mean` over `x`, with its CI band where both bounds are finite."""
+    if df.empty or f"{name}_mean" not in df.columns:
+        return
+    xs = pd.to_numeric(df[x]).to_numpy(float)
+    mean = pd.to_numeric(df[f"{name}_mean"], errors="coerce").to_numpy(float)
+    ok = np.isfinite(mean) & (mean > 0 if log else True)
+    ax.plot(xs[ok], mean[ok], color=color, label=label, lw=1.8, **style)
+    low_col, high_col = f"{name}_ci_low", f"{name}_ci_high"
+    if band and low_col in df.columns:
+        low = pd.to_numeric(df[low_col], errors="coerce").to_numpy(float)
+        high = pd.to_numeric(df[high_col], errors="coerce").to_numpy(float)
+        if log:
+            # A t-interval may reach below zero; on a log axis the band stops at the mean instead.
+            low = np.where(low > 0, low, mean)
+        has = ok & np.isfinite(low) & np.isfinite(high)
+        if has.any():
+            ax.fill_between(xs, np.where(has, low, np.nan), np.where(has, high, np.nan),
+                            color=color, alpha=BAND_ALPHA, lw=0)
+
+
+def _plain(value: float, _pos=None) -> str:
+    return f"{value:g}"
+
+
+def _log_y(ax) -> None:
+    """Log y axis with plain tick labels (0.5, 2, 10), not 5×10⁻¹; minor labels only on short ranges."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+
+    def minor(value, _pos=None):
+        low, high = ax.get_ylim()
+        mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
+        return _plain(value) if high / low < 100 and mantissa in (2, 5) else ""
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _legend(fig: Figure, ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
+                   frameon=False)
+
+
+def _no_data(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} recorded", ha="center", va="center", transform=ax.transAxes,
+            color="0.4")
+
+
+def _save(fig: Figure, out_dir: Path, name: str, fmt: str) -> Path:
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(out_dir) / f"{name}.{fmt}"
+    tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
+    # No timestamps in vector files, so the same CSVs give the same bytes.
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
+    with matplotlib.rc_context({"svg.hashsalt": "ics"}):
+        fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
+    os.replace(tmp, path)
+    fig.clear()
+    return path
+
+
+def _check(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise IcsError(f"figure format '{fmt}' is not one of: {', '.join(FORMATS)}")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Test accuracy and training loss vs step, one line per norm (two panels)."""
+    _check(fmt)
+    paths = []
+    curves = tables.get("curves")
+    for model, suffix in _models(tables):
+        picks = _picks(tables, model)
+        fig = _figure(11, 4.6)
+        acc_ax, loss_ax = fig.subplots(1, 2)
+        rows = [(_rows(curves, key), norm, label) for norm, key, label in picks]
+        log = _wants_log(_values([(df, "train_loss_mean") for df, _, _ in rows]))
+        for df, norm, label in rows:
+            _series(acc_ax, df, "step", "test_acc", color=norm_color(norm), label=label)
+            _series(loss_ax, df, "step", "train_loss", color=norm_color(norm), label=None, log=log)
+        if log:
+            _log_y(loss_ax)
+        acc_ax.set(title="Test accuracy", xlabel="step (updates)", ylabel="test accuracy (fraction correct)")
+        loss_ax.set(title="Training loss", xlabel="step (updates)",
+                    ylabel="training loss (cross-entropy, nats)")
+        for ax in (acc_ax, loss_ax):
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"{model}: accuracy and loss during training\n{BAND_NOTE}")
+        _legend(fig, acc_ax)
+        paths.append(_save(fig, out_dir, f"accuracy_loss{suffix}", fmt))
+    return paths
+
+
+def distribution_shift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Per layer one column: activation mean and variance at the norm and act sites vs step."""
+    _check(fmt)
+    panels = [("norm", "mean", "mean at norm output"), ("norm", "var", "variance at norm output"),
+              ("act", "mean", "mean after activation"), ("act", "var", "variance after activation")]
+    paths = []
+    lc = tables.get("layer_curves")
+    for model, suffix in _models(tables):
+        picks = _picks(tables, model)
+        layers = _hidden_layers(lc) if lc is not None else []
+        ncols = max(1, len(layers))
+        fig = _figure(3.3 * ncols + 1.0, 9.5)
+        axes = np.atleast_2d(fig.subplots(len(panels), ncols, squeeze=False))
+        for j, layer in enumerate(layers):
+            for i, (site, stat, ylabel) in enumerate(panels):
+                ax = axes[i, j]
+                rows = [(_rows(lc, key, layer=layer, site=site), norm, label) for norm, key, label in picks]
+                log = stat == "var" and _wants_log(_values([(df, "var_mean") for df, _, _ in rows]))
+                for df, norm, label in rows:
+                    _series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
+                if log:
+                    _log_y(ax)
+                ax.grid(alpha=0.3)
+                if i == 0:
+                    ax.set_title(layer)
+                if i == len(panels) - 1:
+                    ax.set_xlabel("step (updates)")
+                if j == 0:
+                    ax.set_ylabel(f"{ylabel}\n(activation units)" if stat == "mean"
+                                  else f"{ylabel}\n(activation units²)")
+        if not layers:
+            _no_data(axes[0, 0], "layer statistics")
+        fig.suptitle(f"{model}: distribution of each layer's activations on the probe batch "
+                     f"(averaged over units)\n{BAND_NOTE}")
+        _legend(fig, axes[0, 0])
+        paths.append(_save(fig, out_dir, f"distribution_shift{suffix}", fmt))
+    return paths
+
+
+def drift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """drift_mean and drift_var at the norm site vs step, one panel per layer, one line per norm."""
+    _check(fmt)
+    panels = [("drift_mean", "drift of unit means\n(mean |Δ mean| per log interval)"),
+              ("drift_var", "drift of unit log-variances\n(mean |Δ log var| per log interval)")]
+    paths = []
+    lc = tables.get("layer_curves")
+    for model, suffix in _models(tables):
+        picks = _picks(tables, model)
+        layers = _hidden_layers(lc) if lc is not None else []
+        ncols = max(1, len(layers))
+        fig = _figure(3.3 * ncols + 1.0, 6.0)
+        axes = np.atleast_2d(fig.subplots(len(panels), ncols, squeeze=False))
+        for j, layer in enumerate(layers):
+            for i, (stat, ylabel) in enumerate(panels):
+                ax = axes[i, j]
+                rows = [(_rows(lc, key, layer=layer, site="norm"), norm, label) for norm, key, label in picks]
+                rows = [(df[df["step"] > 0] if len(df) else df, n, lab) for df, n, lab in rows]
+                log = _wants_log(_values([(df, f"{stat}_mean") for df, _, _ in rows]))
+                for df, norm, label in rows:
+                    _series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
+                if log:
+                    _log_y(ax)
+                ax.grid(alpha=0.3)
+                if i == 0:
+                    ax.set_title(f"{layer}, norm site")
+                if i == len(panels) - 1:
+                    ax.set_xlabel("step (updates)")
+                if j == 0:
+                    ax.set_ylabel(ylabel)
+        if not layers:
+            _no_data(axes[0, 0], "layer statistics")
+        fig.suptitle(f"{model}: how far the normalized pre-activations move between log steps\n{BAND_NOTE}")
+        _legend(fig, axes[0, 0])
+        paths.append(_save(fig, out_dir, f"drift{suffix}", fmt))
+    return paths
+
+
+def percentiles(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """p15/p50/p85 of tracked unit 0 of the last hidden layer at the norm site, one panel per norm."""
+    _check(fmt)
+    paths = []
+    pct = tables.get("percentiles")
+    for model, suffix in _models(tables):
+        picks = _picks(tables, model)
+        n = max(1, len(picks))
+        fig = _figure(3.6 * n + 0.6, 4.2)
+        axes = np.atleast_1d(fig.subplots(1, n, squeeze=False)[0])
+        layer = ""
+        for ax, (norm, key, label) in zip(axes, picks):
+            mine = _rows(pct, key)
+            layers = _hidden_layers(mine)
+            layer = layers[-1] if layers else layer
+            df = _rows(mine, {}, layer=layer, site="norm", unit=0) if layers else mine
+            color = norm_color(norm)
+            if df.empty:
+                _no_data(ax, "tracked units")
+            else:
+                steps = df["step"].to_numpy(float)
+                ax.fill_between(steps, df["p15_mean"].to_numpy(float), df["p85_mean"].to_numpy(float),
+                                color=color, alpha=0.25, lw=0, label="15th–85th percentile")
+                ax.plot(steps, df["p50_mean"].to_numpy(float), color=color, lw=1.8, label="median")
+                ax.legend(loc="best", fontsize="small")
+            ax.set(title=label, xlabel="step (updates)")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("input to the activation (activation units)")
+        fig.suptitle(f"{model}: {layer or 'last hidden layer'}, unit 0, at the norm site "
+                     "(input to the nonlinearity)\npercentiles over the probe batch, averaged over seeds\n"
+                     "(cf. Ioffe & Szegedy 2015, Fig. 1b,c)", fontsize="medium")
+        paths.append(_save(fig, out_dir, f"percentiles{suffix}", fmt))
+    return paths
+
+
+def grad_norms(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Gradient norm of each layer's weights vs step (log y), one line per norm."""
+    _check(fmt)
+    paths = []
+    gc = tables.get("grad_curves")
+    for model, suffix in _models(tables):
+        picks = _picks(tables, model)
+        layers = _all_layers(gc) if gc is not None else []
+        ncols = max(1, len(layers))
+        fig = _figure(3.3 * ncols + 1.0, 4.4)
+        axes = np.atleast_1d(fig.subplots(1, ncols, squeeze=False)[0])
+        for ax, layer in zip(axes, layers):
+            rows = [(_rows(gc, key, layer=layer), norm, label) for norm, key, label in picks]
+            log = bool((_values([(df, "grad_norm_mean") for df, _, _ in rows]) > 0).all())
+            for df, norm, label in rows:
+                _series(ax, df, "step", "grad_norm", color=norm_color(norm), label=label, log=log)
+            if log:
+                _log_y(ax)
+            ax.set(title=layer, xlabel="step (updates)")
+            ax.grid(alpha=0.3, which="both")
+        if not layers:
+            _no_data(axes[0], "gradients")
+        axes[0].set_ylabel("gradient norm ‖∂L/∂W‖₂ (log scale)")
+        fig.suptitle(f"{model}: per-layer gradient norm during training\n{BAND_NOTE}")
+        _legend(fig, axes[0])
+        paths.append(_save(fig, out_dir, f"grad_norms{suffix}", fmt))
+    return paths
+
+
+def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Final test accuracy vs learning rate (log x), one line per norm; diverged runs marked."""
+    _check(fmt)
+    paths = []
+    curve = tables.get("lr_curve")
+    for model, suffix in _models(tables):
+        fig = _figure(7.5, 5.0)
+        ax = fig.subplots()
+        mine = curve[curve["model"].astype(str) == model] if curve is not None else pd.DataFrame()
+        mine = mine[mine["n_seeds"] > 0] if len(mine) else mine
+        key_cols = compare.table_key(mine) if len(mine) else []
+        others = [c for c in key_cols if c != "lr"]
+        varying = _varying(mine, key_cols) if len(mine) else []
+        marked = False
+        for _, d in (mine.groupby(others, dropna=False, sort=False) if len(mine) else []):
+            d = d.sort_values("lr")
+            norm = str(d["norm"].iloc[0])
+            label = norm + "".join(f", {c}={_short(d[c].iloc[0])}" for c in varying)
+            lr = d["lr"].to_numpy(float)
+            mean = d["final_test_acc_mean"].to_numpy(float)
+            low = np.nan_to_num(mean - d["final_test_acc_ci_low"].to_numpy(float))
+            high = np.nan_to_num(d["final_test_acc_ci_high"].to_numpy(float) - mean)
+            ax.errorbar(lr, mean, yerr=[low, high], color=norm_color(norm), marker="o", ms=5,
+                        capsize=3, lw=1.8, label=label)
+            div = d["n_diverged"].to_numpy() > 0
+            if div.any():
+                ax.scatter(lr[div], mean[div], marker="x", s=90, color=DIVERGED_COLOR, zorder=5,
+                           linewidths=2.2, label=None if marked else "≥ 1 seed diverged")
+                marked = True
+        if len(mine):
+            ax.set_xscale("log")
+        else:
+            _no_data(ax, "runs")
+        ax.set(title=f"{model}: learning-rate tolerance", xlabel="learning rate (log scale)",
+               ylabel="final test accuracy (fraction correct)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="best", title="error bars: 95% t-interval over seeds", title_fontsize="small")
+        paths.append(_save(fig, out_dir, f"lr_tolerance{suffix}", fmt))
+    return paths
+
+
+def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Total drift of the unit means at the norm site (drift_mean_total), layer × norm, annotated."""
+    _check(fmt)
+    paths = []
+    dr = tables.get("drift")
+    for model, suffix in _models(tables):
+        picks = _picks(tables, model)
+        layers = _hidden_layers(dr) if dr is not None else []
+        grid = np.full((len(layers), len(picks)), np.nan)
+        for j, (_, key, _) in enumerate(picks):
+            rows = _rows(dr, key, site="norm")
+            for i, layer in enumerate(layers):
+                hit = rows[rows["layer"].astype(str) == layer] if len(rows) else rows
+                if len(hit):
+                    grid[i, j] = float(hit["drift_mean_total_mean"].iloc[0])
+        fig = _figure(1.9 * max(1, len(picks)) + 2.6, 0.7 * max(1, len(layers)) + 2.4)
+        ax = fig.subplots()
+        finite = grid[np.isfinite(grid)]
+        if finite.size:
+            positive = finite[finite > 0]
+            use_log = positive.size == finite.size and _wants_log(positive)
+            scale = (LogNorm(positive.min(), positive.max()) if use_log
+                     else Normalize(min(0.0, finite.min()), finite.max() or 1.0))
+            image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", norm=scale, aspect="auto")
+            cbar = fig.colorbar(image, ax=ax)
+            cbar.set_label("total drift of unit means\n(sum of |Δ mean| over log steps)"
+                           + (", log scale" if use_log else ""))
+            for i in range(grid.shape[0]):
+                for j in range(grid.shape[1]):
+                    v = grid[i, j]
+                    if not math.isfinite(v):
+                        ax.text(j, i, "–", ha="center", va="center", color="0.3")
+                        continue
+                    r, g, b, _ = image.cmap(image.norm(v))
+                    light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
+                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize="medium",
+                            color="black" if light else "white")
+        else:
+            _no_data(ax, "drift")
+        ax.set_xticks(range(len(picks)), [label for _, _, label in picks], rotation=20, ha="right")
+        ax.set_yticks(range(len(layers)), layers)
+        ax.set(xlabel="normalization (configuration drawn)", ylabel="layer",
+               title=f"{model}: total drift at the norm site, mean over seeds")
+        paths.append(_save(fig, out_dir, f"drift_heatmap{suffix}", fmt))
+    return paths
+
+
+FIGURES = (accuracy_loss, distribution_shift, drift, percentiles, grad_norms, lr_tolerance, drift_heatmap)
+
+
+def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Every figure (one file per figure and model) into `out_dir`; return the paths written."""
+    _check(fmt)
+    if "summary" not in tables:
+        raise IcsError("the compare tables have no summary.csv; run `ics compare` first")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [path for figure in FIGURES for path in figure(tables, out_dir, fmt)]

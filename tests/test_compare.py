@@ -1,0 +1,333 @@
+"""Facts about ics_cli.compare, checked against numbers worked out by hand from tests/fixtures_runs.py.
+
+t quantiles used below: t(0.975, 1) = 12.7062047, t(0.975, 2) = 4.3026527.
+"""
+
+import json
+import math
+import shutil
+
+import pandas as pd
+import pytest
+
+from ics_cli import compare
+from ics_cli.errors import IcsError
+from ics_cli.store import find_runs
+
+from fixtures_runs import write_runs
+
+T1, T2 = 12.706204736, 4.302652730
+SQ2, SQ3 = math.sqrt(2), math.sqrt(3)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return write_runs(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def tables(sweep):
+    return compare.build(find_runs(sweep), target=0.8)
+
+
+def row(table, **key):
+    """The one row of `table` whose columns equal `key`."""
+    mask = pd.Series(True, index=table.index)
+    for col, value in key.items():
+        mask &= table[col] == value
+    hits = table[mask]
+    assert len(hits) == 1, f"{len(hits)} rows for {key}"
+    return hits.iloc[0]
+
+
+def ci(table_row, name, mean, half):
+    """`name` has this mean and this CI half-width (NaN half-width: blank bounds)."""
+    assert table_row[f"{name}_mean"] == pytest.approx(mean, abs=1e-7)
+    if math.isnan(half):
+        assert math.isnan(table_row[f"{name}_ci_low"]) and math.isnan(table_row[f"{name}_ci_high"])
+    else:
+        assert table_row[f"{name}_ci_low"] == pytest.approx(mean - half, abs=1e-7)
+        assert table_row[f"{name}_ci_high"] == pytest.approx(mean + half, abs=1e-7)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("p, df, expected", [
+    (0.975, 1, 12.706204736), (0.975, 2, 4.302652730), (0.975, 4, 2.776445105),
+    (0.975, 10, 2.228138852), (0.975, 29, 2.045229642), (0.975, 100, 1.983971519),
+    (0.995, 5, 4.032142984), (0.9, 3, 1.637744354), (0.5, 7, 0.0), (0.025, 2, -4.302652730),
+])
+def test_t_quantile_matches_tables(p, df, expected):
+    assert compare.t_quantile(p, df) == pytest.approx(expected, abs=1e-7)
+
+
+def test_t_quantile_tends_to_the_normal_quantile():
+    assert compare.t_quantile(0.975, 100_000) == pytest.approx(1.959963985, abs=1e-4)
+
+
+def test_mean_ci_is_the_t_interval():
+    mean, low, high, n = compare.mean_ci([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3)
+    assert (low, high) == pytest.approx((2 - T2 / SQ3, 2 + T2 / SQ3))
+
+
+def test_mean_ci_edge_cases_skip_non_finite_values():
+    mean, low, high, n = compare.mean_ci([5.0])
+    assert (mean, n) == (5.0, 1) and math.isnan(low) and math.isnan(high)
+    assert compare.mean_ci([])[3] == 0 and math.isnan(compare.mean_ci([])[0])
+    mean, low, high, n = compare.mean_ci([1.0, math.inf, math.nan, 3.0])
+    assert (mean, n) == (2.0, 2)
+    assert high - mean == pytest.approx(T1 * math.sqrt(2) / SQ2)
+
+
+# --------------------------------------------------------------------------- keys and counts
+
+
+def test_build_returns_every_table(tables):
+    assert set(compare.ALL_TABLE_NAMES) == set(tables)
+    assert tuple(tables)[:4] == compare.TABLE_NAMES
+
+
+def test_key_is_model_norm_lr_batch_size_when_nothing_else_varies(sweep):
+    assert compare.key_columns(find_runs(sweep)) == ["model", "norm", "lr", "batch_size"]
+
+
+def test_a_varying_hashed_field_joins_the_key_and_splits_configurations(tmp_path):
+    sweep = write_runs(tmp_path)
+    target = next(p for p in sweep.iterdir() if "batch-sigmoid-lr0.1-bs60-s1" in p.name)
+    meta = json.loads((target / "config.json").read_text())
+    meta["config"]["activation"] = "relu"
+    meta["config"]["out"] = "elsewhere"  # not hashed: must not join the key
+    (target / "config.json").write_text(json.dumps(meta))
+    runs = find_runs(sweep)
+    assert compare.key_columns(runs) == ["model", "norm", "lr", "batch_size", "activation"]
+    summary = compare.build(runs)["summary"]
+    split = summary[(summary["norm"] == "batch") & (summary["lr"] == 0.1)]
+    assert sorted(split["activation"]) == ["relu", "sigmoid"]
+    assert list(split["n_seeds"]) == [1, 1]
+
+
+def test_status_counts_and_seeds(tables):
+    s = tables["summary"]
+    assert list(zip(s["norm"], s["lr"])) == [("none", 0.1), ("none", 1.0), ("batch", 0.01),
+                                             ("batch", 0.1), ("batch", 1.0)]
+    r = row(s, norm="none", lr=1.0)
+    assert (r["n_seeds"], r["n_completed"], r["n_diverged"], r["n_interrupted"], r["n_incomplete"]) \
+        == (2, 1, 1, 0, 0)
+    r = row(s, norm="batch", lr=1.0)
+    assert (r["n_seeds"], r["n_completed"], r["n_incomplete"], r["seeds"]) == (2, 2, 1, "0 1")
+    assert row(s, norm="none", lr=0.1)["seeds"] == "0 1 2"
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def test_summary_final_accuracy_and_loss(tables):
+    s = tables["summary"]
+    ci(row(s, norm="none", lr=0.1), "final_test_acc", 0.82, T2 * 0.02 / SQ3)
+    ci(row(s, norm="none", lr=0.1), "final_test_loss", 0.36, T2 * 0.04 / SQ3)
+    # Diverged seed: summary.json has no finite final accuracy, so its last finite logged one (0.35).
+    ci(row(s, norm="none", lr=1.0), "final_test_acc", 0.375, T1 * (0.05 / SQ2) / SQ2)
+    ci(row(s, norm="none", lr=1.0), "final_test_loss", 1.25, T1 * (0.1 / SQ2) / SQ2)
+    ci(row(s, norm="batch", lr=0.01), "final_test_acc", 0.80, math.nan)
+    ci(row(s, norm="batch", lr=0.1), "final_test_acc", 0.91, T1 * (0.02 / SQ2) / SQ2)
+    ci(row(s, norm="batch", lr=0.1), "best_test_acc", 0.925, T1 * (0.01 / SQ2) / SQ2)
+    ci(row(s, norm="none", lr=1.0), "best_test_acc", 0.475, T1 * (0.25 / SQ2) / SQ2)
+
+
+def test_summary_steps_to_target(tables):
+    s = tables["summary"]
+    assert (s["target"] == 0.8).all()
+    r = row(s, norm="none", lr=0.1)  # reached at steps 40, 40, 20
+    ci(r, "steps_to_target", 100 / 3, T2 * (20 / SQ3) / SQ3)
+    assert r["n_reached_target"] == 3
+    r = row(s, norm="none", lr=1.0)
+    assert r["n_reached_target"] == 0 and math.isnan(r["steps_to_target_mean"])
+    ci(row(s, norm="batch", lr=0.1), "steps_to_target", 10.0, 0.0)
+
+
+def test_default_target_is_a_fraction_of_the_best_configuration(sweep):
+    s = compare.build(find_runs(sweep))["summary"]
+    assert s["target"].iloc[0] == pytest.approx(0.9 * 0.95)  # batch lr 1: best acc 0.94, 0.96
+    assert row(s, norm="batch", lr=0.1)["n_reached_target"] == 2  # 0.90 and 0.93 >= 0.855
+
+
+def test_incomplete_runs_are_counted_never_aggregated(tables):
+    # batch lr 1.0 seed 2 logged acc 0.99 and drift 9 before it was killed; none of it may show up.
+    assert row(tables["summary"], norm="batch", lr=1.0)["best_test_acc_mean"] == pytest.approx(0.95)
+    c = row(tables["curves"], norm="batch", lr=1.0, step=10)
+    assert (c["n_seeds"], c["test_acc_mean"]) == (2, pytest.approx(0.87))
+    d = row(tables["drift"], norm="batch", lr=1.0, layer="hidden1", site="norm")
+    ci(d, "drift_mean_total", 0.025, 0.0)
+    g = row(tables["grad_curves"], norm="batch", lr=1.0, layer="hidden1", step=10)
+    assert g["grad_norm_mean"] == 2.0
+    runs = tables["runs"]
+    assert (runs["status"] == "incomplete").sum() == 1
+    assert runs.loc[runs["status"] == "incomplete", "final_test_acc"].isna().all()
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_drift_totals_steps_and_final_drift_from_init(tables):
+    d = row(tables["drift"], norm="none", lr=0.1, layer="hidden1", site="norm")
+    assert d["n_seeds"] == 3
+    # 0.5 x sum|ΔM|: seed 0: 0.5(0.2+0.3+0.1) = 0.3, seed 1: 0.5(0.4+0.4) = 0.4, seed 2: 0.5(0.6) = 0.3
+    s = math.sqrt(((0.3 - 1 / 3) ** 2 * 2 + (0.4 - 1 / 3) ** 2) / 2)
+    ci(d, "drift_mean_total", 1 / 3, T2 * s / SQ3)
+    ci(d, "drift_mean_step", 1 / 12, T2 * s / 4 / SQ3)  # 4 logged steps after step 0
+    ci(d, "drift_mean_init_final", 0.3, T2 * 0.1 / SQ3)  # 0.5 x |M_40 - M_0| = 0.2, 0.4, 0.3
+    # 0.5 x sum|ΔV|: 0.5, 1.0, 0.25
+    assert d["drift_var_total_mean"] == pytest.approx(1.75 / 3)
+    assert d["drift_var_init_final_mean"] == pytest.approx(1.75 / 3)
+    # hidden2 act: factor 2 x 0.1 = 0.2 -> 0.12, 0.16, 0.12
+    d2 = row(tables["drift"], norm="none", lr=0.1, layer="hidden2", site="act")
+    assert d2["drift_mean_total_mean"] == pytest.approx(0.4 / 3)
+
+
+def test_drift_of_a_diverged_run_uses_its_finite_steps(tables):
+    d = row(tables["drift"], norm="none", lr=1.0, layer="hidden1", site="norm")
+    # seed 0: 0.5(1+1+1+1) = 2; diverged seed 1: 0.5(2+2) = 2 over its 2 finite steps.
+    ci(d, "drift_mean_total", 2.0, 0.0)
+    assert d["drift_mean_step_mean"] == pytest.approx((0.5 + 1.0) / 2)
+    assert d["drift_mean_init_final_mean"] == pytest.approx(2.0)  # seed 1: last finite, step 20
+
+
+# --------------------------------------------------------------------------- gradient stability
+
+
+def test_gradient_norm_mean_cv_and_spikes(tables):
+    g = row(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden1")
+    ci(g, "grad_norm_mean", 2.5, T2 * 0.5 / SQ3)  # means of [1,1,1,5], [1,2,3,4], [2,1,7,2]
+    cvs = [math.sqrt(3) / 2, math.sqrt(1.25) / 2.5, math.sqrt(5.5) / 3]
+    assert g["grad_norm_cv_mean"] == pytest.approx(sum(cvs) / 3)
+    # spikes: 5 > 3·median(1,1,1,5)=3 (1 of 4); none in 1,2,3,4; 7 > 3·median(2,1,7)=6 (1 of 4)
+    assert g["spike_frac_mean"] == pytest.approx((0.25 + 0 + 0.25) / 3)
+    h2 = row(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden2")
+    assert h2["grad_norm_mean_mean"] == pytest.approx((2 / 2 + 2.5 / 3 + 3 / 4) / 3)
+    assert h2["grad_norm_cv_mean"] == pytest.approx(g["grad_norm_cv_mean"])  # scale-free
+    out = row(tables["gradient_stability"], norm="none", lr=0.1, layer="output")
+    assert out["grad_norm_mean_mean"] == pytest.approx(2.5 / 4)
+
+
+def test_gradient_ratio_first_last_is_per_configuration(tables):
+    gs = tables["gradient_stability"]
+    rows = gs[(gs["norm"] == "none") & (gs["lr"] == 0.1)]
+    assert len(rows) == 3  # hidden1, hidden2, output: the ratio is repeated on each
+    for _, r in rows.iterrows():
+        ci(r, "grad_ratio_first_last", 3.0, T2 * 1.0 / SQ3)  # R = 2, 3, 4
+
+
+def test_gradient_stability_skips_non_finite_norms(tables):
+    g = row(tables["gradient_stability"], norm="none", lr=1.0, layer="hidden1")
+    # seed 0: [1,1,1,1]; diverged seed 1: [1, 2, inf] -> [1, 2]
+    assert g["grad_norm_mean_mean"] == pytest.approx((1 + 1.5) / 2)
+    assert g["grad_norm_cv_mean"] == pytest.approx((0 + 0.5 / 1.5) / 2)
+
+
+# --------------------------------------------------------------------------- lr tolerance
+
+
+def test_lr_tolerance(tables):
+    t = tables["lr_tolerance"]
+    assert list(t["norm"]) == ["none", "batch"] and "lr" not in t.columns
+    none = row(t, norm="none")
+    assert none["best_acc"] == pytest.approx(0.82) and none["threshold"] == pytest.approx(0.738)
+    # lr 1 is below threshold and has a diverged seed
+    assert (none["max_stable_lr"], none["min_good_lr"], none["good_range_decades"]) == (0.1, 0.1, 0.0)
+    assert none["stable_lr_vs_none"] == 1.0 and none["acc_by_lr"] == "0.1=0.8200 1=0.3750(div1/2)"
+    batch = row(t, norm="batch")
+    assert batch["best_acc"] == pytest.approx(0.95) and batch["best_lr"] == 1.0
+    assert batch["threshold"] == pytest.approx(0.855)
+    # lr 0.01 (0.80) is below 0.855; lr 0.1 (0.91) and 1 (0.95) are good
+    assert (batch["n_lrs"], batch["n_good_lrs"]) == (3, 2)
+    assert (batch["max_stable_lr"], batch["min_good_lr"]) == (1.0, 0.1)
+    assert batch["good_range_decades"] == pytest.approx(1.0)
+    assert batch["stable_lr_vs_none"] == pytest.approx(10.0)
+
+
+def test_lr_tolerance_follows_the_tolerance(sweep):
+    t = compare.build(find_runs(sweep), tolerance=0.97)["lr_tolerance"]
+    batch = row(t, norm="batch")  # threshold 0.9215: only lr 1
+    assert (batch["n_good_lrs"], batch["min_good_lr"], batch["good_range_decades"]) == (1, 1.0, 0.0)
+
+
+def test_lr_curve_is_long(tables):
+    c = tables["lr_curve"]
+    assert len(c) == 5
+    r = row(c, norm="none", lr=1.0)
+    assert (r["n_seeds"], r["n_diverged"]) == (2, 1)
+    assert r["final_test_acc_mean"] == pytest.approx(0.375)
+
+
+# --------------------------------------------------------------------------- step tables
+
+
+def test_step_tables(tables):
+    c = row(tables["curves"], norm="none", lr=0.1, step=10)
+    ci(c, "test_acc", 0.5, T2 * 0.05 / SQ3)
+    # The diverged seed has a row at step 30 with blank accuracy: counted as a run, not in the mean.
+    c = row(tables["curves"], norm="none", lr=1.0, step=30)
+    assert (c["n_seeds"], c["test_acc_mean"]) == (2, pytest.approx(0.5))
+    assert math.isnan(c["test_acc_ci_low"])
+    assert row(tables["curves"], norm="none", lr=1.0, step=40)["n_seeds"] == 1
+    lc = row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1", site="norm", step=20)
+    assert lc["mean_mean"] == pytest.approx((0.25 + 0.2 + 0.15) / 3)
+    assert lc["drift_mean_mean"] == pytest.approx(0.5 * (0.3 + 0 + 0.2) / 3)
+    assert math.isnan(row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1",
+                          site="norm", step=0)["drift_mean_mean"])
+    p = row(tables["percentiles"], norm="none", lr=0.1, layer="hidden2", site="norm", unit=1, step=40)
+    assert (p["p15_mean"], p["p50_mean"], p["p85_mean"]) == pytest.approx((-0.3, 0.7, 1.7))
+    assert set(tables["percentiles"]["unit"]) == {0, 1}  # untracked unit 2 has no percentiles
+    g = row(tables["grad_curves"], norm="none", lr=0.1, layer="hidden1", step=40)
+    assert g["grad_norm_mean"] == pytest.approx((5 + 4 + 2) / 3)
+
+
+def test_headline(tables):
+    h = compare.headline(tables)
+    assert list(h["norm"]) == ["none", "batch"]
+    none, batch = h.iloc[0], h.iloc[1]
+    assert (none["lr"], none["final_test_acc_mean"], none["max_stable_lr"]) == (0.1, pytest.approx(0.82), 0.1)
+    assert none["drift_norm_total"] == pytest.approx(1 / 3 + 2 / 3)  # hidden1 + hidden2
+    assert none["grad_norm_cv"] == pytest.approx(
+        (math.sqrt(3) / 2 + math.sqrt(1.25) / 2.5 + math.sqrt(5.5) / 3) / 3)
+    assert (batch["lr"], batch["max_stable_lr"]) == (1.0, 1.0)
+    assert batch["drift_norm_total"] == pytest.approx(0.025 + 0.05)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_write_load_round_trip_and_bytes_are_deterministic(tables, sweep, tmp_path):
+    paths = compare.write(tables, tmp_path / "a")
+    assert [p.name for p in paths] == [f"{n}.csv" for n in compare.ALL_TABLE_NAMES]
+    loaded = compare.load(tmp_path / "a")
+    for name, table in tables.items():
+        pd.testing.assert_frame_equal(loaded[name], table, check_dtype=False, rtol=1e-8)
+    pd.testing.assert_frame_equal(compare.headline(loaded), compare.headline(tables),
+                                  check_dtype=False, rtol=1e-8)
+    again = compare.write(compare.build(list(reversed(find_runs(sweep))), target=0.8), tmp_path / "b")
+    for a, b in zip(paths, again):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert not list((tmp_path / "a").glob(".*.tmp"))
+
+
+def test_errors_are_one_line(tmp_path):
+    with pytest.raises(IcsError, match=r"no run folders under .*; run `ics train` or `ics sweep` first"):
+        compare.runs_under(tmp_path)
+    with pytest.raises(IcsError, match="no run folders"):
+        compare.build([])
+    with pytest.raises(IcsError, match="no compare tables"):
+        compare.load(tmp_path)
+
+
+def test_only_incomplete_runs_give_counts_and_no_numbers(tmp_path, sweep):
+    only = tmp_path / "only"
+    for p in sweep.iterdir():
+        if "lr1-bs60-s2" in p.name:
+            shutil.copytree(p, only / p.name)
+    tables = compare.build(find_runs(only))
+    r = tables["summary"].iloc[0]
+    assert (r["n_seeds"], r["n_incomplete"]) == (0, 1) and math.isnan(r["final_test_acc_mean"])
+    assert tables["curves"].empty and tables["lr_tolerance"].empty
