@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
+REPRO  := runs/reproduce
+
 .PHONY: install demo test reproduce figures clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -16,9 +18,28 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# A real experiment on the embedded MNIST subset: the BN paper's MLP with four norms, then the
+# comparison tables and figures (about a minute on 2 cores).
 demo: $(STAMP)
-	$(BIN)/ics train --norm none --steps 2000 --out runs/demo
-	$(BIN)/ics train --norm batch --steps 2000 --out runs/demo
+	$(BIN)/ics sweep --norms none,batch,layer,group --seeds 0 --steps 2000 --log-every 50 --out runs/demo
+	$(BIN)/ics compare runs/demo
+
+# The default comparison and every study, into results/ (runs go to runs/reproduce and results/*/runs,
+# both ignored by git; a rerun reuses finished runs).
+reproduce: $(STAMP)
+	@start=$$(date +%s); set -e; \
+	$(BIN)/ics sweep --config configs/default-mlp.toml --out $(REPRO)/mlp; \
+	$(BIN)/ics sweep --config configs/default-cnn.toml --out $(REPRO)/cnn; \
+	$(BIN)/ics compare $(REPRO)/mlp $(REPRO)/cnn --out results/default; \
+	echo "default comparison took $$(( $$(date +%s) - start )) s"; \
+	$(BIN)/ics reproduce all; \
+	$(BIN)/ics summarize results --compare results/default --sweep $(REPRO)/mlp --sweep $(REPRO)/cnn; \
+	echo "make reproduce took $$(( $$(date +%s) - start )) s"
+
+# Redraw every figure from the committed CSVs, without training.
+figures: $(STAMP)
+	$(BIN)/ics plot results/default
+	$(BIN)/ics reproduce all --figures-only
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

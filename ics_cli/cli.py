@@ -195,7 +195,7 @@ def compare(
     if json_out:
         out.print_json(head.to_json(orient="records"))
     elif not quiet:
-        out.print(report.frame_table(head, f"Headline comparison ({len(runs)} runs)"))
+        out.print(report.headline_table(head, f"Headline comparison ({len(runs)} runs)"))
         out.print(f"{len(written)} files written to {dest}")
 
 
@@ -215,6 +215,19 @@ def plot(
         raise IcsError(f"no comparison tables in '{folder}'; run `ics compare {path}` first")
     files = plots.draw_all(compare_mod.load(folder), folder, fmt=fmt)
     out.print(f"{len(files)} figures written to {folder}")
+
+
+@app.command()
+def summarize(
+    root: Path = typer.Argument(..., help="The results folder whose README.md to write."),
+    compare_dir: Path = typer.Option(..., "--compare", help="The comparison folder (tables and figures) inside ROOT."),
+    sweeps: list[Path] = typer.Option([], "--sweep", help="Sweep folders behind the comparison (their sweep.json)."),
+):
+    """Write ROOT/README.md from the comparison tables and the studies' verdicts (make reproduce)."""
+    from . import readme
+
+    _existing([root, compare_dir])
+    out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps)}")
 
 
 def _check_format(fmt: str) -> None:

@@ -46,6 +46,7 @@ NORM_ORDER = ("none", "batch", "batch-nograd", "layer", "instance", "group")
 SITE_ORDER = ("linear", "norm", "act")
 SPIKE_FACTOR = 3.0
 DEFAULT_TARGET_FRACTION = 0.9
+DEFAULT_TOLERANCE = 0.9
 CONFIDENCE = 0.95
 
 CURVE_VALUES = ("test_acc", "test_loss", "train_acc", "train_loss")
@@ -255,7 +256,7 @@ def _sort(table: pd.DataFrame) -> pd.DataFrame:
 
 def _final(run: Run, metrics: pd.DataFrame, column: str) -> float:
     """The run's end value of `column`: summary.json `final` if finite, else the last finite logged value."""
-    value = (run.summary or {}).get("final", {}).get(column)
+    value = ((run.summary or {}).get("final") or {}).get(column)
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -336,7 +337,7 @@ def runs_under(*paths: Path) -> list[Run]:
 
 
 def build(runs: list[Run], *, target: float | None = None,
-          tolerance: float = DEFAULT_TARGET_FRACTION) -> dict[str, pd.DataFrame]:
+          tolerance: float = DEFAULT_TOLERANCE) -> dict[str, pd.DataFrame]:
     """Every table: the four of TABLE_NAMES, then the companions of STEP_TABLE_NAMES.
 
     `target`: test accuracy for `steps_to_target`; None means DEFAULT_TARGET_FRACTION × the best mean
@@ -345,6 +346,10 @@ def build(runs: list[Run], *, target: float | None = None,
     """
     if not runs:
         raise IcsError("no run folders given; run `ics train` or `ics sweep` first")
+    if target is not None and not 0 < target <= 1:
+        raise IcsError(f"--target must be an accuracy in (0, 1], got {target}")
+    if not 0 < tolerance <= 1:
+        raise IcsError(f"--tolerance must be a fraction in (0, 1], got {tolerance}")
     key_cols = key_columns(runs)
     per_run, curves, layers, pcts, grads, drifts, stabs = [], [], [], [], [], [], []
     metrics_by_run = []

@@ -67,7 +67,7 @@ def _models(tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
     return [(m, f"_{m}" if len(models) > 1 else "") for m in models]
 
 
-def _label(row: pd.Series, key_cols: list[str], varying: list[str]) -> str:
+def _label(row: pd.Series, varying: list[str]) -> str:
     parts = [f"lr={float(row['lr']):g}"] + [f"{c}={_short(row[c])}" for c in varying]
     return f"{row['norm']} ({', '.join(parts)})"
 
@@ -93,7 +93,7 @@ def _picks(tables: dict[str, pd.DataFrame], model: str) -> list[tuple[str, dict,
     key_cols = compare.table_key(summary)
     varying = _varying(summary, key_cols)
     best = compare.representatives(summary)
-    return [(str(r["norm"]), {c: r[c] for c in key_cols}, _label(r, key_cols, varying))
+    return [(str(r["norm"]), {c: r[c] for c in key_cols}, _label(r, varying))
             for _, r in best.iterrows()]
 
 
@@ -168,6 +168,12 @@ def _log_y(ax) -> None:
     ax.yaxis.set_minor_formatter(FuncFormatter(minor))
 
 
+def _clamp_fraction(ax) -> None:
+    """Accuracy lives in [0, 1]: a wide t-interval from few seeds may not stretch the axis past it."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, -0.02), min(high, 1.02))
+
+
 def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
@@ -221,6 +227,7 @@ def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
             _series(loss_ax, df, "step", "train_loss", color=norm_color(norm), label=None, log=log)
         if log:
             _log_y(loss_ax)
+        _clamp_fraction(acc_ax)
         acc_ax.set(title="Test accuracy", xlabel="step (updates)", ylabel="test accuracy (fraction correct)")
         loss_ax.set(title="Training loss", xlabel="step (updates)",
                     ylabel="training loss (cross-entropy, nats)")
@@ -404,6 +411,8 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
                 marked = True
         if len(mine):
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(_plain))
+            _clamp_fraction(ax)
         else:
             _no_data(ax, "runs")
         ax.set(title=f"{model}: learning-rate tolerance", xlabel="learning rate (log scale)",

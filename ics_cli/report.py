@@ -131,3 +131,24 @@ def print_outcomes(console: Console, outcomes, out_dir) -> None:
         table.add_row(o.name, f"[{STATUS_STYLE.get(o.status, '')}]{status}[/]", _num(s.get("steps_done")),
                       _num((s.get("final") or {}).get("test_acc")))
     console.print(table)
+
+
+def headline_table(head: pd.DataFrame, title: str) -> Table:
+    """The headline comparison, one row per norm (and model), final accuracy with its interval."""
+    table = Table(title=title)
+    extra = [c for c in head.columns if c not in HEADLINE_SHOWN and not c.startswith("final_test_acc")
+             and c not in ("n_seeds", "lr")]
+    cols = ["model", "norm", *extra, "lr", "seeds", "final test acc [95% CI]", "max stable lr",
+            "drift at norm site", "grad-norm CV"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("model", "norm") else "right")
+    for r in head.to_dict("records"):
+        lo, hi = r.get("final_test_acc_ci_low"), r.get("final_test_acc_ci_high")
+        ci = f" [{_num(lo, 3)}, {_num(hi, 3)}]" if lo is not None and not pd.isna(lo) else ""
+        table.add_row(str(r["model"]), str(r["norm"]), *[_num(r[c]) for c in extra], _num(r["lr"]),
+                      _num(r["n_seeds"]), f"{_num(r['final_test_acc_mean'], 3)}{ci}",
+                      _num(r["max_stable_lr"]), _num(r["drift_norm_total"]), _num(r["grad_norm_cv"]))
+    return table
+
+
+HEADLINE_SHOWN = ("model", "norm", "max_stable_lr", "drift_norm_total", "grad_norm_cv")

@@ -322,6 +322,12 @@ def test_errors_are_one_line(tmp_path):
         compare.load(tmp_path)
 
 
+@pytest.mark.parametrize("option", [{"tolerance": 0.0}, {"tolerance": 1.5}, {"target": 2.0}])
+def test_out_of_range_target_or_tolerance_is_refused(sweep, option):
+    with pytest.raises(IcsError, match=f"--{next(iter(option))} must be"):
+        compare.build(find_runs(sweep), **option)
+
+
 def test_only_incomplete_runs_give_counts_and_no_numbers(tmp_path, sweep):
     only = tmp_path / "only"
     for p in sweep.iterdir():
@@ -331,3 +337,13 @@ def test_only_incomplete_runs_give_counts_and_no_numbers(tmp_path, sweep):
     r = tables["summary"].iloc[0]
     assert (r["n_seeds"], r["n_incomplete"]) == (0, 1) and math.isnan(r["final_test_acc_mean"])
     assert tables["curves"].empty and tables["lr_tolerance"].empty
+
+
+def test_interrupted_runs_are_counted_not_aggregated(tmp_path):
+    sweep = write_runs(tmp_path)
+    target = next(p for p in sweep.iterdir() if "batch-sigmoid-lr0.1-bs60-s1" in p.name)
+    summary = json.loads((target / "summary.json").read_text())
+    (target / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    r = row(compare.build(find_runs(sweep))["summary"], norm="batch", lr=0.1)
+    assert (r["n_seeds"], r["n_completed"], r["n_interrupted"], r["seeds"]) == (1, 1, 1, "0")
+    assert r["final_test_acc_mean"] == pytest.approx(0.92)  # seed 0 alone

@@ -1,0 +1,350 @@
+"""Facts about one training run (ics_cli.train): what the hooks see, that probing changes nothing,
+that a seed fixes the bytes, that divergence and interruption are results, and that drift, gradient
+norms and update ratios are the quantities their formulas define.
+
+Runs use the tiny `synthetic` dataset (512 train images of 1x8x8, 10 classes): with the default
+batch of 60 one epoch is 8 steps.
+"""
+
+import gzip
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ics_cli import data, metrics, models
+from ics_cli.config import RunConfig, validate
+from ics_cli.probes import ActivationRecorder
+from ics_cli.train import PROBE_SEED_OFFSET, evaluate, train
+
+STEPS_PER_EPOCH = 512 // 60
+
+
+def run(out, on_step=None, **kw):
+    return train(RunConfig(dataset="synthetic", out=str(out), **kw), on_step=on_step)
+
+
+def lines(path) -> list[str]:
+    """A CSV's lines (header first), gunzipped if needed."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    return raw.decode().splitlines()
+
+
+def rows_at(path, steps) -> list[str]:
+    """The CSV lines whose step (first column) is in `steps`, in file order."""
+    return [ln for ln in lines(path)[1:] if int(ln.split(",", 1)[0]) in steps]
+
+
+def table(path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+# --------------------------------------------------------------------------- what the hooks see
+
+
+@pytest.fixture(scope="module")
+def shaped_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shaped")
+    res = run(out, depth=4, width=12, track_units=3, steps=20, log_every=10, seed=5)
+    return res, table(res.path / "layers.csv"), table(res.path / "units.csv.gz")
+
+
+def test_every_layer_and_site_is_recorded_at_every_log_step(shaped_run):
+    res, layers, units = shaped_run
+    assert res.summary["status"] == "completed"
+    assert sorted(layers.step.unique()) == [0, 10, 20]
+    names = [f"hidden{i}" for i in range(1, 5)]
+    for step, g in layers.groupby("step"):
+        assert len(g) == 4 * 3
+        assert sorted(zip(g.layer, g.site)) == sorted((n, s) for n in names for s in ("linear", "norm", "act"))
+    for (step, layer, site), g in units.groupby(["step", "layer", "site"]):
+        assert sorted(g.unit) == list(range(12))
+    assert len(units) == 3 * 4 * 3 * 12
+
+
+def test_percentiles_only_for_tracked_units_and_ordered(shaped_run):
+    _, _, units = shaped_run
+    tracked, untracked = units[units.unit < 3], units[units.unit >= 3]
+    q = tracked[["p15", "p50", "p85"]]
+    assert q.notna().all().all()
+    assert untracked[["p15", "p50", "p85"]].isna().all().all()
+    assert ((q.p15 <= q.p50) & (q.p50 <= q.p85)).all()
+    # A sigmoid's output lies in (0, 1): its unit means and percentiles at the `act` site do too.
+    act = units[units.site == "act"]
+    assert act["mean"].between(0, 1).all()
+    assert act[act.unit < 3][["p15", "p50", "p85"]].stack().between(0, 1).all()
+
+
+def test_without_a_norm_the_norm_site_equals_the_linear_site(shaped_run, tmp_path):
+    _, layers, units = shaped_run
+    stats = ["mean", "var", "unit_mean_abs", "unit_var_mean", "drift_mean", "drift_var",
+             "drift_mean_init", "drift_var_init"]
+    lin = layers[layers.site == "linear"].reset_index(drop=True)
+    nrm = layers[layers.site == "norm"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(lin[stats], nrm[stats])
+    ustats = ["step", "layer", "unit", "mean", "var", "p15", "p50", "p85"]
+    pd.testing.assert_frame_equal(units[units.site == "linear"][ustats].reset_index(drop=True),
+                                  units[units.site == "norm"][ustats].reset_index(drop=True))
+    # With a norm, the two sites differ (so the equality above is a fact about `none`).
+    res = run(tmp_path, norm="batch", depth=4, width=12, track_units=3, steps=1, seed=5)
+    lb = table(res.path / "layers.csv")
+    assert not np.allclose(lb[lb.site == "linear"]["mean"], lb[lb.site == "norm"]["mean"])
+
+
+# --------------------------------------------------------------------------- probing changes nothing
+
+
+@pytest.mark.parametrize("norm", ["batch", "batch-nograd"])
+def test_probing_every_step_leaves_the_trajectory_unchanged(tmp_path, norm):
+    kw = dict(norm=norm, steps=30, seed=2)
+    often = run(tmp_path / "often", log_every=1, **kw).path
+    rarely = run(tmp_path / "rarely", log_every=10, **kw).path
+    common = {0, 10, 20, 30}
+    # Weights, gradients and updates at the common steps: the same bytes.
+    assert rows_at(often / "grads.csv", common) == rows_at(rarely / "grads.csv", common)
+    assert len(rows_at(rarely / "grads.csv", common)) == 3 * 4
+    # Activations on the probe at the common steps: the same bytes.
+    assert rows_at(often / "units.csv.gz", common) == rows_at(rarely / "units.csv.gz", common)
+    # layers.csv: identical except drift vs the *previous* log step, which is a different step.
+    lo, lr_ = table(often / "layers.csv"), table(rarely / "layers.csv")
+    keep = ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean",
+            "drift_mean_init", "drift_var_init"]
+    pd.testing.assert_frame_equal(lo[lo.step.isin(common)][keep].reset_index(drop=True), lr_[keep])
+    # Test metrics in eval mode read the running mean/var: equal only if the probe never touched them.
+    mo, mr = table(often / "metrics.csv"), table(rarely / "metrics.csv")
+    cols = ["step", "test_loss", "test_acc", "test_loss_batchstats", "test_acc_batchstats"]
+    pd.testing.assert_frame_equal(mo[mo.step.isin(common)][cols].reset_index(drop=True), mr[cols])
+
+
+def _bn_model(norm="batch"):
+    ds = data.load("synthetic")
+    cfg = validate(RunConfig(dataset="synthetic", norm=norm, width=16, depth=2))
+    torch.manual_seed(0)
+    model = models.build(cfg, ds.shape, ds.num_classes)
+    model.train()
+    with torch.no_grad():
+        model(ds.x_train[:100])     # running statistics away from their initial (0, 1)
+    return model, ds
+
+
+def _snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same_state(model, before):
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+
+
+@pytest.mark.parametrize("norm", ["batch", "batch-nograd"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("probe", ["record", "evaluate-batchstats", "evaluate"])
+def test_a_probe_has_no_side_effects(norm, mode, probe):
+    model, ds = _bn_model(norm)
+    recorder = ActivationRecorder(model, ds.x_train[100:300], track_units=4)
+    model.train(mode == "train")
+    before = _snapshot(model)
+    rng = torch.get_rng_state()
+    if probe == "record":
+        recorder.record(0)
+    else:
+        evaluate(model, ds.x_test, ds.y_test, chunk=60, batch_stats=probe == "evaluate-batchstats")
+    _assert_same_state(model, before)          # parameters, running mean/var, num_batches_tracked
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(p.grad is None for p in model.parameters())
+    assert all(m.training == (mode == "train") for m in model.modules())
+
+
+def test_the_side_effect_check_can_see_a_running_statistics_update():
+    model, ds = _bn_model()
+    before = _snapshot(model)
+    with torch.no_grad():
+        model(ds.x_train[100:300])
+    with pytest.raises(AssertionError):
+        _assert_same_state(model, before)
+
+
+def test_the_probe_uses_batch_statistics_even_in_eval_mode():
+    """Running statistics far from the probe's own must not leak into what the probe records."""
+    model, ds = _bn_model()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.fill_(5.0)
+            m.running_var.fill_(0.01)
+    model.eval()
+    layers, units = ActivationRecorder(model, ds.x_train[:256], track_units=0).record(0)
+    norm_means = [r[4] for r in units if r[2] == "norm"]
+    assert max(abs(m) for m in norm_means) < 1e-5
+    assert len(norm_means) == 2 * 16
+
+
+# --------------------------------------------------------------------------- the same seed, the same bytes
+
+
+def test_same_seed_same_bytes_different_seed_different_bytes(tmp_path):
+    kw = dict(norm="batch", steps=20, log_every=5)
+    a = run(tmp_path / "a", seed=4, **kw).path
+    b = run(tmp_path / "b", seed=4, **kw).path
+    c = run(tmp_path / "c", seed=5, **kw).path
+    for name in ("layers.csv", "grads.csv", "units.csv.gz"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+        assert (a / name).read_bytes() != (c / name).read_bytes(), name
+    ma, mb = table(a / "metrics.csv"), table(b / "metrics.csv")
+    assert list(ma.columns) == list(mb.columns) and "elapsed_s" in ma.columns
+    strip = [ln.rsplit(",", 1)[0] for ln in lines(a / "metrics.csv")]
+    assert lines(a / "metrics.csv")[0].endswith(",elapsed_s")
+    assert strip == [ln.rsplit(",", 1)[0] for ln in lines(b / "metrics.csv")]
+    assert strip != [ln.rsplit(",", 1)[0] for ln in lines(c / "metrics.csv")]
+
+
+# --------------------------------------------------------------------------- divergence is a result
+
+
+def test_a_huge_learning_rate_diverges_and_keeps_what_was_recorded(tmp_path):
+    kw = dict(activation="relu", steps=20, log_every=5, seed=1)
+    bad = run(tmp_path, lr=1e4, **kw)
+    good = run(tmp_path, lr=0.05, **kw)
+    assert good.summary["status"] == "completed" and good.summary["diverged_at_step"] is None
+    s = bad.summary
+    assert s["status"] == "diverged"
+    assert isinstance(s["diverged_at_step"], int) and 1 <= s["diverged_at_step"] < 20
+    assert s["steps_done"] == s["diverged_at_step"]
+    assert not (bad.path / "checkpoint.pt").exists()
+    m = table(bad.path / "metrics.csv")
+    assert m.step.iloc[0] == 0 and m.step.iloc[-1] == s["diverged_at_step"]
+    # Step 0 comes before any update, so it cannot depend on the learning rate: same bytes as the good run.
+    for name in ("layers.csv", "units.csv.gz"):
+        assert rows_at(bad.path / name, {0}) == rows_at(good.path / name, {0}), name
+        assert len(rows_at(bad.path / name, {0})) > 0
+    layers0 = table(bad.path / "layers.csv").query("step == 0")
+    assert np.isfinite(layers0[["mean", "var"]].to_numpy()).all()
+
+
+# --------------------------------------------------------------------------- interruption and resumption
+
+RESUME_KW = dict(norm="batch", steps=24, log_every=4, seed=6)
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    return run(tmp_path_factory.mktemp("unbroken"), **RESUME_KW).path
+
+
+@pytest.mark.parametrize("stop_at", [
+    pytest.param(9, id="last-checkpoint-at-epoch-boundary"),      # checkpoint at step 8 = 1 epoch
+    pytest.param(13, id="last-checkpoint-mid-epoch"),             # checkpoint at step 12
+])
+def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, unbroken, stop_at):
+    def interrupt(step):
+        if step == stop_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, on_step=interrupt, **RESUME_KW)
+    [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    summary = pd.read_json(folder / "summary.json", typ="series")
+    assert summary["status"] == "interrupted" and summary["steps_done"] == stop_at
+    assert (folder / "checkpoint.pt").exists()
+    logged = sorted(table(folder / "metrics.csv").step)
+    assert logged == list(range(0, stop_at + 1, 4))
+
+    resumed = run(tmp_path, **RESUME_KW)
+    assert resumed.path == folder and resumed.summary["status"] == "completed"
+    assert not (folder / "checkpoint.pt").exists()
+    for name in ("layers.csv", "grads.csv", "units.csv.gz"):
+        assert (folder / name).read_bytes() == (unbroken / name).read_bytes(), name
+    strip = lambda p: [ln.rsplit(",", 1)[0] for ln in lines(p)]   # noqa: E731  (elapsed_s is wall time)
+    assert strip(folder / "metrics.csv") == strip(unbroken / "metrics.csv")
+
+
+def test_a_finished_run_is_not_rerun(tmp_path):
+    first = run(tmp_path, steps=5, log_every=5)
+    before = {p.name: p.read_bytes() for p in first.path.iterdir()}
+    again = run(tmp_path, steps=5, log_every=5)
+    assert again.skipped and again.path == first.path
+    assert {p.name: p.read_bytes() for p in again.path.iterdir()} == before
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_drift_by_hand_on_explicit_tensors():
+    # unit 0: mean 0 -> 1, var 1 -> e^2 ; unit 1: mean 2 -> 1, var 4 -> 4
+    mean_a, mean_b = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0])
+    var_a, var_b = torch.tensor([1.0, 4.0]), torch.tensor([math.e ** 2, 4.0])
+    d = metrics.drift(mean_a, metrics.log_var(var_a), mean_b, metrics.log_var(var_b))
+    assert d.tolist() == pytest.approx([(1 + 1) / 2, (2 + 0) / 2], abs=1e-6)
+    # A dead unit (variance 0) has a finite log variance: log(1e-8).
+    assert metrics.log_var(torch.tensor([0.0])).item() == pytest.approx(math.log(1e-8), rel=1e-6)
+    # Leading dimensions (layers, sites) are kept; only units are reduced.
+    big = metrics.drift(torch.zeros(2, 3, 5), torch.zeros(2, 3, 5), torch.ones(2, 3, 5), torch.full((2, 3, 5), 2.0))
+    assert big.shape == (2, 3, 2) and torch.allclose(big, torch.tensor([1.0, 2.0]).expand(2, 3, 2))
+
+
+def test_recorded_drift_follows_from_the_recorded_unit_statistics(tmp_path):
+    res = run(tmp_path, norm="batch", activation="relu", steps=30, log_every=10, lr=0.3, seed=8)
+    layers, units = table(res.path / "layers.csv"), table(res.path / "units.csv.gz")
+    units = units.sort_values(["layer", "site", "unit", "step"])
+    steps = sorted(layers.step.unique())
+    assert steps == [0, 10, 20, 30]
+    checked = 0
+    for (layer, site), g in units.groupby(["layer", "site"]):
+        mean = g.pivot(index="step", columns="unit", values="mean").loc[steps].to_numpy()
+        logvar = np.log(g.pivot(index="step", columns="unit", values="var").loc[steps].to_numpy() + 1e-8)
+        rec = layers[(layers.layer == layer) & (layers.site == site)].set_index("step").loc[steps]
+        for k, step in enumerate(steps):
+            r = rec.loc[step]
+            assert r.drift_mean_init == pytest.approx(np.abs(mean[k] - mean[0]).mean(), rel=1e-5, abs=1e-6)
+            assert r.drift_var_init == pytest.approx(np.abs(logvar[k] - logvar[0]).mean(), rel=1e-5, abs=1e-5)
+            if k == 0:
+                assert math.isnan(r.drift_mean) and math.isnan(r.drift_var)
+                continue
+            assert r.drift_mean == pytest.approx(np.abs(mean[k] - mean[k - 1]).mean(), rel=1e-5, abs=1e-6)
+            assert r.drift_var == pytest.approx(np.abs(logvar[k] - logvar[k - 1]).mean(), rel=1e-5, abs=1e-5)
+            checked += 1
+    assert checked == 3 * 3 * 3
+    # Training moved the activations: the drifts are not trivially zero.
+    assert (layers[layers.step > 0].drift_mean > 0).all()
+
+
+# --------------------------------------------------------------------------- gradients and updates
+
+
+def test_step1_gradient_and_update_match_one_sgd_step_by_hand(tmp_path):
+    lr = 0.4
+    res = run(tmp_path, norm="batch", steps=3, log_every=1, lr=lr, seed=9)
+    grads, mets = table(res.path / "grads.csv"), table(res.path / "metrics.csv")
+
+    # Rebuild the run: same init stream, the first mini-batch of the batch-order stream.
+    ds = data.load("synthetic")
+    cfg = validate(RunConfig(dataset="synthetic", norm="batch", steps=3, log_every=1, lr=lr, seed=9))
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg, ds.shape, ds.num_classes).train()
+    idx = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.batch_size]
+    loss = F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
+    loss.backward()
+    weights = {f"hidden{i}": getattr(model, f"hidden{i}").linear.weight for i in range(1, 4)}
+    weights["output"] = model.output.weight
+
+    g1 = grads[grads.step == 1].set_index("layer")
+    assert list(g1.index) == ["hidden1", "hidden2", "hidden3", "output"]
+    for name, w in weights.items():
+        g, w0 = w.grad.double(), w.detach().double()
+        assert g1.loc[name, "grad_norm"] == pytest.approx(g.norm().item(), rel=1e-5)
+        assert g1.loc[name, "weight_norm"] == pytest.approx((w0 - lr * g).norm().item(), rel=1e-5)
+        assert g1.loc[name, "update_ratio"] == pytest.approx((lr * g.norm() / w0.norm()).item(), rel=1e-3)
+    assert mets.loc[mets.step == 1, "train_loss"].item() == pytest.approx(loss.item(), rel=1e-6)
+
+    # Later steps: plain SGD moves W by lr * grad, so update_ratio x |W before| = lr x grad_norm,
+    # with |W before| the weight norm logged one step earlier.
+    for step in (2, 3):
+        now, prev = grads[grads.step == step].set_index("layer"), grads[grads.step == step - 1].set_index("layer")
+        np.testing.assert_allclose(now.update_ratio * prev.weight_norm, lr * now.grad_norm, rtol=1e-3)
