@@ -218,6 +218,39 @@ def plot(
 
 
 @app.command()
+def reproduce(
+    name: Optional[str] = typer.Argument(None, help="A study name (see --list), or 'all'."),
+    list_: bool = typer.Option(False, "--list", help="List the studies with a one-line description."),
+    quick: bool = typer.Option(False, "--quick", help="A scaled-down protocol (about a minute); verdicts may be INCONCLUSIVE."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: results/NAME/; with 'all', the parent of the study folders)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes for the study's runs (default: one per CPU core)."),
+    figures_only: bool = typer.Option(False, "--figures-only", help="Only redraw the figures from the study's existing CSVs."),
+):
+    """Run a study: the runs a paper's protocol needs, then each claim measured and given a verdict."""
+    from . import report, studies
+
+    if list_ or name is None:
+        report.print_studies(out, studies.REGISTRY)
+        return 0
+    chosen = studies.names() if name == "all" else [name]
+    for study in chosen:
+        if study not in studies.REGISTRY:
+            raise IcsError(f"unknown study '{study}'; choose one of: {', '.join(studies.names())}, all")
+    if jobs is not None and jobs < 1:
+        raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
+    for study in chosen:
+        folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
+        if figures_only:
+            files = studies.redraw(study, folder)
+            out.print(f"{study}: {len(files)} figures redrawn")
+            continue
+        result = report.run_study(study, folder, quick=quick, jobs=jobs, console=out)
+        out.print(report.verdict_table(result.verdicts, f"{study}: verdicts ({result.seconds:.0f} s)"))
+        out.print(f"{study} took {result.seconds:.0f} s; report: {result.out / 'README.md'}")
+    return 0
+
+
+@app.command()
 def summarize(
     root: Path = typer.Argument(..., help="The results folder whose README.md to write."),
     compare_dir: Path = typer.Option(..., "--compare", help="The comparison folder (tables and figures) inside ROOT."),
@@ -255,4 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print("ics: interrupted; what was recorded is kept. Rerun the same command to resume.",
                   markup=False, highlight=False)
         return 130
+    if rv == 130:   # Typer turns Ctrl-C into exit code 130 itself
+        err.print("ics: interrupted; what was recorded is kept. Rerun the same command to resume.",
+                  markup=False, highlight=False)
     return rv if isinstance(rv, int) else 0

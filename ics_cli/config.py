@@ -115,9 +115,9 @@ def _positive(option: str, value, *, integer: bool = False, allow_zero: bool = F
     bad = value is None or (value < 0 if allow_zero else value <= 0) or (
         isinstance(value, float) and not math.isfinite(value))
     if bad:
-        kind = "integer" if integer else "number"
+        kind = "an integer" if integer else "a number"
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{option} must be a {kind} {bound}, got {value}")
+        raise ConfigError(f"{option} must be {kind} {bound}, got {value}")
 
 
 def validate(cfg: RunConfig) -> RunConfig:

@@ -142,6 +142,24 @@ def check(cfg) -> None:
                                   f"samples per batch (batch statistics of one value are undefined)")
 
 
+def check_input(cfg, input_shape: tuple[int, int, int]) -> None:
+    """Refuse a CNN whose smallest feature map leaves a norm fewer than 2 values to normalize."""
+    if cfg.model != "cnn":
+        return
+    norm = get(cfg.norm)
+    h, w = input_shape[1:]
+    for _ in range(cfg.depth):          # each conv block halves the map (stride 2, padding 1)
+        h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    if cfg.norm == "instance" and h * w < 2:
+        raise ConfigError(f"--norm instance: the last conv map is {h}x{w}, one value per channel; "
+                          f"use a smaller --depth or larger images")
+    if norm.batch_stats:
+        for option, size in (("--batch-size", cfg.batch_size), ("--probe-size", cfg.probe_size)):
+            if size * h * w < 2:
+                raise ConfigError(f"{option} {size}: --norm {cfg.norm} needs at least 2 values per channel, "
+                                  f"but the last conv map is {h}x{w}; use a batch of 2 or more")
+
+
 def table() -> list[dict]:
     """The registry as rows, for `ics norms`."""
     return [{"norm": n.name, "normalizes over": n.over, "statistics per": n.per,

@@ -152,3 +152,38 @@ def headline_table(head: pd.DataFrame, title: str) -> Table:
 
 
 HEADLINE_SHOWN = ("model", "norm", "max_stable_lr", "drift_norm_total", "grad_norm_cv")
+
+
+VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+
+
+def print_studies(console: Console, registry) -> None:
+    table = Table(title="Studies (ics reproduce NAME)")
+    table.add_column("name")
+    table.add_column("description")
+    for name, study in registry.items():
+        table.add_row(name, study.description)
+    console.print(table)
+
+
+def run_study(name: str, out_dir, *, quick: bool, jobs, console: Console):
+    """studies.run_study with a line per finished run."""
+    from . import studies
+
+    def on_outcome(o) -> None:
+        if o.status != "skipped":
+            console.print(f"[{STATUS_STYLE.get(o.status, '')}]{o.status:>11}[/] {o.name}")
+
+    with console.status(f"study {name}: running"):
+        return studies.run_study(name, out_dir, quick=quick, jobs=jobs, on_outcome=on_outcome)
+
+
+def verdict_table(verdicts: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("claim_id", "claim", "measured", "expected", "verdict"):
+        table.add_column(col, justify="right" if col == "measured" else "left")
+    for r in verdicts.to_dict("records"):
+        v = r["verdict"]
+        table.add_row(str(r["claim_id"]), str(r["claim"]), _num(r["measured"]), str(r["expected"]),
+                      f"[{VERDICT_STYLE.get(v, '')}]{v}[/]")
+    return table

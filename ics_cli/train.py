@@ -72,11 +72,19 @@ def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False) ->
     return torch.stack([loss, correct]) / len(x)
 
 
-def batches(n: int, batch_size: int, gen: torch.Generator):
-    """Endless shuffled mini-batch indices; each epoch is a fresh permutation, the rest dropped."""
+def batches(n: int, batch_size: int, gen: torch.Generator, skip: int = 0):
+    """Endless shuffled mini-batch indices; each epoch is a fresh permutation, the rest dropped.
+
+    `skip` batches are passed over (their permutations still drawn), so a resumed run continues
+    with exactly the batches an unbroken run would see.
+    """
+    per_epoch = n // batch_size
     while True:
         perm = torch.randperm(n, generator=gen)
-        for a in range(0, n - batch_size + 1, batch_size):
+        for a in range(0, per_epoch * batch_size, batch_size):
+            if skip:
+                skip -= 1
+                continue
             yield perm[a:a + batch_size]
 
 
@@ -106,6 +114,7 @@ def prepare(cfg: RunConfig, *, data_cache: data.Dataset | None = None):
     device = resolve_device(cfg.device)
     ds = data_cache or data.load(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
                                  binarize=cfg.binarize, device=device)
+    norms.check_input(cfg, ds.shape)
     return cfg.resolved(len(ds.x_train)), ds, device
 
 
@@ -146,7 +155,6 @@ def train(cfg: RunConfig, *, force: bool = False,
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        gen.set_state(ck["gen"])
         acts.load_state(ck["acts"])
         step, elapsed0, initial_loss, ema = ck["step"], ck["elapsed"], ck["initial_loss"], ck["ema"]
         for name in store.TABLES:
@@ -155,7 +163,7 @@ def train(cfg: RunConfig, *, force: bool = False,
         store.write_json(run_dir / "config.json", provenance(cfg, device))
     logs = {name: store.CsvLog(run_dir / f"{name}.csv", cols, fresh=not resume)
             for name, cols in store.TABLES.items()}
-    batch_iter = batches(len(ds.x_train), cfg.batch_size, gen)
+    batch_iter = batches(len(ds.x_train), cfg.batch_size, gen, skip=step)
     # Running sums of train loss and correct count over the log interval, on the device.
     interval = torch.zeros(3, dtype=torch.float64, device=device)
     start = time.perf_counter() - elapsed0
@@ -183,7 +191,7 @@ def train(cfg: RunConfig, *, force: bool = False,
             on_log(step, row)
 
     def checkpoint() -> None:
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+        state = {"model": model.state_dict(), "opt": opt.state_dict(),
                  "acts": acts.state(), "step": step, "initial_loss": initial_loss, "ema": ema,
                  "elapsed": time.perf_counter() - start}
         tmp = ckpt_path.with_name(".checkpoint.pt.tmp")

@@ -19,9 +19,9 @@ from torch import nn
 from ics_cli import data, metrics, models
 from ics_cli.config import RunConfig, validate
 from ics_cli.probes import ActivationRecorder
-from ics_cli.train import PROBE_SEED_OFFSET, evaluate, train
+from ics_cli.train import evaluate, train
 
-STEPS_PER_EPOCH = 512 // 60
+STEPS_PER_EPOCH = 512 // 60          # 8: the default batch of 60, the remainder dropped
 
 
 def run(out, on_step=None, **kw):
@@ -87,10 +87,10 @@ def test_without_a_norm_the_norm_site_equals_the_linear_site(shaped_run, tmp_pat
              "drift_mean_init", "drift_var_init"]
     lin = layers[layers.site == "linear"].reset_index(drop=True)
     nrm = layers[layers.site == "norm"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(lin[stats], nrm[stats])
+    pd.testing.assert_frame_equal(lin[stats], nrm[stats], check_exact=True)
     ustats = ["step", "layer", "unit", "mean", "var", "p15", "p50", "p85"]
     pd.testing.assert_frame_equal(units[units.site == "linear"][ustats].reset_index(drop=True),
-                                  units[units.site == "norm"][ustats].reset_index(drop=True))
+                                  units[units.site == "norm"][ustats].reset_index(drop=True), check_exact=True)
     # With a norm, the two sites differ (so the equality above is a fact about `none`).
     res = run(tmp_path, norm="batch", depth=4, width=12, track_units=3, steps=1, seed=5)
     lb = table(res.path / "layers.csv")
@@ -115,11 +115,13 @@ def test_probing_every_step_leaves_the_trajectory_unchanged(tmp_path, norm):
     lo, lr_ = table(often / "layers.csv"), table(rarely / "layers.csv")
     keep = ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean",
             "drift_mean_init", "drift_var_init"]
-    pd.testing.assert_frame_equal(lo[lo.step.isin(common)][keep].reset_index(drop=True), lr_[keep])
+    pd.testing.assert_frame_equal(lo[lo.step.isin(common)][keep].reset_index(drop=True), lr_[keep],
+                                  check_exact=True)
     # Test metrics in eval mode read the running mean/var: equal only if the probe never touched them.
     mo, mr = table(often / "metrics.csv"), table(rarely / "metrics.csv")
     cols = ["step", "test_loss", "test_acc", "test_loss_batchstats", "test_acc_batchstats"]
-    pd.testing.assert_frame_equal(mo[mo.step.isin(common)][cols].reset_index(drop=True), mr[cols])
+    pd.testing.assert_frame_equal(mo[mo.step.isin(common)][cols].reset_index(drop=True), mr[cols],
+                                  check_exact=True)
 
 
 def _bn_model(norm="batch"):
@@ -239,8 +241,8 @@ def unbroken(tmp_path_factory):
 
 
 @pytest.mark.parametrize("stop_at", [
-    pytest.param(9, id="last-checkpoint-at-epoch-boundary"),      # checkpoint at step 8 = 1 epoch
-    pytest.param(13, id="last-checkpoint-mid-epoch"),             # checkpoint at step 12
+    pytest.param(STEPS_PER_EPOCH + 1, id="last-checkpoint-at-epoch-boundary"),   # checkpoint at step 8
+    pytest.param(STEPS_PER_EPOCH + 5, id="last-checkpoint-mid-epoch"),           # checkpoint at step 12
 ])
 def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, unbroken, stop_at):
     def interrupt(step):

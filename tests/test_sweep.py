@@ -1,0 +1,167 @@
+"""ics sweep: grid expansion, hashing, resumption after kill -9, bad input; ics compare/plot CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ics_cli import compare, store, sweep
+from ics_cli.cli import main
+from ics_cli.config import RunConfig
+from ics_cli.errors import ConfigError
+
+FAST = ["--dataset", "synthetic", "--log-every", "10", "--probe-size", "64"]
+
+
+def test_grid_expansion_is_the_product_in_a_fixed_order_without_duplicates():
+    plan = sweep.Sweep(common=RunConfig(dataset="synthetic", steps=5), norms=["none", "batch"],
+                       lrs=[0.1, 1.0, 0.1], seeds=[0, 1], batch_sizes=[16, 32])
+    cfgs = plan.configs()
+    assert len(cfgs) == 2 * 2 * 2 * 2          # the repeated lr 0.1 collapses
+    assert len({c.hash() for c in cfgs}) == len(cfgs)
+    assert [(c.norm, c.lr, c.batch_size, c.seed) for c in cfgs[:3]] == [
+        ("none", 0.1, 16, 0), ("none", 0.1, 16, 1), ("none", 0.1, 32, 0)]
+    assert all(c.steps == 5 and c.dataset == "synthetic" for c in cfgs)
+
+
+def test_hash_covers_what_changes_results_and_nothing_else():
+    base = RunConfig(dataset="synthetic")
+    assert base.hash() == RunConfig(dataset="synthetic").hash()
+    for change in ({"lr": 0.3}, {"seed": 1}, {"norm": "batch"}, {"log_every": 7}, {"width": 50}):
+        assert RunConfig(dataset="synthetic", **change).hash() != base.hash(), change
+    for change in ({"out": "elsewhere"}, {"device": "cpu"}, {"data_dir": "x"}):
+        assert RunConfig(dataset="synthetic", **change).hash() == base.hash(), change
+    # Defaults resolved: an explicit default width hashes like the implicit one.
+    assert RunConfig(dataset="synthetic", width=100).hash() == base.hash()
+    assert base.name().endswith(base.hash())
+
+
+@pytest.mark.parametrize("text,cast,error", [
+    ("", float, "is empty"), ("0.1,abc", float, "comma-separated numbers"), ("1,x", int, "integers")])
+def test_parse_list_errors_name_the_option(text, cast, error):
+    with pytest.raises(ConfigError, match=error):
+        sweep.parse_list("--lrs", text, cast)
+
+
+def test_toml_grid_and_explicit_options(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[grid]\nnorms = ["none", "layer"]\nlrs = [0.1, 0.2]\n[common]\nsteps = 7\nmodel = "mlp"\n')
+    plan = sweep.make_sweep({"steps": 9}, {"seeds": "3,4"}, sweep.load_toml(grid))
+    assert plan.norms == ["none", "layer"] and plan.lrs == [0.1, 0.2] and plan.seeds == [3, 4]
+    assert plan.common.steps == 9              # an option given on the command line wins over the file
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[grid]\nnorm = ["none"]\n')
+    with pytest.raises(ConfigError, match="unknown keys"):
+        sweep.load_toml(bad)
+
+
+def _one_line_error(capsys, rc):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and err.startswith("ics: error:")
+    return err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["sweep", "--norms", "", "--steps", "5"], "--norms is empty"),
+    (["sweep", "--lrs", "0.1,fast", "--steps", "5"], "--lrs"),
+    (["sweep", "--norms", "none,nonsense", "--steps", "5"], "--norm 'nonsense'"),
+    (["sweep", "--seeds", "1.5", "--steps", "5"], "--seeds"),
+])
+def test_sweep_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "S"
+    err = _one_line_error(capsys, main(args + FAST + ["--out", str(out)]))
+    assert needle in err
+    assert not out.exists()
+
+
+def test_compare_bad_input(tmp_path, capsys):
+    assert "no such folder" in _one_line_error(capsys, main(["compare", str(tmp_path / "missing")]))
+    (tmp_path / "empty").mkdir()
+    assert "no run folders" in _one_line_error(capsys, main(["compare", str(tmp_path / "empty")]))
+    assert "--format" in _one_line_error(capsys, main(["compare", str(tmp_path), "--format", "gif"]))
+    assert "no comparison tables" in _one_line_error(capsys, main(["plot", str(tmp_path / "empty")]))
+
+
+def _sweep_cmd(out: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "ics_cli", "sweep", "--norms", "none,batch", "--lrs", "0.1,50",
+            "--seeds", "0", "--steps", str(steps), "--jobs", "2", "--quiet", "--out", str(out), *FAST]
+
+
+def _equal_tables(a: Path, b: Path) -> None:
+    ta, tb = compare.load(a), compare.load(b)
+    for name in ("summary", "drift", "gradient_stability", "lr_tolerance", "curves", "layer_curves"):
+        pd.testing.assert_frame_equal(ta[name], tb[name], check_exact=True, obj=name)
+
+
+def test_sweep_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
+    steps = 1500
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen(_sweep_cmd(killed, steps), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Kill the whole process group once some run has recorded a checkpoint but not finished.
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        mid_run = [p for p in killed.glob("*/checkpoint.pt") if not (p.parent / "summary.json").exists()]
+        if mid_run:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be killed; raise steps"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    unfinished = [r for r in store.find_runs(killed) if r.summary is None]
+    assert unfinished, "a run should have been cut off mid-way"
+
+    # Nothing half-written is read: the unfinished run is not complete, so compare ignores it.
+    tables = compare.build(store.find_runs(killed))
+    assert tables["summary"]["n_incomplete"].sum() >= 1
+
+    assert subprocess.run(_sweep_cmd(killed, steps), capture_output=True).returncode == 0
+    assert subprocess.run(_sweep_cmd(clean, steps), capture_output=True).returncode == 0
+
+    runs = store.find_runs(killed)
+    assert len(runs) == 4 and all(r.status in store.FINISHED for r in runs)
+    assert sorted(p.name for p in killed.iterdir() if p.is_dir()) == sorted(
+        p.name for p in clean.iterdir() if p.is_dir())            # exactly the expected runs, no duplicates
+    assert not list(killed.glob("*/checkpoint.pt")) and not list(killed.rglob("*.tmp"))
+    for name in ("layers.csv", "grads.csv", "units.csv.gz"):
+        for run in runs:
+            assert (run.path / name).read_bytes() == (clean / run.path.name / name).read_bytes(), (run.path, name)
+
+    compare.write(compare.build(store.find_runs(killed)), tmp_path / "ck")
+    compare.write(compare.build(store.find_runs(clean)), tmp_path / "cc")
+    _equal_tables(tmp_path / "ck", tmp_path / "cc")
+
+
+def test_sweep_cli_end_to_end_records_divergence_and_compare_draws(tmp_path, capsys):
+    out = tmp_path / "S"
+    rc = main(["sweep", "--norms", "none,batch", "--lrs", "0.05,50", "--seeds", "0", "--steps", "60",
+               "--log-every", "20", "--jobs", "1", "--quiet", "--out", str(out)])
+    assert rc == 0
+    runs = store.find_runs(out)
+    assert len(runs) == 4 and (out / "sweep.json").exists()
+    assert any(r.status == "diverged" for r in runs)
+    assert all(r.status in store.FINISHED for r in runs)
+    # Rerunning skips everything: no run is touched again.
+    stamps = {r.path: (r.path / "summary.json").stat().st_mtime_ns for r in runs}
+    assert main(["sweep", "--norms", "none,batch", "--lrs", "0.05,50", "--seeds", "0", "--steps", "60",
+                 "--log-every", "20", "--jobs", "1", "--quiet", "--out", str(out)]) == 0
+    assert {p: (p / "summary.json").stat().st_mtime_ns for p in stamps} == stamps
+
+    assert main(["compare", str(out), "--quiet"]) == 0
+    cmp = out / "compare"
+    for name in compare.TABLE_NAMES:
+        assert (cmp / f"{name}.csv").stat().st_size > 0
+    pngs = list(cmp.glob("*.png"))
+    assert len(pngs) >= 7 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    for p in pngs:
+        p.unlink()
+    assert main(["plot", str(out)]) == 0
+    assert len(list(cmp.glob("*.png"))) == len(pngs)
