@@ -224,7 +224,6 @@ def reproduce(
     quick: bool = typer.Option(False, "--quick", help="A scaled-down protocol (about a minute); verdicts may be INCONCLUSIVE."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: results/NAME/; with 'all', the parent of the study folders)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes for the study's runs (default: one per CPU core)."),
-    figures_only: bool = typer.Option(False, "--figures-only", help="Only redraw the figures from the study's existing CSVs."),
 ):
     """Run a study: the runs a paper's protocol needs, then each claim measured and given a verdict."""
     from . import report, studies
@@ -232,20 +231,13 @@ def reproduce(
     if list_ or name is None:
         report.print_studies(out, studies.REGISTRY)
         return 0
-    chosen = studies.names() if name == "all" else [name]
-    for study in chosen:
-        if study not in studies.REGISTRY:
-            raise IcsError(f"unknown study '{study}'; choose one of: {', '.join(studies.names())}, all")
+    chosen = studies.select(name)
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
     for study in chosen:
         folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
-        if figures_only:
-            files = studies.redraw(study, folder)
-            out.print(f"{study}: {len(files)} figures redrawn")
-            continue
         result = report.run_study(study, folder, quick=quick, jobs=jobs, console=out)
-        out.print(report.verdict_table(result.verdicts, f"{study}: verdicts ({result.seconds:.0f} s)"))
+        out.print(report.verdict_table(result.verdicts, f"{study}: verdicts"))
         out.print(f"{study} took {result.seconds:.0f} s; report: {result.out / 'README.md'}")
     return 0
 

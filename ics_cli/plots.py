@@ -402,6 +402,9 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
             mean = d["final_test_acc_mean"].to_numpy(float)
             low = np.nan_to_num(mean - d["final_test_acc_ci_low"].to_numpy(float))
             high = np.nan_to_num(d["final_test_acc_ci_high"].to_numpy(float) - mean)
+            # Where a seed diverged the interval mixes a stuck run with trained ones: mark, no bar.
+            dropped = d["n_diverged"].to_numpy() > 0
+            low[dropped], high[dropped] = 0.0, 0.0
             ax.errorbar(lr, mean, yerr=[low, high], color=norm_color(norm), marker="o", ms=5,
                         capsize=3, lw=1.8, label=label)
             div = d["n_diverged"].to_numpy() > 0

@@ -1,0 +1,105 @@
+"""A study's runs: groups of sweeps run into `<out>/runs/`, read back, and their compare tables.
+
+A study's runs come in named groups, each a `sweep.Sweep`; all groups run as one sweep, so a study
+resumes exactly like a sweep: finished runs are found by their config hash and skipped. Only the run
+folders the protocol names are read back, so quick and full runs in the same folder never mix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .. import compare, store, sweep
+from ..store import FINISHED, Run
+from .claims import MissingData
+
+
+@dataclass
+class Context:
+    """What a study's claims and figures read: its runs by group and cached compare tables."""
+
+    out: Path
+    quick: bool
+    groups: dict[str, list[Run]] = field(default_factory=dict)
+    _tables: dict = field(default_factory=dict, repr=False)
+
+    def all_runs(self) -> list[Run]:
+        return [r for runs in self.groups.values() for r in runs]
+
+    def runs(self, group: str, **where) -> list[Run]:
+        """The finished runs of `group` whose resolved config has every value in `where`."""
+        return [r for r in self.groups.get(group, []) if r.status in FINISHED
+                and all(store.run_config(r).get(k) == v for k, v in where.items())]
+
+    def by_seed(self, group: str, **where) -> dict[int, Run]:
+        runs = self.runs(group, **where)
+        if not runs:
+            raise MissingData(f"no finished runs in {group} with {where}")
+        return {store.run_config(r)["seed"]: r for r in runs}
+
+    def tables(self, group: str, target: float | None = None) -> dict[str, pd.DataFrame]:
+        """compare.build over the group's runs (cached)."""
+        key = (group, target)
+        if key not in self._tables:
+            runs = self.groups.get(group, [])
+            if not runs:
+                raise MissingData(f"no runs in {group}")
+            self._tables[key] = compare.build(runs, target=target)
+        return self._tables[key]
+
+    def run_tables(self, run: Run) -> dict[str, pd.DataFrame]:
+        """compare.build over one run: its per-run drift, gradient stability, ... (cached)."""
+        key = ("run", str(run.path))
+        if key not in self._tables:
+            self._tables[key] = compare.build([run])
+        return self._tables[key]
+
+
+@dataclass
+class Plan(sweep.Sweep):
+    """Several sweeps run as one: the union of their configurations, in order, without duplicates.
+
+    One sweep.run over the union uses one pool of worker processes for the whole study (workers
+    start once) and resumes like any sweep; `groups` says which runs each claim reads.
+    """
+
+    groups: dict[str, sweep.Sweep] = field(default_factory=dict)
+
+    def configs(self) -> list:
+        out, seen = [], set()
+        for grid in self.groups.values():
+            for cfg in grid.configs():
+                if cfg.hash() not in seen:
+                    seen.add(cfg.hash())
+                    out.append(cfg)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"groups": {name: grid.to_dict() for name, grid in self.groups.items()}}
+
+
+def run_groups(out: Path, groups: dict[str, sweep.Sweep], *, quick: bool, jobs: int | None = None,
+               on_outcome=None) -> Context:
+    """Run every group's configurations into out/runs/ (skipping finished runs); read them back.
+
+    Groups are listed longest runs first, so the short ones fill the pool's tail.
+    """
+    out = Path(out)
+    folder = out / "runs"
+    # With one run left, sweep.run trains in this process: give it one thread, like every sweep
+    # worker, since tiny tensors on several threads of busy cores run many times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sweep.run(Plan(groups=groups), folder, jobs=jobs, on_outcome=on_outcome)
+    finally:
+        torch.set_num_threads(threads)
+    ctx = Context(out=out, quick=quick)
+    for name, grid in groups.items():
+        ctx.groups[name] = [store.read_run(folder / cfg.name()) for cfg in grid.configs()
+                            if store.is_run_dir(folder / cfg.name())]
+    return ctx
