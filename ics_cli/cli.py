@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import sys
 import typing
 from pathlib import Path
 from typing import Optional
@@ -18,7 +17,7 @@ import typer
 from rich.console import Console
 
 from . import config as config_mod
-from . import norms, store
+from . import norms
 from .config import RunConfig
 from .data import DATASETS
 from .errors import IcsError
@@ -185,9 +184,7 @@ def compare(
     if target is not None and not 0 < target <= 1:
         raise IcsError(f"--target must be an accuracy in (0, 1], got {target}")
     paths = _existing(paths)
-    runs = store.find_runs(*paths)
-    if not runs:
-        raise IcsError(f"no run folders under {', '.join(map(str, paths))}; run `ics train` or `ics sweep` first")
+    runs = compare_mod.runs_under(*paths)
     dest = out_dir or paths[0] / "compare"
     tables = compare_mod.build(runs, target=target, tolerance=tolerance)
     written = compare_mod.write(tables, dest) + plots.draw_all(tables, dest, fmt=fmt)

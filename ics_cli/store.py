@@ -8,7 +8,6 @@ every row already recorded; a reader drops a torn last line.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import json

@@ -88,6 +88,13 @@ def batches(n: int, batch_size: int, gen: torch.Generator, skip: int = 0):
             yield perm[a:a + batch_size]
 
 
+def batch_sums(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """[summed loss, correct count, batch size] of one training batch, on the device (no sync)."""
+    n = len(y)
+    return torch.stack([loss.detach() * n, metrics.accuracy_sum(logits.detach(), y),
+                        loss.new_tensor(float(n))]).double()
+
+
 def make_optimizer(cfg: RunConfig, params):
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -215,8 +222,7 @@ def train(cfg: RunConfig, *, force: bool = False,
             if (not math.isfinite(loss_value) or loss_value > cfg.diverge_factor * initial_loss
                     or ema > cfg.diverge_smooth * initial_loss):
                 status, diverged_at = "diverged", step
-                interval += torch.stack([loss.detach() * len(idx), metrics.accuracy_sum(logits, ds.y_train[idx]),
-                                         loss.new_tensor(float(len(idx)))]).detach()
+                interval += batch_sums(loss, logits, ds.y_train[idx])
                 if last_row.get("step") != step:
                     log(step, [])
                 break
@@ -227,8 +233,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                 grads.before_step()
             opt.step()
             step += 1
-            interval += torch.stack([loss.detach() * len(idx), metrics.accuracy_sum(logits, ds.y_train[idx]),
-                                     loss.new_tensor(float(len(idx)))]).detach()
+            interval += batch_sums(loss, logits, ds.y_train[idx])
             if logged:
                 log(step, grads.after_step(step))
                 checkpoint()

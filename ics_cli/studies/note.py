@@ -452,7 +452,7 @@ def draw(ctx: Context, folder: Path) -> list[tuple[Path, str]]:
         ax.text(i, 0, f"lr {row['lr']:g}\n{int(row['n_reached_target'])}/{int(row['n_seeds'])} reached",
                 ha="center", va="bottom", fontsize="small", color="white")
     ax.set_xticks(range(len(CNN_NORMS)), CNN_NORMS)
-    ax.set(ylabel=f"steps to test accuracy {TARGET}", title=f"N10: CNN, each norm at its own best lr\n"
+    ax.set(ylabel=f"steps to test accuracy {TARGET}", title="N10: CNN, each norm at its own best lr\n"
            "bars: mean over the seeds that reached it; error bars: 95% t-interval")
     ax.grid(alpha=0.3, axis="y")
     out.append((fig.save(f, folder / "cnn_steps_to_target.png"),
