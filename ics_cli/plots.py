@@ -403,11 +403,10 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
             low = np.nan_to_num(mean - d["final_test_acc_ci_low"].to_numpy(float))
             high = np.nan_to_num(d["final_test_acc_ci_high"].to_numpy(float) - mean)
             # Where a seed diverged the interval mixes a stuck run with trained ones: mark, no bar.
-            dropped = d["n_diverged"].to_numpy() > 0
-            low[dropped], high[dropped] = 0.0, 0.0
+            div = d["n_diverged"].to_numpy() > 0
+            low[div], high[div] = 0.0, 0.0
             ax.errorbar(lr, mean, yerr=[low, high], color=norm_color(norm), marker="o", ms=5,
                         capsize=3, lw=1.8, label=label)
-            div = d["n_diverged"].to_numpy() > 0
             if div.any():
                 ax.scatter(lr[div], mean[div], marker="x", s=90, color=DIVERGED_COLOR, zorder=5,
                            linewidths=2.2, label=None if marked else "≥ 1 seed diverged")

@@ -141,6 +141,16 @@ class Run:
         return read_table(self.path, name)
 
 
+def finished(run_dir: Path) -> dict | None:
+    """The summary of a run that needs no rerun (completed or diverged), else None."""
+    path = Path(run_dir) / "summary.json"
+    if path.exists():
+        summary = read_json(path)
+        if summary["status"] in FINISHED:
+            return summary
+    return None
+
+
 def is_run_dir(path: Path) -> bool:
     return (Path(path) / "config.json").is_file()
 

@@ -131,16 +131,6 @@ def run_one(cfg_dict: dict, threads: int | None = None) -> Outcome:
     return Outcome(cfg.name(), status, result.summary)
 
 
-def finished(run_dir: Path) -> dict | None:
-    """The summary of a run that needs no rerun (completed or diverged), else None."""
-    path = run_dir / "summary.json"
-    if path.exists():
-        summary = store.read_json(path)
-        if summary["status"] in store.FINISHED:
-            return summary
-    return None
-
-
 def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
         on_start: Callable[[int, int], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
@@ -157,7 +147,7 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
     outcomes = []
     todo = []
     for cfg in configs:
-        summary = finished(out / cfg.name())
+        summary = store.finished(out / cfg.name())
         if summary:
             outcomes.append(Outcome(cfg.name(), "skipped", summary))
         else:

@@ -135,10 +135,9 @@ def train(cfg: RunConfig, *, force: bool = False,
     """
     cfg, ds, device = prepare(cfg)
     run_dir = Path(cfg.out) / cfg.name()
-    if not force and (run_dir / "summary.json").exists():
-        summary = store.read_json(run_dir / "summary.json")
-        if summary["status"] in store.FINISHED:
-            return RunResult(run_dir, summary, skipped=True)
+    summary = None if force else store.finished(run_dir)
+    if summary:
+        return RunResult(run_dir, summary, skipped=True)
     ckpt_path = run_dir / "checkpoint.pt"
     resume = not force and ckpt_path.exists() and (run_dir / "config.json").exists()
     if not resume and run_dir.exists():

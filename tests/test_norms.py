@@ -24,6 +24,21 @@ EPS = 1e-5
 # --------------------------------------------------------------------------- reference formulas
 
 
+def grouped(z: np.ndarray, norm: str, groups: int) -> tuple[np.ndarray, tuple]:
+    """z (reshaped for group norm) and the axes one normalized group reduces over, per the table."""
+    n, c, spatial = z.shape[0], z.shape[1], tuple(range(2, z.ndim))
+    if norm in ("batch", "batch-nograd"):
+        return z, (0,) + spatial
+    if norm == "layer":
+        return z, (1,) + spatial
+    if norm == "instance":
+        return z, spatial
+    if norm == "group":
+        zz = z.reshape(n, groups, c // groups, *z.shape[2:])
+        return zz, tuple(range(2, zz.ndim))
+    raise AssertionError(norm)
+
+
 def reference_norm(z: np.ndarray, norm: str, eps: float, groups: int, gamma=None, beta=None) -> np.ndarray:
     """(z - E z) / sqrt(Var z + eps) * gamma + beta, E and Var over the axes the variant promises.
 
@@ -32,19 +47,8 @@ def reference_norm(z: np.ndarray, norm: str, eps: float, groups: int, gamma=None
     """
     if norm == "none":
         return z
-    n, c, spatial = z.shape[0], z.shape[1], tuple(range(2, z.ndim))
-    zz = z
-    if norm in ("batch", "batch-nograd"):
-        axes = (0,) + spatial
-    elif norm == "layer":
-        axes = (1,) + spatial
-    elif norm == "instance":
-        axes = spatial
-    elif norm == "group":
-        zz = z.reshape(n, groups, c // groups, *z.shape[2:])
-        axes = tuple(range(2, zz.ndim))
-    else:
-        raise AssertionError(norm)
+    c, spatial = z.shape[1], tuple(range(2, z.ndim))
+    zz, axes = grouped(z, norm, groups)
     mean = zz.mean(axis=axes, keepdims=True)
     var = zz.var(axis=axes, keepdims=True)
     y = ((zz - mean) / np.sqrt(var + eps)).reshape(z.shape)
@@ -56,16 +60,7 @@ def reference_norm(z: np.ndarray, norm: str, eps: float, groups: int, gamma=None
 
 def group_stats(y: np.ndarray, norm: str, groups: int):
     """Mean and population variance of every normalized group of y (flattened)."""
-    n, c, spatial = y.shape[0], y.shape[1], tuple(range(2, y.ndim))
-    if norm in ("batch", "batch-nograd"):
-        axes = (0,) + spatial
-    elif norm == "layer":
-        axes = (1,) + spatial
-    elif norm == "instance":
-        axes = spatial
-    else:
-        y = y.reshape(n, groups, c // groups, *y.shape[2:])
-        axes = tuple(range(2, y.ndim))
+    y, axes = grouped(y, norm, groups)
     return y.mean(axis=axes).ravel(), y.var(axis=axes).ravel()
 
 
