@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import torch
 
-LOG_VAR_FLOOR = 1e-8     # keeps log(var) finite for a unit that is constant over the probe (dead ReLU)
+# A unit whose variance over the probe is at most DEAD_FRACTION x its site's mean unit variance is
+# "dead" (a ReLU that never fires, a saturated sigmoid): its log-variance and its standardized mean
+# change are undefined or dominated by rounding, so drift leaves it out (relative, hence scale-free).
+DEAD_FRACTION = 1e-6
 QUANTILES = (0.15, 0.50, 0.85)
 
 
@@ -34,18 +37,34 @@ def site_stats(x: torch.Tensor, unit_mean: torch.Tensor, unit_var: torch.Tensor)
     return torch.stack([mean, var, unit_mean.abs().mean(), unit_var.mean()])
 
 
-def log_var(unit_var: torch.Tensor) -> torch.Tensor:
-    return torch.log(unit_var + LOG_VAR_FLOOR)
+def dead(unit_var: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of dead units: variance <= DEAD_FRACTION x the mean over units (last axis)."""
+    return unit_var <= DEAD_FRACTION * unit_var.mean(-1, keepdim=True)
 
 
-def drift(mean_a: torch.Tensor, logvar_a: torch.Tensor,
-          mean_b: torch.Tensor, logvar_b: torch.Tensor) -> torch.Tensor:
-    """[drift of the unit means, drift of the log unit variances] from a to b.
+def _mean_over(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean over the last axis of the kept values; NaN where none is kept (0 / 0)."""
+    values = torch.where(keep, values, torch.zeros_like(values))
+    return values.sum(-1) / keep.sum(-1)
 
-    drift_mean = mean over units |mean_b - mean_a|; drift_var = mean over units |logvar_b - logvar_a|.
-    Leading dimensions are kept; the last one (units) is reduced.
+
+def drift(mean_a: torch.Tensor, var_a: torch.Tensor,
+          mean_b: torch.Tensor, var_b: torch.Tensor) -> torch.Tensor:
+    """[drift_mean, drift_var, drift_mean_scaled] of each site from statistics a to statistics b.
+
+    drift_mean = mean over units |mean_b - mean_a| (raw activation units, every unit);
+    drift_var = mean over live units |ln var_b - ln var_a|;
+    drift_mean_scaled = mean over live units |mean_b - mean_a| / sqrt((var_a + var_b) / 2), the
+    change of each unit's mean in units of its own standard deviation (scale-free).
+    Live units are alive (see `dead`) at both a and b; with none the value is NaN. Leading
+    dimensions are kept; the last one (units) is reduced.
     """
-    return torch.stack([(mean_b - mean_a).abs().mean(-1), (logvar_b - logvar_a).abs().mean(-1)], -1)
+    live = ~dead(var_a) & ~dead(var_b)
+    ones = torch.ones_like(var_a)
+    change = (mean_b - mean_a).abs()
+    log_ratio = (torch.log(torch.where(live, var_b, ones)) - torch.log(torch.where(live, var_a, ones))).abs()
+    scaled = change / torch.sqrt(torch.where(live, (var_a + var_b) / 2, ones))
+    return torch.stack([change.mean(-1), _mean_over(log_ratio, live), _mean_over(scaled, live)], -1)
 
 
 def unit_values(x: torch.Tensor, units: int) -> torch.Tensor:

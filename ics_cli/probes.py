@@ -1,13 +1,17 @@
 """What is recorded and where: forward hooks on every site of every hidden layer, gradient norms.
 
 Sites (per hidden layer): `linear` (output of the Linear/Conv), `norm` (output of the norm, the
-input to the nonlinearity), `act` (output of the nonlinearity).
+input to the nonlinearity), `act` (output of the nonlinearity), all three from a training-mode
+pass, and `norm_eval` (output of the norm in eval mode: running statistics for batch norm).
 
-The activation recorder runs a fixed probe batch through the network at each log step. The probe
-uses the training-mode semantics of every norm (batch statistics for batch norm) but has no side
-effects: no gradient, no running-statistics update (num_batches_tracked included) and no draw from
-any random stream, so a run's trajectory does not depend on how often it is probed. Hooks reduce on
-the device into preallocated buffers; the host receives one copy per log step.
+The activation recorder runs a fixed probe batch through the network at each log step. The
+training-mode pass uses batch statistics for batch norm, so at its `norm` site every unit's mean is
+β by construction; `norm_eval` is what the norm hands on at test time, and `linear` is what the norm
+receives. Neither pass has side effects: no gradient, no running-statistics update
+(num_batches_tracked included) and no draw from any random stream, so a run's trajectory does not
+depend on how often it is probed. Norms without batch statistics compute the same thing in both
+modes, so their `norm_eval` is a copy of `norm` and needs no second pass. Hooks reduce on the device
+into preallocated buffers; the host receives one copy per log step.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ import torch
 from torch import nn
 
 from . import metrics
-from .models import SITES, Net, weighted_layers
+from .models import SITES as TRAIN_SITES
+from .models import Net, weighted_layers
+
+SITES = TRAIN_SITES + ("norm_eval",)
+EVAL_SITE = SITES.index("norm_eval")
+NORM_SITE = SITES.index("norm")
+PER_SITE = 11    # 4 site statistics, drift since the previous log and since init (3 each), dead units
 
 
 @contextmanager
@@ -45,10 +55,14 @@ def batch_stats_without_update(model: nn.Module):
 
 
 class ActivationRecorder:
-    """Per-unit and per-site statistics of every site on the probe batch, with drift."""
+    """Per-unit and per-site statistics of every site on the probe batch, with drift.
 
-    def __init__(self, model: Net, probe_x: torch.Tensor, track_units: int):
-        self.model, self.probe_x = model, probe_x
+    `eval_pass`: run the second, eval-mode probe pass for `norm_eval` (norms with batch statistics);
+    otherwise `norm_eval` is a copy of `norm`.
+    """
+
+    def __init__(self, model: Net, probe_x: torch.Tensor, track_units: int, eval_pass: bool = True):
+        self.model, self.probe_x, self.eval_pass = model, probe_x, eval_pass
         self.layers = list(model.blocks)
         width = next(iter(model.blocks.values())).linear.weight.shape[0]
         self.units = min(track_units, width)
@@ -57,16 +71,17 @@ class ActivationRecorder:
         self.unit_var = torch.zeros(*shape, width, device=dev)
         self.site = torch.zeros(*shape, 4, device=dev)
         self.pct = torch.zeros(*shape, self.units, 3, device=dev)
-        self.prev = None                    # (mean, logvar) at the previous log step
-        self.init = None                    # (mean, logvar) at step 0
-        self.active = False
+        self.prev = None                    # (unit mean, unit var) at the previous log step
+        self.init = None                    # (unit mean, unit var) at step 0
+        self.mode = None                    # None (hooks idle), "train" or "eval"
         for li, block in enumerate(model.blocks.values()):
-            for si, site in enumerate(SITES):
-                getattr(block, site).register_forward_hook(self._hook(li, si))
+            for si, site in enumerate(TRAIN_SITES):
+                getattr(block, site).register_forward_hook(self._hook(li, si, "train"))
+            block.norm.register_forward_hook(self._hook(li, EVAL_SITE, "eval"))
 
-    def _hook(self, li: int, si: int):
+    def _hook(self, li: int, si: int, mode: str):
         def hook(module, inputs, out):
-            if not self.active:
+            if self.mode != mode:
                 return
             mean, var = metrics.unit_stats(out)
             self.unit_mean[li, si], self.unit_var[li, si] = mean, var
@@ -75,37 +90,57 @@ class ActivationRecorder:
                 self.pct[li, si] = metrics.percentiles(out, self.units)
         return hook
 
-    def record(self, step: int) -> tuple[list[list], list[list]]:
-        """Probe the model now; return the rows for layers.csv and units.csv."""
-        self.active = True
+    def _probe(self) -> None:
         try:
+            self.mode = "train"
             with batch_stats_without_update(self.model):
                 self.model(self.probe_x)
+            if self.eval_pass:
+                self.mode = "eval"
+                was_training = self.model.training
+                self.model.eval()
+                try:
+                    with torch.no_grad():
+                        self.model(self.probe_x)
+                finally:
+                    self.model.train(was_training)
+            else:
+                for buf in (self.unit_mean, self.unit_var, self.site, self.pct):
+                    buf[:, EVAL_SITE] = buf[:, NORM_SITE]
         finally:
-            self.active = False
-        logvar = metrics.log_var(self.unit_var)
+            self.mode = None
+
+    def record(self, step: int) -> tuple[list[list], list[list]]:
+        """Probe the model now; return the rows for layers.csv and units.csv."""
+        self._probe()
+        now = (self.unit_mean.clone(), self.unit_var.clone())
         if self.init is None:
-            self.init = (self.unit_mean.clone(), logvar)
-        nan = torch.full(self.site.shape[:2] + (2,), float("nan"), device=self.site.device)
-        d_prev = nan if self.prev is None else metrics.drift(*self.prev, self.unit_mean, logvar)
-        d_init = metrics.drift(*self.init, self.unit_mean, logvar)
-        self.prev = (self.unit_mean.clone(), logvar)
-        per_site = torch.cat([self.site, d_prev, d_init], -1)
+            self.init = now
+        nan = torch.full(self.site.shape[:2] + (3,), float("nan"), device=self.site.device)
+        d_prev = nan if self.prev is None else metrics.drift(*self.prev, *now)
+        d_init = metrics.drift(*self.init, *now)
+        self.prev = now
+        dead = metrics.dead(self.unit_var).sum(-1, keepdim=True).to(self.site.dtype)
+        # layers.csv order: site stats, drift_mean, drift_var, drift_mean_init, drift_var_init,
+        # drift_mean_scaled, drift_mean_scaled_init, dead_units.
+        per_site = torch.cat([self.site, d_prev[..., :2], d_init[..., :2], d_prev[..., 2:],
+                              d_init[..., 2:], dead], -1)
         # One copy to the host for everything recorded at this step.
         host = torch.cat([per_site.flatten(), self.unit_mean.flatten(), self.unit_var.flatten(),
                           self.pct.flatten()]).cpu().tolist()
         return self._rows(step, host)
 
     def _rows(self, step: int, flat: list[float]) -> tuple[list[list], list[list]]:
-        L, S, C, T = len(self.layers), len(SITES), self.unit_mean.shape[-1], self.units
-        per_site, flat = flat[:L * S * 8], flat[L * S * 8:]
+        L, S, C, T, P = len(self.layers), len(SITES), self.unit_mean.shape[-1], self.units, PER_SITE
+        per_site, flat = flat[:L * S * P], flat[L * S * P:]
         means, flat = flat[:L * S * C], flat[L * S * C:]
         varis, pct = flat[:L * S * C], flat[L * S * C:]
         layer_rows, unit_rows = [], []
         for li, layer in enumerate(self.layers):
             for si, site in enumerate(SITES):
                 k = li * S + si
-                layer_rows.append([step, layer, site, *per_site[k * 8:(k + 1) * 8]])
+                row = per_site[k * P:(k + 1) * P]
+                layer_rows.append([step, layer, site, *row[:-1], int(row[-1])])
                 for u in range(C):
                     q = pct[(k * T + u) * 3:(k * T + u + 1) * 3] if u < T else [float("nan")] * 3
                     unit_rows.append([step, layer, site, u, means[k * C + u], varis[k * C + u], *q])

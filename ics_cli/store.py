@@ -21,7 +21,8 @@ import pandas as pd
 METRICS_COLUMNS = ["step", "train_loss", "train_acc", "test_loss", "test_acc",
                    "test_loss_batchstats", "test_acc_batchstats", "lr", "elapsed_s"]
 LAYERS_COLUMNS = ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean",
-                  "drift_mean", "drift_var", "drift_mean_init", "drift_var_init"]
+                  "drift_mean", "drift_var", "drift_mean_init", "drift_var_init",
+                  "drift_mean_scaled", "drift_mean_scaled_init", "dead_units"]
 UNITS_COLUMNS = ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"]
 GRADS_COLUMNS = ["step", "layer", "grad_norm", "weight_norm", "update_ratio"]
 TABLES = {"metrics": METRICS_COLUMNS, "layers": LAYERS_COLUMNS,
@@ -46,6 +47,16 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_model(path: Path, model) -> None:
+    """The model's state dict (tensors only, loadable with weights_only=True), written atomically."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
 
 

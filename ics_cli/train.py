@@ -1,6 +1,7 @@
 """One training run, top to bottom: seed, data, model, optimizer, the loop, the record.
 
-Step s means "after s updates". The run logs at step 0 (before any update), every `log_every`
+Step s means "after s updates". A finished run also keeps its trained weights (`model.pt`, a
+state dict: `torch.load(path, weights_only=True)`), so a model can be evaluated again later. The run logs at step 0 (before any update), every `log_every`
 steps and at the last step. A log step probes activations on a fixed probe batch, evaluates the
 test set, and appends one block of rows to each CSV; then it checkpoints, so a killed or
 interrupted run resumes from its last log step and ends with the same bytes as an unbroken one.
@@ -152,13 +153,16 @@ def train(cfg: RunConfig, *, force: bool = False,
     gen = torch.Generator().manual_seed(cfg.seed)
     probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
     probe_idx = torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)
-    acts = ActivationRecorder(model, ds.x_train[probe_idx], cfg.track_units)
+    uses_batch_stats = norms.get(cfg.norm).batch_stats
+    acts = ActivationRecorder(model, ds.x_train[probe_idx], cfg.track_units, eval_pass=uses_batch_stats)
     grads = GradientRecorder(model)
-    batch_stats_eval = cfg.eval_batchstats and norms.get(cfg.norm).batch_stats
+    batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
 
     step, elapsed0, initial_loss, ema = 0, 0.0, None, None
     if resume:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # weights_only: a checkpoint holds tensors, numbers and dicts only, so loading one can never
+        # run code (a planted pickle fails here instead of executing).
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         acts.load_state(ck["acts"])
@@ -220,8 +224,8 @@ def train(cfg: RunConfig, *, force: bool = False,
             ema = (1 - EMA_ALPHA) * ema + EMA_ALPHA * loss_value
             if (not math.isfinite(loss_value) or loss_value > cfg.diverge_factor * initial_loss
                     or ema > cfg.diverge_smooth * initial_loss):
+                # This batch's update never happens: its loss stays out of the logged train_loss.
                 status, diverged_at = "diverged", step
-                interval += batch_sums(loss, logits, ds.y_train[idx])
                 if last_row.get("step") != step:
                     log(step, [])
                 break
@@ -238,6 +242,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                 checkpoint()
             if on_step:
                 on_step(step)
+        store.save_model(run_dir / "model.pt", model)
     except KeyboardInterrupt:
         status = "interrupted"
         finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, keep_checkpoint=True)

@@ -17,7 +17,6 @@ from ics_cli import data, models, norms
 from ics_cli.config import RunConfig, validate
 from ics_cli.train import PROBE_SEED_OFFSET, train
 
-SITES = ("linear", "norm", "act")
 EPS = 1e-5
 
 
@@ -68,26 +67,39 @@ ACT = {"sigmoid": lambda v: 1 / (1 + np.exp(-v)), "relu": lambda v: np.maximum(v
 
 
 def hand_forward(model, cfg, x: np.ndarray) -> dict:
-    """Every site of every hidden layer on input x, in float64, using only the model's parameters."""
+    """Every site of every hidden layer on input x, in float64, using only the model's parameters.
+
+    `norm_eval` follows a second, eval-mode path: at init batch norm's running statistics are
+    mean 0 and variance 1, so it computes γ z / sqrt(1 + eps) + β; every other norm computes the
+    same as in training mode.
+    """
     sites = {}
-    h = x.reshape(len(x), -1) if cfg.model == "mlp" else x
+    h = h_eval = x.reshape(len(x), -1) if cfg.model == "mlp" else x
     for i in range(1, cfg.depth + 1):
         block = getattr(model, f"hidden{i}")
         w = block.linear.weight.detach().double()
         b = None if block.linear.bias is None else block.linear.bias.detach().double()
-        if cfg.model == "mlp":
-            z = h @ w.numpy().T + (0 if b is None else b.numpy())
-        else:
-            z = F.conv2d(torch.from_numpy(h), w, b, stride=block.linear.stride,
-                         padding=block.linear.padding).numpy()
+
+        def linear(h):
+            if cfg.model == "mlp":
+                return h @ w.numpy().T + (0 if b is None else b.numpy())
+            return F.conv2d(torch.from_numpy(h), w, b, stride=block.linear.stride,
+                            padding=block.linear.padding).numpy()
         gamma = beta = None
         if getattr(block.norm, "weight", None) is not None:
             gamma = block.norm.weight.detach().double().numpy()
             beta = block.norm.bias.detach().double().numpy()
+        z, z_eval = linear(h), linear(h_eval)
         y = reference_norm(z, cfg.norm, cfg.eps, cfg.groups, gamma, beta)
+        if cfg.norm.startswith("batch"):
+            shape = (1, -1) + (1,) * (z.ndim - 2)
+            y_eval = z_eval / np.sqrt(1 + cfg.eps) * gamma.reshape(shape) + beta.reshape(shape)
+        else:
+            y_eval = reference_norm(z_eval, cfg.norm, cfg.eps, cfg.groups, gamma, beta)
         a = ACT[cfg.activation](y)
         sites[f"hidden{i}", "linear"], sites[f"hidden{i}", "norm"], sites[f"hidden{i}", "act"] = z, y, a
-        h = a
+        sites[f"hidden{i}", "norm_eval"] = y_eval
+        h, h_eval = a, ACT[cfg.activation](y_eval)
     return sites
 
 
@@ -170,7 +182,7 @@ def test_step0_statistics_match_an_independent_forward_pass(step0_runs, model, n
     cfg, net, probe = rebuild(cfg)
     sites = hand_forward(net, cfg, probe)
     units0, layers0 = units[units.step == 0], layers[layers.step == 0]
-    assert len(layers0) == cfg.depth * 3
+    assert len(layers0) == cfg.depth * 4
     for (layer, site), a in sites.items():
         u = units0[(units0.layer == layer) & (units0.site == site)].sort_values("unit")
         axes = unit_axes(a)
@@ -189,7 +201,8 @@ def test_step0_statistics_match_an_independent_forward_pass(step0_runs, model, n
         assert row["unit_mean_abs"] == pytest.approx(np.abs(unit_mean).mean(), rel=1e-5, abs=1e-5)
         assert row["unit_var_mean"] == pytest.approx(unit_var.mean(), rel=1e-5, abs=1e-7)
         assert row["drift_mean_init"] == 0 and row["drift_var_init"] == 0
-        assert np.isnan(row["drift_mean"]) and np.isnan(row["drift_var"])
+        assert row["drift_mean_scaled_init"] == 0 and row["dead_units"] == 0
+        assert np.isnan(row["drift_mean"]) and np.isnan(row["drift_var"]) and np.isnan(row["drift_mean_scaled"])
 
 
 @pytest.mark.parametrize("model, norm", [c for c in RUN_CASES if c[1] != "none"])

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ics_cli import data, metrics, models
+from ics_cli import train as train_mod
 from ics_cli.config import RunConfig, validate
-from ics_cli.probes import ActivationRecorder
+from ics_cli.probes import SITES, ActivationRecorder
 from ics_cli.train import evaluate, train
 
 STEPS_PER_EPOCH = 512 // 60          # 8: the default batch of 60, the remainder dropped
@@ -61,11 +62,11 @@ def test_every_layer_and_site_is_recorded_at_every_log_step(shaped_run):
     assert sorted(layers.step.unique()) == [0, 10, 20]
     names = [f"hidden{i}" for i in range(1, 5)]
     for step, g in layers.groupby("step"):
-        assert len(g) == 4 * 3
-        assert sorted(zip(g.layer, g.site)) == sorted((n, s) for n in names for s in ("linear", "norm", "act"))
+        assert len(g) == 4 * 4
+        assert sorted(zip(g.layer, g.site)) == sorted((n, s) for n in names for s in SITES)
     for (step, layer, site), g in units.groupby(["step", "layer", "site"]):
         assert sorted(g.unit) == list(range(12))
-    assert len(units) == 3 * 4 * 3 * 12
+    assert len(units) == 3 * 4 * 4 * 12
 
 
 def test_percentiles_only_for_tracked_units_and_ordered(shaped_run):
@@ -84,17 +85,37 @@ def test_percentiles_only_for_tracked_units_and_ordered(shaped_run):
 def test_without_a_norm_the_norm_site_equals_the_linear_site(shaped_run, tmp_path):
     _, layers, units = shaped_run
     stats = ["mean", "var", "unit_mean_abs", "unit_var_mean", "drift_mean", "drift_var",
-             "drift_mean_init", "drift_var_init"]
+             "drift_mean_init", "drift_var_init", "drift_mean_scaled", "drift_mean_scaled_init", "dead_units"]
     lin = layers[layers.site == "linear"].reset_index(drop=True)
-    nrm = layers[layers.site == "norm"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(lin[stats], nrm[stats], check_exact=True)
     ustats = ["step", "layer", "unit", "mean", "var", "p15", "p50", "p85"]
-    pd.testing.assert_frame_equal(units[units.site == "linear"][ustats].reset_index(drop=True),
-                                  units[units.site == "norm"][ustats].reset_index(drop=True), check_exact=True)
+    # Without batch statistics, eval mode computes the same as training mode: norm_eval = norm too.
+    for site in ("norm", "norm_eval"):
+        pd.testing.assert_frame_equal(lin[stats], layers[layers.site == site].reset_index(drop=True)[stats],
+                                      check_exact=True)
+        pd.testing.assert_frame_equal(units[units.site == "linear"][ustats].reset_index(drop=True),
+                                      units[units.site == site][ustats].reset_index(drop=True), check_exact=True)
     # With a norm, the two sites differ (so the equality above is a fact about `none`).
     res = run(tmp_path, norm="batch", depth=4, width=12, track_units=3, steps=1, seed=5)
     lb = table(res.path / "layers.csv")
     assert not np.allclose(lb[lb.site == "linear"]["mean"], lb[lb.site == "norm"]["mean"])
+
+
+def test_batch_norm_site_means_are_beta_in_training_mode_but_not_in_eval_mode(tmp_path):
+    """Why `norm` drift says nothing about batch norm: over the probe, each unit's mean there is β.
+
+    In eval mode (running statistics) it is γ (probe mean − running mean) / running std + β, which
+    moves as the running statistics lag behind the network: a quantity that can change.
+    """
+    res = run(tmp_path, norm="batch", steps=30, log_every=10, seed=3)
+    units = table(res.path / "units.csv.gz")
+    beta = torch.load(res.path / "model.pt", weights_only=True)
+    last = units[units.step == 30]
+    for i in range(1, 4):
+        b = beta[f"hidden{i}.norm.bias"].numpy()
+        train_mean = last[(last.layer == f"hidden{i}") & (last.site == "norm")].sort_values("unit")["mean"]
+        eval_mean = last[(last.layer == f"hidden{i}") & (last.site == "norm_eval")].sort_values("unit")["mean"]
+        np.testing.assert_allclose(train_mean.to_numpy(), b, atol=1e-5)
+        assert np.abs(eval_mean.to_numpy() - b).max() > 1e-3
 
 
 # --------------------------------------------------------------------------- probing changes nothing
@@ -230,6 +251,39 @@ def test_a_huge_learning_rate_diverges_and_keeps_what_was_recorded(tmp_path):
     assert np.isfinite(layers0[["mean", "var"]].to_numpy()).all()
 
 
+def test_the_diverging_batch_is_not_in_the_logged_training_loss(tmp_path):
+    """train_loss is the mean over the updates made since the last log; the batch that diverged made none.
+
+    Rebuild the run by hand: the last row's train_loss must be the mean of the losses of the updates
+    between the previous log step and the divergence (NaN when there were none).
+    """
+    kw = dict(activation="relu", steps=20, log_every=100, seed=1, lr=30.0)
+    res = run(tmp_path, **kw)
+    s = res.summary
+    assert s["status"] == "diverged"
+    k = s["diverged_at_step"]
+    cfg = validate(RunConfig(dataset="synthetic", device="cpu", **kw))
+    ds = data.load("synthetic")
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg, ds.shape, ds.num_classes).train()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    losses = []
+    for step, idx in zip(range(k + 1), train_mod.batches(len(ds.x_train), cfg.batch_size, gen)):
+        loss = F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
+        losses.append(loss.item())
+        if step == k:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m = table(res.path / "metrics.csv")
+    assert m.step.tolist() == [0, k]
+    assert m.train_loss.iloc[-1] == pytest.approx(np.mean(losses[:k]), rel=1e-5)
+    assert s["final"]["train_loss"] == pytest.approx(np.mean(losses[:k]), rel=1e-5)
+    assert m.train_loss.iloc[-1] < losses[k]     # the diverging loss would have raised it
+
+
 # --------------------------------------------------------------------------- interruption and resumption
 
 RESUME_KW = dict(norm="batch", steps=24, log_every=4, seed=6)
@@ -282,13 +336,29 @@ def test_drift_by_hand_on_explicit_tensors():
     # unit 0: mean 0 -> 1, var 1 -> e^2 ; unit 1: mean 2 -> 1, var 4 -> 4
     mean_a, mean_b = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0])
     var_a, var_b = torch.tensor([1.0, 4.0]), torch.tensor([math.e ** 2, 4.0])
-    d = metrics.drift(mean_a, metrics.log_var(var_a), mean_b, metrics.log_var(var_b))
-    assert d.tolist() == pytest.approx([(1 + 1) / 2, (2 + 0) / 2], abs=1e-6)
-    # A dead unit (variance 0) has a finite log variance: log(1e-8).
-    assert metrics.log_var(torch.tensor([0.0])).item() == pytest.approx(math.log(1e-8), rel=1e-6)
+    d = metrics.drift(mean_a, var_a, mean_b, var_b)
+    scaled = (1 / math.sqrt((1 + math.e ** 2) / 2) + 1 / 2) / 2
+    assert d.tolist() == pytest.approx([(1 + 1) / 2, (2 + 0) / 2, scaled], abs=1e-6)
     # Leading dimensions (layers, sites) are kept; only units are reduced.
-    big = metrics.drift(torch.zeros(2, 3, 5), torch.zeros(2, 3, 5), torch.ones(2, 3, 5), torch.full((2, 3, 5), 2.0))
-    assert big.shape == (2, 3, 2) and torch.allclose(big, torch.tensor([1.0, 2.0]).expand(2, 3, 2))
+    big = metrics.drift(torch.zeros(2, 3, 5), torch.ones(2, 3, 5), torch.ones(2, 3, 5), torch.full((2, 3, 5), 2.0))
+    assert big.shape == (2, 3, 3)
+    assert torch.allclose(big, torch.tensor([1.0, math.log(2), 1 / math.sqrt(1.5)]).expand(2, 3, 3))
+
+
+def test_drift_is_scale_free_and_leaves_dead_units_out():
+    mean_a, var_a = torch.tensor([0.0, 1.0, 5.0]), torch.tensor([1.0, 4.0, 0.0])
+    mean_b, var_b = torch.tensor([0.5, 2.0, 5.0]), torch.tensor([1.0, 4.0, 3.0])
+    # Unit 2 is dead at a (variance 0): out of drift_var and drift_mean_scaled, still in drift_mean.
+    assert metrics.dead(var_a).tolist() == [False, False, True]
+    d = metrics.drift(mean_a, var_a, mean_b, var_b)
+    assert d.tolist() == pytest.approx([(0.5 + 1 + 0) / 3, 0.0, (0.5 + 0.5) / 2], abs=1e-6)
+    # The same network at 1000x the scale: raw drift x1000, the scaled drift and drift_var unchanged.
+    k = 1000.0
+    dk = metrics.drift(mean_a * k, var_a * k * k, mean_b * k, var_b * k * k)
+    assert dk[0].item() == pytest.approx(d[0].item() * k, rel=1e-5)
+    assert dk[1:].tolist() == pytest.approx(d[1:].tolist(), abs=1e-5)
+    # Every unit dead: nothing to average, NaN rather than a number made of rounding.
+    assert torch.isnan(metrics.drift(mean_a, torch.zeros(3), mean_b, torch.zeros(3))[1:]).all()
 
 
 def test_recorded_drift_follows_from_the_recorded_unit_statistics(tmp_path):
@@ -300,19 +370,25 @@ def test_recorded_drift_follows_from_the_recorded_unit_statistics(tmp_path):
     checked = 0
     for (layer, site), g in units.groupby(["layer", "site"]):
         mean = g.pivot(index="step", columns="unit", values="mean").loc[steps].to_numpy()
-        logvar = np.log(g.pivot(index="step", columns="unit", values="var").loc[steps].to_numpy() + 1e-8)
+        var = g.pivot(index="step", columns="unit", values="var").loc[steps].to_numpy()
+        logvar = np.log(var)
+        assert (var > 1e-6 * var.mean(1, keepdims=True)).all()     # no dead unit in this run
         rec = layers[(layers.layer == layer) & (layers.site == site)].set_index("step").loc[steps]
         for k, step in enumerate(steps):
             r = rec.loc[step]
             assert r.drift_mean_init == pytest.approx(np.abs(mean[k] - mean[0]).mean(), rel=1e-5, abs=1e-6)
             assert r.drift_var_init == pytest.approx(np.abs(logvar[k] - logvar[0]).mean(), rel=1e-5, abs=1e-5)
+            scaled0 = np.abs(mean[k] - mean[0]) / np.sqrt((var[k] + var[0]) / 2)
+            assert r.drift_mean_scaled_init == pytest.approx(scaled0.mean(), rel=1e-4, abs=1e-6)
             if k == 0:
                 assert math.isnan(r.drift_mean) and math.isnan(r.drift_var)
                 continue
             assert r.drift_mean == pytest.approx(np.abs(mean[k] - mean[k - 1]).mean(), rel=1e-5, abs=1e-6)
             assert r.drift_var == pytest.approx(np.abs(logvar[k] - logvar[k - 1]).mean(), rel=1e-5, abs=1e-5)
+            scaled = np.abs(mean[k] - mean[k - 1]) / np.sqrt((var[k] + var[k - 1]) / 2)
+            assert r.drift_mean_scaled == pytest.approx(scaled.mean(), rel=1e-4, abs=1e-6)
             checked += 1
-    assert checked == 3 * 3 * 3
+    assert checked == 3 * 4 * 3
     # Training moved the activations: the drifts are not trivially zero.
     assert (layers[layers.step > 0].drift_mean > 0).all()
 
