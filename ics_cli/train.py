@@ -18,7 +18,7 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from . import __version__, data, metrics, models, norms, store
 from .config import RunConfig, check_writable, validate
+from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
 
 EMA_ALPHA = 0.1
@@ -249,6 +250,22 @@ def train(cfg: RunConfig, *, force: bool = False,
         raise
     summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start)
     return RunResult(run_dir, summary)
+
+
+def load_model(run_dir: Path, device: str = "cpu") -> tuple[RunConfig, models.Net, data.Dataset]:
+    """A finished run's trained model (from `model.pt`), its config and its dataset, on `device`.
+
+    The weights are read with weights_only=True: a run folder from someone else cannot run code.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "model.pt"
+    if not path.is_file():
+        raise IcsError(f"'{run_dir}' has no model.pt (unfinished, or recorded by an older ics); rerun it")
+    cfg = replace(RunConfig.from_dict(store.read_json(run_dir / "config.json")["config"]), device=device)
+    ds = data.load(cfg.dataset, data_dir=cfg.data_dir, binarize=cfg.binarize, device=torch.device(device))
+    model = models.build(cfg, ds.shape, ds.num_classes).to(device)
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    return cfg, model.eval(), ds
 
 
 def finish(run_dir: Path, cfg: RunConfig, status: str, step: int, diverged_at: int | None,

@@ -1,30 +1,46 @@
-"""What a study is made of, and the one rule that turns a measurement into a verdict.
+"""What a study is made of, and the rules that turn measurements into a verdict.
 
-A `Claim` is data: what is claimed, where it comes from, how it is measured and what value would
-support it. Its `measure` function reads the study's runs (or builds modules directly, for exact
-claims) and returns a `Measurement`: a number, its 95% interval over seeds when there is one, a
-verdict and one sentence saying what was seen.
+A `Claim` is data: what is claimed, where it comes from, how it is measured, what value would
+support it and how many seeds it rests on. Its `measure` function reads the study's runs (or builds
+modules directly, for exact claims) and returns a `Measurement`: a number, its interval, a verdict
+and one sentence saying what was seen. Metric, threshold and seed count are fixed in the study's
+protocol before its runs, and are the same for every norm.
 
 Verdicts (the same for every claim):
 
-* PASS: the whole 95% t-interval over seeds lies on the side the claim predicts;
-* FAIL: the whole interval lies on the other side;
+* PASS: the whole interval lies on the side the claim predicts;
+* FAIL: the whole interval lies on the other side (a finding about the claim, not a bug);
 * INCONCLUSIVE: the interval straddles the threshold, or there is no interval (fewer than two
   seeds, e.g. in quick mode), or the data the claim needs is missing.
 
-Exact claims (a property of one module on one batch, no seeds) compare a deviation with a tolerance:
-PASS within it, FAIL outside.
+Intervals (all from scipy):
+
+* a difference between two norms, paired by seed: `scipy.stats.ttest_rel(...).confidence_interval`;
+* a ratio of positive quantities: a t-interval of the mean log ratio, mapped back with exp (so it
+  never reaches below 0: a geometric-mean ratio);
+* a quantity measured on a grid (a learning rate, a step count at the log cadence): each seed gives
+  a bracket [lower, upper] that surely holds the true value, and the interval runs from the t lower
+  bound of the lower ends to the t upper bound of the upper ends. A bootstrap would be the usual
+  answer to "t is wrong here", but with five seeds a percentile bootstrap cannot be wider than the
+  sample's range and undercovers; the bracket carries the grid's resolution instead.
+
+A claim made of k parts (several layers of a statement, or several variants) must hold in every
+part; each part's interval is then a Bonferroni interval at confidence 1 − 0.05/k, so the claim as a
+whole keeps a 5% error rate. Exact claims (a property of one module on one batch, no seeds) compare
+a deviation with a tolerance: PASS within it, FAIL outside.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from ..compare import mean_ci
+import numpy as np
+from scipy import stats
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+CONFIDENCE = 0.95
 
 
 @dataclass
@@ -34,6 +50,7 @@ class Measurement:
     ci_high: float | None
     verdict: str                      # PASS, FAIL or INCONCLUSIVE
     seen: str                         # one sentence: what the measurement says
+    n_seeds: int | None = None        # seeds the interval rests on (None: exact claim)
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class Claim:
     expected: str                     # the direction or threshold that would support the claim
     paper_value: str | None
     measure: Callable[..., Measurement]
+    revised: str | None = None        # how and why the test changed from the previous release
 
 
 @dataclass(frozen=True)
@@ -53,45 +71,117 @@ class Study:
     title: str
     description: str                  # one line, for `ics reproduce --list`
     protocol: str                     # markdown: every protocol value and the reason for it
-    run: Callable                     # (out, quick, jobs, on_outcome) -> Context
+    run: Callable                     # (out, quick, jobs, on_outcome, seeds) -> Context
     claims: list[Claim] = field(default_factory=list)
     figures: Callable | None = None   # (context, folder) -> [(path, caption)]
+    previous: dict[str, str] = field(default_factory=dict)   # claim id -> verdict of the last release
 
 
 class MissingData(Exception):
     """A claim's data is absent (runs failed, a target never reached): the verdict is INCONCLUSIVE."""
 
 
+class Interval(NamedTuple):
+    mean: float
+    lo: float | None
+    hi: float | None
+    n: int
+
+
 # --------------------------------------------------------------------------- statistics
 
 
-def interval(values) -> tuple[float, float | None, float | None, int]:
-    """(mean, ci_low, ci_high, n) over the finite values; bounds None with fewer than two."""
-    mean, lo, hi, n = mean_ci(list(values))
-    if n == 0:
+def family(parts: int) -> float:
+    """Bonferroni: the confidence of each of `parts` intervals that must all hold."""
+    return 1 - (1 - CONFIDENCE) / max(parts, 1)
+
+
+def _finite(values) -> np.ndarray:
+    x = np.asarray(list(values), dtype=float)
+    return x[np.isfinite(x)]
+
+
+def _t_bounds(x: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    if x.size < 2:
+        return None, None
+    if np.ptp(x) == 0:             # no spread: the interval is the point (scipy would give NaN)
+        return float(x[0]), float(x[0])
+    ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence)
+    return float(ci.low), float(ci.high)
+
+
+def interval(values, confidence: float = CONFIDENCE) -> Interval:
+    """Mean and t-interval over the finite values; bounds None with fewer than two."""
+    x = _finite(values)
+    if x.size == 0:
         raise MissingData("no finite values")
-    return mean, (lo if n > 1 else None), (hi if n > 1 else None), n
+    return Interval(float(x.mean()), *_t_bounds(x, confidence), int(x.size))
 
 
-def paired(a: dict, b: dict) -> tuple[float, float | None, float | None, int]:
-    """Mean and 95% t-interval of a[seed] - b[seed] over the seeds both have (a paired comparison).
-
-    Runs with the same seed share their batch order and probe batch, so differences by seed remove
-    that part of the noise.
-    """
-    seeds = sorted(set(a) & set(b))
-    diffs = [a[s] - b[s] for s in seeds if math.isfinite(a[s]) and math.isfinite(b[s])]
-    if not diffs:
+def _pairs(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray]:
+    seeds = [s for s in sorted(set(a) & set(b)) if math.isfinite(a[s]) and math.isfinite(b[s])]
+    if not seeds:
         raise MissingData("no seed with both values")
-    return interval(diffs)
+    return np.array([a[s] for s in seeds], float), np.array([b[s] for s in seeds], float)
+
+
+def paired(a: dict, b: dict, confidence: float = CONFIDENCE) -> Interval:
+    """Mean of a[seed] − b[seed] over the seeds both have, with scipy's paired t-interval.
+
+    Runs with the same seed share their init stream, batch order and probe batch, so differences
+    by seed remove that part of the noise.
+    """
+    x, y = _pairs(a, b)
+    d = x - y
+    if d.size < 2 or np.ptp(d) == 0:
+        return Interval(float(d.mean()), *_t_bounds(d, confidence), int(d.size))
+    ci = stats.ttest_rel(x, y).confidence_interval(confidence)
+    return Interval(float(d.mean()), float(ci.low), float(ci.high), int(d.size))
+
+
+def ratio(a: dict, b: dict, confidence: float = CONFIDENCE) -> Interval:
+    """Geometric mean of a[seed] / b[seed] (positive values) with exp of the t-interval of the logs."""
+    x, y = _pairs(a, b)
+    keep = (x > 0) & (y > 0)
+    if not keep.any():
+        raise MissingData("no seed with two positive values")
+    logs = np.log(x[keep] / y[keep])
+    lo, hi = _t_bounds(logs, confidence)
+    return Interval(float(np.exp(logs.mean())), None if lo is None else math.exp(lo),
+                    None if hi is None else math.exp(hi), int(logs.size))
+
+
+def bracketed(point: dict, lower: dict, upper: dict, confidence: float = CONFIDENCE) -> Interval:
+    """A grid-quantized quantity: per seed a point and a bracket [lower, upper] that holds the truth.
+
+    Mean of the points; interval from the t lower bound of the lower ends to the t upper bound of
+    the upper ends (an infinite end stays infinite: the truth is beyond the grid).
+    """
+    seeds = sorted(s for s in point if math.isfinite(point[s]))
+    if not seeds:
+        raise MissingData("no finite values")
+    p = np.array([point[s] for s in seeds])
+    lo_end = np.array([lower[s] for s in seeds], float)
+    hi_end = np.array([upper[s] for s in seeds], float)
+    if len(seeds) < 2:
+        return Interval(float(p.mean()), None, None, len(seeds))
+    lo = -math.inf if np.isneginf(lo_end).any() else _t_bounds(lo_end, confidence)[0]
+    hi = math.inf if np.isposinf(hi_end).any() else _t_bounds(hi_end, confidence)[1]
+    return Interval(float(p.mean()), lo, hi, len(seeds))
+
+
+def exp_interval(iv: Interval) -> Interval:
+    """An interval of logs mapped back with exp (geometric means and ratio bounds)."""
+    f = lambda v: None if v is None else math.exp(v)    # noqa: E731
+    return Interval(math.exp(iv.mean), f(iv.lo), f(iv.hi), iv.n)
 
 
 # --------------------------------------------------------------------------- verdicts
 
 
 def directional(lo: float | None, hi: float | None, op: str, threshold: float) -> str:
-    """The verdict for `value op threshold` (op one of <, <=, >, >=) from a 95% interval."""
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+    """The verdict for `value op threshold` (op one of <, <=, >, >=) from an interval."""
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return INCONCLUSIVE
     if op in ("<", "<="):
         supports = hi < threshold if op == "<" else hi <= threshold
@@ -111,20 +201,13 @@ def combine(*verdicts: str) -> str:
     return INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
 
 
-def either(*verdicts: str) -> str:
-    """One part of a claim suffices: any PASS passes it, all FAIL fail it, else it stays open."""
-    if PASS in verdicts:
-        return PASS
-    return FAIL if verdicts and all(v == FAIL for v in verdicts) else INCONCLUSIVE
+def decide(parts: dict[str, tuple[Interval, str]]) -> tuple[str, str, Interval]:
+    """A claim made of parts, each (interval, verdict), all of which must hold.
 
-
-def decide(parts: dict[str, tuple], rule: Callable[..., str] = combine) -> tuple[str, str, tuple]:
-    """A claim made of parts, each (interval, verdict): (verdict, deciding part's name, its interval).
-
-    The deciding part is the first whose own verdict equals the claim's, so the number reported as
-    `measured` is the one the verdict rests on.
+    Returns (verdict, deciding part's name, its interval): the deciding part is the first whose own
+    verdict equals the claim's, so the number reported as `measured` is the one the verdict rests on.
     """
-    verdict = rule(*(v for _, v in parts.values()))
+    verdict = combine(*(v for _, v in parts.values()))
     name = next(n for n, (_, v) in parts.items() if v == verdict)
     return verdict, name, parts[name][0]
 
@@ -135,7 +218,11 @@ def within(deviation: float, tolerance: float) -> str:
 
 
 def fmt_ci(mean: float, lo: float | None, hi: float | None, digits: int = 3) -> str:
-    """'0.123 [0.100, 0.146]' or '0.123 (one seed, no interval)'."""
+    """'0.123 [0.100, 0.146]' or '0.123 (no interval: one seed)'."""
     if lo is None or hi is None:
         return f"{mean:.{digits}g} (no interval: one seed)"
     return f"{mean:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
+
+
+def measurement(iv: Interval, verdict: str, seen: str) -> Measurement:
+    return Measurement(iv.mean, iv.lo, iv.hi, verdict, seen, iv.n)

@@ -3,6 +3,9 @@
 A study's runs come in named groups, each a `sweep.Sweep`; all groups run as one sweep, so a study
 resumes exactly like a sweep: finished runs are found by their config hash and skipped. Only the run
 folders the protocol names are read back, so quick and full runs in the same folder never mix.
+
+The compare tables of each group that a claim or figure read are saved under `<out>/tables/`, so a
+study's figures can be redrawn from CSVs alone (`ics plot`), without its run folders.
 """
 
 from __future__ import annotations
@@ -42,14 +45,26 @@ class Context:
         return {store.run_config(r)["seed"]: r for r in runs}
 
     def tables(self, group: str, target: float | None = None) -> dict[str, pd.DataFrame]:
-        """compare.build over the group's runs (cached)."""
+        """compare.build over the group's runs, or the tables saved by an earlier run (cached)."""
         key = (group, target)
         if key not in self._tables:
             runs = self.groups.get(group, [])
-            if not runs:
+            saved = self.out / "tables" / table_folder(group, target)
+            if runs:
+                self._tables[key] = compare.build(runs, target=target)
+            elif saved.is_dir():
+                self._tables[key] = compare.load(saved)
+            else:
                 raise MissingData(f"no runs in {group}")
-            self._tables[key] = compare.build(runs, target=target)
         return self._tables[key]
+
+    def save_tables(self) -> list[Path]:
+        """Write every group's tables read so far to <out>/tables/<group>[-target<t>]/."""
+        written = []
+        for key, tables in self._tables.items():
+            if key[0] != "run":
+                written += compare.write(tables, self.out / "tables" / table_folder(*key))
+        return written
 
     def run_tables(self, run: Run) -> dict[str, pd.DataFrame]:
         """compare.build over one run: its per-run drift, gradient stability, ... (cached)."""
@@ -57,6 +72,10 @@ class Context:
         if key not in self._tables:
             self._tables[key] = compare.build([run])
         return self._tables[key]
+
+
+def table_folder(group: str, target: float | None) -> str:
+    return group if target is None else f"{group}-target{target:g}"
 
 
 @dataclass

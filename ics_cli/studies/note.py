@@ -1,9 +1,10 @@
 """The course note's claims about normalization, each measured on this project's networks.
 
 Exact claims (N2, N4a, N4b, N5, N9) build modules directly and run on real mnist-5k batches in
-seconds. The others read four groups of runs: an lr sweep of the default MLP with and without batch
-norm (N7), the default MLP at one shared lr with none / batch / batch-nograd (N1, N3, N8, N6), batch
-norm at a tiny batch (N6), and the CNN with every variant over a small lr grid (N10).
+seconds. The others read three groups of runs: a fine lr sweep of the default MLP with and without
+batch norm (N7), the default MLP at one shared lr with none / batch / batch-nograd (N1, N3, N6, N8),
+and the CNN with every variant at the same lr (N8, N10). Every comparison across norms is at a
+matched learning rate, fixed in the protocol before the runs.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import pandas as pd
 
 from ..config import RunConfig
 from ..plots import lr_tolerance as draw_lr_tolerance
+from ..store import run_config
 from ..sweep import Sweep
+from ..train import evaluate, load_model
 from . import exact
 from . import figures as fig
-from .claims import (FAIL, INCONCLUSIVE, PASS, Claim, Measurement, MissingData, Study, combine, decide,
-                     directional, either, fmt_ci, interval, paired, within)
+from .claims import (Claim, Interval, Measurement, MissingData, Study, bracketed, decide, directional,
+                     exp_interval, family, fmt_ci, interval, measurement, paired, within)
 from .context import Context, run_groups
 
 NOTE = "course note"
@@ -34,36 +37,38 @@ MLP = RunConfig(dataset="mnist-5k", binarize=False, model="mlp", depth=3, width=
                 optimizer="sgd", momentum=0.0, weight_decay=0.0, batch_size=60, log_every=50,
                 probe_size=512, track_units=4)
 CNN = replace(MLP, model="cnn", width=32, activation="relu")
-LR_GRID = [float(f"{10 ** (k / 2):.3g}") for k in range(-4, 5)]        # 0.01 ... 100, half-decades
-CNN_LRS = [0.1, 0.316, 1.0]                                           # half-decades around 0.5
+LR_GRID = [float(f"{10 ** (k / 4):.3g}") for k in range(-4, 9)]        # 0.1 ... 100, quarter-decades
 SHARED_LR = 0.5
-TINY_BATCH = 4
 TARGET = 0.9
 CNN_NORMS = ["none", "batch", "layer", "instance", "group"]
 EXACT_TOL = {"N2": 1e-4, "N4": 1e-5, "N5": 1e-5, "N9": 1e-4}
-STABLE_RATIO = 5.0
-FULL = dict(seeds=[0, 1, 2], mlp_steps=1000, cnn_steps=500, lrs=LR_GRID, cnn_lrs=CNN_LRS)
-QUICK = dict(seeds=[0], mlp_steps=200, cnn_steps=100, lrs=[0.01, 0.1, 1.0, 10.0, 100.0],
-             cnn_lrs=[0.316])
+LAYER_RATIO = 2.0          # N1: layer variances "differ" when the largest is ≥ 2x the smallest
+SHIFT = 0.2                # N1: a shift of 0.2 standard deviations is Cohen's "small" effect
+BROKEN = 0.10              # N3: "breaks" = at least 10 points of test accuracy lost
+TEST_BATCHES = (4, 60)     # N6: test batch sizes, the same trained model
+TOLERANCE = 0.9            # N7: a seed's lr is stable when its accuracy is ≥ 0.9 x its best
+STABLE_RATIO = 3.0         # N7: "much larger" = at least half a decade
+FULL = dict(seeds=[0, 1, 2, 3, 4], mlp_steps=1000, cnn_steps=500, lrs=LR_GRID, sweep_log_every=250)
+QUICK = dict(seeds=[0], mlp_steps=200, cnn_steps=100, lrs=[0.1, 1.0, 10.0, 100.0], sweep_log_every=100)
 
 
-def plan(quick: bool) -> dict[str, Sweep]:
+def plan(quick: bool, seeds: list[int] | None = None) -> dict[str, Sweep]:
     p = QUICK if quick else FULL
+    seeds = seeds or p["seeds"]
     mlp = replace(MLP, steps=p["mlp_steps"])
     return {   # longest runs first: the short ones fill the pool's tail
-        "cnn": Sweep(common=replace(CNN, steps=p["cnn_steps"]), norms=CNN_NORMS, lrs=p["cnn_lrs"],
-                     seeds=p["seeds"], batch_sizes=[CNN.batch_size]),
-        "lr_sweep": Sweep(common=mlp, norms=["none", "batch"], lrs=p["lrs"], seeds=p["seeds"],
-                          batch_sizes=[MLP.batch_size]),
+        "cnn": Sweep(common=replace(CNN, steps=p["cnn_steps"]), norms=CNN_NORMS, lrs=[SHARED_LR],
+                     seeds=seeds, batch_sizes=[CNN.batch_size]),
         "shared_lr": Sweep(common=mlp, norms=["none", "batch", "batch-nograd"], lrs=[SHARED_LR],
-                           seeds=p["seeds"], batch_sizes=[MLP.batch_size]),
-        "tiny_batch": Sweep(common=mlp, norms=["batch"], lrs=[SHARED_LR], seeds=p["seeds"],
-                            batch_sizes=[TINY_BATCH]),
+                           seeds=seeds, batch_sizes=[MLP.batch_size]),
+        "lr_sweep": Sweep(common=replace(mlp, log_every=p["sweep_log_every"]), norms=["none", "batch"],
+                          lrs=p["lrs"], seeds=seeds, batch_sizes=[MLP.batch_size]),
     }
 
 
-def run(out: Path, quick: bool = False, jobs: int | None = None, on_outcome=None) -> Context:
-    return run_groups(out, plan(quick), quick=quick, jobs=jobs, on_outcome=on_outcome)
+def run(out: Path, quick: bool = False, jobs: int | None = None, on_outcome=None,
+        seeds: list[int] | None = None) -> Context:
+    return run_groups(out, plan(quick, seeds), quick=quick, jobs=jobs, on_outcome=on_outcome)
 
 
 def _grid(values) -> str:
@@ -71,49 +76,64 @@ def _grid(values) -> str:
 
 
 PROTOCOL = f"""\
-Chosen once, before the study's verdicts were seen (only timing pilots were run), and the same for every norm.
+Chosen once, before the study's verdicts were seen (only timing pilots were run), and the same for
+every norm: every comparison across norms is at one matched learning rate, never at each norm's own
+best.
 
 | group | network | what varies | steps | seeds | used by |
 |---|---|---|---|---|---|
 | `lr_sweep` | default MLP | norm none / batch × lr {_grid(LR_GRID)} | {FULL['mlp_steps']} | {_grid(FULL['seeds'])} | N7 |
 | `shared_lr` | default MLP | norm none / batch / batch-nograd at lr {SHARED_LR} | {FULL['mlp_steps']} | {_grid(FULL['seeds'])} | N1, N3, N6, N8 |
-| `tiny_batch` | default MLP | batch norm at lr {SHARED_LR}, batch {TINY_BATCH} | {FULL['mlp_steps']} | {_grid(FULL['seeds'])} | N6 |
-| `cnn` | CNN | norm {' / '.join(CNN_NORMS)} × lr {_grid(CNN_LRS)} | {FULL['cnn_steps']} | {_grid(FULL['seeds'])} | N10 |
+| `cnn` | CNN | norm {' / '.join(CNN_NORMS)} at lr {SHARED_LR} | {FULL['cnn_steps']} | {_grid(FULL['seeds'])} | N8, N10 |
 
 * **Default MLP**: the project's defaults: mnist-5k (standardized pixels), 3 hidden layers of 100
   sigmoid units, Glorot-uniform init, plain SGD (no momentum), batch 60, eps 1e-5, log every
-  {MLP.log_every} steps. {FULL['mlp_steps']} steps (15 epochs of the 4,000 training images) instead of
-  the default 2,000, so the whole study fits its 8-minute budget on two CPU cores.
-* **lr grid**: half-decades from 0.01 to 100 (rounded to 3 digits): from far below the default 0.5
-  to far above any lr a sigmoid MLP is expected to survive, so the largest stable lr of both
-  networks lies inside the grid; the resolution of the ratio is one half-decade (×3.16). `max_stable_lr` is compare's definition:
-  the largest lr whose seed-mean final accuracy is ≥ 0.9 × the best lr's and no seed diverged.
+  {MLP.log_every} steps ({FULL['sweep_log_every']} in the lr sweep, which only needs final numbers).
+  {FULL['mlp_steps']} steps (15 epochs of the 4,000 training images).
+* **Seeds**: five. With three, t(0.975, 2) = 4.3 (and 9.9 for a claim of two parts) left N1 and
+  others INCONCLUSIVE for lack of power; with five, t(0.975, 4) = 2.8.
 * **Shared lr {SHARED_LR}**: the project's default, chosen beforehand so the MLP trains with and
-  without batch norm (also the lr of the Ioffe & Szegedy study).
-* **Tiny batch {TINY_BATCH}**: small enough that batch statistics are noisy, large enough that they
-  are defined; one of the small batches in Wu & He's (2018) batch-size comparison. Same lr and steps
-  as at batch 60. The batch-statistics test accuracy is measured on test batches of the training
-  batch size (ics train's `test_acc_batchstats`).
-* **CNN**: 3 conv layers (3x3, stride 2, 32 channels), global average pooling, a linear classifier;
-  ReLU, because every variant compared was introduced on ReLU conv nets (batch, layer, instance and
-  group norm papers; also, in a timing pilot a sigmoid CNN without normalization stayed at chance
-  for hundreds of steps); groups = 4; {FULL['cnn_steps']} steps, log every {CNN.log_every}. lr grid
-  {_grid(CNN_LRS)} (half-decades around the default 0.5). Each norm is judged at its own best lr: the
-  one whose seeds all reach the target in the fewest steps on average.
-* **Target accuracy {TARGET}** for N10: a level at which a network on this data is trained, not merely
-  started (the default MLP reaches it within about 1,000 steps). A run that never reaches it counts
-  at its last step, a lower bound, which favours the baseline when it is the one that fails.
+  without batch norm (also the lr of the Ioffe & Szegedy study), and used for the CNN too: the
+  matched lr of N8 and N10.
+* **N1**: at init, the largest over the smallest hidden layer's variance at the `linear` site
+  (per seed; geometric mean, t-interval of the logs) must be ≥ {LAYER_RATIO:g}: a factor of 2 in
+  variance is the smallest difference that a layer-by-layer normalization would visibly change
+  (Glorot init aims at 1). During training, the scale-free shift of the unit means from init to the
+  end at `linear` (`drift_mean_scaled_init`, mean over hidden layers) must be ≥ {SHIFT}: Cohen's
+  "small" standardized effect. Two parts at 1 − 0.05/2 each.
+* **N3**: "breaks training" means batch-nograd loses at least {BROKEN:.0%} of test accuracy against
+  batch norm at the same lr (paired by seed; a diverged run counts at chance, 0.1): on this data
+  that is the gap between a working and a broken classifier; a smaller loss is "hurts", not "breaks".
+* **N6**: the *same* trained batch-norm model (each seed's `shared_lr` run, `model.pt`) is evaluated
+  on the test set with batch statistics over consecutive test batches of {TEST_BATCHES[0]} and of
+  {TEST_BATCHES[1]}; accuracy(60) − accuracy(4) must be > 0. (The previous version compared models
+  trained with different batch sizes, which saw 15× fewer examples.)
+* **N7**: quarter-decade lr grid {_grid(LR_GRID)}, so the ratio is resolved to ×1.78 instead of ×3.16.
+  Per seed and norm, an lr is stable when its run did not diverge and its final test accuracy is
+  ≥ {TOLERANCE} × that seed's best over the grid; the largest stable lr lies between it and the next
+  grid lr, so each seed gives a bracket of ratios (claims.py's bracketed interval). "Much larger
+  learning rates" = a ratio ≥ {STABLE_RATIO:g} (half a decade, one step of the usual lr grid). Ioffe &
+  Szegedy's 5× and 30× are for Inception on ImageNet, a different setting; a shallow sigmoid MLP
+  without batch norm already trains at lr 1 to 3 here, so a smaller factor is what "much larger"
+  can mean on this network.
+* **N8**: gradient stability as `grad_norm_jitter` (compare's gradient_stability: the spread of
+  ln(gradient norm) around its running median over 5 logged steps, so the normal decay of the
+  gradient is not counted as instability), mean over layers, on the MLP and the CNN at lr {SHARED_LR};
+  batch − none, two parts at 1 − 0.05/2. Computed over the logged steps only.
+* **N10**: steps to test accuracy {TARGET} on the CNN, every variant at lr {SHARED_LR}; each count is
+  known to within one log interval and a run that never reaches it counts as at least its last
+  step, so each seed gives a bracket of differences variant − none; four parts at 1 − 0.05/4. Each
+  norm at its own best lr is a different question, answered (leave-one-seed-out, so the lr is never
+  chosen on the seed it is scored on) by the default comparison's `best_lr.csv`.
 * **Exact claims** (N2, N4a, N4b, N5, N9): the default MLP and the CNN at init, with random γ and β,
   on {exact.BATCHES} real training batches of {exact.BATCH_SIZE}; N4a, N4b and N5 in float64 so that
   rounding stays far below their tolerance of 1e-5; N2 and N9 in float32 as in training, tolerance 1e-4.
 
-Paired comparisons are by seed (same batch order, same probe batch); intervals are 95% t-intervals
-over seeds.
+Paired comparisons are by seed (same init stream, batch order and probe batch).
 
 Quick mode (`--quick`): seed {_grid(QUICK['seeds'])} only, {QUICK['mlp_steps']} MLP steps, lr grid
-{_grid(QUICK['lrs'])}, the CNN at lr {_grid(QUICK['cnn_lrs'])} for {QUICK['cnn_steps']} steps. With
-one seed there are no intervals, so every trained claim is INCONCLUSIVE; the exact claims are the same
-as in the full study.
+{_grid(QUICK['lrs'])}, the CNN for {QUICK['cnn_steps']} steps. With one seed there are no intervals,
+so every trained claim is INCONCLUSIVE; the exact claims are the same as in the full study.
 """
 
 
@@ -129,18 +149,39 @@ def _final(run, column: str) -> float:
     return float(value)
 
 
+def _usable_acc(run) -> float:
+    """Final test accuracy; a diverged run's weights are unusable, so it counts at chance (0.1)."""
+    return 0.1 if run.status == "diverged" else _final(run, "test_acc")
+
+
 def _hidden(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["layer"].astype(str).str.startswith("hidden")]
 
 
-def _drift(ctx: Context, run) -> float:
-    d = _hidden(ctx.run_tables(run)["drift"])
-    return float(d.loc[d["site"] == "norm", "drift_mean_total_mean"].mean())
+def _num(series) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce")
 
 
-def _grad_cv(ctx: Context, run) -> float:
-    """Mean over layers (hidden and output) of compare's grad_norm_cv, as in compare.headline."""
-    return float(ctx.run_tables(run)["gradient_stability"]["grad_norm_cv_mean"].mean())
+def _layer_ratio(run) -> float:
+    """At step 0, site linear: largest / smallest hidden-layer variance."""
+    lay = _hidden(run.table("layers"))
+    v = _num(lay[(lay["step"] == 0) & (lay["site"] == "linear")]["var"])
+    return float(v.max() / v.min()) if len(v) and v.min() > 0 else math.nan
+
+
+def _shift(run) -> float:
+    """At the last logged step, site linear: drift_mean_scaled_init, mean over hidden layers."""
+    lay = _hidden(run.table("layers"))
+    lay = lay[lay["site"] == "linear"]
+    if "drift_mean_scaled_init" not in lay or lay.empty:
+        return math.nan
+    last = lay[lay["step"] == lay["step"].max()]
+    return float(_num(last["drift_mean_scaled_init"]).mean())
+
+
+def _jitter(ctx: Context, run) -> float:
+    """Mean over layers (hidden and output) of compare's grad_norm_jitter."""
+    return float(_num(ctx.run_tables(run)["gradient_stability"]["grad_norm_jitter_mean"]).mean())
 
 
 def _weight_growth(run) -> float:
@@ -150,140 +191,162 @@ def _weight_growth(run) -> float:
     return float((by_layer.last() / by_layer.first()).mean())
 
 
-def _layer_spread(run) -> tuple[float, float]:
-    """At step 0, site norm: std over hidden layers of the layer mean and of the layer variance."""
-    lay = _hidden(run.table("layers"))
-    lay = lay[(lay["step"] == 0) & (lay["site"] == "norm")]
-    return float(lay["mean"].std(ddof=0)), float(lay["var"].std(ddof=0))
-
-
 def _per_seed(ctx: Context, group: str, f, **where) -> dict[int, float]:
     return {s: f(r) for s, r in ctx.by_seed(group, **where).items()}
 
 
 def _mean(values: dict) -> float:
-    return interval(values.values())[0]
+    return interval(values.values()).mean
+
+
+def _log_interval(values: dict, confidence: float) -> Interval:
+    """Geometric mean and exp of the t-interval of the logs of positive values."""
+    logs = [math.log(v) for v in values.values() if math.isfinite(v) and v > 0]
+    return exp_interval(interval(logs, confidence))
 
 
 # --------------------------------------------------------------------------- trained claims
 
 
 def measure_n1(ctx: Context) -> Measurement:
-    spread = _per_seed(ctx, "shared_lr", _layer_spread, norm="none")
-    drift = _per_seed(ctx, "shared_lr", lambda r: _drift(ctx, r), norm="none")
-    parts = {name: (d, directional(d[1], d[2], ">", 0.0)) for name, d in (
-        ("variance spread", interval(v[1] for v in spread.values())),
-        ("mean spread", interval(v[0] for v in spread.values())),
-        ("drift", interval(drift.values())))}
-    verdict, part, (mean, lo, hi, _) = decide(parts)
-    seen = (f"Without normalization, at init the per-layer variance of the sigmoid inputs differs across "
-            f"layers by a std of {fmt_ci(*parts['variance spread'][0][:3])} and the per-layer mean by "
-            f"{fmt_ci(*parts['mean spread'][0][:3])}; during training the unit means drift by a total of "
-            f"{fmt_ci(*parts['drift'][0][:3])} per layer; measured: the {part}.")
-    return Measurement(mean, lo, hi, verdict, seen)
+    level = family(2)
+    ratio = _log_interval(_per_seed(ctx, "shared_lr", _layer_ratio, norm="none"), level)
+    shift = interval(_per_seed(ctx, "shared_lr", _shift, norm="none").values(), level)
+    parts = {"layer-to-layer variance ratio": (ratio, directional(ratio.lo, ratio.hi, ">=", LAYER_RATIO)),
+             "shift during training": (shift, directional(shift.lo, shift.hi, ">=", SHIFT))}
+    verdict, part, iv = decide(parts)
+    seen = (f"Without normalization, at init the largest hidden layer's pre-activation variance is "
+            f"{fmt_ci(*ratio[:3])}× the smallest's (threshold {LAYER_RATIO:g}×); from init to the end of "
+            f"training each unit's mean moves by {fmt_ci(*shift[:3])} of its standard deviation "
+            f"(threshold {SHIFT}; {level:.3g} intervals); measured: the {part}.")
+    return measurement(iv, verdict, seen)
 
 
 def measure_n3(ctx: Context) -> Measurement:
+    acc = {n: _per_seed(ctx, "shared_lr", _usable_acc, norm=n) for n in ("batch", "batch-nograd")}
     loss = {n: _per_seed(ctx, "shared_lr", lambda r: _final(r, "train_loss"), norm=n)
             for n in ("batch", "batch-nograd")}
-    acc = {n: _per_seed(ctx, "shared_lr", lambda r: _final(r, "test_acc"), norm=n)
-           for n in ("batch", "batch-nograd")}
     growth = {n: _per_seed(ctx, "shared_lr", _weight_growth, norm=n) for n in ("batch", "batch-nograd")}
-    dloss = paired(loss["batch-nograd"], loss["batch"])
-    dgrowth = paired(growth["batch-nograd"], growth["batch"])
-    parts = {"loss": (dloss, directional(dloss[1], dloss[2], ">", 0.0)),
-             "weight growth": (dgrowth, directional(dgrowth[1], dgrowth[2], ">", 0.0))}
-    verdict, part, (mean, lo, hi, _) = decide(parts, either)
+    d = paired(acc["batch-nograd"], acc["batch"])
     diverged = sum(r.status == "diverged" for r in ctx.runs("shared_lr", norm="batch-nograd"))
-    seen = (f"At lr {SHARED_LR}, batch-nograd ends with training loss {_mean(loss['batch-nograd']):.3g} vs "
-            f"{_mean(loss['batch']):.3g} for batch norm (difference {fmt_ci(*dloss[:3])}), test accuracy "
-            f"{_mean(acc['batch-nograd']):.3f} vs {_mean(acc['batch']):.3f}, and its hidden weight norms "
-            f"grow {_mean(growth['batch-nograd']):.3g}× vs {_mean(growth['batch']):.3g}× "
-            f"(difference {fmt_ci(*dgrowth[:3])})"
-            f"{f'; {diverged} of its runs diverged' if diverged else ''}; measured: the {part} difference.")
-    return Measurement(mean, lo, hi, verdict, seen)
+    seen = (f"At lr {SHARED_LR}, batch-nograd ends at test accuracy {_mean(acc['batch-nograd']):.3f} vs "
+            f"{_mean(acc['batch']):.3f} with batch norm (difference {fmt_ci(*d[:3])}; breaking means "
+            f"≤ −{BROKEN}); training loss {_mean(loss['batch-nograd']):.3g} vs {_mean(loss['batch']):.3g}; "
+            f"hidden weight norms grow {_mean(growth['batch-nograd']):.3g}× vs {_mean(growth['batch']):.3g}×"
+            f"{f'; {diverged} of its runs diverged (counted at chance)' if diverged else ''}.")
+    return measurement(d, directional(d.lo, d.hi, "<=", -BROKEN), seen)
 
 
-def _batchstats_gap(run) -> float:
-    """Final test accuracy with running statistics minus with batch statistics (test batches of the training size)."""
-    return _final(run, "test_acc") - _final(run, "test_acc_batchstats")
+def test_accuracy(run, batch_size: int) -> float:
+    """Test accuracy of a run's saved model with batch statistics over test batches of `batch_size`."""
+    try:
+        _, model, ds = load_model(run.path)
+    except Exception as e:            # no model.pt (an older run), unreadable weights
+        raise MissingData(f"no usable model.pt in {run.path.name} ({e})") from None
+    return float(evaluate(model, ds.x_test, ds.y_test, chunk=batch_size, batch_stats=True)[1])
 
 
-def measure_n6(ctx: Context) -> Measurement:
-    big = _per_seed(ctx, "shared_lr", _batchstats_gap, norm="batch")
-    tiny = _per_seed(ctx, "tiny_batch", _batchstats_gap, norm="batch")
-    mean, lo, hi, _ = paired(tiny, big)
-    accs = {name: (_mean(_per_seed(ctx, g, lambda r: _final(r, "test_acc"), norm="batch")),
-                   _mean(_per_seed(ctx, g, lambda r: _final(r, "test_acc_batchstats"), norm="batch")))
-            for name, g in (("big", "shared_lr"), ("tiny", "tiny_batch"))}
-    seen = (f"Test accuracy with running statistics vs batch statistics: {accs['big'][0]:.3f} vs "
-            f"{accs['big'][1]:.3f} at batch {MLP.batch_size} (gap {_mean(big):+.3f}), {accs['tiny'][0]:.3f} "
-            f"vs {accs['tiny'][1]:.3f} at batch {TINY_BATCH} (gap {_mean(tiny):+.3f}); the gap grows by "
-            f"{fmt_ci(mean, lo, hi)}.")
-    return Measurement(mean, lo, hi, directional(lo, hi, ">", 0.0), seen)
+def measure_n6(ctx: Context, norm: str = "batch") -> Measurement:
+    small, big = TEST_BATCHES
+    acc = {b: _per_seed(ctx, "shared_lr", lambda r, b=b: test_accuracy(r, b), norm=norm)
+           for b in TEST_BATCHES}
+    running = _per_seed(ctx, "shared_lr", lambda r: _final(r, "test_acc"), norm=norm)
+    d = paired(acc[big], acc[small])
+    seen = (f"The same trained {norm}-norm models score {_mean(acc[big]):.3f} on the test set with batch "
+            f"statistics over test batches of {big}, {_mean(acc[small]):.3f} over test batches of {small} "
+            f"(difference {fmt_ci(*d[:3])}), and {_mean(running):.3f} with running statistics.")
+    return measurement(d, directional(d.lo, d.hi, ">", 0.0), seen)
+
+
+def largest_stable(runs: dict[float, object]) -> tuple[float, float]:
+    """(largest stable lr, next grid lr above it) of one seed's runs by lr (see the protocol)."""
+    acc = {lr: (math.nan if r.status == "diverged" else _final(r, "test_acc")) for lr, r in runs.items()}
+    finite = [a for a in acc.values() if math.isfinite(a)]
+    if not finite:
+        return math.nan, math.nan
+    best = max(finite)
+    grid = sorted(runs)
+    stable = [lr for lr in grid if math.isfinite(acc[lr]) and acc[lr] >= TOLERANCE * best]
+    top = max(stable)
+    above = [lr for lr in grid if lr > top]
+    return top, (above[0] if above else math.inf)
+
+
+def _stable_by_seed(ctx: Context, norm: str) -> dict[int, tuple[float, float]]:
+    by_seed: dict[int, dict[float, object]] = {}
+    for r in ctx.runs("lr_sweep", norm=norm):
+        cfg = run_config(r)
+        by_seed.setdefault(int(cfg["seed"]), {})[float(cfg["lr"])] = r
+    if not by_seed:
+        raise MissingData(f"no finished lr_sweep runs for {norm}")
+    return {s: largest_stable(runs) for s, runs in by_seed.items()}
 
 
 def measure_n7(ctx: Context) -> Measurement:
-    tol = ctx.tables("lr_sweep")["lr_tolerance"]
-    curve = ctx.tables("lr_sweep")["lr_curve"]
-    rows = {n: tol[tol["norm"] == n].iloc[0] for n in ("none", "batch") if (tol["norm"] == n).any()}
-    if len(rows) < 2:
-        raise MissingData("lr sweep lacks a norm")
-    ratio = float(rows["batch"]["stable_lr_vs_none"])
-    seen = (f"Largest stable lr: {rows['batch']['max_stable_lr']:g} with batch norm, "
-            f"{rows['none']['max_stable_lr']:g} without (ratio {ratio:.3g}; grid "
-            f"{_grid(sorted(curve['lr'].unique()))}); seed-mean final accuracy by lr — batch: "
-            f"{rows['batch']['acc_by_lr']}; none: {rows['none']['acc_by_lr']}.")
-    if not math.isfinite(ratio) or curve["n_seeds"].min() < 2:
-        return Measurement(ratio, None, None, INCONCLUSIVE, seen)
-    at_top = float(rows["batch"]["max_stable_lr"]) >= float(curve["lr"].max())
-    if ratio >= STABLE_RATIO:
-        verdict = PASS
-    else:     # a ratio whose numerator sits at the top of the grid is only a lower bound
-        verdict = INCONCLUSIVE if at_top else FAIL
-    return Measurement(ratio, None, None, verdict, seen)
+    bn, no = _stable_by_seed(ctx, "batch"), _stable_by_seed(ctx, "none")
+    seeds = sorted(s for s in set(bn) & set(no) if math.isfinite(bn[s][0]) and math.isfinite(no[s][0]))
+    if not seeds:
+        raise MissingData("no seed with a stable lr for both networks")
+    log = math.log
+    point = {s: log(bn[s][0]) - log(no[s][0]) for s in seeds}
+    lower = {s: log(bn[s][0]) - log(no[s][1]) for s in seeds}
+    upper = {s: log(bn[s][1]) - log(no[s][0]) for s in seeds}
+    iv = exp_interval(bracketed(point, lower, upper))
+    per_seed = ", ".join(f"seed {s}: {bn[s][0]:g} vs {no[s][0]:g}" for s in seeds)
+    grid = sorted({float(run_config(r)["lr"]) for r in ctx.runs("lr_sweep")})
+    seen = (f"Largest stable lr with batch norm vs without ({per_seed}; grid {_grid(grid)}): a ratio of "
+            f"{fmt_ci(*iv[:3])} (geometric mean; the interval carries the grid's resolution).")
+    return measurement(iv, directional(iv.lo, iv.hi, ">=", STABLE_RATIO), seen)
 
 
 def measure_n8(ctx: Context) -> Measurement:
-    cv = {n: _per_seed(ctx, "shared_lr", lambda r: _grad_cv(ctx, r), norm=n) for n in ("none", "batch")}
-    mean, lo, hi, _ = paired(cv["batch"], cv["none"])
-    seen = (f"At lr {SHARED_LR} the gradient-norm coefficient of variation (mean over layers) is "
-            f"{_mean(cv['batch']):.3g} with batch norm vs {_mean(cv['none']):.3g} without "
-            f"(difference {fmt_ci(mean, lo, hi)}).")
-    return Measurement(mean, lo, hi, directional(lo, hi, "<", 0.0), seen)
+    level = family(2)
+    parts, text = {}, []
+    for model, group in (("MLP", "shared_lr"), ("CNN", "cnn")):
+        jit = {n: _per_seed(ctx, group, lambda r: _jitter(ctx, r), norm=n) for n in ("none", "batch")}
+        d = paired(jit["batch"], jit["none"], level)
+        parts[model] = (d, directional(d.lo, d.hi, "<", 0.0))
+        text.append(f"{model} {_mean(jit['batch']):.3g} with batch norm vs {_mean(jit['none']):.3g} "
+                    f"without (difference {fmt_ci(*d[:3])})")
+    verdict, part, iv = decide(parts)
+    seen = (f"At lr {SHARED_LR}, the detrended gradient-norm jitter (mean over layers) is "
+            + "; ".join(text) + f" ({level:.3g} intervals); measured: the {part}.")
+    return measurement(iv, verdict, seen)
 
 
-def _best(summary: pd.DataFrame, norm: str) -> pd.Series:
-    """A norm's best lr for speed: most seeds reaching the target, then fewest mean steps."""
-    d = summary[(summary["norm"] == norm) & (summary["n_seeds"] > 0)]
-    if d.empty:
-        raise MissingData(f"no CNN runs for {norm}")
-    d = d.assign(_steps=d["steps_to_target_mean"].fillna(math.inf), _miss=d["n_seeds"] - d["n_reached_target"])
-    return d.sort_values(["_miss", "_steps", "lr"]).iloc[0]
+def _steps_bracket(run) -> tuple[float, float, float]:
+    """(point, lower, upper) of the first step with test_acc ≥ TARGET (see ioffe2015's I2 rule)."""
+    m = run.table("metrics").sort_values("step")
+    log_every = int(run_config(run)["log_every"])
+    reached = m["step"][_num(m["test_acc"]) >= TARGET]
+    if len(reached):
+        s = float(reached.iloc[0])
+        return s, max(s - log_every + 1, 1.0), s
+    done = float((run.summary or {}).get("steps_done") or 0)
+    return done, done + 1, math.inf
 
 
 def measure_n10(ctx: Context) -> Measurement:
-    tables = ctx.tables("cnn", target=TARGET)
-    summary, runs = tables["summary"], tables["runs"]
-    steps, best = {}, {}
-    for norm in CNN_NORMS:
-        best[norm] = float(_best(summary, norm)["lr"])
-        rows = runs[(runs["norm"] == norm) & np.isclose(runs["lr"], best[norm])
-                    & runs["status"].isin(["completed", "diverged"])]
-        # Never reached: the run's last step, a lower bound of its true count.
-        steps[norm] = {int(r["seed"]): (r["steps_to_target"] if math.isfinite(r["steps_to_target"])
-                                        else float(r["steps_done"])) for _, r in rows.iterrows()}
-    diffs = {n: paired(steps[n], steps["none"]) for n in CNN_NORMS if n != "none"}
-    verdict = combine(*(directional(d[1], d[2], "<", 0.0) for d in diffs.values()))
-    worst = max(diffs, key=lambda n: diffs[n][0])
-    reached = {n: int(_best(summary, n)["n_reached_target"]) for n in CNN_NORMS}
-    order = sorted(CNN_NORMS, key=lambda n: (_mean(steps[n]), n))
-    ranking = " < ".join(f"{n} {_mean(steps[n]):.0f} (lr {best[n]:g}"
-                         f"{'' if reached[n] == len(steps[n]) else f', {reached[n]}/{len(steps[n])} reached'})"
-                         for n in order)
-    seen = (f"Mean steps to test accuracy {TARGET} on the CNN, each norm at its own best lr: {ranking}; "
-            f"the slowest variant relative to none is {worst} ({fmt_ci(*diffs[worst][:3])} steps).")
-    return Measurement(*diffs[worst][:3], verdict, seen)
+    steps = {n: {s: _steps_bracket(r) for s, r in ctx.by_seed("cnn", norm=n).items()} for n in CNN_NORMS}
+    variants = [n for n in CNN_NORMS if n != "none"]
+    level = family(len(variants))
+    parts = {}
+    for n in variants:
+        seeds = sorted(set(steps[n]) & set(steps["none"]))
+        v, b = steps[n], steps["none"]
+        iv = bracketed({s: v[s][0] - b[s][0] for s in seeds}, {s: v[s][1] - b[s][2] for s in seeds},
+                       {s: v[s][2] - b[s][1] for s in seeds}, level)
+        parts[n] = (iv, directional(iv.lo, iv.hi, "<", 0.0))
+    verdict, part, iv = decide(parts)
+
+    def describe(n):
+        reached = sum(math.isfinite(v[2]) for v in steps[n].values())
+        return f"{n} {np.mean([v[0] for v in steps[n].values()]):.0f} ({reached}/{len(steps[n])} reached)"
+    seen = (f"Mean steps to test accuracy {TARGET} on the CNN, every norm at lr {SHARED_LR}: "
+            + ", ".join(describe(n) for n in CNN_NORMS) + "; variant − none: "
+            + ", ".join(f"{n} {fmt_ci(*parts[n][0][:3])}" for n in variants)
+            + f" ({level:.3g} bracketed intervals); measured: {part}.")
+    return measurement(iv, verdict, seen)
 
 
 # --------------------------------------------------------------------------- exact claims
@@ -352,19 +415,23 @@ def measure_n9(ctx: Context) -> Measurement:
 CLAIMS = [
     Claim("N1", "Without normalization, the statistics of the layers' inputs differ from layer to layer "
                 "and shift during training.", NOTE,
-          "no-norm MLP at lr 0.5, site norm (input to the sigmoid): std over hidden layers of the layer "
-          "variance and of the layer mean at init; total drift of the unit means (drift_mean_total, mean "
-          "over layers); measured: the deciding part",
-          "all three > 0 (interval excludes 0)", None, measure_n1),
+          f"no-norm MLP at lr {SHARED_LR}, site linear: largest / smallest hidden-layer variance at init "
+          "(geometric mean over seeds); drift_mean_scaled_init at the end (mean over hidden layers); "
+          "1 − 0.05/2 intervals (measured: the deciding part)",
+          f"ratio ≥ {LAYER_RATIO:g} and shift ≥ {SHIFT} standard deviations", None, measure_n1,
+          revised="was: three spreads and drifts that are ≥ 0 by construction (could not fail); now "
+                  "thresholds that a network with equal layers or no shift fails"),
     Claim("N2", "Batch norm makes every unit zero-mean and unit-variance over the mini-batch, before γ "
                 "and β.", f"{NOTE}; {IOFFE}, Sec. 3",
           "max over units, layers and batches of |mean| and |var − v/(v+eps)| of (BN(x) − β)/γ",
           f"≤ {EXACT_TOL['N2']:g}", None, measure_n2),
     Claim("N3", "The normalization must be differentiable with respect to the batch statistics: "
                 "treating them as constants breaks training.", f"{NOTE}; {IOFFE}, Sec. 2",
-          "batch-nograd − batch at lr 0.5, paired by seed: final training loss, and growth of the hidden "
-          "weight norms (last / first logged); measured: the deciding part",
-          "loss difference > 0 or weight-growth difference > 0", None, measure_n3),
+          f"final test accuracy batch-nograd − batch at lr {SHARED_LR}, paired by seed (a diverged run "
+          "counts at chance)", f"difference ≤ −{BROKEN} (at least {BROKEN:.0%} of accuracy lost)", None,
+          measure_n3,
+          revised="was: PASS if the training loss was higher at all, or the weights grew more; the claim "
+                  "says training breaks, so now a loss of at least 10 points of accuracy"),
     Claim("N4a", "Setting γ equal to the variance and β equal to the mean makes batch norm the identity "
                  "(the note's literal statement).", NOTE,
           "max |BN(x) − x| on a training batch with γ = var_B, β = mean_B (float64)",
@@ -379,25 +446,39 @@ CLAIMS = [
     Claim("N6", "At test time, aggregated (running) statistics replace the batch statistics; batch "
                 "statistics at test time make predictions depend on the batch, the more so the smaller it is.",
           f"{NOTE}; {IOFFE}, Sec. 3.1",
-          f"gap = final test_acc (running stats) − test_acc_batchstats; gap at batch {TINY_BATCH} − gap at "
-          f"batch 60, paired by seed", "difference > 0", None, measure_n6),
+          f"one trained batch-norm model per seed: test accuracy with batch statistics over test batches of "
+          f"{TEST_BATCHES[1]} − over test batches of {TEST_BATCHES[0]}, paired by seed", "difference > 0", None,
+          measure_n6,
+          revised="was: models trained with batch 4 and batch 60 compared (15× fewer examples seen); "
+                  "now one model evaluated with both test batch sizes"),
     Claim("N7", "Normalization allows much larger learning rates.", f"{NOTE}; {IOFFE}, Sec. 3.3",
-          "max_stable_lr(batch) / max_stable_lr(none) from compare's lr_tolerance (tolerance 0.9) "
-          "over the lr grid", f"≥ {STABLE_RATIO:g}", "5×–30× (Ioffe & Szegedy use 5× and 30× the "
-          "baseline's lr on Inception)", measure_n7),
+          "largest stable lr (batch) / (none) per seed on a quarter-decade grid; geometric mean, interval "
+          "from per-seed brackets", f"ratio ≥ {STABLE_RATIO:g}", "5×–30× (Ioffe & Szegedy, on Inception)",
+          measure_n7,
+          revised="was: one seed-mean ratio on a half-decade grid with no interval, against Inception's 5×; "
+                  "now per-seed ratios on a finer grid with an interval, against half a decade"),
     Claim("N8", "Normalization gives steadier gradients.", NOTE,
-          "grad_norm_cv (compare's gradient_stability), mean over layers; batch − none at lr 0.5, "
-          "paired by seed", "difference < 0", None, measure_n8),
+          f"grad_norm_jitter (detrended: spread of ln gradient norm around its running median), mean over "
+          f"layers; batch − none at lr {SHARED_LR} on the MLP and the CNN, paired by seed, 1 − 0.05/2 "
+          "intervals", "both differences < 0", None, measure_n8,
+          revised="was: the coefficient of variation of ~20 sampled norms, which counts the gradient's "
+                  "normal decay as instability, on the MLP only; now detrended, MLP and CNN"),
     Claim("N9", "Layer, instance and group norm normalize what they claim to: each of their sets of "
                 "values has zero mean and unit variance.", f"{NOTE}; Ba et al. 2016; Ulyanov et al. 2016; "
                 "Wu & He 2018",
           "max over sets, layers and batches of |mean| and |var − v/(v+eps)| of (y − β)/γ; layer and "
           "group on the MLP and the CNN, instance on the CNN", f"≤ {EXACT_TOL['N9']:g}", None, measure_n9),
     Claim("N10", "Normalization makes training faster.", NOTE,
-          f"steps to test accuracy {TARGET} (compare's steps_to_target) on the CNN, each norm at its own "
-          "best lr; variant − none paired by seed (measured: the slowest variant)",
-          "every variant's difference < 0", None, measure_n10),
+          f"steps to test accuracy {TARGET} on the CNN, every norm at lr {SHARED_LR}; variant − none per "
+          "seed, bracketed by the log interval, 1 − 0.05/4 intervals (measured: the deciding variant)",
+          "every variant's difference < 0", None, measure_n10,
+          revised="was: each norm at its own best lr, chosen on the same seeds; now every norm at the "
+                  "same lr, fixed beforehand"),
 ]
+
+# Verdicts of the previous release (results of commit 00aaf02), for the README's "what changed".
+PREVIOUS = {"N1": "INCONCLUSIVE", "N2": "PASS", "N3": "PASS", "N4a": "FAIL", "N4b": "PASS", "N5": "PASS",
+            "N6": "PASS", "N7": "FAIL", "N8": "PASS", "N9": "PASS", "N10": "FAIL"}
 
 
 # --------------------------------------------------------------------------- figures
@@ -406,12 +487,12 @@ CLAIMS = [
 LAYER_STYLES = {"hidden1": "-", "hidden2": "--", "hidden3": ":"}
 
 
-def draw(ctx: Context, folder: Path) -> list[tuple[Path, str]]:
+def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]:
     folder = Path(folder)
     out = []
-    lr_tables = ctx.tables("lr_sweep")
-    [path] = draw_lr_tolerance(lr_tables, folder)
-    out.append((path, "N7: final test accuracy vs learning rate with and without batch norm (default MLP)."))
+    paths = draw_lr_tolerance(ctx.tables("lr_sweep"), folder, fmt=fmt)
+    out += [(p, "N7: final test accuracy vs learning rate with and without batch norm (default MLP); "
+                "look at where each curve falls off: the largest stable lr.") for p in paths]
 
     tables = ctx.tables("shared_lr")
     f = fig.figure(11, 4.4)
@@ -419,44 +500,38 @@ def draw(ctx: Context, folder: Path) -> list[tuple[Path, str]]:
     curves, grads = tables["curves"], tables["grad_curves"]
     for norm in ("none", "batch", "batch-nograd"):
         color = fig.norm_color(norm)
-        fig.band(loss_ax, curves[curves["norm"] == norm].sort_values("step"), "step", "train_loss",
+        fig.band(loss_ax, curves[curves["norm"] == norm].sort_values("step"), "step", "test_acc",
                  color=color, label=norm)
         for layer, style in LAYER_STYLES.items():
             d = grads[(grads["norm"] == norm) & (grads["layer"] == layer)].sort_values("step")
             fig.band(w_ax, d, "step", "weight_norm", color=color, label=None, ls=style)
     for layer, style in LAYER_STYLES.items():     # colour says the norm (left legend), style the layer
         w_ax.plot([], [], color="0.3", ls=style, label=layer)
-    loss_ax.set(xlabel="step (updates)", ylabel="training loss (cross-entropy, nats)",
-                title="Training loss")
+    loss_ax.set(xlabel="step (updates)", ylabel="test accuracy (fraction correct)", title="Test accuracy")
     w_ax.set(xlabel="step (updates)", ylabel="weight norm ‖W‖₂", title="Hidden-layer weight norms")
     for ax in (loss_ax, w_ax):
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
     f.suptitle(f"N3: batch norm with and without gradients through the batch statistics, lr {SHARED_LR}\n"
                f"{fig.BAND_NOTE}", fontsize="medium")
-    out.append((fig.save(f, folder / "nograd.png"),
-                "N3: training loss and hidden weight norms for none, batch and batch-nograd."))
+    out.append((fig.save(f, folder / f"nograd.{fmt}"),
+                "N3: test accuracy and hidden weight norms for none, batch and batch-nograd; look at how "
+                "far the batch-nograd accuracy falls below batch norm's."))
 
-    cnn = ctx.tables("cnn", target=TARGET)["summary"]
+    curves = ctx.tables("cnn")["curves"]
     f = fig.figure(7, 4.2)
     ax = f.subplots()
-    for i, norm in enumerate(CNN_NORMS):
-        try:
-            row = _best(cnn, norm)
-        except MissingData:
-            continue
-        mean = row["steps_to_target_mean"]
-        lo, hi = row["steps_to_target_ci_low"], row["steps_to_target_ci_high"]
-        err = [[mean - lo], [hi - mean]] if np.isfinite([lo, hi]).all() else None
-        ax.bar(i, mean if np.isfinite(mean) else 0, color=fig.norm_color(norm), yerr=err, capsize=4)
-        ax.text(i, 0, f"lr {row['lr']:g}\n{int(row['n_reached_target'])}/{int(row['n_seeds'])} reached",
-                ha="center", va="bottom", fontsize="small", color="white")
-    ax.set_xticks(range(len(CNN_NORMS)), CNN_NORMS)
-    ax.set(ylabel=f"steps to test accuracy {TARGET}", title="N10: CNN, each norm at its own best lr\n"
-           "bars: mean over the seeds that reached it; error bars: 95% t-interval")
-    ax.grid(alpha=0.3, axis="y")
-    out.append((fig.save(f, folder / "cnn_steps_to_target.png"),
-                f"N10: steps to {TARGET} test accuracy on the CNN per norm."))
+    for norm in CNN_NORMS:
+        fig.band(ax, curves[curves["norm"] == norm].sort_values("step"), "step", "test_acc",
+                 color=fig.norm_color(norm), label=norm)
+    ax.axhline(TARGET, color="0.4", lw=1, ls="--", label=f"target {TARGET}")
+    ax.set(xlabel="step (updates)", ylabel="test accuracy (fraction correct)",
+           title=f"N10: CNN, every norm at lr {SHARED_LR}\n{fig.BAND_NOTE}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    out.append((fig.save(f, folder / f"cnn_accuracy.{fmt}"),
+                f"N10: test accuracy of the CNN with every norm at the same lr; look at which curves "
+                f"cross the dashed target {TARGET} first."))
     return out
 
 
@@ -465,4 +540,4 @@ STUDY = Study(
     title="The course note's claims about normalization layers",
     description="the course note's claims (N1-N10): exact checks of the layers, lr tolerance, "
                 "gradient stability, batch-nograd ablation, speed of every variant on a CNN",
-    protocol=PROTOCOL, run=run, claims=CLAIMS, figures=draw)
+    protocol=PROTOCOL, run=run, claims=CLAIMS, figures=draw, previous=PREVIOUS)

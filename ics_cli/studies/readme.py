@@ -50,17 +50,33 @@ def render(study: Study, ctx, verdicts: pd.DataFrame, figures: list[tuple[Path, 
         + (f" and reused {reused} finished runs from an earlier one" if reused else "") + ". Verdicts: "
         + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("PASS", "FAIL", "INCONCLUSIVE")) + ".",
         "",
-        "A verdict is PASS when the 95% interval over seeds lies wholly on the side the claim predicts, "
+        "A verdict is PASS when the interval over seeds lies wholly on the side the claim predicts, "
         "FAIL when it lies wholly on the other side, INCONCLUSIVE when it straddles the threshold or "
-        "the data is missing (one seed, e.g. in quick mode, gives no interval). Exact claims compare a "
-        "deviation with a tolerance. A failing claim is a finding about the claim, not a bug.", "",
+        "the data is missing (one seed, e.g. in quick mode, gives no interval). A claim of k parts uses "
+        "Bonferroni intervals (confidence 1 − 0.05/k each). Exact claims compare a deviation with a "
+        "tolerance. Metrics and thresholds were fixed before the runs; every claim has a test in "
+        "tests/test_falsifiable.py that feeds it data on which it is false and sees FAIL. A failing "
+        "claim is a finding about the claim, not a bug.", "",
         "## Verdicts", "",
-        "| claim | statement | measured [95% CI] | expected | paper | verdict |",
-        "|---|---|---|---|---|---|",
+        "| claim | statement | measured [interval] | seeds | expected | paper | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for _, r in verdicts.iterrows():
-        lines.append(f"| {r['claim_id']} | {_cell(r['claim'])} | {_measured(r)} | {_cell(r['expected'])} "
-                     f"| {_cell(r['paper_value'])} | **{r['verdict']}** |")
+        seeds = "exact" if pd.isna(r.get("n_seeds")) else str(int(r["n_seeds"]))
+        lines.append(f"| {r['claim_id']} | {_cell(r['claim'])} | {_measured(r)} | {seeds} | "
+                     f"{_cell(r['expected'])} | {_cell(r['paper_value'])} | **{r['verdict']}** |")
+    if study.previous and not ctx.quick:
+        revised = {c.id: c.revised for c in study.claims}
+        lines += ["", "## What changed from the previous release", "",
+                  "The previous release's verdicts (commit 00aaf02) and why the test changed (issue 7: "
+                  "every claim must be able to fail, with honest statistics).", "",
+                  "| claim | previous | now | why |", "|---|---|---|---|"]
+        for _, r in verdicts.iterrows():
+            before = study.previous.get(r["claim_id"], "–")
+            why = revised.get(r["claim_id"]) or "same test"
+            if before != r["verdict"] and not revised.get(r["claim_id"]):
+                why = "same test, new runs (five seeds, recorded by this release)"
+            lines.append(f"| {r['claim_id']} | {before} | **{r['verdict']}** | {_cell(why)} |")
     lines += ["", "## What the measurements say", ""]
     lines += [f"* **{r['claim_id']}** ({r['verdict']}): {r['seen']}" for _, r in verdicts.iterrows()]
     lines += ["", "## Figures", ""]
@@ -76,10 +92,12 @@ def render(study: Study, ctx, verdicts: pd.DataFrame, figures: list[tuple[Path, 
               for _, r in verdicts.iterrows()]
     lines += ["", "## Files", "",
               "* `verdicts.csv`: one row per claim (claim_id, claim, source, metric, measured, ci_low, "
-              "ci_high, expected, paper_value, verdict).",
+              "ci_high, n_seeds, expected, paper_value, verdict).",
+              "* `tables/`: the compare tables of each group of runs the claims and figures read; "
+              "`ics plot` redraws the figures from them.",
               "* `figures/`: the figures above, drawn from the compare tables.",
               "* `compare/`: `ics compare` tables and `ics plot` figures over all of the study's runs "
-              "(column definitions: docs/metrics_compare.md).",
+              "(column definitions: docs/metrics.md, Part 2).",
               "* `runs/`: one folder per run (config, metrics, layers, units, grads); rerunning "
               "the study reuses finished runs.", ""]
     return "\n".join(lines)
