@@ -101,11 +101,16 @@ def _finite(values) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
+def _constant(x: np.ndarray) -> bool:
+    """No spread beyond rounding: scipy's t would divide by a zero (or rounding-sized) deviation."""
+    return bool(np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())))
+
+
 def _t_bounds(x: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
     if x.size < 2:
         return None, None
-    if np.ptp(x) == 0:             # no spread: the interval is the point (scipy would give NaN)
-        return float(x[0]), float(x[0])
+    if _constant(x):               # the interval is the point
+        return float(x.mean()), float(x.mean())
     ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence)
     return float(ci.low), float(ci.high)
 
@@ -133,7 +138,7 @@ def paired(a: dict, b: dict, confidence: float = CONFIDENCE) -> Interval:
     """
     x, y = _pairs(a, b)
     d = x - y
-    if d.size < 2 or np.ptp(d) == 0:
+    if d.size < 2 or _constant(d):
         return Interval(float(d.mean()), *_t_bounds(d, confidence), int(d.size))
     ci = stats.ttest_rel(x, y).confidence_interval(confidence)
     return Interval(float(d.mean()), float(ci.low), float(ci.high), int(d.size))

@@ -1,0 +1,84 @@
+"""Run folders with chosen numbers, written in the run-folder contract, for the falsifiability tests.
+
+`write_run` writes one finished run whose series are given per logged step; everything not given
+takes a neutral default (unit statistics of a standard normal, no drift, constant gradient norms).
+`context` reads folders back into a study Context, so a claim's `measure` sees exactly what it
+would see after real training: a world built to make the claim true, or false.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ics_cli import store
+from ics_cli.config import RunConfig
+from ics_cli.probes import SITES
+from ics_cli.studies.context import Context
+
+HIDDEN = ("hidden1", "hidden2", "hidden3")
+NAN = math.nan
+
+
+def _csv(path: Path, columns: list[str], rows: list[list]) -> None:
+    path.write_text(",".join(columns) + "\n" + "".join(",".join(store.fmt(v) for v in r) + "\n" for r in rows))
+
+
+def write_run(root: Path, *, norm: str, seed: int, test_acc: list[float], log_every: int = 100,
+              lr: float = 0.5, model: str = "mlp", status: str = "completed", layers: dict | None = None,
+              units: dict | None = None, grads: dict | None = None) -> Path:
+    """One run folder under root; logged steps are 0, log_every, ... (one per test_acc value).
+
+    layers: {(layer, site): {column: [value per logged step]}}; units: {(layer, site, unit):
+    {"p15"/"p50"/"p85": [...]}}; grads: {layer: [grad norm per logged step > 0]}.
+    """
+    steps = [k * log_every for k in range(len(test_acc))]
+    cfg = RunConfig(norm=norm, lr=lr, seed=seed, model=model, depth=len(HIDDEN), steps=steps[-1],
+                    log_every=log_every, track_units=1, device="cpu").resolved()
+    folder = Path(root) / cfg.name()
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({
+        "config": cfg.to_dict(), "hash": cfg.hash(), "name": cfg.name(),
+        "versions": {"python": "3", "torch": "2", "ics": "0"}, "device": "cpu", "timestamp": "2026"}))
+    layers, units, grads = layers or {}, units or {}, grads or {}
+    _csv(folder / "metrics.csv", store.METRICS_COLUMNS,
+         [[s, 2 * (1 - a), a, 2 * (1 - a), a, NAN, NAN, lr, 0.0] for s, a in zip(steps, test_acc)])
+    rows = []
+    for k, s in enumerate(steps):
+        for layer in HIDDEN:
+            for site in SITES:
+                given = {c: v[k] for c, v in layers.get((layer, site), {}).items()}
+                d = dict(mean=0.0, var=1.0, unit_mean_abs=0.0, unit_var_mean=1.0,
+                         drift_mean=NAN if k == 0 else 0.0, drift_var=NAN if k == 0 else 0.0,
+                         drift_mean_init=0.0, drift_var_init=0.0,
+                         drift_mean_scaled=NAN if k == 0 else 0.0, drift_mean_scaled_init=0.0, dead_units=0)
+                d.update(given)
+                rows.append([s, layer, site] + [d[c] for c in store.LAYERS_COLUMNS[3:]])
+    _csv(folder / "layers.csv", store.LAYERS_COLUMNS, rows)
+    rows = []
+    for k, s in enumerate(steps):
+        for layer in HIDDEN:
+            for site in SITES:
+                q = {c: v[k] for c, v in units.get((layer, site, 0), {}).items()}
+                rows.append([s, layer, site, 0, 0.0, 1.0, q.get("p15", -1.0), q.get("p50", 0.0),
+                             q.get("p85", 1.0)])
+    _csv(folder / "units.csv", store.UNITS_COLUMNS, rows)
+    rows = []
+    for k, s in enumerate(steps[1:]):
+        for layer in (*HIDDEN, "output"):
+            g = grads.get(layer, [1.0] * (len(steps) - 1))[k]
+            rows.append([s, layer, g, 1.0, 0.01])
+    _csv(folder / "grads.csv", store.GRADS_COLUMNS, rows)
+    final = {"train_loss": 2 * (1 - test_acc[-1]), "train_acc": test_acc[-1],
+             "test_loss": 2 * (1 - test_acc[-1]), "test_acc": test_acc[-1]}
+    store.write_json(folder / "summary.json", {
+        "status": status, "steps_done": steps[-1], "steps_planned": steps[-1],
+        "diverged_at_step": steps[-1] if status == "diverged" else None,
+        "final": None if status == "diverged" else final, "final_step": steps[-1]})
+    return folder
+
+
+def context(out: Path, groups: dict[str, list[Path]]) -> Context:
+    return Context(out=Path(out), quick=False,
+                   groups={g: [store.read_run(p) for p in paths] for g, paths in groups.items()})
