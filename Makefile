@@ -36,12 +36,14 @@ reproduce: $(STAMP)
 	$(BIN)/ics summarize results --compare results/default --sweep $(REPRO)/mlp --sweep $(REPRO)/cnn; \
 	echo "make reproduce took $$(( $$(date +%s) - start )) s"
 
-# Redraw the comparison figures from the committed CSVs, without training (a study's own figures
-# are drawn from its run folders by `ics reproduce NAME`, which reuses finished runs).
+# Redraw every figure in results/ from the CSVs saved there, without training: the default
+# comparison, and for each study folder (one holding verdicts.csv) its compare/ figures and its own
+# figures/ (`ics plot` on a study folder redraws both).
 figures: $(STAMP)
 	$(BIN)/ics plot results/default
-	$(BIN)/ics plot results/ioffe2015
-	$(BIN)/ics plot results/note
+	@set -e; for verdicts in results/*/verdicts.csv; do \
+	  echo "$(BIN)/ics plot $${verdicts%/verdicts.csv}"; $(BIN)/ics plot $${verdicts%/verdicts.csv}; \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

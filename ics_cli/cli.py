@@ -1,12 +1,14 @@
 """The `ics` command: parse, validate, call the library, print with Rich. No science here.
 
 Every user-caused error (bad option value, missing dataset, unwritable folder) ends as one line on
-stderr and exit code 2; Ctrl-C ends with 130 after the run has recorded what it had.
+stderr and exit code 2; Ctrl-C ends with 130 after the run has recorded what it had. Tables and
+--json go to stdout; progress bars and status lines to stderr (report.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
 import json
 import typing
@@ -16,33 +18,68 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from . import __version__
 from . import config as config_mod
 from . import norms
 from .config import RunConfig
 from .data import DATASETS
 from .errors import IcsError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="A lab for what normalization layers do to a network: train, sweep, compare, reproduce.")
-out = Console()
-err = Console(stderr=True)
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
+out = Console()                  # data: tables and JSON
+err = Console(stderr=True)       # errors and status lines (progress bars go to stderr in report.py)
+PIPED_WIDTH = 10_000             # stdout width when piped: whole cells, no wrapping at 80 columns
+
+
+def choices(name: str, values) -> type[enum.Enum]:
+    """An Enum of `values`: anything else is refused and the shell completes them; the library gets .value."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
+
+
+def listed(choice: type[enum.Enum]) -> str:
+    """The allowed values, for help texts (in the help column, where they wrap at 80 columns)."""
+    return ", ".join(e.value for e in choice)
+
+
+Dataset = choices("Dataset", DATASETS)
+Model = choices("Model", config_mod.MODELS)
+Activation = choices("Activation", config_mod.ACTIVATIONS)
+Init = choices("Init", config_mod.INITS)
+Norm = choices("Norm", norms.REGISTRY)
+Optimizer = choices("Optimizer", config_mod.OPTIMIZERS)
+Device = choices("Device", config_mod.DEVICES)
+Format = choices("Format", ("png", "svg", "pdf"))
+CHOICES = {"dataset": Dataset, "model": Model, "activation": Activation, "init": Init, "norm": Norm,
+           "optimizer": Optimizer, "device": Device}
+
+
+def flag(default: bool, *decls: str, **kwargs):
+    """A boolean option shown as a bare flag (typer would print a `<bool>` value column after it)."""
+    return typer.Option(default, *decls, metavar="", **kwargs)
+
+
+def plain(options: dict) -> dict:
+    """Option values as the library takes them: Enum members become their string values."""
+    return {k: v.value if isinstance(v, enum.Enum) else v for k, v in options.items()}
+
 
 HELP = {
-    "dataset": f"Dataset: {', '.join(DATASETS)}.",
+    "dataset": f"Dataset: {listed(Dataset)} (mnist-5k is embedded; synthetic is generated; "
+               "the others are read from --data-dir).",
     "data_dir": "Folder with torchvision dataset files (mnist, fashion-mnist, cifar10).",
     "download": "Download a torchvision dataset into --data-dir if it is missing.",
     "binarize": "Threshold pixels at 0.5 to {0, 1} instead of standardizing (Ioffe & Szegedy's binary MNIST).",
-    "model": f"Network: {', '.join(config_mod.MODELS)}.",
+    "model": f"Network: {listed(Model)}.",
     "depth": "Number of hidden layers (Linear/Conv -> Norm -> Activation).",
     "width": "Units per hidden layer (mlp, default 100) or channels (cnn, default 32).",
-    "activation": f"Nonlinearity: {', '.join(config_mod.ACTIVATIONS)}.",
-    "init": f"Weight init: {', '.join(config_mod.INITS)} (xavier = Glorot uniform; gaussian uses --init-std).",
+    "activation": f"Nonlinearity: {listed(Activation)}.",
+    "init": f"Weight init: {listed(Init)} (xavier = Glorot uniform; gaussian uses --init-std).",
     "init_std": "Standard deviation of the gaussian init.",
-    "norm": f"Normalization: {', '.join(norms.REGISTRY)} (see `ics norms`).",
+    "norm": f"Normalization: {listed(Norm)} (see `ics norms`).",
     "groups": "Groups for --norm group (must divide the width).",
     "eps": "Epsilon added to the variance inside every norm.",
-    "bn_momentum": "Running-statistics momentum of batch norm (torch convention).",
-    "optimizer": f"Optimizer: {', '.join(config_mod.OPTIMIZERS)}.",
+    "bn_momentum": "Momentum of batch norm's running statistics (torch convention).",
+    "optimizer": f"Optimizer: {listed(Optimizer)}.",
     "lr": "Learning rate (> 0).",
     "momentum": "SGD momentum in [0, 1).",
     "weight_decay": "L2 weight decay.",
@@ -56,9 +93,20 @@ HELP = {
     "diverge_factor": "A loss above this many times the first loss ends the run as diverged.",
     "diverge_smooth": "A smoothed loss (EMA, alpha 0.1) above this many times the first loss ends the run as diverged.",
     "seed": "Random seed (init, batch order and probe choice).",
-    "device": f"Device: {', '.join(config_mod.DEVICES)}.",
+    "device": f"Device: {listed(Device)} (auto: cuda when available, else cpu).",
     "out": "Folder that receives one folder per run.",
 }
+
+
+def run_option(name: str, annotation, default):
+    """The option for RunConfig field `name`: an Enum for a choice, a bare flag for a bool."""
+    opt = "--" + name.replace("_", "-")
+    common = {"help": HELP[name], "rich_help_panel": "Run options"}
+    if name in CHOICES:      # the help text lists the values: a `<a|b|...>` type column would not fit
+        return CHOICES[name], typer.Option(CHOICES[name](default), opt, metavar="<name>", **common)
+    if annotation is bool:   # off by default: `--download`; on by default: `--eval-batchstats/--no-...`
+        return bool, flag(default, f"{opt}/--no-{opt[2:]}" if default else opt, **common)
+    return annotation, typer.Option(default, opt, **common)
 
 
 def with_run_options(*, exclude: tuple[str, ...] = ()):
@@ -71,14 +119,29 @@ def with_run_options(*, exclude: tuple[str, ...] = ()):
         for field in dataclasses.fields(RunConfig):
             if field.name in exclude:
                 continue
-            params.append(inspect.Parameter(
-                field.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[field.name],
-                default=typer.Option(field.default, help=HELP[field.name], rich_help_panel="Run options")))
-            f.__annotations__[field.name] = hints[field.name]
+            annotation, option = run_option(field.name, hints[field.name], field.default)
+            params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY,
+                                            annotation=annotation, default=option))
+            f.__annotations__[field.name] = annotation
         f.__signature__ = sig.replace(parameters=params)
         return f
 
     return decorate
+
+
+# --------------------------------------------------------------------------- the app itself
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"ics {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def ics(version: bool = flag(False, "--version", callback=_print_version, is_eager=True,
+                             help="Print the version of ics and exit.")):
+    """A lab for what normalization layers do to a network: train, sweep, compare, reproduce."""
 
 
 # --------------------------------------------------------------------------- train
@@ -87,16 +150,16 @@ def with_run_options(*, exclude: tuple[str, ...] = ()):
 @app.command()
 @with_run_options()
 def train(
-    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables."),
-    force: bool = typer.Option(False, "--force", help="Rerun even if an identical finished run exists."),
+    json_out: bool = flag(False, "--json", help="Print the run summary as JSON on stdout."),
+    quiet: bool = flag(False, "--quiet", "-q", help="No progress bar or tables."),
+    force: bool = flag(False, "--force", help="Rerun even if an identical finished run exists."),
     **options,
 ):
     """Train one network and record how its layers' statistics and gradients move."""
     from . import report
     from .train import prepare, train as run_train
 
-    cfg = RunConfig(**options)
+    cfg = RunConfig(**plain(options))
     prepare(cfg)   # every bad input fails here, before a progress bar or a folder appears
     show = not (quiet or json_out)
     with report.run_progress(cfg, enabled=show) as (on_log, on_step):
@@ -125,29 +188,28 @@ def norms_cmd():
 @with_run_options(exclude=("norm", "lr", "seed", "batch_size"))
 def sweep(
     ctx: typer.Context,
-    norms_: Optional[str] = typer.Option(None, "--norms", help="Comma list of norms (default: none,batch)."),
+    norms_: Optional[str] = typer.Option(None, "--norms", help=f"Comma list of norms from {listed(Norm)} (default: none,batch)."),
     lrs: Optional[str] = typer.Option(None, "--lrs", help="Comma list of learning rates (default: 0.5)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of seeds (default: 0)."),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma list of batch sizes (default: 60)."),
-    grid_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with [grid] and [common] tables."),
+    grid_file: Optional[Path] = typer.Option(None, "--config", help=r"TOML file with \[grid] and \[common] tables."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes (default: one per CPU core, one thread each)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the outcomes as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    json_out: bool = flag(False, "--json", help="Print the outcomes as JSON on stdout."),
+    quiet: bool = flag(False, "--quiet", "-q", help="No progress bar or table."),
     **options,
 ):
     """Run a grid of configurations (norms x lrs x batch sizes x seeds); rerun to resume."""
     from . import report
     from . import sweep as sweep_mod
 
-    given = {k: v for k, v in options.items()
+    given = {k: v for k, v in plain(options).items()
              if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
     toml = sweep_mod.load_toml(grid_file) if grid_file else None
     grid = {"norms": norms_, "lrs": lrs, "seeds": seeds, "batch_sizes": batch_sizes}
     plan = sweep_mod.make_sweep(given, grid, toml)
-    outcomes = report.run_sweep(plan, Path(plan.common.out), jobs=jobs, enabled=not (quiet or json_out),
-                                console=out)
+    outcomes = report.run_sweep(plan, Path(plan.common.out), jobs=jobs, enabled=not (quiet or json_out))
     if json_out:
         out.print_json(json.dumps([dataclasses.asdict(o) for o in outcomes]))
     elif not quiet:
@@ -170,15 +232,14 @@ def compare(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Where tables and figures go (default: FIRST_PATH/compare)."),
     target: Optional[float] = typer.Option(None, "--target", help="Accuracy for steps-to-target (default: 90% of the best final accuracy)."),
     tolerance: float = typer.Option(0.9, "--tolerance", help="A run is good when its final accuracy >= tolerance x its norm's best."),
-    fmt: str = typer.Option("png", "--format", help="Figure format: png, svg, pdf."),
-    json_out: bool = typer.Option(False, "--json", help="Print the headline table as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    fmt: Format = typer.Option(Format.png, "--format", metavar="<format>", help=f"Figure format: {listed(Format)}."),
+    json_out: bool = flag(False, "--json", help="Print the headline table as JSON on stdout."),
+    quiet: bool = flag(False, "--quiet", "-q", help="Print nothing but errors."),
 ):
     """Tables (CSV) and figures comparing runs across norms, aggregated over seeds."""
     from . import compare as compare_mod
     from . import plots, report
 
-    _check_format(fmt)
     if not 0 < tolerance <= 1:
         raise IcsError(f"--tolerance must be in (0, 1], got {tolerance}")
     if target is not None and not 0 < target <= 1:
@@ -187,7 +248,7 @@ def compare(
     runs = compare_mod.runs_under(*paths)
     dest = out_dir or paths[0] / "compare"
     tables = compare_mod.build(runs, target=target, tolerance=tolerance)
-    written = compare_mod.write(tables, dest) + plots.draw_all(tables, dest, fmt=fmt)
+    written = compare_mod.write(tables, dest) + plots.draw_all(tables, dest, fmt=fmt.value)
     head = compare_mod.headline(tables)
     if json_out:
         out.print_json(head.to_json(orient="records"))
@@ -198,28 +259,35 @@ def compare(
 
 @app.command()
 def plot(
-    path: Path = typer.Argument(..., help="A compare folder, or a folder holding one (compare/)."),
-    fmt: str = typer.Option("png", "--format", help="Figure format: png, svg, pdf."),
+    path: Path = typer.Argument(..., help="A compare folder, a folder holding one (compare/), or a study folder."),
+    fmt: Format = typer.Option(Format.png, "--format", metavar="<format>", help=f"Figure format: {listed(Format)}."),
 ):
-    """Redraw the figures from existing comparison CSVs, without recomputing anything."""
+    """Redraw the figures from saved CSVs, without training: a study folder gets its own figures too."""
     from . import compare as compare_mod
-    from . import plots
+    from . import plots, studies
 
-    _check_format(fmt)
     [path] = _existing([path])
     folder = path / "compare" if (path / "compare").is_dir() else path
     if not (folder / "summary.csv").exists():
         raise IcsError(f"no comparison tables in '{folder}'; run `ics compare {path}` first")
-    files = plots.draw_all(compare_mod.load(folder), folder, fmt=fmt)
+    files = plots.draw_all(compare_mod.load(folder), folder, fmt=fmt.value)
     out.print(f"{len(files)} figures written to {folder}")
+    if (path / "verdicts.csv").exists():        # a study folder: its own figures, from its own CSVs
+        own = studies.redraw(path, fmt=fmt.value)
+        out.print(f"{len(own)} study figures written to {path}")
 
 
 @app.command()
 def reproduce(
     name: Optional[str] = typer.Argument(None, help="A study name (see --list), or 'all'."),
-    list_: bool = typer.Option(False, "--list", help="List the studies with a one-line description."),
-    quick: bool = typer.Option(False, "--quick", help="A scaled-down protocol (about a minute); verdicts may be INCONCLUSIVE."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: results/NAME/; with 'all', the parent of the study folders)."),
+    list_: bool = flag(False, "--list", help="List the studies with a one-line description."),
+    quick: bool = flag(False, "--quick", help="A scaled-down protocol (about a minute), into runs/quick/NAME; "
+                                              "verdicts may be INCONCLUSIVE."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of fresh seeds (e.g. 10,11,12) instead of "
+                                        "the study's own, into runs/replicate/NAME-s10-11-12; then a table says "
+                                        "which committed verdicts held."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: results/NAME, or under runs/ "
+                                           "with --quick or --seeds; with 'all', the parent of the study folders)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes for the study's runs (default: one per CPU core)."),
 ):
     """Run a study: the runs a paper's protocol needs, then each claim measured and given a verdict."""
@@ -231,12 +299,31 @@ def reproduce(
     chosen = studies.select(name)
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
+    seed_list = _seeds(seeds) if seeds is not None else None
     for study in chosen:
         folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
-        result = report.run_study(study, folder, quick=quick, jobs=jobs, console=out)
+        result = report.run_study(study, folder, quick=quick, seeds=seed_list, jobs=jobs)
         out.print(report.verdict_table(result.verdicts, f"{study}: verdicts"))
         out.print(f"{study} took {result.seconds:.0f} s; report: {result.out / 'README.md'}")
+        if seed_list is not None:
+            reference = Path("results") / study / "verdicts.csv"
+            if reference.exists():
+                held = studies.held(result, reference)
+                out.print(report.held_table(held, f"{study}: which verdicts held on fresh seeds "
+                                                  f"{','.join(map(str, seed_list))}"))
+            else:
+                _note(f"{study}: no committed result to compare with ({reference} does not exist)")
     return 0
+
+
+def _seeds(text: str) -> list[int]:
+    """--seeds '10,11,12' -> [10, 11, 12]: distinct non-negative integers, or a one-line error."""
+    from .sweep import parse_list
+
+    seeds = parse_list("--seeds", text, int)
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise IcsError(f"--seeds '{text}' must be distinct non-negative integers, e.g. --seeds 10,11,12")
+    return seeds
 
 
 @app.command()
@@ -252,9 +339,9 @@ def summarize(
     out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps)}")
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in ("png", "svg", "pdf"):
-        raise IcsError(f"--format '{fmt}' is not one of: png, svg, pdf")
+def _note(message: str) -> None:
+    """One status line on stderr, printed as is."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -262,22 +349,26 @@ def _check_format(fmt: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The console script: returns the exit code (the `ics` wrapper passes it to sys.exit)."""
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
+    # Piped or redirected, tables keep whole cells instead of being cut to a terminal's 80 columns.
+    out.width = None if out.is_terminal else PIPED_WIDTH
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="ics", standalone_mode=False)
+    except NoArgsIsHelpError as e:   # bare `ics`: the help is the answer (typer has printed it already)
+        if e.format_message():
+            out.print(e.format_message(), markup=False, highlight=False)
+        return 0
     except ClickException as e:
-        err.print(f"ics: error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        _note(f"ics: error: {' '.join(e.format_message().split())}")
         return 2
     except IcsError as e:
-        err.print(f"ics: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        _note(f"ics: error: {' '.join(str(e).split())}")
         return 2
     except (KeyboardInterrupt, typer.Abort):
-        err.print("ics: interrupted; what was recorded is kept. Rerun the same command to resume.",
-                  markup=False, highlight=False)
+        _note("ics: interrupted; what was recorded is kept. Rerun the same command to resume.")
         return 130
     if rv == 130:   # Typer turns Ctrl-C into exit code 130 itself
-        err.print("ics: interrupted; what was recorded is kept. Rerun the same command to resume.",
-                  markup=False, highlight=False)
+        _note("ics: interrupted; what was recorded is kept. Rerun the same command to resume.")
     return rv if isinstance(rv, int) else 0

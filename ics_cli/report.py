@@ -1,4 +1,8 @@
-"""What the terminal shows: Rich progress bars and tables, built from what runs wrote to disk."""
+"""What the terminal shows: Rich progress bars and tables, built from what runs wrote to disk.
+
+Progress bars, spinners and per-run status lines go to stderr (a `status_console()`); tables go to the
+console the caller passes (stdout in the CLI), so `ics ... > file` or `| cat` receives data only.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,16 @@ from contextlib import contextmanager
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import norms, store
+
+
+def status_console() -> Console:
+    """Where progress and status lines go: stderr, so stdout carries only tables and JSON."""
+    return Console(stderr=True)
 
 
 def _num(x, digits: int = 4) -> str:
@@ -20,14 +30,15 @@ def _num(x, digits: int = 4) -> str:
 
 
 @contextmanager
-def run_progress(cfg, enabled: bool = True):
-    """A progress bar for one run; yields the (on_log, on_step) callbacks train() takes."""
+def run_progress(cfg, enabled: bool = True, console: Console | None = None):
+    """A progress bar for one run (on stderr); yields the (on_log, on_step) callbacks train() takes."""
     if not enabled:
         yield None, None
         return
     steps = cfg.resolved().steps if cfg.epochs is None else None
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=False)
+                        TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=False,
+                        console=console or status_console())
     with progress:
         task = progress.add_task(f"{cfg.model}/{cfg.norm}", total=steps, stats="")
 
@@ -97,13 +108,14 @@ STATUS_STYLE = {"completed": "green", "diverged": "red", "skipped": "dim", "fail
 
 
 def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Console | None = None):
-    """sweep.run with a Rich progress bar: one tick per finished run, a line per outcome, an ETA."""
+    """sweep.run with a Rich progress bar (on stderr): one tick per finished run, a line per outcome, an ETA."""
     from . import sweep
 
     if not enabled:
         return sweep.run(plan, out_dir, jobs=jobs)
     progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[counts]}"), TimeRemainingColumn(), console=console)
+                        TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
+                        console=console or status_console())
     counts: dict[str, int] = {}
     with progress:
         task = progress.add_task("sweep", total=None, counts="")
@@ -134,24 +146,24 @@ def print_outcomes(console: Console, outcomes, out_dir) -> None:
 
 
 def headline_table(head: pd.DataFrame, title: str) -> Table:
-    """The headline comparison, one row per norm (and model), final accuracy with its interval."""
+    """The headline comparison, one row per norm (and model): final accuracy with its interval, then
+    every other column of compare.headline in its order, so a new measurement shows up by itself."""
+    acc = ("final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high")
+    cols = [c for c in head.columns if c not in acc[1:]]
     table = Table(title=title)
-    extra = [c for c in head.columns if c not in HEADLINE_SHOWN and not c.startswith("final_test_acc")
-             and c not in ("n_seeds", "lr")]
-    cols = ["model", "norm", *extra, "lr", "seeds", "final test acc [95% CI]", "max stable lr",
-            "drift at norm site", "grad-norm CV"]
     for col in cols:
-        table.add_column(col, justify="left" if col in ("model", "norm") else "right")
+        table.add_column(HEADLINE_LABELS.get(col, col.replace("_", " ")),
+                         justify="right" if pd.api.types.is_numeric_dtype(head[col]) else "left")
     for r in head.to_dict("records"):
         lo, hi = r.get("final_test_acc_ci_low"), r.get("final_test_acc_ci_high")
         ci = f" [{_num(lo, 3)}, {_num(hi, 3)}]" if lo is not None and not pd.isna(lo) else ""
-        table.add_row(str(r["model"]), str(r["norm"]), *[_num(r[c]) for c in extra], _num(r["lr"]),
-                      _num(r["n_seeds"]), f"{_num(r['final_test_acc_mean'], 3)}{ci}",
-                      _num(r["max_stable_lr"]), _num(r["drift_norm_total"]), _num(r["grad_norm_cv"]))
+        table.add_row(*[f"{_num(r[c], 3)}{ci}" if c == acc[0] else
+                        escape(r[c]) if isinstance(r[c], str) else _num(r[c]) for c in cols])
     return table
 
 
-HEADLINE_SHOWN = ("model", "norm", "max_stable_lr", "drift_norm_total", "grad_norm_cv")
+HEADLINE_LABELS = {"n_seeds": "seeds", "n_diverged": "diverged", "final_test_acc_mean": "final test acc [95% CI]",
+                   "max_stable_lr": "max stable lr", "grad_norm_cv": "grad-norm CV"}
 
 
 VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
@@ -166,24 +178,45 @@ def print_studies(console: Console, registry) -> None:
     console.print(table)
 
 
-def run_study(name: str, out_dir, *, quick: bool, jobs, console: Console):
-    """studies.run_study with a line per finished run."""
+def run_study(name: str, out_dir, *, quick: bool, seeds=None, jobs, console: Console | None = None):
+    """studies.run_study with a spinner and a line per finished run (on stderr)."""
     from . import studies
+
+    console = console or status_console()
 
     def on_outcome(o) -> None:
         if o.status != "skipped":
             console.print(f"[{STATUS_STYLE.get(o.status, '')}]{o.status:>11}[/] {o.name}")
 
     with console.status(f"study {name}: running"):
-        return studies.run_study(name, out_dir, quick=quick, jobs=jobs, on_outcome=on_outcome)
+        return studies.run_study(name, out_dir, quick=quick, seeds=seeds, jobs=jobs, on_outcome=on_outcome)
 
 
 def verdict_table(verdicts: pd.DataFrame, title: str) -> Table:
+    """One row per claim: the claim, what was measured (and on how many seeds), the verdict."""
     table = Table(title=title)
-    for col in ("claim_id", "claim", "measured", "expected", "verdict"):
-        table.add_column(col, justify="right" if col == "measured" else "left")
+    cols = ["claim_id", "claim", "measured", *(["n_seeds"] if "n_seeds" in verdicts else []), "expected",
+            "verdict"]
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("measured", "n_seeds") else "left")
     for r in verdicts.to_dict("records"):
         v = r["verdict"]
-        table.add_row(str(r["claim_id"]), str(r["claim"]), _num(r["measured"]), str(r["expected"]),
-                      f"[{VERDICT_STYLE.get(v, '')}]{v}[/]")
+        cells = {"claim_id": str(r["claim_id"]), "claim": escape(str(r["claim"])),
+                 "measured": _num(r["measured"]), "n_seeds": _num(r.get("n_seeds")),
+                 "expected": escape(str(r["expected"])),
+                 "verdict": f"[{VERDICT_STYLE.get(v, '')}]{v}[/]"}
+        table.add_row(*[cells[c] for c in cols])
+    return table
+
+
+def held_table(held: pd.DataFrame, title: str) -> Table:
+    """studies.held: per claim, the committed verdict, the fresh-seed verdict and whether it held."""
+    n = int(held["held"].sum())
+    table = Table(title=title, caption=f"{n} of {len(held)} verdicts held")
+    for col in ("claim_id", "committed verdict", "fresh-seed verdict", "held"):
+        table.add_column(col)
+    for r in held.to_dict("records"):
+        ref, v = str(r["reference_verdict"]), str(r["verdict"])
+        table.add_row(str(r["claim_id"]), f"[{VERDICT_STYLE.get(ref, '')}]{ref}[/]",
+                      f"[{VERDICT_STYLE.get(v, '')}]{v}[/]", "[green]yes[/]" if r["held"] else "[red]no[/]")
     return table

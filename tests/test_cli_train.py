@@ -15,7 +15,8 @@ CONTRACT = {
     "metrics.csv": ["step", "train_loss", "train_acc", "test_loss", "test_acc", "test_acc_batchstats",
                     "lr", "elapsed_s"],
     "layers.csv": ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean",
-                   "drift_mean", "drift_var", "drift_mean_init", "drift_var_init"],
+                   "drift_mean", "drift_var", "drift_mean_init", "drift_var_init",
+                   "drift_mean_scaled", "drift_mean_scaled_init", "dead_units"],
     "units.csv.gz": ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
     "grads.csv": ["step", "layer", "grad_norm", "weight_norm", "update_ratio"],
 }
