@@ -209,6 +209,7 @@ def sweep(
     toml = sweep_mod.load_toml(grid_file) if grid_file else None
     grid = {"norms": norms_, "lrs": lrs, "seeds": seeds, "batch_sizes": batch_sizes}
     plan = sweep_mod.make_sweep(given, grid, toml)
+    plan.configs()     # every bad value fails here, before a progress bar or a folder appears
     outcomes = report.run_sweep(plan, Path(plan.common.out), jobs=jobs, enabled=not (quiet or json_out))
     if json_out:
         out.print_json(json.dumps([dataclasses.asdict(o) for o in outcomes]))

@@ -49,6 +49,18 @@ def _grid_lines(sweeps: list[Path]) -> list[str]:
     return lines
 
 
+def _best_lr(tables: dict) -> list[str]:
+    """The best-lr view, labelled as such: each norm at its own lr, chosen on the other seeds."""
+    best = tables.get("best_lr")
+    if best is None or best.empty:
+        return []
+    return ["### Each norm at its own best learning rate (a different question)", "",
+            "For each seed, the lr is chosen on the *other* seeds (leave-one-seed-out), and the seed's "
+            "final test accuracy at that lr is what is reported, so no lr is chosen on the seeds that "
+            "score it. `lrs_chosen`: the lr chosen for each held-out seed, in seed order.", "",
+            md_table(best[[c for c in best.columns if not c.endswith(("_ci_low", "_ci_high"))]]), ""]
+
+
 def _verdict_line(study_dir: Path, root: Path) -> str | None:
     path = study_dir / "verdicts.csv"
     if not path.exists():
@@ -61,15 +73,46 @@ def _verdict_line(study_dir: Path, root: Path) -> str | None:
     return f"- [{study_dir.name}]({rel}/README.md): {tally} ({ids})"
 
 
+def _changes(root: Path) -> list[str]:
+    """Per claim of every study under root: the previous release's verdict, this one, and why."""
+    from .studies import REGISTRY
+
+    lines = []
+    for name, study in REGISTRY.items():
+        path = root / name / "verdicts.csv"
+        if not path.is_file() or not study.previous:
+            continue
+        v = pd.read_csv(path, keep_default_na=False, dtype=str)
+        revised = {c.id: c.revised for c in study.claims}
+        for _, r in v.iterrows():
+            before = study.previous.get(r["claim_id"], "–")
+            why = revised.get(r["claim_id"]) or (
+                "same test, new runs" if before != r["verdict"] else "same test")
+            lines.append(f"| [{r['claim_id']}]({name}/README.md) | {before} | **{r['verdict']}** | "
+                         f"{md_cell(why)} |")
+    if not lines:
+        return []
+    return ["## What changed from the previous release", "",
+            "Issue 7 rewrote every verdict that was not an honest test (true by construction, unable to "
+            "fail, confounded, or decided without an interval). Previous verdicts: commit 00aaf02.", "",
+            "| claim | previous | now | why |", "|---|---|---|---|", *lines, ""]
+
+
 def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
-    """Write root/README.md: what was run, the headline tables, figures, and the studies' verdicts."""
+    """Write root/README.md: findings, what was run, the headline tables, figures, the studies' verdicts."""
+    from .plots import CAPTIONS
+    from .studies.findings import sentences
+
     root, compare_dir = Path(root), Path(compare_dir)
     tables = compare.load(compare_dir)
     rel = compare_dir.relative_to(root).as_posix()
     head = compare.headline(tables)
-    keep = [c for c in ("model", "norm", "lr", "n_seeds", "final_test_acc_mean", "final_test_acc_ci_low",
-                        "final_test_acc_ci_high", "max_stable_lr", "drift_norm_total", "grad_norm_cv")
-            if c in head.columns]
+    keep = [c for c in head.columns if not c.endswith(("_ci_low", "_ci_high"))]
+    head = head.assign(final_test_acc_mean=[
+        f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else f"{m:.3f}"
+        for m, lo, hi in zip(head["final_test_acc_mean"], head["final_test_acc_ci_low"],
+                             head["final_test_acc_ci_high"])]) if len(head) else head
+    found = sentences(root)
     tol = tables["lr_tolerance"]
     tol_cols = [c for c in ("model", "norm", "best_acc", "best_lr", "max_stable_lr", "good_range_decades",
                             "stable_lr_vs_none", "acc_by_lr") if c in tol.columns]
@@ -80,6 +123,13 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
         "Every number below is read from the CSVs beside this file; definitions are in "
         "[docs/metrics.md](../docs/metrics.md).",
         "",
+        "## Findings",
+        "",
+        found[0],
+        "",
+        *[f"- {t}" for t in found[1:]],
+        "",
+        *_changes(root),
         "## The default comparison",
         "",
         "The same networks trained on the embedded MNIST subset (mnist-5k: 4000 train / 1000 test) with "
@@ -90,16 +140,19 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
         f"Tables: [{rel}/]({rel}/) (`summary.csv`, `drift.csv`, `gradient_stability.csv`, `lr_tolerance.csv`, "
         "and the per-step tables the figures are drawn from).",
         "",
-        "### Headline",
+        "### Headline: every norm at the same learning rate",
         "",
-        "Per norm, the learning rate with the best mean final test accuracy among those where no seed "
-        "diverged; mean and 95% t-interval over seeds. `max_stable_lr`: largest lr whose mean final "
-        "accuracy is at least 90% of the norm's best with no seed diverged. `drift_norm_total`: total "
-        "drift of the unit means at the `norm` site, summed over log steps and layers. `grad_norm_cv`: "
-        "coefficient of variation of the gradient norm over steps, mean over layers.",
+        "Per model, all norms at one matched lr (`lr_rule` says how it was chosen); final test accuracy "
+        "as mean [95% t-interval] over seeds. `max_stable_lr`: largest lr whose mean final accuracy is "
+        "at least 90% of the norm's best with no seed diverged. `drift_linear_scaled` and "
+        "`drift_norm_eval_scaled`: scale-free drift of the unit means (in units of each unit's standard "
+        "deviation, summed over log steps, mean over hidden layers) of the input each norm receives and "
+        "of the norm's output at test time. `grad_norm_cv` and the detrended `grad_norm_jitter`: "
+        "gradient stability over the logged steps, mean over layers. Formulas: docs/metrics.md.",
         "",
         md_table(head[keep]),
         "",
+        *_best_lr(tables),
         "### Learning-rate tolerance",
         "",
         md_table(tol[tol_cols]),
@@ -108,7 +161,9 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
         "",
     ]
     for png in sorted(compare_dir.glob("*.png")):
-        lines += [f"![{png.stem}]({rel}/{png.name})", ""]
+        kind = next((k for k in sorted(CAPTIONS, key=len, reverse=True) if png.stem.startswith(k)), None)
+        caption = CAPTIONS.get(kind, png.stem)
+        lines += [f"![{caption}]({rel}/{png.name})", "", f"*{png.stem}: {caption}*", ""]
     studies = [line for d in sorted(p for p in root.iterdir() if p.is_dir())
                if (line := _verdict_line(d, root))]
     if studies:
