@@ -2,8 +2,8 @@
 
 This module owns the step from many run folders (see store.py) to a handful of tidy tables that a
 person reads and that plots.py draws. Everything here is a pure function of the runs it is given;
-nothing prints and nothing trains. Every column is defined, with its formula, in
-docs/metrics_compare.md.
+nothing prints and nothing trains. Every column is defined, with its formula, in docs/metrics.md,
+Part 2 ("tables across runs and seeds").
 
 Rules shared by every table:
 
@@ -14,8 +14,10 @@ Rules shared by every table:
   ``incomplete`` runs are counted (``n_interrupted``, ``n_incomplete``) but contribute no number: they
   stopped before their configured step count, so their last values are not comparable.
 * ``<x>_mean, <x>_ci_low, <x>_ci_high``: mean over seeds and the 95% t interval
-  mean ± t(0.975, n-1) · s/√n (s with ddof=1). Blank bounds when n = 1. Non-finite values (blank, inf)
-  are left out of the column they are in, so n may be smaller than ``n_seeds`` for that column.
+  mean ± t(0.975, n-1) · s/√n (s with ddof=1, t from ``scipy.stats.t``). Blank bounds when n = 1.
+  Non-finite values (blank, inf) are left out of the column they are in, so n may be smaller than
+  ``n_seeds`` for that column.
+* Run folders written before a column existed are read with that column blank (NaN), never refused.
 """
 
 from __future__ import annotations
@@ -25,124 +27,68 @@ import io
 import json
 import math
 from dataclasses import fields
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .config import NOT_HASHED, RunConfig
 from .errors import IcsError
 from .store import FINISHED, Run, find_runs, run_config, write_atomic
 
-TABLE_NAMES = ("summary", "drift", "gradient_stability", "lr_tolerance")
-# Companion tables: tidy per-lr and per-step aggregates (plots read these, never run folders), and
+TABLE_NAMES = ("summary", "drift", "gradient_stability", "lr_tolerance", "best_lr")
+# Companion tables: tidy per-lr and per-step tables (plots read these, never run folders), and
 # one row per run so every aggregate can be traced back to the folders behind it.
 STEP_TABLE_NAMES = ("lr_curve", "curves", "layer_curves", "percentiles", "grad_curves", "runs")
 ALL_TABLE_NAMES = TABLE_NAMES + STEP_TABLE_NAMES
 
 ALWAYS_KEY = ("model", "norm", "lr", "batch_size")
 NORM_ORDER = ("none", "batch", "batch-nograd", "layer", "instance", "group")
-SITE_ORDER = ("linear", "norm", "act")
+SITE_ORDER = ("linear", "norm", "act", "norm_eval")
 SPIKE_FACTOR = 3.0
+JITTER_WINDOW = 5
 DEFAULT_TARGET_FRACTION = 0.9
 DEFAULT_TOLERANCE = 0.9
 CONFIDENCE = 0.95
 
 CURVE_VALUES = ("test_acc", "test_loss", "train_acc", "train_loss")
 LAYER_VALUES = ("mean", "var", "unit_mean_abs", "unit_var_mean",
-                "drift_mean", "drift_var", "drift_mean_init", "drift_var_init")
+                "drift_mean", "drift_var", "drift_mean_init", "drift_var_init",
+                "drift_mean_scaled", "drift_mean_scaled_init", "dead_units")
 PERCENTILE_VALUES = ("p15", "p50", "p85")
 GRAD_VALUES = ("grad_norm", "weight_norm", "update_ratio")
+# Per-run drift summaries, for each recorded drift d (mean, var, mean_scaled): total, final from init, step.
+DRIFTS = ("mean", "var", "mean_scaled")
 DRIFT_VALUES = ("drift_mean_total", "drift_var_total", "drift_mean_init_final",
-                "drift_var_init_final", "drift_mean_step", "drift_var_step")
-GRAD_STAB_VALUES = ("grad_norm_mean", "grad_norm_cv", "spike_frac")
+                "drift_var_init_final", "drift_mean_step", "drift_var_step",
+                "drift_mean_scaled_total", "drift_mean_scaled_step", "drift_mean_scaled_init_final")
+GRAD_STAB_VALUES = ("grad_norm_mean", "grad_norm_cv", "grad_norm_jitter", "spike_frac")
+
+LR_RULE_ONLY = "only lr"
+LR_RULE_MATCHED = "matched: best mean over norms"
+LR_RULE_GIVEN = "given"
+ONE_SEED_NOTE = "one seed: no other seeds to choose the lr on"
 
 
 # --------------------------------------------------------------------------- statistics
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
+def t_crit(n: int, confidence: float = CONFIDENCE) -> float:
+    """t((1 + confidence)/2, n − 1), the half-width factor of a t interval over n values; NaN for n < 2."""
+    if n < 2:
+        return math.nan
+    return float(stats.t.ppf(0.5 + confidence / 2.0, int(n) - 1))
 
 
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
-    # The continued fraction converges fast only on this side of the mean; use symmetry otherwise.
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+def _t_crits(n: pd.Series, confidence: float = CONFIDENCE) -> np.ndarray:
+    """t_crit of every count in `n` at once (NaN where n < 2)."""
+    n = np.asarray(n, dtype=float)
+    return stats.t.ppf(0.5 + confidence / 2.0, np.where(n >= 2, n - 1, np.nan))
 
 
-def _t_cdf(t: float, df: int) -> float:
-    """P(T <= t) for Student's t with df degrees of freedom."""
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-@lru_cache(maxsize=None)
-def t_quantile(p: float, df: int) -> float:
-    """The p-quantile of Student's t with df degrees of freedom (exact up to ~1e-10).
-
-    Inverts the CDF, written with the regularized incomplete beta function, by bisection.
-    """
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), got {p}")
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while _t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def _t_crit(n: int) -> float:
-    return t_quantile(0.5 + CONFIDENCE / 2.0, int(n) - 1) if n >= 2 else math.nan
-
-
-def mean_ci(values) -> tuple[float, float, float, int]:
-    """(mean, ci_low, ci_high, n) over the finite values: mean ± t(0.975, n-1)·s/√n, s with ddof=1.
+def mean_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float, int]:
+    """(mean, ci_low, ci_high, n) over the finite values: mean ± t((1+c)/2, n-1)·s/√n, s with ddof=1.
 
     n = 0 gives all-NaN; n = 1 gives the value with NaN bounds.
     """
@@ -154,7 +100,7 @@ def mean_ci(values) -> tuple[float, float, float, int]:
     mean = float(x.mean())
     if n == 1:
         return mean, math.nan, math.nan, 1
-    half = _t_crit(n) * float(x.std(ddof=1)) / math.sqrt(n)
+    half = t_crit(n, confidence) * float(x.std(ddof=1)) / math.sqrt(n)
     return mean, mean - half, mean + half, n
 
 
@@ -183,7 +129,7 @@ def _aggregate(long: pd.DataFrame, by: list[str], values, *, ci: bool = True) ->
     for v in values:
         out[f"{v}_mean"] = mean[v]
         if ci:
-            half = n[v].map(_t_crit) * std[v] / np.sqrt(n[v])
+            half = _t_crits(n[v]) * std[v] / np.sqrt(n[v])
             out[f"{v}_ci_low"] = mean[v] - half
             out[f"{v}_ci_high"] = mean[v] + half
     return out.reset_index()
@@ -244,10 +190,11 @@ def _sort_key(col: pd.Series) -> pd.Series:
 
 
 def _sort(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows in reading order: key columns (norms in NORM_ORDER), then layer, site, unit, step, seed."""
+    """Rows in reading order: key columns (norms in NORM_ORDER), then seed (one run's rows together),
+    layer, site, unit, step."""
     if table.empty:
         return table.reset_index(drop=True)
-    by = table_key(table) + [c for c in ("layer", "site", "unit", "step", "seed") if c in table.columns]
+    by = table_key(table) + [c for c in ("seed", "layer", "site", "unit", "step") if c in table.columns]
     return table.sort_values(by=by, key=_sort_key, kind="stable", na_position="last").reset_index(drop=True)
 
 
@@ -281,12 +228,18 @@ def _spike_frac(norms: np.ndarray) -> float:
     return spikes / norms.size
 
 
+def _columns(frame: pd.DataFrame, cols) -> pd.DataFrame:
+    """`frame` with exactly these columns; a column that an older run folder lacks is blank (NaN)."""
+    return frame.reindex(columns=list(cols))
+
+
 def _run_drift(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and site: total, mean per log interval, and final-from-init of each recorded drift."""
     rows = []
     for (layer, site), d in layers.sort_values("step").groupby(["layer", "site"], sort=False):
         later = d[d["step"] > 0]
         row = {"layer": layer, "site": site}
-        for stat in ("mean", "var"):
+        for stat in DRIFTS:
             step_drift = _finite(later[f"drift_{stat}"]).dropna()
             init_drift = _finite(d[f"drift_{stat}_init"]).dropna()
             row[f"drift_{stat}_total"] = float(step_drift.sum()) if len(step_drift) else math.nan
@@ -296,6 +249,20 @@ def _run_drift(layers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["layer", "site", *DRIFT_VALUES])
 
 
+def _jitter(norms: np.ndarray) -> float:
+    """std (ddof 0) of ln g minus its running median over a centred window of JITTER_WINDOW log steps.
+
+    The median follows the smooth trend (a gradient that decays over training), so what is left is the
+    step-to-step jitter around it, in log units: scale-free. g <= 0 is left out; blank with < 2 values.
+    """
+    norms = norms[norms > 0]
+    if norms.size < 2:
+        return math.nan
+    logs = pd.Series(np.log(norms))
+    trend = logs.rolling(JITTER_WINDOW, center=True, min_periods=1).median()
+    return float((logs - trend).std(ddof=0))
+
+
 def _run_grads(grads: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for layer, d in grads.sort_values("step").groupby("layer", sort=False):
@@ -303,7 +270,7 @@ def _run_grads(grads: pd.DataFrame) -> pd.DataFrame:
         mean = float(g.mean()) if g.size else math.nan
         cv = float(g.std(ddof=0)) / mean if g.size and mean != 0 else math.nan
         rows.append({"layer": layer, "grad_norm_mean": mean, "grad_norm_cv": cv,
-                     "spike_frac": _spike_frac(g)})
+                     "grad_norm_jitter": _jitter(g), "spike_frac": _spike_frac(g)})
     table = pd.DataFrame(rows, columns=["layer", *GRAD_STAB_VALUES])
     hidden = table[table["layer"].astype(str).str.fullmatch(r"hidden\d+")]
     if hidden.empty:
@@ -338,7 +305,7 @@ def runs_under(*paths: Path) -> list[Run]:
 
 def build(runs: list[Run], *, target: float | None = None,
           tolerance: float = DEFAULT_TOLERANCE) -> dict[str, pd.DataFrame]:
-    """Every table: the four of TABLE_NAMES, then the companions of STEP_TABLE_NAMES.
+    """Every table: those of TABLE_NAMES, then the companions of STEP_TABLE_NAMES (ALL_TABLE_NAMES order).
 
     `target`: test accuracy for `steps_to_target`; None means DEFAULT_TARGET_FRACTION × the best mean
     best_test_acc of any configuration. `tolerance`: fraction of the best accuracy that still counts as
@@ -369,15 +336,16 @@ def build(runs: list[Run], *, target: float | None = None,
             row["final_train_loss"] = _final(run, metrics, "train_loss")
             acc = _finite(metrics["test_acc"]).dropna()
             row["best_test_acc"] = float(acc.max()) if len(acc) else math.nan
-            curves.append(_with_key(metrics[["step", *CURVE_VALUES]], key))
-            lay = run.table("layers")
-            layers.append(_with_key(lay[["layer", "site", "step", *LAYER_VALUES]], key))
+            curves.append(_with_key(_columns(metrics, ["step", *CURVE_VALUES]), key))
+            lay = _columns(run.table("layers"), ["layer", "site", "step", *LAYER_VALUES])
+            layers.append(_with_key(lay, key))
             drifts.append(_with_key(_run_drift(lay), key))
-            units = run.table("units")
-            tracked = units[_finite(units["p50"]).notna()] if len(units) else units
-            pcts.append(_with_key(tracked[["layer", "site", "unit", "step", *PERCENTILE_VALUES]], key))
-            gr = run.table("grads")
-            grads.append(_with_key(gr[["layer", "step", *GRAD_VALUES]], key))
+            units = _columns(run.table("units"), ["layer", "site", "unit", "step", *PERCENTILE_VALUES])
+            tracked = units[_finite(units["p50"]).notna()]
+            # Per seed, never averaged: unit 0 of one seed and unit 0 of another are different units.
+            pcts.append(_with_key(tracked, {**key, "seed": cfg.get("seed")}))
+            gr = _columns(run.table("grads"), ["layer", "step", *GRAD_VALUES])
+            grads.append(_with_key(gr, key))
             stabs.append(_with_key(_run_grads(gr), key))
         per_run.append(row)
 
@@ -396,29 +364,29 @@ def build(runs: list[Run], *, target: float | None = None,
 
     summary = _summary(runs_table, key_cols, target)
     lr_curve = _lr_curve(summary, key_cols)
+    runs_out = _sort(runs_table.drop(columns="aggregated")[
+        key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
+                    "final_test_loss", "final_train_loss", "best_test_acc", "steps_to_target", "path"]])
     tables = {
         "summary": summary,
         "drift": _sort(_aggregate(_concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
                                   key_cols + ["layer", "site"], DRIFT_VALUES)),
         "gradient_stability": _gradient_stability(stabs, key_cols),
         "lr_tolerance": _lr_tolerance(lr_curve, key_cols, tolerance),
+        "best_lr": best_lr(runs_out),
         "lr_curve": lr_curve,
         "curves": _sort(_aggregate(_concat(curves, key_cols, ["step", *CURVE_VALUES]),
                                    key_cols + ["step"], CURVE_VALUES)),
         "layer_curves": _sort(_aggregate(
             _concat(layers, key_cols, ["layer", "site", "step", *LAYER_VALUES]),
             key_cols + ["layer", "site", "step"], LAYER_VALUES)),
-        "percentiles": _sort(_aggregate(
-            _concat(pcts, key_cols, ["layer", "site", "unit", "step", *PERCENTILE_VALUES]),
-            key_cols + ["layer", "site", "unit", "step"], PERCENTILE_VALUES, ci=False)),
+        "percentiles": _sort(_concat(pcts, key_cols,
+                                     ["seed", "layer", "site", "unit", "step", *PERCENTILE_VALUES])),
         "grad_curves": _sort(_aggregate(_concat(grads, key_cols, ["layer", "step", *GRAD_VALUES]),
                                         key_cols + ["layer", "step"], GRAD_VALUES)),
-        "runs": _sort(runs_table.drop(columns="aggregated")[
-            key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
-                        "final_test_loss", "final_train_loss", "best_test_acc", "steps_to_target",
-                        "path"]]),
+        "runs": runs_out,
     }
-    return tables
+    return {name: tables[name] for name in ALL_TABLE_NAMES}
 
 
 def _concat(frames: list[pd.DataFrame], key_cols: list[str], cols: list[str]) -> pd.DataFrame:
@@ -473,6 +441,8 @@ def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float)
         best = float(acc.max()) if acc.notna().any() else math.nan
         threshold = tolerance * best
         good = d[(acc >= threshold) & (d["n_diverged"] == 0)]["lr"].astype(float)
+        # One lr swept says nothing about tolerance: its "largest stable lr" is the grid, not the norm.
+        ranged = len(d) >= 2 and len(good) > 0
         row = dict(zip(others, key if isinstance(key, tuple) else (key,)))
         row.update({
             "n_lrs": len(d),
@@ -482,9 +452,9 @@ def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float)
             "best_lr": float(d.loc[acc.idxmax(), "lr"]) if best == best else math.nan,
             "threshold": threshold,
             "n_good_lrs": len(good),
-            "max_stable_lr": float(good.max()) if len(good) else math.nan,
-            "min_good_lr": float(good.min()) if len(good) else math.nan,
-            "good_range_decades": math.log10(good.max() / good.min()) if len(good) else math.nan,
+            "max_stable_lr": float(good.max()) if ranged else math.nan,
+            "min_good_lr": float(good.min()) if ranged else math.nan,
+            "good_range_decades": math.log10(good.max() / good.min()) if ranged else math.nan,
         })
         rows.append(row)
     table = pd.DataFrame(rows, columns=cols)
@@ -499,56 +469,169 @@ def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float)
     return _sort(table.drop(columns="_none_lr")[cols])
 
 
+# --------------------------------------------------------------------------- best lr, held out
+
+
+def _choose_lr(runs: pd.DataFrame) -> float:
+    """The lr with the highest mean final_test_acc over `runs` among lrs none of whose runs diverged
+    (among all lrs if every one has a diverged run); ties go to the smaller lr. NaN if no lr has a
+    finite accuracy."""
+    acc = _finite(runs["final_test_acc"])
+    per_lr = pd.DataFrame({"lr": runs["lr"].astype(float), "acc": acc,
+                           "diverged": runs["status"] == "diverged"})
+    by_lr = per_lr.groupby("lr", sort=True).agg(acc=("acc", "mean"), diverged=("diverged", "any"))
+    by_lr = by_lr[by_lr["acc"].notna()]
+    if by_lr.empty:
+        return math.nan
+    stable = by_lr[~by_lr["diverged"]]
+    pool = stable if len(stable) else by_lr
+    return float(pool["acc"].idxmax())  # idxmax: the first, i.e. smallest, lr of a tie
+
+
+def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each norm at its own best lr, scored on seeds that did not choose it (leave one seed out).
+
+    `runs`: the `runs` table. Per key without lr (model × norm × other key values) and each seed s of
+    its finished runs: the lr is chosen on the other seeds only (`_choose_lr`), and seed s's
+    final_test_acc at that lr is its held-out score. The row gives the lr chosen for each held-out
+    seed (`lrs_chosen`, in seed order) and the mean / t-interval of the held-out scores. With one
+    seed there is nothing to choose on: blank numbers and a `note` that says so.
+    """
+    key_cols = table_key(runs)
+    others = [c for c in key_cols if c != "lr"]
+    cols = others + ["n_seeds", "seeds", "n_lrs", "lrs_chosen", "final_test_acc_mean",
+                     "final_test_acc_ci_low", "final_test_acc_ci_high", "note"]
+    done = runs[runs["status"].isin(FINISHED)] if len(runs) else runs
+    rows = []
+    for key, d in (done.groupby(others, dropna=False, sort=False) if len(done) else []):
+        seeds = sorted(int(s) for s in d["seed"].dropna().unique())
+        row = dict(zip(others, key if isinstance(key, tuple) else (key,)))
+        row.update({"n_seeds": len(seeds), "seeds": " ".join(map(str, seeds)),
+                    "n_lrs": int(d["lr"].nunique()), "lrs_chosen": math.nan, "note": math.nan})
+        if len(seeds) < 2:
+            mean = low = high = math.nan
+            row["note"] = ONE_SEED_NOTE
+        else:
+            chosen, scores = [], []
+            for s in seeds:
+                lr = _choose_lr(d[d["seed"] != s])
+                held = _finite(d.loc[(d["seed"] == s) & (d["lr"].astype(float) == lr), "final_test_acc"])
+                chosen.append(lr)
+                scores.append(float(held.iloc[0]) if len(held) else math.nan)
+            mean, low, high, _ = mean_ci(scores)
+            row["lrs_chosen"] = " ".join(f"{lr:g}" for lr in chosen)
+        row.update({"final_test_acc_mean": mean, "final_test_acc_ci_low": low,
+                    "final_test_acc_ci_high": high})
+        rows.append(row)
+    return _sort(pd.DataFrame(rows, columns=cols))
+
+
 # --------------------------------------------------------------------------- headline
 
 
-def representatives(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per model × norm, the configuration with the best mean final test accuracy.
+def _matched_lr(configs: pd.DataFrame) -> tuple[float, str]:
+    """(lr, rule) at which the norms in `configs` (the live configurations of one key without lr and
+    norm) are compared: the only lr; else, among lrs that every norm has, the one with the highest
+    mean over norms of final_test_acc_mean, among lrs where no norm has a diverged seed (among all of
+    them if none qualifies); ties go to the smaller lr."""
+    lrs = configs["lr"].astype(float)
+    if lrs.nunique() == 1:
+        return float(lrs.iloc[0]), LR_RULE_ONLY
+    per_lr = pd.DataFrame({"lr": lrs, "norm": configs["norm"].astype(str),
+                           "acc": _finite(configs["final_test_acc_mean"]),
+                           "diverged": configs["n_diverged"] > 0})
+    by_lr = per_lr.groupby("lr", sort=True).agg(
+        n_norms=("norm", "nunique"), diverged=("diverged", "any"),
+        acc=("acc", lambda a: a.mean(skipna=False)))
+    rule = LR_RULE_MATCHED
+    shared = by_lr[by_lr["n_norms"] == per_lr["norm"].nunique()]
+    if shared.empty:
+        shared = by_lr[by_lr["n_norms"] == by_lr["n_norms"].max()]
+        rule += " (no lr common to all norms: the lr most norms have)"
+    stable = shared[~shared["diverged"]]
+    pool = stable if len(stable) else shared
+    return float(pool["acc"].fillna(-math.inf).idxmax()), rule
 
-    Configurations none of whose seeds diverged are preferred; only when every configuration of a
-    norm has a diverged seed is the best of all of them taken. Ties go to the first in table order.
+
+def headline_lrs(summary: pd.DataFrame, lr: float | None = None) -> pd.DataFrame:
+    """The one lr at which norms are compared, per key without lr and norm (per model, usually).
+
+    Columns: those key columns, `lr`, `lr_rule`. `lr` given: that lr everywhere (rule "given"; an
+    IcsError if no configuration has it); None: `_matched_lr`. The headline and every figure that puts
+    norms side by side use this lr, so no norm is shown at an lr picked for it alone.
     """
-    rows = []
+    key_cols = table_key(summary)
+    group_cols = [c for c in key_cols if c not in ("lr", "norm")]
     live = summary[summary["n_seeds"] > 0]
-    for _, d in live.groupby(["model", "norm"], sort=False):
-        stable = d[d["n_diverged"] == 0]
-        pool = stable if len(stable) else d
-        acc = _finite(pool["final_test_acc_mean"]).fillna(-math.inf)
-        rows.append(pool.loc[acc.idxmax()])
-    return _sort(pd.DataFrame(rows, columns=summary.columns))
+    if lr is not None and not any(_same(v, lr) for v in live["lr"]):
+        swept = ", ".join(f"{v:g}" for v in sorted(set(live["lr"].astype(float))))
+        raise IcsError(f"lr {lr:g} has no finished runs; the lrs with runs are: {swept}")
+    rows = []
+    for key, d in (live.groupby(group_cols, dropna=False, sort=False) if len(live) else []):
+        chosen, rule = (float(lr), LR_RULE_GIVEN) if lr is not None else _matched_lr(d)
+        rows.append({**dict(zip(group_cols, key if isinstance(key, tuple) else (key,))),
+                     "lr": chosen, "lr_rule": rule})
+    return pd.DataFrame(rows, columns=group_cols + ["lr", "lr_rule"])
 
 
-def headline(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per model × norm, for the terminal: its best configuration and the key numbers.
+HEADLINE_VALUES = ("max_stable_lr", "drift_linear_scaled", "drift_norm_eval_scaled",
+                   "grad_norm_cv", "grad_norm_jitter")
 
-    Columns: the key of the representative configuration (see `representatives`), n_seeds, final test
-    accuracy mean/CI, max_stable_lr (lr_tolerance row with the same key except lr), drift_norm_total
-    (sum over layers of drift_mean_total_mean at the `norm` site) and grad_norm_cv (mean over layers
-    of grad_norm_cv_mean).
+
+def _mean_of(table: pd.DataFrame, column: str, *, site: str | None = None) -> float:
+    """Mean of the finite values of `column` over the rows of `table`, or, with `site`, over its hidden
+    layers at that site; NaN if the column is absent (tables from older runs) or blank."""
+    if table.empty or column not in table.columns:
+        return math.nan
+    if site is not None:
+        table = table[(table["site"].astype(str) == site)
+                      & table["layer"].astype(str).str.fullmatch(r"hidden\d+")]
+    return float(_finite(table[column]).mean()) if len(table) else math.nan
+
+
+def headline(tables: dict[str, pd.DataFrame], lr: float | None = None) -> pd.DataFrame:
+    """One row per model × norm (× other key values but lr), all norms at one matched lr.
+
+    The lr is `headline_lrs(summary, lr)`, recorded in `lr` with the rule in `lr_rule`. Columns: the
+    key, lr_rule, n_seeds, n_diverged, final test accuracy mean/CI at that lr, max_stable_lr (the
+    lr_tolerance row with the same key except lr), drift_linear_scaled and drift_norm_eval_scaled
+    (mean over hidden layers of drift_mean_scaled_total_mean at the `linear` / `norm_eval` site),
+    grad_norm_cv and grad_norm_jitter (mean over layers of their `_mean`). A norm without runs at
+    the matched lr keeps its row, with blank numbers.
     """
     summary = tables["summary"]
     key_cols = table_key(summary)
-    best = representatives(summary)
-    cols = key_cols + ["n_seeds", "final_test_acc_mean", "final_test_acc_ci_low",
-                       "final_test_acc_ci_high", "max_stable_lr", "drift_norm_total", "grad_norm_cv"]
+    group_cols = [c for c in key_cols if c not in ("lr", "norm")]
+    cols = key_cols + ["lr_rule", "n_seeds", "n_diverged", "final_test_acc_mean",
+                       "final_test_acc_ci_low", "final_test_acc_ci_high", *HEADLINE_VALUES]
+    live = summary[summary["n_seeds"] > 0]
     rows = []
-    for _, rep in best.iterrows():
-        key = {c: rep[c] for c in key_cols}
-        no_lr = {c: v for c, v in key.items() if c != "lr"}
-        tol = _match(tables.get("lr_tolerance", pd.DataFrame()), no_lr)
-        drift = _match(tables.get("drift", pd.DataFrame()), key)
-        drift = drift[drift["site"] == "norm"] if len(drift) else drift
-        stab = _match(tables.get("gradient_stability", pd.DataFrame()), key)
-        rows.append({
-            **key, "n_seeds": rep["n_seeds"], "final_test_acc_mean": rep["final_test_acc_mean"],
-            "final_test_acc_ci_low": rep["final_test_acc_ci_low"],
-            "final_test_acc_ci_high": rep["final_test_acc_ci_high"],
-            "max_stable_lr": float(tol["max_stable_lr"].iloc[0]) if len(tol) else math.nan,
-            "drift_norm_total": float(_finite(drift["drift_mean_total_mean"]).sum(min_count=1))
-            if len(drift) else math.nan,
-            "grad_norm_cv": float(_finite(stab["grad_norm_cv_mean"]).mean()) if len(stab) else math.nan,
-        })
-    return pd.DataFrame(rows, columns=cols)
+    for _, chosen in headline_lrs(summary, lr).iterrows():
+        group = {c: chosen[c] for c in group_cols}
+        norms = dict.fromkeys(_match(live, group)["norm"])
+        for norm in norms:
+            key = {c: group.get(c) for c in key_cols}
+            key.update(norm=norm, lr=chosen["lr"])
+            conf = _match(live, key)
+            no_lr = {c: v for c, v in key.items() if c != "lr"}
+            tol = _match(tables.get("lr_tolerance", pd.DataFrame()), no_lr)
+            drift = _match(tables.get("drift", pd.DataFrame()), key)
+            stab = _match(tables.get("gradient_stability", pd.DataFrame()), key)
+            first = conf.iloc[0] if len(conf) else {}
+            rows.append({
+                **key, "lr_rule": chosen["lr_rule"],
+                "n_seeds": int(first["n_seeds"]) if len(conf) else 0,
+                "n_diverged": int(first["n_diverged"]) if len(conf) else 0,
+                **{c: float(first[c]) if len(conf) else math.nan
+                   for c in ("final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high")},
+                "max_stable_lr": _mean_of(tol, "max_stable_lr"),
+                "drift_linear_scaled": _mean_of(drift, "drift_mean_scaled_total_mean", site="linear"),
+                "drift_norm_eval_scaled": _mean_of(drift, "drift_mean_scaled_total_mean",
+                                                      site="norm_eval"),
+                "grad_norm_cv": _mean_of(stab, "grad_norm_cv_mean"),
+                "grad_norm_jitter": _mean_of(stab, "grad_norm_jitter_mean"),
+            })
+    return _sort(pd.DataFrame(rows, columns=cols))
 
 
 def _same(a, b) -> bool:
@@ -612,7 +695,8 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
 
 
 # Columns that are text even when every cell looks like a number (a hash "12345678", seeds "0").
-_TEXT_COLUMNS = {"seeds": str, "acc_by_lr": str, "hash": str, "path": str, "status": str}
+_TEXT_COLUMNS = {"seeds": str, "acc_by_lr": str, "hash": str, "path": str, "status": str,
+                 "lrs_chosen": str, "note": str}
 
 
 def load(out_dir: Path) -> dict[str, pd.DataFrame]:

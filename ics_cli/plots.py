@@ -5,9 +5,12 @@ training. Conventions shared by all figures:
 
 * one colour per norm everywhere (NORM_COLORS, then a fixed fallback palette keyed by the name);
 * lines are means over seeds, shaded bands the 95% t-interval over seeds (see compare.py);
-* per-step figures draw, for each norm, one configuration: the one with the best mean final test
-  accuracy among configurations none of whose seeds diverged (`compare.representatives`); its lr is
-  in the legend;
+* figures that put norms side by side (per step or per layer) draw every norm at one matched lr,
+  the headline's (`compare.headline_lrs`), and say which in the title ("all norms at lr 0.5"); no norm
+  is shown at an lr picked for it alone (each norm at its own best lr is compare's `best_lr` table);
+* drift figures show the scale-free drift (|Δμ|/σ) at the `linear` site, the input each norm
+  receives, and at `norm_eval`; a figure with nothing to show is not drawn (no file);
+* CAPTIONS holds one sentence per figure kind saying what to look at;
 * a y axis is logarithmic when its values are positive and span more than LOG_SPAN;
 * several models give one file per model, suffixed `_<model>`;
 * files are written under a temporary name and renamed into place.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -67,9 +71,9 @@ def _models(tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
     return [(m, f"_{m}" if len(models) > 1 else "") for m in models]
 
 
-def _label(row: pd.Series, varying: list[str]) -> str:
-    parts = [f"lr={float(row['lr']):g}"] + [f"{c}={_short(row[c])}" for c in varying]
-    return f"{row['norm']} ({', '.join(parts)})"
+def _label(row: pd.Series, varying: list[str], *, lr: bool = True) -> str:
+    parts = ([f"lr={float(row['lr']):g}"] if lr else []) + [f"{c}={_short(row[c])}" for c in varying]
+    return f"{row['norm']} ({', '.join(parts)})" if parts else str(row["norm"])
 
 
 def _short(value) -> str:
@@ -86,15 +90,29 @@ def _varying(table: pd.DataFrame, key_cols: list[str]) -> list[str]:
             and table[c].astype(str).nunique(dropna=False) > 1]
 
 
-def _picks(tables: dict[str, pd.DataFrame], model: str) -> list[tuple[str, dict, str]]:
-    """[(norm, key, legend label)]: the configuration drawn for each norm of `model`."""
+def _picks(tables: dict[str, pd.DataFrame], model: str) -> tuple[list[tuple[str, dict, str]], str]:
+    """([(norm, key, legend label)], note): every norm of `model` at the headline's matched lr.
+
+    The lr is `compare.headline_lrs` (one per combination of the other key values), so norms are
+    compared on equal terms, never each at an lr picked for it alone. `note` says which lr, for titles.
+    """
     summary = tables["summary"]
     summary = summary[summary["model"].astype(str) == model]
+    live = summary[summary["n_seeds"] > 0]
     key_cols = compare.table_key(summary)
     varying = _varying(summary, key_cols)
-    best = compare.representatives(summary)
-    return [(str(r["norm"]), {c: r[c] for c in key_cols}, _label(r, varying))
-            for _, r in best.iterrows()]
+    chosen = compare.headline_lrs(summary)
+    lrs = sorted(set(chosen["lr"].astype(float)))
+    picks = []
+    for _, c in chosen.iterrows():
+        group = {col: c[col] for col in chosen.columns if col not in ("lr", "lr_rule")}
+        for _, r in compare._match(live, {**group, "lr": c["lr"]}).iterrows():
+            picks.append((str(r["norm"]), {k: r[k] for k in key_cols}, _label(r, varying, lr=len(lrs) > 1)))
+    if len(lrs) == 1:
+        note = f"all norms at lr {lrs[0]:g} ({chosen['lr_rule'].iloc[0]})"
+    else:
+        note = "norms compared at one matched lr per configuration (lr in the legend)"
+    return picks, note
 
 
 def _rows(table: pd.DataFrame | None, key: dict, **where) -> pd.DataFrame:
@@ -178,6 +196,13 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
+def _suptitle(fig: Figure, *lines: str, fontsize: str = "large") -> None:
+    """The figure's title, each line wrapped to the figure's width so that none runs off the edge."""
+    chars_per_inch = 11.5 if fontsize == "medium" else 9.5
+    width = max(40, int(fig.get_figwidth() * chars_per_inch))
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in lines), fontsize=fontsize)
+
+
 def _legend(fig: Figure, ax) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
@@ -212,15 +237,17 @@ def _check(fmt: str) -> None:
 
 
 def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Test accuracy and training loss vs step, one line per norm (two panels)."""
+    """Test accuracy and training loss vs step, one line per norm (two panels), all at the matched lr."""
     _check(fmt)
     paths = []
     curves = tables.get("curves")
     for model, suffix in _models(tables):
-        picks = _picks(tables, model)
+        picks, note = _picks(tables, model)
+        rows = [(_rows(curves, key), norm, label) for norm, key, label in picks]
+        if not _values([(df, "test_acc_mean") for df, _, _ in rows]).size:
+            continue
         fig = _figure(11, 4.6)
         acc_ax, loss_ax = fig.subplots(1, 2)
-        rows = [(_rows(curves, key), norm, label) for norm, key, label in picks]
         log = _wants_log(_values([(df, "train_loss_mean") for df, _, _ in rows]))
         for df, norm, label in rows:
             _series(acc_ax, df, "step", "test_acc", color=norm_color(norm), label=label)
@@ -233,7 +260,7 @@ def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
                     ylabel="training loss (cross-entropy, nats)")
         for ax in (acc_ax, loss_ax):
             ax.grid(alpha=0.3)
-        fig.suptitle(f"{model}: accuracy and loss during training\n{BAND_NOTE}")
+        _suptitle(fig, f"{model}: accuracy and loss during training, {note}", BAND_NOTE)
         _legend(fig, acc_ax)
         paths.append(_save(fig, out_dir, f"accuracy_loss{suffix}", fmt))
     return paths
@@ -247,15 +274,19 @@ def distribution_shift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str 
     paths = []
     lc = tables.get("layer_curves")
     for model, suffix in _models(tables):
-        picks = _picks(tables, model)
+        picks, note = _picks(tables, model)
         layers = _hidden_layers(lc) if lc is not None else []
-        ncols = max(1, len(layers))
-        fig = _figure(3.3 * ncols + 1.0, 9.5)
-        axes = np.atleast_2d(fig.subplots(len(panels), ncols, squeeze=False))
+        data = {(layer, site): [(_rows(lc, key, layer=layer, site=site), norm, label)
+                                for norm, key, label in picks]
+                for layer in layers for site in ("norm", "act")}
+        if not _values([(df, "mean_mean") for rows in data.values() for df, _, _ in rows]).size:
+            continue
+        fig = _figure(3.3 * len(layers) + 1.0, 9.5)
+        axes = np.atleast_2d(fig.subplots(len(panels), len(layers), squeeze=False))
         for j, layer in enumerate(layers):
             for i, (site, stat, ylabel) in enumerate(panels):
                 ax = axes[i, j]
-                rows = [(_rows(lc, key, layer=layer, site=site), norm, label) for norm, key, label in picks]
+                rows = data[layer, site]
                 log = stat == "var" and _wants_log(_values([(df, "var_mean") for df, _, _ in rows]))
                 for df, norm, label in rows:
                     _series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
@@ -269,101 +300,133 @@ def distribution_shift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str 
                 if j == 0:
                     ax.set_ylabel(f"{ylabel}\n(activation units)" if stat == "mean"
                                   else f"{ylabel}\n(activation units²)")
-        if not layers:
-            _no_data(axes[0, 0], "layer statistics")
-        fig.suptitle(f"{model}: distribution of each layer's activations on the probe batch "
-                     f"(averaged over units)\n{BAND_NOTE}")
+        _suptitle(fig, f"{model}: distribution of each layer's activations on the probe batch "
+                  f"(averaged over units), {note}", BAND_NOTE)
         _legend(fig, axes[0, 0])
         paths.append(_save(fig, out_dir, f"distribution_shift{suffix}", fmt))
     return paths
 
 
+# The sites whose scale-free drift the drift figures show, and what each one is.
+DRIFT_SITES = {"linear": "linear site: the input each norm receives",
+               "norm_eval": "norm_eval site: the norm's output in eval mode"}
+SCALED_NOTE = ("scale-free drift: mean over units of |Δμ| / σ, μ and σ² a unit's mean and variance "
+               "on the probe")
+
+
 def drift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """drift_mean and drift_var at the norm site vs step, one panel per layer, one line per norm."""
+    """Scale-free drift of the unit means (drift_mean_scaled) vs step, one column per layer, one line
+    per norm: a row for the linear site (the input each norm receives) and, where recorded, one for
+    norm_eval."""
     _check(fmt)
-    panels = [("drift_mean", "drift of unit means\n(mean |Δ mean| per log interval)"),
-              ("drift_var", "drift of unit log-variances\n(mean |Δ log var| per log interval)")]
     paths = []
     lc = tables.get("layer_curves")
     for model, suffix in _models(tables):
-        picks = _picks(tables, model)
+        picks, note = _picks(tables, model)
         layers = _hidden_layers(lc) if lc is not None else []
-        ncols = max(1, len(layers))
-        fig = _figure(3.3 * ncols + 1.0, 6.0)
-        axes = np.atleast_2d(fig.subplots(len(panels), ncols, squeeze=False))
-        for j, layer in enumerate(layers):
-            for i, (stat, ylabel) in enumerate(panels):
+        data = {(layer, site): [(_later(_rows(lc, key, layer=layer, site=site)), norm, label)
+                                for norm, key, label in picks]
+                for layer in layers for site in DRIFT_SITES}
+        sites = [s for s in DRIFT_SITES if _values([(df, "drift_mean_scaled_mean")
+                                                    for layer in layers for df, _, _ in data[layer, s]]).size]
+        if not sites:
+            continue
+        fig = _figure(3.3 * len(layers) + 1.0, 3.2 * len(sites) + 1.6)
+        axes = np.atleast_2d(fig.subplots(len(sites), len(layers), squeeze=False))
+        for i, site in enumerate(sites):
+            for j, layer in enumerate(layers):
                 ax = axes[i, j]
-                rows = [(_rows(lc, key, layer=layer, site="norm"), norm, label) for norm, key, label in picks]
-                rows = [(df[df["step"] > 0] if len(df) else df, n, lab) for df, n, lab in rows]
-                log = _wants_log(_values([(df, f"{stat}_mean") for df, _, _ in rows]))
+                rows = data[layer, site]
+                log = _wants_log(_values([(df, "drift_mean_scaled_mean") for df, _, _ in rows]))
                 for df, norm, label in rows:
-                    _series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
+                    _series(ax, df, "step", "drift_mean_scaled", color=norm_color(norm), label=label, log=log)
                 if log:
                     _log_y(ax)
                 ax.grid(alpha=0.3)
-                if i == 0:
-                    ax.set_title(f"{layer}, norm site")
-                if i == len(panels) - 1:
+                ax.set_title(f"{layer}, {site} site")
+                if i == len(sites) - 1:
                     ax.set_xlabel("step (updates)")
                 if j == 0:
-                    ax.set_ylabel(ylabel)
-        if not layers:
-            _no_data(axes[0, 0], "layer statistics")
-        fig.suptitle(f"{model}: how far the normalized pre-activations move between log steps\n{BAND_NOTE}")
+                    ax.set_ylabel(f"drift at the {site} site\n(mean |Δμ|/σ per log interval)")
+        where = "; ".join(DRIFT_SITES[s] for s in sites)
+        _suptitle(fig, f"{model}: how far each layer's unit means move between log steps, {note}",
+                  SCALED_NOTE, where, BAND_NOTE)
         _legend(fig, axes[0, 0])
         paths.append(_save(fig, out_dir, f"drift{suffix}", fmt))
     return paths
 
 
+def _later(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows after step 0: drift since the previous log step is blank there."""
+    return df[df["step"] > 0] if len(df) else df
+
+
 def percentiles(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """p15/p50/p85 of tracked unit 0 of the last hidden layer at the norm site, one panel per norm."""
+    """p15/p50/p85 of tracked unit 0 of the last hidden layer at the norm site, one panel per norm.
+
+    One seed per norm, the smallest: unit 0 of one seed and unit 0 of another are different units
+    (different initial weights), so their percentiles are never averaged. The panels share the y axis.
+    """
     _check(fmt)
     paths = []
     pct = tables.get("percentiles")
     for model, suffix in _models(tables):
-        picks = _picks(tables, model)
-        n = max(1, len(picks))
-        fig = _figure(3.6 * n + 0.6, 4.2)
-        axes = np.atleast_1d(fig.subplots(1, n, squeeze=False)[0])
-        layer = ""
-        for ax, (norm, key, label) in zip(axes, picks):
+        picks, note = _picks(tables, model)
+        panels, layer = [], ""
+        for norm, key, label in picks:
             mine = _rows(pct, key)
             layers = _hidden_layers(mine)
             layer = layers[-1] if layers else layer
             df = _rows(mine, {}, layer=layer, site="norm", unit=0) if layers else mine
+            if "seed" not in df.columns:  # a table from before percentiles were kept per seed
+                df = pd.DataFrame()
+            seed = int(df["seed"].min()) if len(df) else None
+            panels.append((norm, label, seed, df[df["seed"] == seed] if len(df) else df))
+        if all(df.empty for *_, df in panels):
+            continue
+        fig = _figure(3.6 * len(panels) + 0.6, 4.4)
+        axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False, sharey=True)[0])
+        for ax, (norm, label, seed, df) in zip(axes, panels):
             color = norm_color(norm)
             if df.empty:
                 _no_data(ax, "tracked units")
+                ax.set(title=label, xlabel="step (updates)")
             else:
                 steps = df["step"].to_numpy(float)
-                ax.fill_between(steps, df["p15_mean"].to_numpy(float), df["p85_mean"].to_numpy(float),
+                ax.fill_between(steps, df["p15"].to_numpy(float), df["p85"].to_numpy(float),
                                 color=color, alpha=0.25, lw=0, label="15th–85th percentile")
-                ax.plot(steps, df["p50_mean"].to_numpy(float), color=color, lw=1.8, label="median")
+                ax.plot(steps, df["p50"].to_numpy(float), color=color, lw=1.8, label="median")
                 ax.legend(loc="best", fontsize="small")
-            ax.set(title=label, xlabel="step (updates)")
+                ax.set(title=f"{label}, seed {seed}", xlabel="step (updates)")
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("input to the activation (activation units)")
-        fig.suptitle(f"{model}: {layer or 'last hidden layer'}, unit 0, at the norm site "
-                     "(input to the nonlinearity)\npercentiles over the probe batch, averaged over seeds\n"
-                     "(cf. Ioffe & Szegedy 2015, Fig. 1b,c)", fontsize="medium")
+        seeds = sorted({seed for *_, seed, df in panels if seed is not None})
+        which = f"seed {seeds[0]}" if len(seeds) == 1 else "each norm's smallest seed"
+        _suptitle(fig, f"{model}: {layer or 'last hidden layer'}, unit 0, at the norm site "
+                  f"(input to the nonlinearity), {note}",
+                  f"percentiles over the probe batch of one run ({which}): units of different seeds "
+                  "are different units, so they are not averaged (cf. Ioffe & Szegedy 2015, Fig. 1b,c)",
+                  fontsize="medium")
         paths.append(_save(fig, out_dir, f"percentiles{suffix}", fmt))
     return paths
 
 
 def grad_norms(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Gradient norm of each layer's weights vs step (log y), one line per norm."""
+    """Gradient norm of each layer's weights vs step (log y), one line per norm, all at the matched lr."""
     _check(fmt)
     paths = []
     gc = tables.get("grad_curves")
     for model, suffix in _models(tables):
-        picks = _picks(tables, model)
+        picks, note = _picks(tables, model)
         layers = _all_layers(gc) if gc is not None else []
-        ncols = max(1, len(layers))
-        fig = _figure(3.3 * ncols + 1.0, 4.4)
-        axes = np.atleast_1d(fig.subplots(1, ncols, squeeze=False)[0])
+        data = {layer: [(_rows(gc, key, layer=layer), norm, label) for norm, key, label in picks]
+                for layer in layers}
+        if not _values([(df, "grad_norm_mean") for rows in data.values() for df, _, _ in rows]).size:
+            continue
+        fig = _figure(3.3 * len(layers) + 1.0, 4.6)
+        axes = np.atleast_1d(fig.subplots(1, len(layers), squeeze=False)[0])
         for ax, layer in zip(axes, layers):
-            rows = [(_rows(gc, key, layer=layer), norm, label) for norm, key, label in picks]
+            rows = data[layer]
             log = bool((_values([(df, "grad_norm_mean") for df, _, _ in rows]) > 0).all())
             for df, norm, label in rows:
                 _series(ax, df, "step", "grad_norm", color=norm_color(norm), label=label, log=log)
@@ -371,30 +434,33 @@ def grad_norms(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png")
                 _log_y(ax)
             ax.set(title=layer, xlabel="step (updates)")
             ax.grid(alpha=0.3, which="both")
-        if not layers:
-            _no_data(axes[0], "gradients")
         axes[0].set_ylabel("gradient norm ‖∂L/∂W‖₂ (log scale)")
-        fig.suptitle(f"{model}: per-layer gradient norm during training\n{BAND_NOTE}")
+        _suptitle(fig, f"{model}: per-layer gradient norm at the logged steps, {note}", BAND_NOTE)
         _legend(fig, axes[0])
         paths.append(_save(fig, out_dir, f"grad_norms{suffix}", fmt))
     return paths
 
 
 def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Final test accuracy vs learning rate (log x), one line per norm; diverged runs marked."""
+    """Final test accuracy vs learning rate (log x), one line per norm; diverged runs marked.
+
+    A model swept at one lr only has no curve to show: no file.
+    """
     _check(fmt)
     paths = []
     curve = tables.get("lr_curve")
     for model, suffix in _models(tables):
-        fig = _figure(7.5, 5.0)
-        ax = fig.subplots()
         mine = curve[curve["model"].astype(str) == model] if curve is not None else pd.DataFrame()
         mine = mine[mine["n_seeds"] > 0] if len(mine) else mine
-        key_cols = compare.table_key(mine) if len(mine) else []
+        if not len(mine) or mine["lr"].nunique() < 2:
+            continue
+        fig = _figure(7.5, 5.0)
+        ax = fig.subplots()
+        key_cols = compare.table_key(mine)
         others = [c for c in key_cols if c != "lr"]
-        varying = _varying(mine, key_cols) if len(mine) else []
+        varying = _varying(mine, key_cols)
         marked = False
-        for _, d in (mine.groupby(others, dropna=False, sort=False) if len(mine) else []):
+        for _, d in mine.groupby(others, dropna=False, sort=False):
             d = d.sort_values("lr")
             norm = str(d["norm"].iloc[0])
             label = norm + "".join(f", {c}={_short(d[c].iloc[0])}" for c in varying)
@@ -411,12 +477,9 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
                 ax.scatter(lr[div], mean[div], marker="x", s=90, color=DIVERGED_COLOR, zorder=5,
                            linewidths=2.2, label=None if marked else "≥ 1 seed diverged")
                 marked = True
-        if len(mine):
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(_plain))
-            _clamp_fraction(ax)
-        else:
-            _no_data(ax, "runs")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(_plain))
+        _clamp_fraction(ax)
         ax.set(title=f"{model}: learning-rate tolerance", xlabel="learning rate (log scale)",
                ylabel="final test accuracy (fraction correct)")
         ax.grid(alpha=0.3, which="both")
@@ -426,32 +489,38 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
 
 
 def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Total drift of the unit means at the norm site (drift_mean_total), layer × norm, annotated."""
+    """Total scale-free drift of the unit means (drift_mean_scaled_total), layer × norm, annotated:
+    one panel for the linear site and, where recorded, one for norm_eval, on one colour scale."""
     _check(fmt)
     paths = []
     dr = tables.get("drift")
+    value = "drift_mean_scaled_total_mean"
     for model, suffix in _models(tables):
-        picks = _picks(tables, model)
+        picks, note = _picks(tables, model)
         layers = _hidden_layers(dr) if dr is not None else []
-        grid = np.full((len(layers), len(picks)), np.nan)
-        for j, (_, key, _) in enumerate(picks):
-            rows = _rows(dr, key, site="norm")
-            for i, layer in enumerate(layers):
-                hit = rows[rows["layer"].astype(str) == layer] if len(rows) else rows
-                if len(hit):
-                    grid[i, j] = float(hit["drift_mean_total_mean"].iloc[0])
-        fig = _figure(1.9 * max(1, len(picks)) + 2.6, 0.7 * max(1, len(layers)) + 2.4)
-        ax = fig.subplots()
-        finite = grid[np.isfinite(grid)]
-        if finite.size:
-            positive = finite[finite > 0]
-            use_log = positive.size == finite.size and _wants_log(positive)
-            scale = (LogNorm(positive.min(), positive.max()) if use_log
-                     else Normalize(min(0.0, finite.min()), finite.max() or 1.0))
+        grids = {}
+        for site in DRIFT_SITES:
+            grid = np.full((len(layers), len(picks)), np.nan)
+            for j, (_, key, _) in enumerate(picks):
+                rows = _rows(dr, key, site=site)
+                for i, layer in enumerate(layers):
+                    hit = rows[rows["layer"].astype(str) == layer] if len(rows) else rows
+                    if len(hit) and value in hit.columns:
+                        grid[i, j] = float(hit[value].iloc[0])
+            if np.isfinite(grid).any():
+                grids[site] = grid
+        if not grids:
+            continue
+        fig = _figure(1.9 * len(picks) * len(grids) + 2.0 * len(grids) + 1.2,
+                      0.7 * len(layers) + 2.8)
+        axes = np.atleast_1d(fig.subplots(1, len(grids), squeeze=False)[0])
+        finite = np.concatenate([g[np.isfinite(g)] for g in grids.values()])
+        positive = finite[finite > 0]
+        use_log = positive.size == finite.size and _wants_log(positive)
+        scale = (LogNorm(positive.min(), positive.max()) if use_log
+                 else Normalize(min(0.0, finite.min()), finite.max() or 1.0))
+        for ax, (site, grid) in zip(axes, grids.items()):
             image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", norm=scale, aspect="auto")
-            cbar = fig.colorbar(image, ax=ax)
-            cbar.set_label("total drift of unit means\n(sum of |Δ mean| over log steps)"
-                           + (", log scale" if use_log else ""))
             for i in range(grid.shape[0]):
                 for j in range(grid.shape[1]):
                     v = grid[i, j]
@@ -462,21 +531,60 @@ def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
                     light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
                     ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize="medium",
                             color="black" if light else "white")
-        else:
-            _no_data(ax, "drift")
-        ax.set_xticks(range(len(picks)), [label for _, _, label in picks], rotation=20, ha="right")
-        ax.set_yticks(range(len(layers)), layers)
-        ax.set(xlabel="normalization (configuration drawn)", ylabel="layer",
-               title=f"{model}: total drift at the norm site, mean over seeds")
+            ax.set_xticks(range(len(picks)), [label for _, _, label in picks], rotation=20, ha="right")
+            ax.set_yticks(range(len(layers)), layers)
+            ax.set(xlabel="normalization", title=DRIFT_SITES[site].replace(": ", ":\n"))
+        axes[0].set_ylabel("layer")
+        cbar = fig.colorbar(image, ax=list(axes))
+        cbar.set_label("total scale-free drift of unit means\n(Σ over log steps of mean |Δμ|/σ)"
+                       + (", log scale" if use_log else ""))
+        _suptitle(fig, f"{model}: total scale-free drift, mean over seeds, {note}")
         paths.append(_save(fig, out_dir, f"drift_heatmap{suffix}", fmt))
     return paths
 
 
 FIGURES = (accuracy_loss, distribution_shift, drift, percentiles, grad_norms, lr_tolerance, drift_heatmap)
 
+# One sentence per figure kind (the function's name, the file's stem before any _<model>): what to look at.
+CAPTIONS = {
+    "accuracy_loss": "Test accuracy and training loss during training, every norm at the same learning "
+                     "rate: a curve that rises (accuracy) or falls (loss) earlier means faster training.",
+    "distribution_shift": "Mean and variance of each layer's activations on the fixed probe batch, at the "
+                          "norm's output and after the nonlinearity: flatter lines mean the distribution "
+                          "each layer passes on changes less during training.",
+    "drift": "Scale-free drift per log step: lower lines mean the input each layer's norm receives "
+             "(linear site), and the norm's eval-mode output (norm_eval), moves less between log steps, "
+             "in units of its own standard deviation.",
+    "percentiles": "15th, 50th and 85th percentile of one unit's input to the nonlinearity in one run: "
+                   "a band that stays level means that unit's input distribution is stable "
+                   "(as in Ioffe & Szegedy 2015, Figure 1b and 1c).",
+    "grad_norms": "Gradient norm of each layer's weights at the logged steps, every norm at the same "
+                  "learning rate: smoother lines mean steadier gradients, and lines close together "
+                  "across layers mean gradients of similar size in every layer.",
+    "lr_tolerance": "Final test accuracy against learning rate, one line per norm: a line that stays high "
+                    "over a wider range of learning rates means a norm more tolerant of the learning "
+                    "rate; red crosses mark learning rates where a seed diverged.",
+    "drift_heatmap": "drift: lower numbers mean the input each layer receives moves less over training, "
+                     "summed over log steps in units of its own standard deviation, every norm at the "
+                     "same learning rate.",
+}
+
+
+def caption(path: Path | str) -> str:
+    """The CAPTIONS entry of a figure file written by draw_all (`drift_heatmap_cnn.png` -> drift_heatmap)."""
+    stem = Path(path).stem
+    for kind in sorted(CAPTIONS, key=len, reverse=True):
+        if stem == kind or stem.startswith(f"{kind}_"):
+            return CAPTIONS[kind]
+    raise KeyError(f"no caption for figure '{Path(path).name}'")
+
 
 def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Every figure (one file per figure and model) into `out_dir`; return the paths written."""
+    """Every figure (one file per figure and model) into `out_dir`; return the paths written.
+
+    A figure with nothing to show (no data recorded, or lr_tolerance with one lr) is not drawn; its
+    caption is `caption(path)`.
+    """
     _check(fmt)
     if "summary" not in tables:
         raise IcsError("the compare tables have no summary.csv; run `ics compare` first")

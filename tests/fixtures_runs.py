@@ -14,11 +14,17 @@ Each run is described by a few series (RUNS below); every table is derived from 
 `_layers`, `_units` and `_grads`, so a test can recompute any expected number by hand:
 
 * metrics: test_acc = ACC, test_loss = 2 (1 - acc), train_acc = acc, train_loss = test_loss - 0.1.
-* layers: for hidden layer l and site factor f (linear 1, norm 0.5, act 0.1), mean = l f M, var = 1 + l f V;
-  drift_mean = l f |ΔM| vs the previous logged step, drift_var = l f |ΔV|, drift_*_init = l f |X - X₀|.
+* layers: for hidden layer l and site factor f (linear 1, norm 0.5, act 0.1, norm_eval 0.4), mean = l f M,
+  var = 1 + l f V; drift_mean = l f |ΔM| vs the previous logged step, drift_var = l f |ΔV|,
+  drift_*_init = l f |X - X₀|. The scale-free drift divides by the units' σ, taken to be l, so only the
+  site factor stays: drift_mean_scaled = f |ΔM|, drift_mean_scaled_init = f |M - M₀|.
+  dead_units = k (the index of the log step: 0, 1, 2, ...) at hidden2's act site, 0 elsewhere.
+  (norm_eval is synthetic here: in a real run without batch statistics it equals norm.)
 * units: units 0 and 1 tracked (p15 = p50 - 1, p85 = p50 + 1, p50 = l f M + 0.1 unit), unit 2 untracked.
 * grads (steps > 0): hidden1 = G, hidden2 = G / R, output = G / 4.
 The diverged run records blank or inf from its last step on; the incomplete run has no summary.json.
+`write_runs(root, legacy=True)` writes the folders of a run made before the norm_eval site and the
+drift_mean_scaled, drift_mean_scaled_init, dead_units columns existed: three sites, the old columns.
 """
 
 from __future__ import annotations
@@ -31,7 +37,12 @@ from ics_cli.config import RunConfig
 
 STEPS = [0, 10, 20, 30, 40]
 LAYERS = {"hidden1": 1, "hidden2": 2}
-SITES = {"linear": 1.0, "norm": 0.5, "act": 0.1}
+SITES = {"linear": 1.0, "norm": 0.5, "act": 0.1, "norm_eval": 0.4}
+LEGACY_SITES = ("linear", "norm", "act")
+LAYERS_COLUMNS = ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean", "drift_mean",
+                  "drift_var", "drift_mean_init", "drift_var_init", "drift_mean_scaled",
+                  "drift_mean_scaled_init", "dead_units"]
+LEGACY_LAYERS_COLUMNS = LAYERS_COLUMNS[:11]
 NAN, INF = math.nan, math.inf
 
 # norm, lr, seed, status, ACC (per logged step), M, V (hidden-layer stats), G (hidden1 grad norms), R
@@ -83,26 +94,31 @@ def _metrics(spec) -> list[list]:
     return rows
 
 
-def _layers(spec) -> list[list]:
+def _layers(spec, sites) -> list[list]:
     rows = []
     m, v = spec["m"], spec["v"]
     for k, step in enumerate(STEPS[: len(m)]):
         for layer, l in LAYERS.items():
-            for site, f in SITES.items():
+            for site in sites:
+                f = SITES[site]
                 s = l * f
                 prev_m = NAN if k == 0 else s * abs(m[k] - m[k - 1])
                 prev_v = NAN if k == 0 else s * abs(v[k] - v[k - 1])
+                scaled = NAN if k == 0 else f * abs(m[k] - m[k - 1])
+                dead = k if (layer, site) == ("hidden2", "act") else 0
                 rows.append([step, layer, site, s * m[k], 1 + s * v[k], s * abs(m[k]), 1 + s * v[k],
-                             prev_m, prev_v, s * abs(m[k] - m[0]), s * abs(v[k] - v[0])])
+                             prev_m, prev_v, s * abs(m[k] - m[0]), s * abs(v[k] - v[0]),
+                             scaled, f * abs(m[k] - m[0]), dead])
     return rows
 
 
-def _units(spec) -> list[list]:
+def _units(spec, sites) -> list[list]:
     rows = []
     m = spec["m"]
     for k, step in enumerate(STEPS[: len(m)]):
         for layer, l in LAYERS.items():
-            for site, f in SITES.items():
+            for site in sites:
+                f = SITES[site]
                 for unit in range(3):
                     p50 = l * f * m[k] + 0.1 * unit
                     pct = [p50 - 1, p50, p50 + 1] if unit < 2 else [NAN, NAN, NAN]
@@ -119,9 +135,14 @@ def _grads(spec) -> list[list]:
     return rows
 
 
-def write_runs(root: Path, runs: list[dict] = RUNS) -> Path:
-    """Write one folder per entry of `runs` under `root/sweep`; return that folder."""
+def write_runs(root: Path, runs: list[dict] = RUNS, *, legacy: bool = False) -> Path:
+    """Write one folder per entry of `runs` under `root/sweep`; return that folder.
+
+    `legacy`: the layout of runs recorded before norm_eval and the scale-free drift (see above).
+    """
     sweep = Path(root) / "sweep"
+    sites = LEGACY_SITES if legacy else tuple(SITES)
+    columns = LEGACY_LAYERS_COLUMNS if legacy else LAYERS_COLUMNS
     for spec in runs:
         cfg = RunConfig(norm=spec["norm"], lr=spec["lr"], seed=spec["seed"], depth=2, steps=40,
                         log_every=10, track_units=2, device="cpu").resolved()
@@ -134,11 +155,10 @@ def write_runs(root: Path, runs: list[dict] = RUNS) -> Path:
         _csv(folder / "metrics.csv", ["step", "train_loss", "train_acc", "test_loss", "test_acc",
                                       "test_loss_batchstats", "test_acc_batchstats", "lr", "elapsed_s"],
              _metrics(spec))
-        _csv(folder / "layers.csv", ["step", "layer", "site", "mean", "var", "unit_mean_abs",
-                                     "unit_var_mean", "drift_mean", "drift_var", "drift_mean_init",
-                                     "drift_var_init"], _layers(spec))
+        _csv(folder / "layers.csv", columns,
+             [row[: len(columns)] for row in _layers(spec, sites)])
         _csv(folder / "units.csv", ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
-             _units(spec))
+             _units(spec, sites))
         _csv(folder / "grads.csv", ["step", "layer", "grad_norm", "weight_norm", "update_ratio"],
              _grads(spec))
         if spec["status"] == "incomplete":

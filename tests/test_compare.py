@@ -1,12 +1,14 @@
 """Facts about ics_cli.compare, checked against numbers worked out by hand from tests/fixtures_runs.py.
 
-t quantiles used below: t(0.975, 1) = 12.7062047, t(0.975, 2) = 4.3026527.
+t quantiles used below (from printed tables, not from scipy): t(0.975, 1) = 12.7062047,
+t(0.975, 2) = 4.3026527.
 """
 
 import json
 import math
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,17 +55,27 @@ def ci(table_row, name, mean, half):
 # --------------------------------------------------------------------------- statistics
 
 
-@pytest.mark.parametrize("p, df, expected", [
-    (0.975, 1, 12.706204736), (0.975, 2, 4.302652730), (0.975, 4, 2.776445105),
-    (0.975, 10, 2.228138852), (0.975, 29, 2.045229642), (0.975, 100, 1.983971519),
-    (0.995, 5, 4.032142984), (0.9, 3, 1.637744354), (0.5, 7, 0.0), (0.025, 2, -4.302652730),
+@pytest.mark.parametrize("n, confidence, expected", [
+    (2, 0.95, 12.706204736), (3, 0.95, 4.302652730), (5, 0.95, 2.776445105),
+    (11, 0.95, 2.228138852), (30, 0.95, 2.045229642), (101, 0.95, 1.983971519),
+    (6, 0.99, 4.032142984), (4, 0.8, 1.637744354),
 ])
-def test_t_quantile_matches_tables(p, df, expected):
-    assert compare.t_quantile(p, df) == pytest.approx(expected, abs=1e-7)
+def test_t_crit_matches_printed_tables(n, confidence, expected):
+    """t((1 + confidence)/2, n - 1), the values of a printed Student-t table."""
+    assert compare.t_crit(n, confidence) == pytest.approx(expected, abs=1e-7)
 
 
-def test_t_quantile_tends_to_the_normal_quantile():
-    assert compare.t_quantile(0.975, 100_000) == pytest.approx(1.959963985, abs=1e-4)
+def test_t_crit_needs_two_values_and_tends_to_the_normal_quantile():
+    assert math.isnan(compare.t_crit(1)) and math.isnan(compare.t_crit(0))
+    assert compare.t_crit(100_001) == pytest.approx(1.959963985, abs=1e-4)
+
+
+def test_mean_ci_follows_the_confidence():
+    mean, low, high, n = compare.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], confidence=0.99)
+    s = math.sqrt(17.5 / 5)
+    assert (mean, n) == (3.5, 6)
+    assert (low, high) == pytest.approx((3.5 - 4.032142984 * s / math.sqrt(6),
+                                         3.5 + 4.032142984 * s / math.sqrt(6)))
 
 
 def test_mean_ci_is_the_t_interval():
@@ -85,8 +97,9 @@ def test_mean_ci_edge_cases_skip_non_finite_values():
 
 
 def test_build_returns_every_table(tables):
-    assert set(compare.ALL_TABLE_NAMES) == set(tables)
-    assert tuple(tables)[:4] == compare.TABLE_NAMES
+    assert tuple(tables) == compare.ALL_TABLE_NAMES
+    assert tuple(tables)[:5] == compare.TABLE_NAMES == ("summary", "drift", "gradient_stability",
+                                                        "lr_tolerance", "best_lr")
 
 
 def test_key_is_model_norm_lr_batch_size_when_nothing_else_varies(sweep):
@@ -194,6 +207,36 @@ def test_drift_of_a_diverged_run_uses_its_finite_steps(tables):
     assert d["drift_mean_init_final_mean"] == pytest.approx(2.0)  # seed 1: last finite, step 20
 
 
+def test_scale_free_drift_totals_steps_and_final(tables):
+    """drift_mean_scaled = f|ΔM| (f = 1 at linear, 0.4 at norm_eval), whatever the layer."""
+    for layer in ("hidden1", "hidden2"):
+        d = row(tables["drift"], norm="none", lr=0.1, layer=layer, site="linear")
+        s = math.sqrt(((0.6 - 2 / 3) ** 2 * 2 + (0.8 - 2 / 3) ** 2) / 2)
+        ci(d, "drift_mean_scaled_total", 2 / 3, T2 * s / SQ3)  # Σ|ΔM| = 0.6, 0.8, 0.6
+        ci(d, "drift_mean_scaled_step", 2 / 3 / 4, T2 * s / 4 / SQ3)
+        assert d["drift_mean_scaled_init_final_mean"] == pytest.approx((0.4 + 0.8 + 0.6) / 3)
+    e = row(tables["drift"], norm="none", lr=0.1, layer="hidden2", site="norm_eval")
+    assert e["drift_mean_scaled_total_mean"] == pytest.approx(0.4 * 2 / 3)
+    # Diverged seed 1 of none lr 1: M = 0, 2, 4, blank -> Σ = 4 over its finite steps, like seed 0's.
+    d = row(tables["drift"], norm="none", lr=1.0, layer="hidden1", site="linear")
+    ci(d, "drift_mean_scaled_total", 4.0, 0.0)
+    assert d["drift_mean_scaled_step_mean"] == pytest.approx((1.0 + 2.0) / 2)
+    assert d["drift_mean_scaled_init_final_mean"] == pytest.approx(4.0)
+
+
+def test_runs_recorded_before_the_scale_free_drift_still_compare(tmp_path):
+    """Older run folders: three sites, no drift_mean_scaled/_init, no dead_units: blank, not an error."""
+    tables = compare.build(find_runs(write_runs(tmp_path, legacy=True)), target=0.8)
+    assert "norm_eval" not in set(tables["drift"]["site"])
+    assert tables["drift"]["drift_mean_scaled_total_mean"].isna().all()
+    assert tables["layer_curves"]["dead_units_mean"].isna().all()
+    ci(row(tables["drift"], norm="none", lr=0.1, layer="hidden1", site="norm"),
+       "drift_mean_total", 1 / 3, T2 * math.sqrt((2 * (1 / 30) ** 2 + (1 / 15) ** 2) / 2) / SQ3)
+    h = compare.headline(tables)
+    assert h["drift_linear_scaled"].isna().all() and h["drift_norm_eval_scaled"].isna().all()
+    assert h["final_test_acc_mean"].notna().all()
+
+
 # --------------------------------------------------------------------------- gradient stability
 
 
@@ -226,6 +269,31 @@ def test_gradient_stability_skips_non_finite_norms(tables):
     assert g["grad_norm_cv_mean"] == pytest.approx((0 + 0.5 / 1.5) / 2)
 
 
+def test_gradient_jitter_is_the_spread_around_a_running_median(tables):
+    g = row(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden1")
+    s = math.sqrt(sum((j - sum(JITTER_NONE_01) / 3) ** 2 for j in JITTER_NONE_01) / 2)
+    ci(g, "grad_norm_jitter", sum(JITTER_NONE_01) / 3, T2 * s / SQ3)
+    for layer in ("hidden2", "output"):  # G / R and G / 4: scale-free, so the same
+        other = row(tables["gradient_stability"], norm="none", lr=0.1, layer=layer)
+        assert other["grad_norm_jitter_mean"] == pytest.approx(g["grad_norm_jitter_mean"])
+    # none lr 1: seed 0 constant (0); diverged seed 1 keeps [1, 2]: median ln√2, r = ∓ln2/2
+    d = row(tables["gradient_stability"], norm="none", lr=1.0, layer="hidden1")
+    assert d["grad_norm_jitter_mean"] == pytest.approx((0 + LN2 / 2) / 2)
+
+
+def test_gradient_jitter_ignores_a_smooth_decay_that_inflates_the_cv():
+    """g = 2^-t, t = 0..9: ln g is a line, so a centred median is the centre value except at the
+    edges (window cut): r = ln2, ln2/2, 0 × 6, -ln2/2, -ln2, std ln2/2, while the CV is > 1."""
+    decay = 2.0 ** -np.arange(10)
+    assert compare._jitter(decay) == pytest.approx(LN2 / 2)
+    assert compare._jitter(7.0 * decay) == pytest.approx(LN2 / 2)  # scale-free
+    assert decay.std() / decay.mean() > 1.0
+    # A steady series with one spike: r = 0, 0, 0, ln5 -> std ln5·√3/4; zeros are left out.
+    assert compare._jitter(np.array([1.0, 1.0, 1.0, 5.0])) == pytest.approx(LN5 * SQ3 / 4)
+    assert compare._jitter(np.array([1.0, 0.0, 1.0, 1.0, 5.0])) == pytest.approx(LN5 * SQ3 / 4)
+    assert math.isnan(compare._jitter(np.array([3.0])))
+
+
 # --------------------------------------------------------------------------- lr tolerance
 
 
@@ -253,6 +321,67 @@ def test_lr_tolerance_follows_the_tolerance(sweep):
     assert (batch["n_good_lrs"], batch["min_good_lr"], batch["good_range_decades"]) == (1, 1.0, 0.0)
 
 
+def test_lr_tolerance_is_blank_when_one_lr_was_swept(sweep):
+    t = compare.build([r for r in find_runs(sweep) if r.config["config"]["lr"] == 0.1])["lr_tolerance"]
+    for _, r in t.iterrows():
+        assert r["n_lrs"] == 1 and r["n_good_lrs"] == 1
+        for col in ("max_stable_lr", "min_good_lr", "good_range_decades", "stable_lr_vs_none"):
+            assert math.isnan(r[col]), col
+
+
+# --------------------------------------------------------------------------- best lr, held out
+
+
+def test_best_lr_on_the_fixture(tables):
+    b = tables["best_lr"]
+    assert list(b.columns) == ["model", "norm", "batch_size", "n_seeds", "seeds", "n_lrs", "lrs_chosen",
+                               "final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high",
+                               "note"]
+    # none: lr 1 has a diverged seed 1, so only the fold without seed 1 could pick it, and its
+    # 0.40 loses to 0.82: lr 0.1 for every held-out seed, scores 0.80, 0.82, 0.84.
+    none = row(b, norm="none")
+    assert (none["n_seeds"], none["seeds"], none["lrs_chosen"]) == (3, "0 1 2", "0.1 0.1 0.1")
+    ci(none, "final_test_acc", 0.82, T2 * 0.02 / SQ3)
+    # batch: seed 0 held out -> seed 1 has lrs 0.1 (0.90), 1 (0.96): lr 1, seed 0 scores 0.94;
+    # seed 1 held out -> seed 0: 0.80, 0.92, 0.94: lr 1, seed 1 scores 0.96. Incomplete seed 2 is out.
+    batch = row(b, norm="batch")
+    assert (batch["n_seeds"], batch["n_lrs"], batch["lrs_chosen"]) == (2, 3, "1 1")
+    ci(batch, "final_test_acc", 0.95, T1 * (0.02 / SQ2) / SQ2)
+    assert b["note"].isna().all()
+
+
+def runs_table(rows):
+    """A `runs` table from (lr, seed, status, final_test_acc) of one model × norm."""
+    return pd.DataFrame([dict(model="mlp", norm="batch", lr=lr, batch_size=60, seed=seed, status=status,
+                              final_test_acc=acc) for lr, seed, status, acc in rows])
+
+
+def test_best_lr_chooses_on_the_other_seeds_only():
+    """lr 1 is steady (0.85); lr 3 is good for seeds 0, 2 only; lr 10 is good for seeds 0, 1 and
+    diverges for seed 2 (last finite accuracy 0.10). Chosen on the other seeds:
+    hold out 0 -> {1, 2}: lr 1 0.85, lr 3 0.80, lr 10 has a diverged seed -> lr 1, score 0.85;
+    hold out 1 -> {0, 2}: lr 1 0.85, lr 3 0.925, lr 10 diverged -> lr 3, score 0.70;
+    hold out 2 -> {0, 1}: lr 1 0.85, lr 3 0.825, lr 10 0.90 -> lr 10, score 0.10.
+    Choosing on all seeds and reporting them would give lr 3 at 0.85 (or lr 10 at 0.63)."""
+    runs = runs_table([(1, s, "completed", 0.85) for s in (0, 1, 2)]
+                      + [(3, 0, "completed", 0.95), (3, 1, "completed", 0.70), (3, 2, "completed", 0.90),
+                         (10, 0, "completed", 0.90), (10, 1, "completed", 0.90), (10, 2, "diverged", 0.10),
+                         (30, 2, "interrupted", 0.99)])
+    r = compare.best_lr(runs).iloc[0]
+    assert (r["n_seeds"], r["seeds"], r["n_lrs"], r["lrs_chosen"]) == (3, "0 1 2", 3, "1 3 10")
+    s = pstd([0.85, 0.70, 0.10]) * math.sqrt(3 / 2)
+    ci(r, "final_test_acc", 0.55, T2 * s / SQ3)
+
+
+def test_best_lr_ties_go_to_the_smaller_lr_and_one_seed_says_so():
+    tie = runs_table([(lr, s, "completed", 0.9) for lr in (0.3, 0.1) for s in (0, 1)])
+    assert compare.best_lr(tie).iloc[0]["lrs_chosen"] == "0.1 0.1"
+    one = compare.best_lr(runs_table([(0.1, 0, "completed", 0.9), (1.0, 0, "completed", 0.95)])).iloc[0]
+    assert one["n_seeds"] == 1 and one["note"] == "one seed: no other seeds to choose the lr on"
+    assert pd.isna(one["lrs_chosen"]) and math.isnan(one["final_test_acc_mean"])
+    assert math.isnan(one["final_test_acc_ci_low"])
+
+
 def test_lr_curve_is_long(tables):
     c = tables["lr_curve"]
     assert len(c) == 5
@@ -277,23 +406,108 @@ def test_step_tables(tables):
     assert lc["drift_mean_mean"] == pytest.approx(0.5 * (0.3 + 0 + 0.2) / 3)
     assert math.isnan(row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1",
                           site="norm", step=0)["drift_mean_mean"])
-    p = row(tables["percentiles"], norm="none", lr=0.1, layer="hidden2", site="norm", unit=1, step=40)
-    assert (p["p15_mean"], p["p50_mean"], p["p85_mean"]) == pytest.approx((-0.3, 0.7, 1.7))
-    assert set(tables["percentiles"]["unit"]) == {0, 1}  # untracked unit 2 has no percentiles
+    lc = row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1", site="linear", step=20)
+    assert lc["drift_mean_scaled_mean"] == pytest.approx((0.3 + 0 + 0.2) / 3)  # |ΔM| at step 20
+    assert row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden2", site="act",
+               step=30)["dead_units_mean"] == 3  # the 4th log step
     g = row(tables["grad_curves"], norm="none", lr=0.1, layer="hidden1", step=40)
     assert g["grad_norm_mean"] == pytest.approx((5 + 4 + 2) / 3)
 
 
-def test_headline(tables):
+def test_percentiles_are_per_seed_never_averaged(tables):
+    """Unit 1 of seed 0 and unit 1 of seed 1 are different units: one row each, as recorded."""
+    pct = tables["percentiles"]
+    assert "seed" in pct.columns and "p50_mean" not in pct.columns
+    # hidden2 norm site: p50 = 2·0.5·M_40 + 0.1 for unit 1, M_40 = 0.4, 0.8, 0.6 for seeds 0, 1, 2
+    for seed, m in ((0, 0.4), (1, 0.8), (2, 0.6)):
+        p = row(pct, norm="none", lr=0.1, seed=seed, layer="hidden2", site="norm", unit=1, step=40)
+        assert (p["p15"], p["p50"], p["p85"]) == pytest.approx((m - 0.9, m + 0.1, m + 1.1))
+    assert set(pct["unit"]) == {0, 1}  # untracked unit 2 has no percentiles
+    assert set(pct.loc[pct["norm"] == "batch", "seed"]) == {0, 1}  # incomplete seed 2 left out
+    assert list(pct["site"].drop_duplicates()) == ["linear", "norm", "act", "norm_eval"]
+
+
+
+
+LN2, LN3, LN5, LN7 = math.log(2), math.log(3), math.log(5), math.log(7)
+
+
+def pstd(values):
+    """Population standard deviation (ddof 0)."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+# Residuals r = ln g - centred running median (window 5, fewer at the edges) of none lr 0.1, hidden1:
+# G = 1,1,1,5: medians 0,0,0,0; G = 1,2,3,4: medians ln2, ln√6, ln√6, ln3; G = 2,1,7,2: all ln2.
+JITTER_NONE_01 = [pstd([0, 0, 0, LN5]),
+                  pstd([-LN2, LN2 - math.log(6) / 2, LN3 - math.log(6) / 2, math.log(4) - LN3]),
+                  pstd([0, -LN2, LN7 - LN2, 0])]
+
+
+def test_headline_compares_every_norm_at_one_matched_lr(tables):
+    """Common lrs 0.1 and 1; at 1 none has a diverged seed, so lr 0.1 (mean accuracy (0.82 + 0.91) / 2)."""
     h = compare.headline(tables)
-    assert list(h["norm"]) == ["none", "batch"]
+    assert list(h["norm"]) == ["none", "batch"] and list(h["lr"]) == [0.1, 0.1]
+    assert list(h["lr_rule"]) == ["matched: best mean over norms"] * 2
     none, batch = h.iloc[0], h.iloc[1]
-    assert (none["lr"], none["final_test_acc_mean"], none["max_stable_lr"]) == (0.1, pytest.approx(0.82), 0.1)
-    assert none["drift_norm_total"] == pytest.approx(1 / 3 + 2 / 3)  # hidden1 + hidden2
+    assert (none["n_seeds"], none["n_diverged"], none["max_stable_lr"]) == (3, 0, 0.1)
+    ci(none, "final_test_acc", 0.82, T2 * 0.02 / SQ3)
+    ci(batch, "final_test_acc", 0.91, T1 * (0.02 / SQ2) / SQ2)
+    assert (batch["n_seeds"], batch["max_stable_lr"]) == (2, 1.0)
+    # drift_mean_scaled = f|ΔM|, the same in both hidden layers: mean over layers of Σ|ΔM| per seed
+    assert none["drift_linear_scaled"] == pytest.approx((0.6 + 0.8 + 0.6) / 3)
+    assert none["drift_norm_eval_scaled"] == pytest.approx(0.4 * (0.6 + 0.8 + 0.6) / 3)
+    assert batch["drift_linear_scaled"] == pytest.approx((0.03 + 0.05) / 2)
+    assert batch["drift_norm_eval_scaled"] == pytest.approx(0.4 * (0.03 + 0.05) / 2)
     assert none["grad_norm_cv"] == pytest.approx(
         (math.sqrt(3) / 2 + math.sqrt(1.25) / 2.5 + math.sqrt(5.5) / 3) / 3)
-    assert (batch["lr"], batch["max_stable_lr"]) == (1.0, 1.0)
-    assert batch["drift_norm_total"] == pytest.approx(0.025 + 0.05)
+    assert none["grad_norm_jitter"] == pytest.approx(sum(JITTER_NONE_01) / 3)  # every layer alike
+    assert (batch["grad_norm_cv"], batch["grad_norm_jitter"]) == (0.0, 0.0)
+    assert "drift_norm_total" not in h.columns
+
+
+def test_headline_lr_rule_prefers_lrs_where_no_norm_diverged(tables):
+    # none at lr 1 made the most accurate: (0.99 + 0.95) / 2 > 0.865, but a none seed diverged there.
+    t = {**tables, "summary": tables["summary"].copy()}
+    s = t["summary"]
+    s.loc[(s["norm"] == "none") & (s["lr"] == 1.0), "final_test_acc_mean"] = 0.99
+    assert set(compare.headline(t)["lr"]) == {0.1}
+    # Without the divergence lr 1 wins.
+    s.loc[(s["norm"] == "none") & (s["lr"] == 1.0), "n_diverged"] = 0
+    assert set(compare.headline(t)["lr"]) == {1.0}
+    # When every common lr has a diverged seed, the best of all of them is taken.
+    s.loc[(s["norm"] == "none") & (s["lr"] == 1.0), "n_diverged"] = 1
+    s.loc[(s["norm"] == "batch") & (s["lr"] == 0.1), "n_diverged"] = 1
+    assert set(compare.headline(t)["lr"]) == {1.0}
+
+
+def test_headline_lr_ignores_lrs_that_not_every_norm_has(tables):
+    """batch at lr 0.01 reaches 0.80, but none has no lr 0.01: never a candidate."""
+    t = {**tables, "summary": tables["summary"].copy()}
+    s = t["summary"]
+    s.loc[(s["norm"] == "batch") & (s["lr"] == 0.01), "final_test_acc_mean"] = 1.0
+    assert set(compare.headline(t)["lr"]) == {0.1}
+    # No lr common to all norms (none: 1; batch: 0.01, 0.1): the lrs most norms have, here every lr
+    # (one norm each); lr 1 has a diverged seed, and batch's edited 1.0 at lr 0.01 beats 0.91.
+    alone = s[~((s["norm"] == "none") & (s["lr"] == 0.1)) & ~((s["norm"] == "batch") & (s["lr"] == 1.0))]
+    h = compare.headline({**tables, "summary": alone})
+    assert list(h["lr"]) == [0.01, 0.01] and "no lr common" in h["lr_rule"].iloc[0]
+    none = h.iloc[0]
+    assert (none["norm"], none["n_seeds"]) == ("none", 0) and math.isnan(none["final_test_acc_mean"])
+
+
+def test_headline_at_a_given_lr_and_with_one_lr(tables, sweep):
+    h = compare.headline(tables, lr=1.0)
+    assert list(h["lr_rule"]) == ["given", "given"] and list(h["n_diverged"]) == [1, 0]
+    h = compare.headline(tables, lr=0.01)  # none has no lr 0.01: its row stays, blank
+    assert list(h["n_seeds"]) == [0, 1] and math.isnan(h.iloc[0]["final_test_acc_mean"])
+    with pytest.raises(IcsError, match=r"lr 5 has no finished runs; the lrs with runs are: 0.01, 0.1, 1"):
+        compare.headline(tables, lr=5.0)
+    one = compare.build([r for r in find_runs(sweep) if r.config["config"]["lr"] == 1.0])
+    h = compare.headline(one)
+    assert list(h["lr_rule"]) == ["only lr", "only lr"]
+    assert h["max_stable_lr"].isna().all()  # one lr swept: no tolerance to speak of
 
 
 # --------------------------------------------------------------------------- files

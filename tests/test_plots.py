@@ -51,7 +51,7 @@ def test_same_tables_give_the_same_svg_bytes(tables, tmp_path):
 
 def test_one_file_per_model(tmp_path):
     sweep = write_runs(tmp_path)
-    for folder in list(sweep.iterdir())[:4]:  # a second model, same numbers
+    for folder in sorted(sweep.iterdir()):  # a second model, same numbers
         copy = sweep / (folder.name + "-cnn")
         shutil.copytree(folder, copy)
         meta = json.loads((copy / "config.json").read_text())
@@ -70,17 +70,100 @@ def test_norm_colours_are_fixed_and_distinct():
     assert plots.norm_color("weight") not in {plots.norm_color(n) for n in known}
 
 
-def test_each_norm_draws_its_best_configuration_without_divergence(tables):
-    assert [label for _, _, label in plots._picks(tables, "mlp")] == ["none (lr=0.1)", "batch (lr=1)"]
-    # Make none's lr 1 the most accurate: it still has a diverged seed, so lr 0.1 is drawn.
+def test_every_norm_is_drawn_at_the_headline_lr(tables):
+    """Common lrs 0.1 and 1; a none seed diverged at 1, so both norms are drawn at 0.1, not batch at
+    its own best lr 1."""
+    picks, note = plots._picks(tables, "mlp")
+    assert [(norm, key["lr"], label) for norm, key, label in picks] == [("none", 0.1, "none"),
+                                                                        ("batch", 0.1, "batch")]
+    assert note == "all norms at lr 0.1 (matched: best mean over norms)"
+    # Without the divergence lr 1 has the best mean over norms: both move there together.
     summary = tables["summary"].copy()
-    summary.loc[(summary["norm"] == "none") & (summary["lr"] == 1.0), "final_test_acc_mean"] = 0.99
-    picks = plots._picks({**tables, "summary": summary}, "mlp")
-    assert picks[0][1]["lr"] == 0.1
-    # Make batch lr 0.01 the most accurate: no divergence there, so it is drawn.
-    summary.loc[(summary["norm"] == "batch") & (summary["lr"] == 0.01), "final_test_acc_mean"] = 0.99
-    picks = plots._picks({**tables, "summary": summary}, "mlp")
-    assert picks[1][2] == "batch (lr=0.01)"
+    summary.loc[(summary["norm"] == "none") & (summary["lr"] == 1.0), ["final_test_acc_mean", "n_diverged"]] \
+        = [0.99, 0]
+    picks, note = plots._picks({**tables, "summary": summary}, "mlp")
+    assert [key["lr"] for _, key, _ in picks] == [1.0, 1.0] and note.startswith("all norms at lr 1 ")
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """What each saved figure showed: {file stem: Figure}, captured before the figure is cleared."""
+    seen = {}
+    save = plots._save
+
+    def spy(fig, out_dir, name, fmt):
+        title = fig._suptitle.get_text() if fig._suptitle else ""
+        seen[name] = {"title": " ".join(title.split()),  # titles are wrapped to the figure's width
+                      "axes": [dict(title=ax.get_title(), ylabel=ax.get_ylabel(),
+                                    lines=[line.get_ydata() for line in ax.get_lines()],
+                                    images=[image.get_array() for image in ax.get_images()])
+                               for ax in fig.axes if ax.get_label() != "<colorbar>"],
+                      "shared_y": [fig.axes[0].get_shared_y_axes().joined(fig.axes[0], ax)
+                                   for ax in fig.axes]}
+        return save(fig, out_dir, name, fmt)
+    monkeypatch.setattr(plots, "_save", spy)
+    return seen
+
+
+def test_side_by_side_figures_say_the_matched_lr(tables, tmp_path, drawn):
+    plots.draw_all(tables, tmp_path)
+    for name in ("accuracy_loss", "distribution_shift", "drift", "percentiles", "grad_norms",
+                 "drift_heatmap"):
+        assert "all norms at lr 0.1" in drawn[name]["title"], name
+    assert "lr 0.1" not in drawn["lr_tolerance"]["axes"][0]["title"]
+
+
+def test_drift_figures_show_the_scale_free_drift_at_the_linear_and_norm_eval_sites(tables, tmp_path, drawn):
+    plots.drift(tables, tmp_path)
+    fig = drawn["drift"]
+    assert [a["title"] for a in fig["axes"]] == ["hidden1, linear site", "hidden2, linear site",
+                                                 "hidden1, norm_eval site", "hidden2, norm_eval site"]
+    assert "input each norm receives" in fig["title"] and "|Δμ| / σ" in fig["title"]
+    assert "linear site" in fig["axes"][0]["ylabel"] and "norm_eval" in fig["axes"][2]["ylabel"]
+    # none, hidden1, linear site: f|ΔM| = |ΔM| at steps 10..40, mean over seeds
+    none = fig["axes"][0]["lines"][0]
+    assert list(none) == pytest.approx([(0.2 + 0.4 + 0.1) / 3, (0.3 + 0 + 0.2) / 3, (0.1 + 0.4 + 0.3) / 3, 0])
+    plots.drift_heatmap(tables, tmp_path)
+    heat = drawn["drift_heatmap"]
+    assert [a["title"].split(":")[0] for a in heat["axes"]] == ["linear site", "norm_eval site"]
+    grid = heat["axes"][0]["images"][0]
+    assert grid[0, 0] == pytest.approx(2 / 3) and grid[1, 1] == pytest.approx(0.04)  # none h1, batch h2
+
+
+def test_percentiles_show_one_seed_on_a_shared_y_axis(tables, tmp_path, drawn):
+    plots.percentiles(tables, tmp_path)
+    fig = drawn["percentiles"]
+    assert all(fig["shared_y"]) and len(fig["axes"]) == 2
+    assert "seed 0" in fig["title"] and "not averaged" in fig["title"]
+    assert [a["title"] for a in fig["axes"]] == ["none, seed 0", "batch, seed 0"]
+    # hidden2, norm site, unit 0 of seed 0: p50 = 2·0.5·M = M of none lr 0.1 seed 0, not a mean over seeds
+    assert list(fig["axes"][0]["lines"][0]) == pytest.approx([0.0, 0.2, 0.5, 0.4, 0.4])
+
+
+def test_degenerate_figures_are_not_drawn(tmp_path):
+    """One lr swept: no lr-tolerance curve. Runs from before the scale-free drift: no drift figures."""
+    sweep = write_runs(tmp_path / "one")
+    one = compare.build([r for r in find_runs(sweep) if r.config["config"]["lr"] == 0.1])
+    assert plots.lr_tolerance(one, tmp_path / "figs") == []
+    names = [p.stem for p in plots.draw_all(one, tmp_path / "figs")]
+    assert names == ["accuracy_loss", "distribution_shift", "drift", "percentiles", "grad_norms",
+                     "drift_heatmap"]
+    legacy = compare.build(find_runs(write_runs(tmp_path / "legacy", legacy=True)))
+    names = [p.stem for p in plots.draw_all(legacy, tmp_path / "old")]
+    assert names == ["accuracy_loss", "distribution_shift", "percentiles", "grad_norms", "lr_tolerance"]
+
+
+def test_every_figure_kind_has_a_one_sentence_caption(tmp_path):
+    assert set(plots.CAPTIONS) == {f.__name__ for f in plots.FIGURES}
+    for text in plots.CAPTIONS.values():
+        assert text.endswith(".") and text.count(". ") == 0
+    assert plots.caption(tmp_path / "drift_heatmap_cnn.png") == plots.CAPTIONS["drift_heatmap"]
+    assert plots.caption("drift.svg") == plots.CAPTIONS["drift"]
+    assert plots.caption("drift_mlp.png").startswith("Scale-free drift")
+    for kind in plots.CAPTIONS:
+        assert plots.caption(f"{kind}.png") == plots.caption(f"{kind}_cnn.pdf") == plots.CAPTIONS[kind]
+    with pytest.raises(KeyError):
+        plots.caption("summary.png")
 
 
 def test_unknown_format_is_refused(tables, tmp_path):
