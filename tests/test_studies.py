@@ -3,7 +3,6 @@
 Whether each claim can fail is tested in tests/test_falsifiable.py.
 """
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +13,7 @@ from torch import nn
 from ics_cli import norms, studies
 from ics_cli.config import RunConfig
 from ics_cli.errors import IcsError
-from ics_cli.store import find_runs, run_config
-from ics_cli.studies import claims, ioffe2015, note
+from ics_cli.studies import ioffe2015, note
 from ics_cli.studies.context import Context
 
 CONTRACT = ["claim_id", "claim", "source", "metric", "measured", "ci_low", "ci_high", "n_seeds",

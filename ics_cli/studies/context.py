@@ -74,6 +74,22 @@ class Context:
         return self._tables[key]
 
 
+def steps_to(run: Run, target: float) -> tuple[float, float, float]:
+    """(point, lower, upper) of the first step at which a run's test_acc reaches `target`.
+
+    Reached at logged step s: the truth lies in (s − log_every, s], so [s − log_every + 1, s]. Never
+    reached: at least steps_done + 1, no upper bound; the point is steps_done (a lower bound).
+    """
+    m = run.table("metrics").sort_values("step")
+    log_every = int(store.run_config(run)["log_every"])
+    reached = m["step"][pd.to_numeric(m["test_acc"], errors="coerce") >= target]
+    if len(reached):
+        s = float(reached.iloc[0])
+        return s, max(s - log_every + 1, 1.0), s
+    done = float((run.summary or {}).get("steps_done") or 0)
+    return done, done + 1, float("inf")
+
+
 def table_folder(group: str, target: float | None) -> str:
     return group if target is None else f"{group}-target{target:g}"
 

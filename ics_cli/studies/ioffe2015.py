@@ -20,9 +20,9 @@ from ..config import RunConfig
 from ..store import run_config
 from ..sweep import Sweep
 from . import figures as fig
-from .claims import (Claim, Interval, Measurement, MissingData, Study, bracketed, combine, decide,
+from .claims import (Claim, Measurement, MissingData, Study, bracketed, combine, decide,
                      directional, exp_interval, family, fmt_ci, interval, measurement, paired)
-from .context import Context, run_groups
+from .context import Context, run_groups, steps_to
 
 PAPER = "Ioffe & Szegedy 2015"
 GROUP = "fig1"
@@ -185,20 +185,6 @@ def measure_i1(ctx: Context) -> Measurement:
     return measurement(gaps[decider], verdict, seen)
 
 
-def _steps_bracket(metrics: pd.DataFrame, target: float, log_every: int, steps_done: float):
-    """(point, lower, upper) of the first step at which test_acc reaches `target`.
-
-    Reached at logged step s: the truth is in (s − log_every, s], so [s − log_every + 1, s]. Never
-    reached: at least steps_done + 1, no upper bound; the point is steps_done (a lower bound).
-    """
-    acc = pd.to_numeric(metrics["test_acc"], errors="coerce")
-    reached = metrics["step"][acc >= target]
-    if len(reached):
-        s = float(reached.iloc[0])
-        return s, max(s - log_every + 1, 1.0), s
-    return float(steps_done), float(steps_done) + 1, math.inf
-
-
 def measure_i2(ctx: Context) -> Measurement:
     summary = ctx.tables(GROUP)["summary"]
     base_final = float(summary.loc[summary["norm"] == "none", "final_test_acc_mean"].iloc[0])
@@ -206,11 +192,8 @@ def measure_i2(ctx: Context) -> Measurement:
         raise MissingData("no baseline final accuracy")
     target = TARGET_FRACTION * base_final
     log_every = int(_config(ctx)["log_every"])
-    steps = {}
-    for norm in NORMS:
-        steps[norm] = {seed: _steps_bracket(r.table("metrics").sort_values("step"), target, log_every,
-                                            (r.summary or {}).get("steps_done") or 0)
-                       for seed, r in ctx.by_seed(GROUP, norm=norm).items()}
+    steps = {norm: {seed: steps_to(r, target) for seed, r in ctx.by_seed(GROUP, norm=norm).items()}
+             for norm in NORMS}
     seeds = sorted(set(steps["batch"]) & set(steps["none"]))
     if not seeds:
         raise MissingData("no seed with both networks")

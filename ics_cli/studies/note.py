@@ -25,7 +25,7 @@ from . import exact
 from . import figures as fig
 from .claims import (Claim, Interval, Measurement, MissingData, Study, bracketed, decide, directional,
                      exp_interval, family, fmt_ci, interval, measurement, paired, within)
-from .context import Context, run_groups
+from .context import Context, run_groups, steps_to
 
 NOTE = "course note"
 IOFFE = "Ioffe & Szegedy 2015"
@@ -314,20 +314,8 @@ def measure_n8(ctx: Context) -> Measurement:
     return measurement(iv, verdict, seen)
 
 
-def _steps_bracket(run) -> tuple[float, float, float]:
-    """(point, lower, upper) of the first step with test_acc ≥ TARGET (see ioffe2015's I2 rule)."""
-    m = run.table("metrics").sort_values("step")
-    log_every = int(run_config(run)["log_every"])
-    reached = m["step"][_num(m["test_acc"]) >= TARGET]
-    if len(reached):
-        s = float(reached.iloc[0])
-        return s, max(s - log_every + 1, 1.0), s
-    done = float((run.summary or {}).get("steps_done") or 0)
-    return done, done + 1, math.inf
-
-
 def measure_n10(ctx: Context) -> Measurement:
-    steps = {n: {s: _steps_bracket(r) for s, r in ctx.by_seed("cnn", norm=n).items()} for n in CNN_NORMS}
+    steps = {n: {s: steps_to(r, TARGET) for s, r in ctx.by_seed("cnn", norm=n).items()} for n in CNN_NORMS}
     variants = [n for n in CNN_NORMS if n != "none"]
     level = family(len(variants))
     parts = {}
