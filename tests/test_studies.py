@@ -183,3 +183,20 @@ def test_missing_data_is_inconclusive(tmp_path):
     table = studies.measure(studies.REGISTRY["ioffe2015"], ctx)
     assert table["verdict"].eq("INCONCLUSIVE").all()
     assert table["measured"].isna().all()
+
+
+@pytest.mark.parametrize("verdict", ["PASS", "FAIL", "INCONCLUSIVE"])
+def test_findings_are_a_few_plain_sentences_whatever_the_verdicts(tmp_path, verdict):
+    from ics_cli.studies import findings
+
+    for name, study in studies.REGISTRY.items():
+        (tmp_path / name).mkdir()
+        rows = "".join(f"{c.id},0.5,0.25,0.75,{verdict}\n" for c in study.claims)
+        (tmp_path / name / "verdicts.csv").write_text("claim_id,measured,ci_low,ci_high,verdict\n" + rows)
+    found = findings.sentences(tmp_path)
+    assert "course note" in found[0]
+    assert 5 <= len(found) <= 8
+    assert any("Santurkar et al. (2018)" in s for s in found)
+    for (study, claim, _, _), text in zip(findings.SENTENCES, found[1:]):
+        assert f"[{claim}: {verdict}]({study}/README.md)" in text
+        assert "{" not in text

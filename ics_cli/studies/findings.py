@@ -18,8 +18,8 @@ INTRO = ("This project started from a course note on batch normalization. Each o
          "those of Ioffe & Szegedy's (2015) Fig. 1, became a test fixed before the runs, one that data "
          "can fail; here is what the measurements say.")
 
-# (study, claim, figures (globs under the study folder), {verdict: sentence}); {m}, {lo}, {hi} are
-# the claim's measured value and interval.
+# (study, claim, figures (globs under the results folder), {verdict: sentence}); {m} is the claim's
+# measured value, {ci} that value with its interval, {neg} −100·m rounded (points of accuracy).
 SENTENCES = [
     ("note", "N4a", [], {
         FAIL: "The note's recipe for undoing batch norm is wrong: with γ = variance and β = mean the layer "
@@ -28,26 +28,28 @@ SENTENCES = [
         PASS: "The note's recipe for undoing batch norm (γ = variance, β = mean) reproduced the input "
               "(deviation {m:.2g}).",
         INCONCLUSIVE: "Whether the note's recipe γ = variance, β = mean undoes batch norm was not measured."}),
-    ("ioffe2015", "I4", ["figures/fig1bc_sigmoid_input.*", "compare/drift*.*"], {
+    ("ioffe2015", "I4", ["default/drift_mlp.*", "ioffe2015/figures/fig1bc_sigmoid_input.*"], {
         PASS: "Batch norm did make the inputs of its layers drift less, measured in units of each unit's "
-              "own spread where the measurement is not true by construction (difference {ci}); but "
+              "own spread where the measurement is not true by construction (difference {ci} standard "
+              "deviations, summed over training); but "
               "Santurkar et al. (2018) show this is not why it helps: batch norm with injected noise "
               "drifts more and still trains as well.",
         FAIL: "Batch norm did not make the inputs of its layers drift less, measured in units of each "
-              "unit's own spread where the measurement is not true by construction (difference {ci}), "
+              "unit's own spread where the measurement is not true by construction (difference {ci} "
+              "standard deviations), "
               "in line with Santurkar et al. (2018), who find that batch norm's benefit is not a "
               "reduction of internal covariate shift.",
         INCONCLUSIVE: "Whether batch norm makes the inputs of its layers drift less could not be decided "
                       "(difference {ci}); Santurkar et al. (2018) argue that reduced internal covariate "
                       "shift is not why batch norm helps in any case."}),
-    ("ioffe2015", "I2", ["figures/fig1a_accuracy.*"], {
+    ("ioffe2015", "I2", ["ioffe2015/figures/fig1a_accuracy.*"], {
         PASS: "With batch norm the sigmoid MLP of Ioffe & Szegedy's Fig. 1 reached 95% of the baseline's "
               "final accuracy in {m:.2g}× the baseline's steps ({ci}): much faster, as the paper says.",
         FAIL: "With batch norm the sigmoid MLP of Ioffe & Szegedy's Fig. 1 did not reach 95% of the "
               "baseline's final accuracy in half the steps (ratio {ci}).",
         INCONCLUSIVE: "Whether batch norm halves the steps the sigmoid MLP of Fig. 1 needs could not be "
                       "decided (ratio {ci})."}),
-    ("note", "N7", ["figures/lr_tolerance*.*"], {
+    ("note", "N7", ["note/figures/lr_tolerance*.*"], {
         PASS: "Batch norm let the default MLP train at learning rates {m:.3g}× larger ({ci}) than without "
               "it, at least the half decade that \"much larger\" asks for; Bjorck et al. (2018) see this "
               "larger usable learning rate as batch norm's main gift.",
@@ -56,7 +58,7 @@ SENTENCES = [
         INCONCLUSIVE: "Batch norm let the default MLP train at learning rates {m:.3g}× larger ({ci}) than "
                       "without it; whether that is the half decade \"much larger\" asks for could not be "
                       "decided at the grid's resolution."}),
-    ("note", "N10", ["figures/cnn_accuracy.*"], {
+    ("note", "N10", ["note/figures/cnn_accuracy.*"], {
         PASS: "At one shared learning rate, every normalization made the CNN reach 90% test accuracy in "
               "fewer steps than no normalization.",
         FAIL: "At one shared learning rate, not every normalization made the CNN reach 90% test accuracy "
@@ -64,20 +66,21 @@ SENTENCES = [
               "training faster\" is not true of every variant.",
         INCONCLUSIVE: "Whether every normalization makes the CNN reach 90% test accuracy sooner at a shared "
                       "learning rate could not be decided (the deciding variant: {ci} steps)."}),
-    ("note", "N3", ["figures/nograd.*"], {
+    ("note", "N3", ["note/figures/nograd.*"], {
         PASS: "Treating the batch mean and variance as constants in the backward pass broke training: "
               "test accuracy fell by {neg} points against real batch norm.",
         FAIL: "Treating the batch mean and variance as constants in the backward pass cost {neg} points of "
               "test accuracy ({ci}): it hurts, but it does not break training, as the note says it would.",
         INCONCLUSIVE: "Treating the batch mean and variance as constants in the backward pass changed test "
                       "accuracy by {ci}; whether that breaks training could not be decided."}),
-    ("note", "N8", [], {
+    ("note", "N8", ["default/grad_norms_cnn.*"], {
         PASS: "Gradients were steadier with batch norm, on the MLP and on the CNN, once the normal decay "
               "of the gradient is taken out (jitter difference {ci}).",
         FAIL: "Gradients were not steadier with batch norm once the normal decay of the gradient is taken "
               "out (jitter difference {ci}).",
         INCONCLUSIVE: "Whether gradients are steadier with batch norm, once their normal decay is taken out, "
-                      "could not be decided on both networks (jitter difference {ci})."}),
+                      "could not be decided for the MLP and the CNN together (the undecided network's "
+                      "jitter difference: {ci})."}),
 ]
 
 
@@ -111,6 +114,6 @@ def sentences(root: Path) -> list[str]:
         links = [f"[{claim}: {row['verdict']}]({study}/README.md)"]
         for pattern in figures:
             links += [f"[figure]({p.relative_to(root).as_posix()})"
-                      for p in sorted((root / study).glob(pattern)) if p.suffix in (".png", ".svg")][:1]
+                      for p in sorted(root.glob(pattern)) if p.suffix in (".png", ".svg")][:1]
         out.append(f"{text} ({', '.join(links)})")
     return out
