@@ -249,7 +249,9 @@ def compare(
     runs = compare_mod.runs_under(*paths)
     dest = out_dir or paths[0] / "compare"
     tables = compare_mod.build(runs, target=target, tolerance=tolerance)
-    written = compare_mod.write(tables, dest) + plots.draw_all(tables, dest, fmt=fmt.value)
+    written = compare_mod.write(tables, dest)
+    # Figures from the CSVs just written, as `ics plot` draws them: the same bytes either way.
+    written += plots.draw_all(compare_mod.load(dest), dest, fmt=fmt.value)
     head = compare_mod.headline(tables)
     if json_out:
         out.print_json(head.to_json(orient="records"))

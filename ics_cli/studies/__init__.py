@@ -111,10 +111,14 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
 
     tables = compare.build(ctx.all_runs())
     compare.write(tables, out / "compare")
-    compare_figures = plots.draw_all(tables, out / "compare")
+    # Figures are drawn from the CSVs written, as `ics plot` redraws them: the same bytes either way.
+    compare_figures = plots.draw_all(compare.load(out / "compare"), out / "compare")
     verdicts = measure(study, ctx)
-    figures = study.figures(ctx, out / "figures") if study.figures else []
+    for group, runs in ctx.groups.items():
+        if runs:
+            ctx.tables(group)
     ctx.save_tables()
+    figures = study.figures(Context(out=out, quick=quick), out / "figures") if study.figures else []
     write_json(out / "study.json", {"study": name, "quick": quick, "seeds": seeds})
     write_atomic(out / "verdicts.csv", compare.to_csv(verdicts[VERDICT_COLUMNS]))
     seconds = time.perf_counter() - start
