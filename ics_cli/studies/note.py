@@ -101,7 +101,7 @@ best.
   (Glorot init aims at 1). During training, the scale-free shift of the unit means from init to the
   end at `linear` (`drift_mean_scaled_init`, mean over hidden layers) must be ≥ {SHIFT}: Cohen's
   "small" standardized effect. Two parts at 1 − 0.05/2 each.
-* **N3**: "breaks training" means batch-nograd loses at least {BROKEN:.0%} of test accuracy against
+* **N3**: "breaks training" means batch-nograd loses at least {BROKEN * 100:.0f} points of test accuracy against
   batch norm at the same lr (paired by seed; a diverged run counts at chance, 0.1): on this data
   that is the gap between a working and a broken classifier; a smaller loss is "hurts", not "breaks".
 * **N6**: the *same* trained batch-norm model (each seed's `shared_lr` run, `model.pt`) is evaluated
@@ -416,8 +416,8 @@ CLAIMS = [
     Claim("N3", "The normalization must be differentiable with respect to the batch statistics: "
                 "treating them as constants breaks training.", f"{NOTE}; {IOFFE}, Sec. 2",
           f"final test accuracy batch-nograd − batch at lr {SHARED_LR}, paired by seed (a diverged run "
-          "counts at chance)", f"difference ≤ −{BROKEN} (at least {BROKEN:.0%} of accuracy lost)", None,
-          measure_n3,
+          "counts at chance)",
+          f"difference ≤ −{BROKEN} (at least {BROKEN * 100:.0f} points of test accuracy lost)", None, measure_n3,
           revised="was: PASS if the training loss was higher at all, or the weights grew more; the claim "
                   "says training breaks, so now a loss of at least 10 points of accuracy"),
     Claim("N4a", "Setting γ equal to the variance and β equal to the mean makes batch norm the identity "
