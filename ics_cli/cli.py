@@ -85,14 +85,15 @@ HELP = {
     "weight_decay": "L2 weight decay.",
     "batch_size": "Mini-batch size.",
     "steps": "Number of updates (default 2000 unless --epochs is given).",
-    "epochs": "Run length in passes over the training set (instead of --steps).",
+    "epochs": "Run length in passes over the training set, instead of --steps: ceil(EPOCHS x training "
+              "images / --batch-size) updates; the run is named and recorded by those steps.",
     "log_every": "Record statistics every N steps (and at step 0 and the last step).",
     "probe_size": "Training examples in the fixed probe batch the statistics are measured on.",
     "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",
     "eval_batchstats": "Also measure test accuracy with batch statistics (batch-norm variants).",
     "diverge_factor": "A loss above this many times the first loss ends the run as diverged.",
     "diverge_smooth": "A smoothed loss (EMA, alpha 0.1) above this many times the first loss ends the run as diverged.",
-    "seed": "Random seed (init, batch order and probe choice).",
+    "seed": "Random seed (init, batch order and probe choice), in [0, 2**63).",
     "device": f"Device: {listed(Device)} (auto: cuda when available, else cpu).",
     "out": "Folder that receives one folder per run.",
 }
@@ -160,9 +161,9 @@ def train(
     from .train import prepare, train as run_train
 
     cfg = RunConfig(**plain(options))
-    prepare(cfg)   # every bad input fails here, before a progress bar or a folder appears
+    resolved = prepare(cfg)[0]   # every bad input fails here, before a progress bar or a folder appears
     show = not (quiet or json_out)
-    with report.run_progress(cfg, enabled=show) as (on_log, on_step):
+    with report.run_progress(resolved, enabled=show) as (on_log, on_step):
         result = run_train(cfg, force=force, on_log=on_log, on_step=on_step)
     if json_out:
         out.print_json(json.dumps({"path": str(result.path), **result.summary}))
@@ -220,11 +221,16 @@ def sweep(
     return 0
 
 
-def _existing(paths: list[Path]) -> list[Path]:
+def _existing(paths: list[Path], what: str = "give sweep folders or run folders") -> list[Path]:
     for p in paths:
         if not p.exists():
-            raise IcsError(f"no such folder: '{p}'; give sweep folders or run folders")
+            raise IcsError(f"no such folder: '{p}'; {what}")
     return paths
+
+
+def _skipping(path: Path, reason: str) -> None:
+    """The one warning line for a damaged run folder that a comparison leaves out."""
+    _note(" ".join(f"ics: warning: skipping {path}: {reason}".split()))
 
 
 @app.command()
@@ -239,19 +245,19 @@ def compare(
 ):
     """Tables (CSV) and figures comparing runs across norms, aggregated over seeds."""
     from . import compare as compare_mod
-    from . import plots, report
+    from . import report, store
 
     if not 0 < tolerance <= 1:
         raise IcsError(f"--tolerance must be in (0, 1], got {tolerance}")
     if target is not None and not 0 < target <= 1:
         raise IcsError(f"--target must be an accuracy in (0, 1], got {target}")
     paths = _existing(paths)
-    runs = compare_mod.runs_under(*paths)
     dest = out_dir or paths[0] / "compare"
+    store.check_writable(dest, "--out")     # before any work
+    runs = compare_mod.runs_under(*paths, on_damaged=_skipping)
     tables = compare_mod.build(runs, target=target, tolerance=tolerance)
-    written = compare_mod.write(tables, dest)
-    # Figures from the CSVs just written, as `ics plot` draws them: the same bytes either way.
-    written += plots.draw_all(compare_mod.load(dest), dest, fmt=fmt.value)
+    # Tables and figures (drawn from the CSVs, as `ics plot` does) staged, then moved into dest.
+    written = compare_mod.save(tables, dest, fmt=fmt.value)
     head = compare_mod.headline(tables)
     if json_out:
         out.print_json(head.to_json(orient="records"))
@@ -267,12 +273,16 @@ def plot(
 ):
     """Redraw the figures from saved CSVs, without training: a study folder gets its own figures too."""
     from . import compare as compare_mod
-    from . import plots, studies
+    from . import plots, store, studies
 
-    [path] = _existing([path])
+    [path] = _existing([path], "give a compare folder, a folder holding one, or a study folder")
     folder = path / "compare" if (path / "compare").is_dir() else path
     if not (folder / "summary.csv").exists():
-        raise IcsError(f"no comparison tables in '{folder}'; run `ics compare {path}` first")
+        stopped = (" (an `ics compare` into it was stopped before it finished)"
+                   if any(store.is_incomplete(store.staging_folder(f)) for f in (path / "compare", folder))
+                   else "")
+        raise IcsError(f"no comparison tables in '{folder}'{stopped}; run `ics compare {path}` first")
+    store.check_writable(folder, "PATH")
     files = plots.draw_all(compare_mod.load(folder), folder, fmt=fmt.value)
     out.print(f"{len(files)} figures written to {folder}")
     if (path / "verdicts.csv").exists():        # a study folder: its own figures, from its own CSVs
@@ -338,7 +348,9 @@ def summarize(
     """Write ROOT/README.md from the comparison tables and the studies' verdicts (make reproduce)."""
     from . import readme
 
-    _existing([root, compare_dir])
+    _existing([root], "give the results folder whose README.md to write")
+    _existing([compare_dir], "give the comparison folder (`ics compare --out`) inside ROOT")
+    _existing(sweeps, "give the sweep folders behind the comparison (each holds a sweep.json)")
     out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps)}")
 
 
@@ -369,7 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     except IcsError as e:
         _note(f"ics: error: {' '.join(str(e).split())}")
         return 2
-    except (KeyboardInterrupt, typer.Abort):
+    except typer.Abort as e:
+        if isinstance(e.__cause__, EOFError):   # click turns an EOFError (a truncated file) into Abort
+            _note(f"ics: error: a file ended unexpectedly ({e.__cause__ or 'EOFError'}); it is truncated")
+            return 2
+        _note("ics: interrupted; what was recorded is kept. Rerun the same command to resume.")
+        return 130
+    except KeyboardInterrupt:
         _note("ics: interrupted; what was recorded is kept. Rerun the same command to resume.")
         return 130
     if rv == 130:   # Typer turns Ctrl-C into exit code 130 itself

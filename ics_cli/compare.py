@@ -18,6 +18,9 @@ Rules shared by every table:
   Non-finite values (blank, inf) are left out of the column they are in, so n may be smaller than
   ``n_seeds`` for that column.
 * Run folders written before a column existed are read with that column blank (NaN), never refused.
+* A damaged run folder (store.py) is skipped by `runs_under`, which reports each one; `save` writes
+  the tables and figures as one output set, staged beside the destination and moved into place, and
+  `load` refuses a set that was never finished or whose tables are damaged.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from scipy import stats
 
 from .config import NOT_HASHED, RunConfig
 from .errors import IcsError
+from . import store
 from .store import FINISHED, Run, find_runs, run_config, write_atomic
 
 TABLE_NAMES = ("summary", "drift", "gradient_stability", "lr_tolerance", "best_lr")
@@ -294,11 +299,25 @@ def _with_key(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
     return frame
 
 
-def runs_under(*paths: Path) -> list[Run]:
-    """Every run folder at or below `paths`; an IcsError when there is none."""
-    runs = find_runs(*paths)
+def runs_under(*paths: Path, on_damaged=None) -> list[Run]:
+    """Every readable run folder at or below `paths`, every table checked (store.find_runs).
+
+    A damaged folder is skipped and `on_damaged(path, reason)` hears of it (default: a warning); an
+    IcsError when no readable folder is left.
+    """
+    skipped: list[tuple[Path, str]] = []
+
+    def damaged(path: Path, reason: str) -> None:
+        skipped.append((path, reason))
+        (on_damaged or store.warn_damaged)(path, reason)
+
+    runs = find_runs(*paths, on_damaged=damaged)
     if not runs:
         where = ", ".join(str(p) for p in paths) or "."
+        if skipped:
+            path, reason = skipped[0]
+            raise IcsError(f"no readable run folders under {where}: all {len(skipped)} are damaged "
+                           f"(the first, {path}: {reason})")
         raise IcsError(f"no run folders under {where}; run `ics train` or `ics sweep` first")
     return runs
 
@@ -694,17 +713,86 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
     return paths
 
 
+def owns(name: str) -> bool:
+    """Whether a file called `name` in a compare folder belongs to its output set: a table, a figure,
+    or a temporary file that a killed `ics` left (hidden, with `.tmp` in its name)."""
+    from .plots import FORMATS, caption
+
+    stem, _, ext = name.rpartition(".")
+    if name.startswith(".") and ".tmp" in name:
+        return True
+    if ext == "csv":
+        return stem in ALL_TABLE_NAMES
+    if ext in FORMATS:
+        try:
+            caption(name)
+        except KeyError:
+            return False
+        return True
+    return False
+
+
+def save(tables: dict[str, pd.DataFrame], dest: Path, fmt: str = "png") -> list[Path]:
+    """The tables and every figure drawn from them, written into `dest` as one output set.
+
+    Staged beside `dest` and moved into place at the end (store.staged), so `dest` holds the previous
+    complete set or this one, never a mix; files of an earlier set that this one lacks are removed.
+    Figures are drawn from the CSVs written, as `ics plot` redraws them: the same bytes either way.
+    Returns the paths in `dest`, tables first.
+    """
+    from . import plots
+
+    with store.staged(dest, owns) as stage:
+        names = [p.name for p in write(tables, stage)]
+        names += [p.name for p in plots.draw_all(_read(stage), stage, fmt=fmt)]
+    return [Path(dest) / name for name in names]
+
+
 # Columns that are text even when every cell looks like a number (a hash "12345678", seeds "0").
 _TEXT_COLUMNS = {"seeds": str, "acc_by_lr": str, "hash": str, "path": str, "status": str,
                  "lrs_chosen": str, "note": str}
+# Tables that `build` never leaves empty, and the columns they cannot lack.
+_NOT_EMPTY = {"summary": (*ALWAYS_KEY, "n_seeds"), "runs": (*ALWAYS_KEY, "seed", "status")}
 
 
 def load(out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Read back every table that `write` put in `out_dir` (known names first, in their order)."""
+    """Read back every table that `write` put in `out_dir` (known names first, in their order).
+
+    An IcsError, one line, when `out_dir` holds an output set that was never finished (store.staged)
+    or a table that is not a whole CSV (empty, binary, cut short, or a header with no rows where
+    `build` always writes rows).
+    """
     out_dir = Path(out_dir)
-    names = [n for n in ALL_TABLE_NAMES if (out_dir / f"{n}.csv").is_file()]
+    if store.is_incomplete(out_dir):
+        raise IcsError(f"'{out_dir}' holds an incomplete set of compare outputs (the command writing it "
+                       "was stopped before it finished); rerun `ics compare`")
+    return _read(out_dir)
+
+
+def _read(out_dir: Path) -> dict[str, pd.DataFrame]:
+    names = [n for n in ALL_TABLE_NAMES if os.path.lexists(out_dir / f"{n}.csv")]
     if not names:
         raise IcsError(f"no compare tables in {out_dir}; run `ics compare` first")
-    # Only a blank cell is missing: a norm called "none" or a value "NA" stays a string.
-    return {n: pd.read_csv(out_dir / f"{n}.csv", keep_default_na=False, na_values=[""],
-                           dtype=_TEXT_COLUMNS) for n in names}
+    return {n: _read_table(out_dir / f"{n}.csv", n) for n in names}
+
+
+def _read_table(path: Path, name: str) -> pd.DataFrame:
+    try:
+        text = store.read_text(path)
+        if not text:
+            raise store.DamagedFile(path, f"{path.name} is empty")
+        if not text.endswith("\n"):       # `write` ends every table with a newline
+            raise store.DamagedFile(path, f"{path.name} is truncated (its last line is cut)")
+        # Only a blank cell is missing: a norm called "none" or a value "NA" stays a string.
+        table = store.parse_csv(path, text, keep_default_na=False, na_values=[""], dtype=_TEXT_COLUMNS)
+        missing = [c for c in _NOT_EMPTY.get(name, ()) if c not in table.columns]
+        if missing:
+            raise store.DamagedFile(path, f"{path.name} is not a compare table (no column "
+                                          f"{', '.join(missing)})")
+        if name in _NOT_EMPTY and table.empty:
+            raise store.DamagedFile(path, f"{path.name} is truncated (a header and no rows; "
+                                          "`ics compare` writes a row per configuration)")
+    except store.DamagedFile as e:
+        raise IcsError(f"{path.parent}: {e.reason}; its figures are not from these tables: rerun "
+                       "`ics compare` to rewrite both") from None
+    return table

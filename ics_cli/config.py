@@ -3,6 +3,18 @@
 Defaults follow the MNIST setup of Ioffe & Szegedy (2015, Sec. 4.1): three hidden layers of 100
 sigmoid units, mini-batches of 60, plain SGD. Validation happens here, at the boundary, with
 messages that name the option and the allowed values; code further in trusts the config.
+`validate` checks what the options alone decide; `check_data` what needs the dataset (its size
+and image shape), before any weight is allocated or any file written.
+
+Run length: `steps` updates, or `epochs` E meaning ceil(E x train_size / batch_size) updates (E
+training sets' worth of examples; each epoch's last partial batch is dropped, so this may run into
+the next permutation). `check_data` turns epochs into steps once the training-set size is known
+and sets epochs to None, so the hash, the run name and config.json describe the computation:
+`--epochs 1` and `--steps 9` on the 512 synthetic images with batches of 60 are the same run.
+
+Model size: `check_data` refuses a network whose parameters cannot fit in memory: at most
+`max_params()` parameters, i.e. 16 bytes each (float32 weights, gradients and two Adam moments)
+within a quarter of this machine's physical memory, and never more than 2**31.
 """
 
 from __future__ import annotations
@@ -10,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import tempfile
+import typing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -22,6 +36,10 @@ INITS = ("torch", "xavier", "kaiming", "gaussian")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_WIDTH = {"mlp": 100, "cnn": 32}
+DEFAULT_STEPS = 2000
+SEED_LIMIT = 2**63            # seeds in [0, 2**63): what torch's generators take, with room for offsets
+PARAM_BYTES = 16              # float32 weight + gradient + two Adam moments
+PARAM_LIMIT = 2**31
 
 # Fields that say where things live or how they are shown, not what is computed: left out of the hash.
 NOT_HASHED = ("out", "data_dir", "download", "device")
@@ -53,7 +71,7 @@ class RunConfig:
     weight_decay: float = 0.0
     batch_size: int = 60
     steps: int | None = None          # None with epochs None: 2000 steps
-    epochs: float | None = None
+    epochs: float | None = None       # ceil(epochs x train_size / batch_size) steps; see check_data
     # recording
     log_every: int = 100
     probe_size: int = 512
@@ -73,14 +91,20 @@ class RunConfig:
         return self.width if self.width is not None else DEFAULT_WIDTH[self.model]
 
     def resolved(self, train_size: int | None = None) -> "RunConfig":
-        """Fill derived values: width, and steps from epochs once the train set size is known."""
-        cfg = replace(self, width=self.hidden_width)
+        """Fill derived values: width, and steps (2000 by default, or from epochs and `train_size`).
+
+        With epochs given and no train_size, steps stays None: such a config has no hash yet.
+        """
+        # 1 and 1.0 are the same learning rate: one spelling, so one hash.
+        floats = {f.name: float(v) for f in fields(self) if _expected(f.name)[0] is float
+                  and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
+        cfg = replace(self, width=self.hidden_width, **floats)
         if cfg.steps is None:
-            if cfg.epochs is not None and train_size is not None:
+            if cfg.epochs is None:
+                cfg = replace(cfg, steps=DEFAULT_STEPS)
+            elif train_size is not None:
                 steps = max(1, math.ceil(cfg.epochs * train_size / cfg.batch_size))
-            else:
-                steps = 2000
-            cfg = replace(cfg, steps=steps)
+                cfg = replace(cfg, steps=steps, epochs=None)
         return cfg
 
     def to_dict(self) -> dict:
@@ -95,7 +119,10 @@ class RunConfig:
         return cls(**d)
 
     def hash(self) -> str:
-        """Short hash of everything that changes what the run computes."""
+        """Short hash of everything that changes what the run computes (steps resolved from epochs)."""
+        if self.steps is None and self.epochs is not None:
+            raise ValueError("a config with --epochs has no hash before its training-set size is known; "
+                             "resolve it with config.check_data (train.prepare and Sweep.configs do)")
         d = {k: v for k, v in asdict(self.resolved()).items() if k not in NOT_HASHED}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -104,6 +131,36 @@ class RunConfig:
         cfg = self.resolved()
         return (f"{cfg.model}-{cfg.norm}-{cfg.activation}-lr{cfg.lr:g}-bs{cfg.batch_size}"
                 f"-s{cfg.seed}-{self.hash()}")
+
+
+_HINTS: dict | None = None
+
+
+def _expected(name: str) -> tuple[type, bool]:
+    """The base type of RunConfig field `name` and whether it may be None."""
+    global _HINTS
+    if _HINTS is None:
+        _HINTS = typing.get_type_hints(RunConfig)
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    if not args:
+        return hint, False
+    return next(a for a in args if a is not type(None)), type(None) in args
+
+
+def type_problem(name: str, value) -> str | None:
+    """None if `value` has the type RunConfig field `name` takes, else what it should be, in words."""
+    base, optional = _expected(name)
+    if value is None and optional:
+        return None
+    ok = {bool: isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str)}[base]
+    if ok:
+        return None
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[base]
+    return words + (" (or left out)" if optional else "")
 
 
 def _choice(option: str, value, allowed) -> None:
@@ -125,6 +182,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     from . import norms
     from .data import DATASETS
 
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        expected = type_problem(f.name, value)
+        if expected:
+            raise ConfigError(f"--{f.name.replace('_', '-')} must be {expected}, got {value!r}")
     _choice("--dataset", cfg.dataset, list(DATASETS))
     _choice("--model", cfg.model, MODELS)
     _choice("--activation", cfg.activation, ACTIVATIONS)
@@ -154,6 +216,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not value > 1:
             raise ConfigError(f"{option} must be a number > 1, got {value}")
     _positive("--weight-decay", cfg.weight_decay, allow_zero=True)
+    if not 0 <= cfg.seed < SEED_LIMIT:
+        raise ConfigError(f"--seed must be an integer in [0, 2**63), got {cfg.seed}")
     if cfg.momentum >= 1:
         raise ConfigError(f"--momentum must be in [0, 1), got {cfg.momentum}")
     if not 0 <= cfg.bn_momentum <= 1:
@@ -166,6 +230,53 @@ def validate(cfg: RunConfig) -> RunConfig:
     cfg = cfg.resolved()
     norms.check(cfg)
     return cfg
+
+
+def max_params() -> int:
+    """The most parameters a run may have: PARAM_BYTES each within a quarter of physical memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):   # not every system reports it
+        return PARAM_LIMIT
+    return max(1, min(PARAM_LIMIT, memory // 4 // PARAM_BYTES))
+
+
+def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int = 10) -> int:
+    """Parameters of the model models.build would make (an upper bound: bias and norm both counted)."""
+    width, depth = cfg.hidden_width, cfg.depth
+    c, h, w = input_shape
+    if cfg.model == "cnn":
+        first, rest = 9 * c * width, 9 * width * width
+    else:
+        first, rest = c * h * w * width, width * width
+    return first + (depth - 1) * rest + depth * 3 * width + width * num_classes + num_classes
+
+
+def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tuple[int, int, int],
+               num_classes: int = 10) -> RunConfig:
+    """Refuse what the dataset makes impossible; return cfg with steps resolved from epochs.
+
+    Call after `validate`, before building the model: every check here is arithmetic.
+    """
+    from . import norms
+
+    n, shape = f"{train_size:,}", "x".join(map(str, input_shape))
+    if test_size < 1:
+        raise ConfigError(f"--dataset {cfg.dataset}: the test split is empty; give a dataset with test images")
+    if cfg.batch_size > train_size:
+        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the training set of --dataset "
+                          f"{cfg.dataset} ({n} images); use a batch size of at most {n}")
+    if cfg.probe_size > train_size:
+        raise ConfigError(f"--probe-size {cfg.probe_size} is larger than the training set of --dataset "
+                          f"{cfg.dataset} ({n} images); use a probe size of at most {n}")
+    params, limit = param_count(cfg, input_shape, num_classes), max_params()
+    if params > limit:
+        raise ConfigError(f"--width {cfg.hidden_width} with --depth {cfg.depth} gives the {cfg.model} about "
+                          f"{params:.3g} parameters on {shape} inputs; at most {limit:.3g} fit here "
+                          f"({PARAM_BYTES} bytes each in a quarter of this machine's memory, and at most "
+                          f"2**31); use a smaller --width or --depth")
+    norms.check_input(cfg, input_shape)
+    return cfg.resolved(train_size)
 
 
 def check_writable(out: str | Path) -> None:

@@ -10,6 +10,11 @@ Input normalization is the same for every dataset:
   (N, H, W); the test split uses the same train statistics;
 * ``binarize=True``: pixels are thresholded at 0.5 to {0.0, 1.0} and NOT standardized. This reproduces
   the "28x28 binary image as input" of the batch-normalization paper's MNIST experiment.
+
+Files that are absent are "not found" (rerun with --download); files that exist but cannot be read,
+or hold labels outside 0..9, are "damaged", naming the file and what is wrong. MNIST-like IDX files
+are checked here (header, size, label range) before torchvision reads them; CIFAR-10's pickles are
+read by torchvision only, which first compares each file's md5 with the release's.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Dataset:
 
 
 _cache: dict[tuple, Dataset] = {}
+_sizes: dict[tuple, tuple[int, int, tuple[int, int, int]]] = {}
 
 
 def load(
@@ -79,12 +85,7 @@ def load(
     device = torch.device(device)
     key = (name, str(Path(data_dir)), binarize, str(device))
     if key not in _cache:
-        if name == "mnist-5k":
-            raw = _mnist5k()
-        elif name == "synthetic":
-            raw = _synthetic()
-        else:
-            raw = _torchvision(name, Path(data_dir), download)
+        raw = _raw(name, Path(data_dir), download)
         # Move uint8 first: a quarter of the bytes of float32 cross to the device.
         x_train, y_train, x_test, y_test = (t.to(device) for t in raw)
         x_train, x_test = _normalize(x_train, x_test, binarize)
@@ -92,9 +93,37 @@ def load(
     return _cache[key]
 
 
+def sizes(name: str, *, data_dir: str | Path = "data", download: bool = False) -> tuple[int, int, tuple[int, int, int]]:
+    """(train images, test images, (C, H, W)) of dataset `name`, without keeping its images in memory.
+
+    What a config is checked against before a run (config.check_data); remembered per (name, data_dir).
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
+    key = (name, str(Path(data_dir)))
+    for (n, d, *_), ds in _cache.items():
+        if (n, d) == key:
+            return len(ds.x_train), len(ds.x_test), ds.shape
+    if key not in _sizes:
+        x_train, _, x_test, _ = _raw(name, Path(data_dir), download)
+        c, h, w = x_train.shape[1:]
+        _sizes[key] = (len(x_train), len(x_test), (c, h, w))
+    return _sizes[key]
+
+
 def clear_cache() -> None:
     """Forget every loaded dataset (frees its memory; the next `load` reads the files again)."""
     _cache.clear()
+    _sizes.clear()
+
+
+def _raw(name: str, data_dir: Path, download: bool) -> tuple[torch.Tensor, ...]:
+    """uint8 images (N, C, H, W) and int64 labels of both splits, as stored."""
+    if name == "mnist-5k":
+        return _mnist5k()
+    if name == "synthetic":
+        return _synthetic()
+    return _torchvision(name, data_dir, download)
 
 
 def _normalize(x_train: torch.Tensor, x_test: torch.Tensor, binarize: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,21 +179,112 @@ def _torchvision(name: str, data_dir: Path, download: bool) -> tuple[torch.Tenso
 
     class_name, folder = _TORCHVISION[name]
     cls = getattr(torchvision.datasets, class_name)
-    try:
-        train = cls(root=str(data_dir), train=True, download=download)
-        test = cls(root=str(data_dir), train=False, download=download)
-    except Exception as err:  # torchvision raises many kinds (RuntimeError, URLError, OSError, ...)
-        where = f"{data_dir / folder}/"
-        if download:
+    where = data_dir / folder
+    files = _files(cls)
+    missing = [f for f in files if not (where / f).is_file()]
+    if missing:
+        if not download:
+            raise DataError(
+                f"dataset '{name}' not found in {data_dir}/ (offline; {missing[0]} is missing); "
+                f"rerun with --download, or place the files under {where}/"
+            )
+        try:
+            cls(root=str(data_dir), train=True, download=True)   # fetches both splits
+        except Exception as err:  # torchvision raises many kinds (RuntimeError, URLError, OSError, ...)
             raise DataError(
                 f"dataset '{name}' could not be downloaded to {data_dir}/ ({type(err).__name__}); "
-                f"check the network, or place the files under {where}"
+                f"check the network, or place the files under {where}/"
             ) from err
-        raise DataError(
-            f"dataset '{name}' not found in {data_dir}/ (offline); "
-            f"rerun with --download, or place the files under {where}"
-        ) from err
-    return (*_as_tensors(train), *_as_tensors(test))
+    if issubclass(cls, torchvision.datasets.MNIST):
+        for split in ("train", "t10k"):
+            _check_idx(name, where / f"{split}-images-idx3-ubyte", where / f"{split}-labels-idx1-ubyte")
+    try:
+        train = cls(root=str(data_dir), train=True, download=False)
+        test = cls(root=str(data_dir), train=False, download=False)
+    except Exception as err:  # noqa: BLE001 - whatever torchvision raises, the files are unreadable
+        raise _damaged(name, cls, where, err) from err
+    out = []
+    for split, ds in (("train", train), ("test", test)):
+        x, y = _as_tensors(ds)
+        if len(x) != len(y) or ((y < 0) | (y >= 10)).any():
+            problem = (f"{len(y)} labels for {len(x)} images" if len(x) != len(y)
+                       else f"label {y[(y < 0) | (y >= 10)][0].item()}; labels must be 0..9")
+            raise DataError(f"dataset '{name}' is damaged: the {split} split in {where}/ holds {problem}; "
+                            f"replace the files (or delete them and rerun with --download)")
+        out += [x, y]
+    return tuple(out)
+
+
+def _files(cls) -> list[str]:
+    """The file names a torchvision dataset class reads from its folder."""
+    if hasattr(cls, "resources"):    # MNIST-like: the downloaded .gz files, unpacked
+        return [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
+    return [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+
+
+def _damaged(name: str, cls, where: Path, err: Exception) -> DataError:
+    """The error for files that exist but that torchvision cannot read: which file, if it can be told."""
+    fix = "replace it (or delete it and rerun with --download)"
+    if hasattr(cls, "train_list"):  # CIFAR: torchvision refuses a file whose md5 is not the release's
+        import torchvision.datasets.cifar
+
+        checksums = dict(cls.train_list + cls.test_list + [(cls.meta["filename"], cls.meta["md5"])])
+        for file, md5 in checksums.items():
+            if not torchvision.datasets.cifar.check_integrity(str(where / file), md5):
+                return DataError(f"dataset '{name}' is damaged: {where / file} does not match the "
+                                 f"checksum of the original release; {fix}")
+    detail = " ".join(str(err).split())[:200] or "no message"
+    file = _file_read_when(err)
+    if file:
+        return DataError(f"dataset '{name}' is damaged: {file} exists but cannot be read "
+                         f"({type(err).__name__}: {detail}); {fix}")
+    return DataError(f"dataset '{name}' is damaged: the files in {where}/ exist but cannot be read "
+                     f"({type(err).__name__}: {detail}); replace them (or delete them and rerun with --download)")
+
+
+def _file_read_when(err: Exception) -> str | None:
+    """The file torchvision was reading when `err` was raised, if its frames tell (best effort)."""
+    import traceback
+
+    found = None
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        if "torchvision" in frame.f_code.co_filename:
+            path = frame.f_locals.get("file_path") or frame.f_locals.get("path")
+            if isinstance(path, (str, Path)):
+                found = str(path)      # the innermost wins
+    return found
+
+
+def _check_idx(name: str, images: Path, labels: Path) -> None:
+    """Refuse an IDX pair whose header, length or labels are not what MNIST's format promises."""
+    fix = "replace it (or delete it and rerun with --download)"
+
+    def dims(path: Path, ndim: int) -> tuple[bytes, list[int]]:
+        raw = path.read_bytes()
+        header = 4 + 4 * ndim
+        magic = 0x0800 + ndim            # unsigned bytes, ndim dimensions
+        if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
+            what = (f"{len(raw)} bytes, shorter than its header" if len(raw) < header
+                    else f"it does not start with the IDX number {magic} (unsigned bytes, {ndim}-d)")
+            raise DataError(f"dataset '{name}' is damaged: {path} is not an IDX file ({what}); {fix}")
+        shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+        want = header + int(np.prod(shape, dtype=np.int64))
+        if len(raw) != want:
+            how = "truncated" if len(raw) < want else "extra bytes at the end"
+            raise DataError(f"dataset '{name}' is damaged: {path} has {len(raw):,} bytes but its header "
+                            f"({' x '.join(map(str, shape))}) promises {want:,} ({how}); {fix}")
+        return raw[header:], shape
+
+    _, image_shape = dims(images, 3)
+    values, label_shape = dims(labels, 1)
+    if label_shape[0] != image_shape[0]:
+        raise DataError(f"dataset '{name}' is damaged: {labels} holds {label_shape[0]:,} labels for the "
+                        f"{image_shape[0]:,} images of {images.name}; {fix}")
+    y = np.frombuffer(values, dtype=np.uint8)
+    bad = np.flatnonzero(y >= 10)
+    if len(bad):
+        raise DataError(f"dataset '{name}' is damaged: {labels} holds label {y[bad[0]]} at position "
+                        f"{bad[0]}; labels must be 0..9; {fix}")
 
 
 def _as_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:

@@ -148,8 +148,8 @@ def check_input(cfg, input_shape: tuple[int, int, int]) -> None:
         return
     norm = get(cfg.norm)
     h, w = input_shape[1:]
-    for _ in range(cfg.depth):          # each conv block halves the map (stride 2, padding 1)
-        h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    for _ in range(min(cfg.depth, 64)):  # each conv block halves the map (stride 2, padding 1);
+        h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1   # after 64 halvings every map is 1x1
     if cfg.norm == "instance" and h * w < 2:
         raise ConfigError(f"--norm instance: the last conv map is {h}x{w}, one value per channel; "
                           f"use a smaller --depth or larger images")

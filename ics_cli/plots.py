@@ -13,7 +13,9 @@ training. Conventions shared by all figures:
 * CAPTIONS holds one sentence per figure kind saying what to look at;
 * a y axis is logarithmic when its values are positive and span more than LOG_SPAN;
 * several models give one file per model, suffixed `_<model>`;
-* files are written under a temporary name and renamed into place.
+* files are written under a temporary name and renamed into place, and `draw_all` writes its figures
+  as one set (store.staged): drawn beside the folder, then moved in, figures of the same format that
+  the new set lacks removed, so every figure of that format in the folder is from these tables.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from . import compare
+from . import compare, store
 from .errors import IcsError
 
 FORMATS = ("png", "svg", "pdf")
@@ -221,9 +223,13 @@ def _save(fig: Figure, out_dir: Path, name: str, fmt: str) -> Path:
     tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
     # No timestamps in vector files, so the same CSVs give the same bytes.
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
-    with matplotlib.rc_context({"svg.hashsalt": "ics"}):
-        fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
-    os.replace(tmp, path)
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": "ics"}):
+            fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:       # an error or Ctrl-C mid-save leaves no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
     fig.clear()
     return path
 
@@ -582,12 +588,27 @@ def caption(path: Path | str) -> str:
 def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Every figure (one file per figure and model) into `out_dir`; return the paths written.
 
-    A figure with nothing to show (no data recorded, or lr_tolerance with one lr) is not drawn; its
-    caption is `caption(path)`.
+    The figures are one output set (store.staged): drawn in a staging folder beside `out_dir` and
+    moved in at the end; figures of this format already in `out_dir` that the new set lacks are
+    removed. A kill leaves the previous figures, never half of a new set. A figure with nothing to
+    show (no data recorded, or lr_tolerance with one lr) is not drawn; its caption is `caption(path)`.
     """
     _check(fmt)
     if "summary" not in tables:
         raise IcsError("the compare tables have no summary.csv; run `ics compare` first")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [path for figure in FIGURES for path in figure(tables, out_dir, fmt)]
+
+    def owned(name: str) -> bool:   # a figure of this format, or a temporary file a kill left
+        return (name.startswith(".") and ".tmp" in name) or (name.endswith(f".{fmt}") and _is_figure(name))
+
+    with store.staged(out_dir, owned) as stage:
+        names = [path.name for figure in FIGURES for path in figure(tables, stage, fmt)]
+    return [out_dir / name for name in names]
+
+
+def _is_figure(name: str) -> bool:
+    try:
+        caption(name)
+    except KeyError:
+        return False
+    return True

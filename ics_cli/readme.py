@@ -1,10 +1,14 @@
 """Generated README pages: `results/README.md` from the comparison tables and the study verdicts.
 
 Nothing here computes a number: every value comes from a CSV that `ics compare` or a study wrote.
+Every input is checked before anything is written: the comparison folder must lie inside ROOT (the
+page links to it by relative path) and be a complete, readable output set (compare.load), and each
+sweep folder must hold a readable sweep.json.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import compare, store
+from .errors import IcsError
 
 
 def md_cell(v) -> str:
@@ -31,21 +36,39 @@ def md_table(df: pd.DataFrame) -> str:
 
 
 def _grid_lines(sweeps: list[Path]) -> list[str]:
+    """One line per sweep folder, from its sweep.json; an IcsError naming the folder when it has none
+    or it cannot be read."""
     lines = []
-    for folder in sweeps:
-        path = Path(folder) / "sweep.json"
-        if not path.exists():
-            continue
-        spec = store.read_json(path)
-        common, grid = spec["common"], spec["grid"]
-        width = common["width"] or {"mlp": 100, "cnn": 32}[common["model"]]
-        lines.append(
-            f"- **{common['model']}** ({common['depth']} hidden layers of {width}, {common['activation']}, "
-            f"{common['init']} init, {common['optimizer']}, {common['steps']} steps, log every "
-            f"{common['log_every']}, dataset {common['dataset']}): norms {', '.join(grid['norms'])}; "
-            f"lr {', '.join(f'{x:g}' for x in grid['lrs'])}; batch size "
-            f"{', '.join(map(str, grid['batch_sizes']))}; seeds {', '.join(map(str, grid['seeds']))} "
-            f"({len(spec['runs'])} runs)")
+    for folder in map(Path, sweeps):
+        path = folder / "sweep.json"
+        if not path.is_file() and not path.is_symlink():
+            raise IcsError(f"--sweep '{folder}' has no sweep.json; give a folder made by `ics sweep` "
+                           "(a study's runs folder has none)")
+        try:
+            spec = json.loads(store.read_text(path, kind="JSON file"))
+            if isinstance(spec, dict) and "groups" in spec and "common" not in spec:
+                raise IcsError(f"--sweep '{folder}' is a study's runs folder (its sweep.json lists groups, "
+                               "not one grid); give the folders made by `ics sweep`")
+            common, grid = spec["common"], spec["grid"]
+            width = common["width"] or {"mlp": 100, "cnn": 32}[common["model"]]
+            lines.append(
+                f"- **{common['model']}** ({common['depth']} hidden layers of {width}, "
+                f"{common['activation']}, {common['init']} init, {common['optimizer']}, "
+                f"{common['steps']} steps, log every {common['log_every']}, dataset {common['dataset']}): "
+                f"norms {', '.join(grid['norms'])}; lr {', '.join(f'{x:g}' for x in grid['lrs'])}; "
+                f"batch size {', '.join(map(str, grid['batch_sizes']))}; seeds "
+                f"{', '.join(map(str, grid['seeds']))} ({len(spec['runs'])} runs)")
+        except store.DamagedFile as e:
+            raise IcsError(f"--sweep '{folder}': {e.reason}") from None
+        except json.JSONDecodeError as e:
+            raise IcsError(f"--sweep '{folder}': sweep.json is not valid JSON ({e.msg} at line {e.lineno} "
+                           f"column {e.colno})") from None
+        except KeyError as e:
+            raise IcsError(f"--sweep '{folder}': sweep.json is not one written by `ics sweep` (no {e} "
+                           "entry)") from None
+        except (ValueError, TypeError, AttributeError) as e:
+            raise IcsError(f"--sweep '{folder}': sweep.json is not one written by `ics sweep` "
+                           f"({' '.join(str(e).split())})") from None
     return lines
 
 
@@ -104,8 +127,13 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
     from .studies.findings import sentences
 
     root, compare_dir = Path(root), Path(compare_dir)
+    try:
+        rel = compare_dir.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise IcsError(f"--compare '{compare_dir}' is not inside ROOT '{root}'; the README links to its "
+                       "tables and figures by relative path, so give a comparison folder under ROOT") from None
+    grid_lines = _grid_lines(sweeps)
     tables = compare.load(compare_dir)
-    rel = compare_dir.relative_to(root).as_posix()
     head = compare.headline(tables)
     keep = [c for c in head.columns if not c.endswith(("_ci_low", "_ci_high"))]
     head = head.assign(final_test_acc_mean=[
@@ -135,7 +163,7 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
         "The same networks trained on the embedded MNIST subset (mnist-5k: 4000 train / 1000 test) with "
         "each normalization, over a learning-rate grid, 3 seeds each:",
         "",
-        *_grid_lines(sweeps),
+        *grid_lines,
         "",
         f"Tables: [{rel}/]({rel}/) (`summary.csv`, `drift.csv`, `gradient_stability.csv`, `lr_tolerance.csv`, "
         "and the per-step tables the figures are drawn from).",

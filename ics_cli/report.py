@@ -103,7 +103,7 @@ def print_norms(console: Console) -> None:
     console.print(table)
 
 
-STATUS_STYLE = {"completed": "green", "diverged": "red", "skipped": "dim", "failed": "bold red",
+STATUS_STYLE = {"completed": "green", "diverged": "red", "skipped": "dim", "failed": "bold red", "busy": "yellow",
                 "interrupted": "yellow"}
 
 

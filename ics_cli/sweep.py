@@ -3,24 +3,31 @@
 A sweep folder holds `sweep.json` (the grid and the resolved common config) and one run folder per
 configuration, written by train.train. Rerunning a sweep skips runs whose summary.json says
 completed or diverged, resumes interrupted ones from their checkpoint, restarts missing ones, and
-never duplicates a run: a run's folder name ends in its config hash.
+never duplicates a run: a run's folder name ends in its config hash. Two sweeps on one folder never
+train a run twice either: train holds the run folder's lock (lock.py), and a run another process is
+writing is reported `busy` ("running elsewhere").
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
+import signal
+import threading
+import time
 import tomllib
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
-from . import store
+from . import lock, store
 from .config import RunConfig, check_writable, validate
-from .errors import ConfigError
+from .errors import ConfigError, IcsError
 
 AXES = {"norms": ("norm", str), "lrs": ("lr", float), "seeds": ("seed", int),
         "batch_sizes": ("batch_size", int)}
@@ -54,13 +61,22 @@ class Sweep:
     batch_sizes: list[int] = field(default_factory=lambda: [RunConfig.batch_size])
 
     def configs(self) -> list[RunConfig]:
-        """Every configuration of the grid, validated, in a fixed order, without duplicates."""
+        """Every configuration of the grid, validated, in a fixed order, without duplicates.
+
+        Each is checked against its dataset's size and image shape too (data.sizes reads the files
+        once), and has its steps resolved from --epochs, so its hash is its run folder's.
+        """
+        from . import data
+        from .config import check_data
+
         for axis in AXES:
             if not getattr(self, axis):
                 raise ConfigError(f"--{axis.replace('_', '-')} is empty: the grid has no runs")
         out, seen = [], set()
         for norm, lr, bs, seed in itertools.product(self.norms, self.lrs, self.batch_sizes, self.seeds):
             cfg = validate(replace(self.common, norm=norm, lr=lr, batch_size=bs, seed=seed))
+            train_size, test_size, shape = data.sizes(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)
+            cfg = check_data(cfg, train_size, test_size, shape)
             if cfg.hash() not in seen:
                 seen.add(cfg.hash())
                 out.append(cfg)
@@ -70,8 +86,20 @@ class Sweep:
         return {"grid": {axis: getattr(self, axis) for axis in AXES}, "common": self.common.to_dict()}
 
 
+# RunConfig values a grid axis sets for every run: in [common] they would be silently overridden.
+GRID_OWNED = {field_name: axis for axis, (field_name, _) in AXES.items()}
+_KIND = {str: "strings", float: "numbers", int: "integers"}
+
+
 def load_toml(path: Path) -> dict:
-    """A grid file: `[grid]` with norms/lrs/seeds/batch_sizes lists, `[common]` with RunConfig values."""
+    """A grid file: `[grid]` with norms/lrs/seeds/batch_sizes lists, `[common]` with RunConfig values.
+
+    Every key and type is checked here, so a mistake is one line naming the file and the key.
+    """
+    from dataclasses import fields
+
+    from .config import type_problem
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config '{path}' does not exist")
@@ -80,17 +108,65 @@ def load_toml(path: Path) -> dict:
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config '{path}' is not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config '{path}' cannot be read: {e}") from None
     unknown = set(doc) - {"grid", "common"}
-    bad_axes = set(doc.get("grid", {})) - set(AXES)
-    if unknown or bad_axes:
-        raise ConfigError(f"--config '{path}': unknown keys {sorted(unknown | bad_axes)}; "
+    if unknown:
+        raise ConfigError(f"--config '{path}': unknown keys {sorted(unknown)}; "
                           f"allowed: [grid] {', '.join(AXES)} and [common] RunConfig options")
+    for table in ("grid", "common"):
+        if not isinstance(doc.get(table, {}), dict):
+            raise ConfigError(f"--config '{path}': '{table}' must be a table ([{table}] with key = value "
+                              f"lines), got {doc[table]!r}")
+    grid, common = doc.get("grid", {}), doc.get("common", {})
+    bad_axes = set(grid) - set(AXES)
+    if bad_axes:
+        raise ConfigError(f"--config '{path}': unknown keys {sorted(bad_axes)} in [grid]; "
+                          f"allowed: {', '.join(AXES)}")
+    for axis, value in grid.items():
+        cast = AXES[axis][1]
+        example = {str: '["none", "batch"]', float: "[0.1, 0.5]", int: "[0, 1]"}[cast]
+        if not (isinstance(value, list) and value and all(_is(v, cast) for v in value)):
+            raise ConfigError(f"--config '{path}': [grid] {axis} must be a non-empty list of "
+                              f"{_KIND[cast]}, e.g. {axis} = {example}; got {value!r}")
+    names = {f.name for f in fields(RunConfig)}
+    for key, value in common.items():
+        if key in GRID_OWNED:
+            axis = GRID_OWNED[key]
+            raise ConfigError(f"--config '{path}': [common] {key} would be overridden by the grid; "
+                              f"put it in [grid] as {axis} = [{_toml(value)}]")
+        if key not in names:
+            raise ConfigError(f"--config '{path}': unknown key '{key}' in [common]; "
+                              f"allowed: {', '.join(sorted(names - set(GRID_OWNED)))}")
+        expected = type_problem(key, value)
+        if expected:
+            raise ConfigError(f"--config '{path}': [common] {key} must be {expected}, got {_toml(value)}")
     return doc
+
+
+def _is(value, cast: type) -> bool:
+    """Whether a TOML value is a `cast` (an integer is a number; true is not an integer)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, cast) or (cast is float and isinstance(value, int))
+
+
+def _toml(value) -> str:
+    """A value as TOML spells it, for messages."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
 
 
 def make_sweep(common: dict, grid: dict, toml: dict | None = None) -> Sweep:
     """Build a Sweep from option dicts; TOML values first, then explicitly given options on top."""
     toml = toml or {}
+    owned = sorted(set(common) & set(GRID_OWNED))
+    if owned:
+        raise ConfigError(f"{', '.join(owned)} are set by the grid; give them as "
+                          f"{', '.join(GRID_OWNED[k] for k in owned)} lists")
     base = {**toml.get("common", {}), **common}
     grid = {**toml.get("grid", {}), **{k: v for k, v in grid.items() if v is not None}}
     axes = {}
@@ -104,13 +180,18 @@ def make_sweep(common: dict, grid: dict, toml: dict | None = None) -> Sweep:
 @dataclass
 class Outcome:
     name: str
-    status: str          # completed, diverged, interrupted, skipped, failed
+    status: str          # completed, diverged, interrupted, skipped, failed, busy, cancelled
     summary: dict | None = None
     error: str | None = None
 
 
 def run_one(cfg_dict: dict, threads: int | None = None) -> Outcome:
-    """One run in this process; an unexpected error goes to the run folder's error.txt."""
+    """One run in this process; an unexpected error goes to the run folder's error.txt.
+
+    In a pool worker a run does not start once the sweep is stopping (`cancelled`), and a running
+    one stops at its next step (`interrupted`). A run another process is writing is `busy`: it is
+    neither trained nor written into here.
+    """
     import torch
 
     from .train import train
@@ -118,17 +199,32 @@ def run_one(cfg_dict: dict, threads: int | None = None) -> Outcome:
     if threads:
         torch.set_num_threads(threads)
     cfg = RunConfig.from_dict(cfg_dict)
+    if _STOP is not None and _STOP.is_set():
+        return Outcome(cfg.name(), "cancelled")
     try:
-        result = train(cfg)
+        result = train(cfg, on_step=_stop_point if _STOP is not None else None)
     except KeyboardInterrupt:
         return Outcome(cfg.name(), "interrupted")
+    except lock.Busy as e:
+        return Outcome(cfg.name(), "busy", error=f"running elsewhere (pid {e.pid or '?'})")
+    except IcsError as e:   # one line for the user (a full disk, a planted link), nothing to add to the folder
+        return Outcome(cfg.name(), "failed", error=str(e))
     except Exception as e:  # noqa: BLE001 - a failed run is reported, the sweep goes on
-        run_dir = Path(cfg.out) / cfg.name()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        store.write_atomic(run_dir / "error.txt", traceback.format_exc())
+        _record_error(Path(cfg.out) / cfg.name(), traceback.format_exc())
         return Outcome(cfg.name(), "failed", error=f"{type(e).__name__}: {e}")
     status = "skipped" if result.skipped else result.summary["status"]
     return Outcome(cfg.name(), status, result.summary)
+
+
+def _record_error(run_dir: Path, text: str) -> None:
+    """error.txt in the run folder, under its lock: not if another process has taken the run since."""
+    try:
+        with lock.hold(run_dir):
+            lock.refuse_links(run_dir, inside=False)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            store.write_atomic(run_dir / "error.txt", text)
+    except (IcsError, OSError):
+        pass
 
 
 def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
@@ -137,6 +233,8 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
     """Run every configuration of the grid into `out`, skipping finished ones; return the outcomes.
 
     on_start(total, already_done) is called once; on_outcome(outcome) after each run ends.
+    Ctrl-C (KeyboardInterrupt) starts no further run: running ones record `interrupted` within a
+    step, then it is re-raised. Pool workers die with this process, even by kill -9 (_worker_init).
     """
     out = Path(out)
     configs = sweep.configs()
@@ -161,18 +259,24 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
     if jobs == 1:
         for cfg in todo:
             outcomes.append(_report(run_one(cfg.to_dict()), on_outcome))
+            if outcomes[-1].status == "interrupted":
+                raise KeyboardInterrupt       # the run has recorded it; no further run starts
         return outcomes
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        pending = {pool.submit(run_one, cfg.to_dict(), threads) for cfg in todo}
+    ctx = get_context("spawn")
+    stop = ctx.Event()
+    pending: set = set()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(os.getpid(), stop)) as pool:
         try:
+            with _sigint_blocked():     # workers start with it blocked: a Ctrl-C now reaches only us
+                pending = {pool.submit(run_one, cfg.to_dict(), threads) for cfg in todo}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     outcomes.append(_report(fut.result(), on_outcome))
         except KeyboardInterrupt:
-            for fut in pending:
-                fut.cancel()
+            _stop(pool, stop, pending)
             raise
     return outcomes
 
@@ -181,5 +285,81 @@ def _report(outcome: Outcome, on_outcome) -> Outcome:
     if on_outcome:
         on_outcome(outcome)
     return outcome
+
+
+# --------------------------------------------------------------------------- worker processes
+
+STOP_GRACE_S = 10.0      # how long Ctrl-C waits for running runs to record `interrupted`
+PR_SET_PDEATHSIG = 1     # linux/prctl.h
+_STOP = None             # in a pool worker: the sweep's stop event (None in the sweep's own process)
+
+
+def _worker_init(parent: int, stop) -> None:
+    """A pool worker: dies with the sweep's process, and stops when the sweep says so.
+
+    Ctrl-C is the sweep process's to handle: it sets `stop`, which a worker reads before each run
+    and after each step (_stop_point), so no worker is caught by SIGINT between runs, and one whose
+    SIGINT went only to the sweep's process stops as well.
+    """
+    global _STOP
+    _STOP = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """Be killed when `parent` dies (kill -9 included), as if killed with it: the run resumes later.
+
+    Linux: the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG). Elsewhere a
+    daemon thread polls the parent pid once a second.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+        return
+    if os.getppid() != parent:          # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _stop_point(step: int) -> None:
+    """train's on_step in a pool worker: the sweep is stopping, so this run is interrupted here."""
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigint_blocked():
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop(pool: ProcessPoolExecutor, stop, running: set) -> None:
+    """Ctrl-C: no queued run starts; running runs record `interrupted` at their next step.
+
+    A worker that has not stopped within STOP_GRACE_S is killed (its run resumes from its last
+    checkpoint, like a kill -9), so the sweep returns within seconds.
+    """
+    stop.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+    # Polled, not concurrent.futures.wait: a future cancelled by the shutdown never notifies a waiter.
+    deadline = time.monotonic() + STOP_GRACE_S
+    while not all(f.done() for f in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not all(f.done() for f in running):
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
 
 

@@ -13,6 +13,7 @@ is stuck far above chance level but bounded, so never reaches 1e3 x.
 
 from __future__ import annotations
 
+import io
 import math
 import platform
 import shutil
@@ -26,7 +27,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import __version__, data, metrics, models, norms, store
+from . import __version__, data, lock, metrics, models, norms, store
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
@@ -117,14 +118,20 @@ def provenance(cfg: RunConfig, device: torch.device) -> dict:
 
 
 def prepare(cfg: RunConfig, *, data_cache: data.Dataset | None = None):
-    """Validate, load the data and resolve the config; raises IcsError before anything is written."""
+    """Validate, load the data and resolve the config; raises IcsError before anything is written.
+
+    The returned config has its steps resolved (from --epochs and the training-set size), so its
+    hash and name are the run folder's.
+    """
+    from .config import check_data
+
     cfg = validate(cfg)
     check_writable(cfg.out)
     device = resolve_device(cfg.device)
     ds = data_cache or data.load(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
                                  binarize=cfg.binarize, device=device)
-    norms.check_input(cfg, ds.shape)
-    return cfg.resolved(len(ds.x_train)), ds, device
+    cfg = check_data(cfg, len(ds.x_train), len(ds.x_test), ds.shape, ds.num_classes)
+    return cfg, ds, device
 
 
 def train(cfg: RunConfig, *, force: bool = False,
@@ -134,122 +141,142 @@ def train(cfg: RunConfig, *, force: bool = False,
 
     on_log(step, metrics_row) is called at each log step, on_step(step) after each update.
     Ctrl-C writes an `interrupted` summary, keeps the checkpoint and re-raises KeyboardInterrupt.
+    The run folder's lock is held throughout: lock.Busy if another process is writing it.
     """
     cfg, ds, device = prepare(cfg)
     run_dir = Path(cfg.out) / cfg.name()
-    summary = None if force else store.finished(run_dir)
-    if summary:
-        return RunResult(run_dir, summary, skipped=True)
-    ckpt_path = run_dir / "checkpoint.pt"
-    resume = not force and ckpt_path.exists() and (run_dir / "config.json").exists()
-    if not resume and run_dir.exists():
-        shutil.rmtree(run_dir)
-    (run_dir / "summary.json").unlink(missing_ok=True)   # an `interrupted` summary is resumed past
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # One writer per run, from the skip/resume decision to the summary; a full disk or a read-only
+    # file ends the run with one line and leaves it resumable (ics_cli/lock.py).
+    with lock.hold(run_dir), lock.writing(run_dir):
+        lock.refuse_links(run_dir, inside=False)
+        summary = None if force else store.finished(run_dir)
+        if summary:
+            return RunResult(run_dir, summary, skipped=True)
+        ckpt_path = run_dir / "checkpoint.pt"
+        resume = not force and ckpt_path.exists() and (run_dir / "config.json").exists()
+        if resume:
+            lock.refuse_links(run_dir, inside=True)     # appending through a planted link writes elsewhere
+            for tmp in run_dir.glob(".*.tmp"):          # left by a kill mid-write; we are the only writer
+                tmp.unlink()
+        elif run_dir.exists():
+            shutil.rmtree(run_dir)
+        for stale in ("summary.json", "error.txt"):     # an `interrupted` summary is resumed past
+            (run_dir / stale).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
 
-    # Three independent streams: init (global), batch order, probe choice.
-    torch.manual_seed(cfg.seed)
-    model = models.build(cfg, ds.shape, ds.num_classes).to(device)
-    opt = make_optimizer(cfg, model.parameters())
-    gen = torch.Generator().manual_seed(cfg.seed)
-    probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
-    probe_idx = torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)
-    uses_batch_stats = norms.get(cfg.norm).batch_stats
-    acts = ActivationRecorder(model, ds.x_train[probe_idx], cfg.track_units, eval_pass=uses_batch_stats)
-    grads = GradientRecorder(model)
-    batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
+        # Three independent streams: init (global), batch order, probe choice.
+        torch.manual_seed(cfg.seed)
+        model = models.build(cfg, ds.shape, ds.num_classes).to(device)
+        opt = make_optimizer(cfg, model.parameters())
+        gen = torch.Generator().manual_seed(cfg.seed)
+        probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
+        probe_idx = torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)
+        uses_batch_stats = norms.get(cfg.norm).batch_stats
+        acts = ActivationRecorder(model, ds.x_train[probe_idx], cfg.track_units, eval_pass=uses_batch_stats)
+        grads = GradientRecorder(model)
+        batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
 
-    step, elapsed0, initial_loss, ema = 0, 0.0, None, None
-    if resume:
-        # weights_only: a checkpoint holds tensors, numbers and dicts only, so loading one can never
-        # run code (a planted pickle fails here instead of executing).
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        acts.load_state(ck["acts"])
-        step, elapsed0, initial_loss, ema = ck["step"], ck["elapsed"], ck["initial_loss"], ck["ema"]
-        for name in store.TABLES:
-            store.truncate_log(run_dir / f"{name}.csv", step)
-    else:
-        store.write_json(run_dir / "config.json", provenance(cfg, device))
-    logs = {name: store.CsvLog(run_dir / f"{name}.csv", cols, fresh=not resume)
-            for name, cols in store.TABLES.items()}
-    batch_iter = batches(len(ds.x_train), cfg.batch_size, gen, skip=step)
-    # Running sums of train loss and correct count over the log interval, on the device.
-    interval = torch.zeros(3, dtype=torch.float64, device=device)
-    start = time.perf_counter() - elapsed0
-    last_row: dict = {}
-
-    def log(step: int, grad_rows: list[list]) -> None:
-        nonlocal last_row, interval
-        layer_rows, unit_rows = acts.record(step)
-        test = evaluate(model, ds.x_test, ds.y_test)
-        bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.batch_size, batch_stats=True)
-                  if batch_stats_eval else test)
-        host = torch.cat([interval, test, bstats]).cpu().tolist()
-        n = host[2]
-        row = {"step": step, "train_loss": host[0] / n if n else math.nan,
-               "train_acc": host[1] / n if n else math.nan, "test_loss": host[3], "test_acc": host[4],
-               "test_loss_batchstats": host[5], "test_acc_batchstats": host[6],
-               "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - start, 3)}
-        logs["metrics"].append([[row[c] for c in store.METRICS_COLUMNS]])
-        logs["layers"].append(layer_rows)
-        logs["units"].append(unit_rows)
-        logs["grads"].append(grad_rows)
+        step, elapsed0, initial_loss, ema = 0, 0.0, None, None
+        if resume:
+            # weights_only: a checkpoint holds tensors, numbers and dicts only, so loading one can never
+            # run code (a planted pickle fails here instead of executing).
+            try:
+                ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+                model.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["opt"])
+                acts.load_state(ck["acts"])
+                step, elapsed0, initial_loss, ema = ck["step"], ck["elapsed"], ck["initial_loss"], ck["ema"]
+            except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is not resumed from
+                raise IcsError(f"{ckpt_path} is not a checkpoint ics can load safely ({type(e).__name__}: "
+                               f"damaged, or more than tensors and numbers); remove the run folder "
+                               f"{run_dir} to start the run afresh") from None
+            for name in store.TABLES:
+                store.truncate_log(run_dir / f"{name}.csv", step)
+        else:
+            store.write_json(run_dir / "config.json", provenance(cfg, device))
+        logs = {name: store.CsvLog(run_dir / f"{name}.csv", cols, fresh=not resume)
+                for name, cols in store.TABLES.items()}
+        batch_iter = batches(len(ds.x_train), cfg.batch_size, gen, skip=step)
+        # Running sums of train loss and correct count over the log interval, on the device.
         interval = torch.zeros(3, dtype=torch.float64, device=device)
-        last_row = row
-        if on_log:
-            on_log(step, row)
+        start = time.perf_counter() - elapsed0
+        last_row: dict = {}
 
-    def checkpoint() -> None:
-        state = {"model": model.state_dict(), "opt": opt.state_dict(),
-                 "acts": acts.state(), "step": step, "initial_loss": initial_loss, "ema": ema,
-                 "elapsed": time.perf_counter() - start}
-        tmp = ckpt_path.with_name(".checkpoint.pt.tmp")
-        torch.save(state, tmp)
-        tmp.replace(ckpt_path)
+        def log(step: int, grad_rows: list[list]) -> None:
+            nonlocal last_row, interval
+            layer_rows, unit_rows = acts.record(step)
+            test = evaluate(model, ds.x_test, ds.y_test)
+            bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.batch_size, batch_stats=True)
+                      if batch_stats_eval else test)
+            host = torch.cat([interval, test, bstats]).cpu().tolist()
+            n = host[2]
+            row = {"step": step, "train_loss": host[0] / n if n else math.nan,
+                   "train_acc": host[1] / n if n else math.nan, "test_loss": host[3], "test_acc": host[4],
+                   "test_loss_batchstats": host[5], "test_acc_batchstats": host[6],
+                   "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - start, 3)}
+            for name, rows in (("metrics", [[row[c] for c in store.METRICS_COLUMNS]]), ("layers", layer_rows),
+                               ("units", unit_rows), ("grads", grad_rows)):
+                with lock.writing(logs[name].path):
+                    logs[name].append(rows)
+            interval = torch.zeros(3, dtype=torch.float64, device=device)
+            last_row = row
+            if on_log:
+                on_log(step, row)
 
-    status, diverged_at = "completed", None
-    model.train()
-    try:
-        if not resume:
-            log(0, [])
-            checkpoint()
-        while step < cfg.steps:
-            idx = next(batch_iter)
-            logits = model(ds.x_train[idx])
-            loss = F.cross_entropy(logits, ds.y_train[idx])
-            loss_value = loss.item()
-            if initial_loss is None:
-                initial_loss = ema = loss_value
-            ema = (1 - EMA_ALPHA) * ema + EMA_ALPHA * loss_value
-            if (not math.isfinite(loss_value) or loss_value > cfg.diverge_factor * initial_loss
-                    or ema > cfg.diverge_smooth * initial_loss):
-                # This batch's update never happens: its loss stays out of the logged train_loss.
-                status, diverged_at = "diverged", step
-                if last_row.get("step") != step:
-                    log(step, [])
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            logged = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
-            if logged:
-                grads.before_step()
-            opt.step()
-            step += 1
-            interval += batch_sums(loss, logits, ds.y_train[idx])
-            if logged:
-                log(step, grads.after_step(step))
+        def save(path: Path, obj) -> None:
+            # Serialized in memory, then one atomic write: a full disk is then an OSError naming the
+            # file (torch.save to a file says `unexpected pos`) and leaves no temporary file.
+            buf = io.BytesIO()
+            torch.save(obj, buf)
+            with lock.writing(path):
+                store.write_atomic(path, buf.getvalue())
+
+        def checkpoint() -> None:
+            save(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(),
+                             "acts": acts.state(), "step": step, "initial_loss": initial_loss, "ema": ema,
+                             "elapsed": time.perf_counter() - start})
+
+        status, diverged_at = "completed", None
+        model.train()
+        try:
+            if not resume:
+                log(0, [])
                 checkpoint()
-            if on_step:
-                on_step(step)
-        store.save_model(run_dir / "model.pt", model)
-    except KeyboardInterrupt:
-        status = "interrupted"
-        finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, keep_checkpoint=True)
-        raise
-    summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start)
-    return RunResult(run_dir, summary)
+            while step < cfg.steps:
+                idx = next(batch_iter)
+                logits = model(ds.x_train[idx])
+                loss = F.cross_entropy(logits, ds.y_train[idx])
+                loss_value = loss.item()
+                if initial_loss is None:
+                    initial_loss = ema = loss_value
+                ema = (1 - EMA_ALPHA) * ema + EMA_ALPHA * loss_value
+                if (not math.isfinite(loss_value) or loss_value > cfg.diverge_factor * initial_loss
+                        or ema > cfg.diverge_smooth * initial_loss):
+                    # This batch's update never happens: its loss stays out of the logged train_loss.
+                    status, diverged_at = "diverged", step
+                    if last_row.get("step") != step:
+                        log(step, [])
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                logged = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
+                if logged:
+                    grads.before_step()
+                opt.step()
+                step += 1
+                interval += batch_sums(loss, logits, ds.y_train[idx])
+                if logged:
+                    log(step, grads.after_step(step))
+                    checkpoint()
+                if on_step:
+                    on_step(step)
+            save(run_dir / "model.pt", model.state_dict())
+        except KeyboardInterrupt:
+            status = "interrupted"
+            finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, keep_checkpoint=True)
+            raise
+        summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start)
+        return RunResult(run_dir, summary)
 
 
 def load_model(run_dir: Path, device: str = "cpu") -> tuple[RunConfig, models.Net, data.Dataset]:
@@ -279,11 +306,13 @@ def finish(run_dir: Path, cfg: RunConfig, status: str, step: int, diverged_at: i
                "steps_planned": cfg.steps, "diverged_at_step": diverged_at,
                "final": final, "final_step": last_row.get("step"),
                "wall_s": round(wall_s, 3), "steps_per_s": round(step / wall_s, 2) if wall_s > 0 else None}
-    store.write_json(run_dir / "summary.json", summary)
+    with lock.writing(run_dir / "summary.json"):
+        store.write_json(run_dir / "summary.json", summary)
     if not keep_checkpoint:
         # Only after summary.json exists: a kill before this point resumes, after it reads as finished.
         units = run_dir / "units.csv"
         if units.exists():
-            store.gzip_file(units)
+            with lock.writing(units.with_name("units.csv.gz")):
+                store.gzip_file(units)
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return summary

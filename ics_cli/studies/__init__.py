@@ -4,7 +4,8 @@ One module per study (ioffe2015.py, note.py) defines its protocol, its runs and 
 this module runs one end to end:
 
 1. the study's runs, one folder each under `<out>/runs/` (run as one sweep; finished runs are reused);
-2. `<out>/compare/`: compare.build/write and plots.draw_all over all of the study's runs;
+2. `<out>/compare/`: compare.build and compare.save (tables and figures, one staged output set)
+   over all of the study's runs;
 3. every claim measured (claims.py says how a verdict is reached);
 4. `<out>/figures/`: the study's own figures, drawn from the group tables saved in `<out>/tables/`;
 5. `<out>/verdicts.csv`, `<out>/study.json` (name, mode, seeds) and a generated `<out>/README.md`.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import compare, plots
+from .. import compare
 from ..errors import IcsError
 from ..store import read_json, write_atomic, write_json
 from . import ioffe2015, note, readme
@@ -110,9 +111,9 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
     ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
 
     tables = compare.build(ctx.all_runs())
-    compare.write(tables, out / "compare")
-    # Figures are drawn from the CSVs written, as `ics plot` redraws them: the same bytes either way.
-    compare_figures = plots.draw_all(compare.load(out / "compare"), out / "compare")
+    # Tables and figures staged beside out/compare and moved in at the end; figures are drawn from
+    # the CSVs written, as `ics plot` redraws them: the same bytes either way.
+    compare_figures = [p for p in compare.save(tables, out / "compare") if p.suffix != ".csv"]
     verdicts = measure(study, ctx)
     for group, runs in ctx.groups.items():
         if runs:
