@@ -148,21 +148,11 @@ def train(cfg: RunConfig, *, force: bool = False,
     # One writer per run, from the skip/resume decision to the summary; a full disk or a read-only
     # file ends the run with one line and leaves it resumable (ics_cli/lock.py).
     with lock.hold(run_dir), lock.writing(run_dir):
-        lock.refuse_links(run_dir, inside=False)
         summary = None if force else store.finished(run_dir)
         if summary:
             return RunResult(run_dir, summary, skipped=True)
         ckpt_path = run_dir / "checkpoint.pt"
-        resume = not force and ckpt_path.exists() and (run_dir / "config.json").exists()
-        if resume:
-            lock.refuse_links(run_dir, inside=True)     # appending through a planted link writes elsewhere
-            for tmp in run_dir.glob(".*.tmp"):          # left by a kill mid-write; we are the only writer
-                tmp.unlink()
-        elif run_dir.exists():
-            shutil.rmtree(run_dir)
-        for stale in ("summary.json", "error.txt"):     # an `interrupted` summary is resumed past
-            (run_dir / stale).unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        resume = open_folder(run_dir, resumable=not force and ckpt_path.exists())
 
         # Three independent streams: init (global), batch order, probe choice.
         torch.manual_seed(cfg.seed)
@@ -277,6 +267,26 @@ def train(cfg: RunConfig, *, force: bool = False,
             raise
         summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start)
         return RunResult(run_dir, summary)
+
+
+def open_folder(run_dir: Path, resumable: bool) -> bool:
+    """Make run_dir ready for this (locked) writer; True when it resumes from its checkpoint.
+
+    Nothing is written through a link: a linked folder, or a linked file in a folder to resume, is
+    refused. A folder that cannot be resumed is started afresh.
+    """
+    lock.refuse_links(run_dir, inside=False)
+    resume = resumable and (run_dir / "config.json").exists()
+    if resume:
+        lock.refuse_links(run_dir, inside=True)     # appending through a planted link writes elsewhere
+        for tmp in run_dir.glob(".*.tmp"):          # left by a kill mid-write; we are the only writer
+            tmp.unlink()
+    elif run_dir.exists():
+        shutil.rmtree(run_dir)
+    for stale in ("summary.json", "error.txt"):     # an `interrupted` summary is resumed past
+        (run_dir / stale).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return resume
 
 
 def load_model(run_dir: Path, device: str = "cpu") -> tuple[RunConfig, models.Net, data.Dataset]:
