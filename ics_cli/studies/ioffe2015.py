@@ -319,8 +319,8 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
     axes[0].set_ylabel("input to the sigmoid (activation units)")
-    f.suptitle(f"{layer}, unit 0: 15th, 50th and 85th percentile over the probe batch, seed {seed} "
-               f"(cf. Fig. 1b,c; one seed: a unit of one network is not the same unit in another)",
+    f.suptitle(f"{layer}, unit 0: 15th, 50th and 85th percentile over the probe batch (cf. Fig. 1b,c)\n"
+               f"seed {seed} only: a unit of one network is not the same unit in another",
                fontsize="medium")
     pct_path = fig.save(f, Path(folder) / f"fig1bc_sigmoid_input.{fmt}")
     return [(acc_path, "Fig. 1a (I1, I2): test accuracy with and without batch norm; look at how soon "
