@@ -245,7 +245,7 @@ def compare(
 ):
     """Tables (CSV) and figures comparing runs across norms, aggregated over seeds."""
     from . import compare as compare_mod
-    from . import report, store
+    from . import report
 
     if not 0 < tolerance <= 1:
         raise IcsError(f"--tolerance must be in (0, 1], got {tolerance}")
@@ -253,7 +253,7 @@ def compare(
         raise IcsError(f"--target must be an accuracy in (0, 1], got {target}")
     paths = _existing(paths)
     dest = out_dir or paths[0] / "compare"
-    store.check_writable(dest, "--out")     # before any work
+    config_mod.check_writable(dest, "--out", beside=True)     # before any work
     runs = compare_mod.runs_under(*paths, on_damaged=_skipping)
     tables = compare_mod.build(runs, target=target, tolerance=tolerance)
     # Tables and figures (drawn from the CSVs, as `ics plot` does) staged, then moved into dest.
@@ -282,7 +282,7 @@ def plot(
                    if any(store.is_incomplete(store.staging_folder(f)) for f in (path / "compare", folder))
                    else "")
         raise IcsError(f"no comparison tables in '{folder}'{stopped}; run `ics compare {path}` first")
-    store.check_writable(folder, "PATH")
+    config_mod.check_writable(folder, "PATH", beside=True)
     files = plots.draw_all(compare_mod.load(folder), folder, fmt=fmt.value)
     out.print(f"{len(files)} figures written to {folder}")
     if (path / "verdicts.csv").exists():        # a study folder: its own figures, from its own CSVs

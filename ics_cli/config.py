@@ -279,16 +279,27 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
     return cfg.resolved(train_size)
 
 
-def check_writable(out: str | Path) -> None:
-    """Refuse an --out folder that cannot be created or written, before anything is written."""
+def check_writable(out: str | Path, option: str = "--out", *, beside: bool = False) -> None:
+    """Refuse a folder that cannot be created or written, before anything is written.
+
+    `beside`: the output is staged in a folder next to `out` (compare, plot), so its parent must be
+    writable too.
+    """
     out = Path(out)
-    probe = out
-    while not probe.exists():
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{option} '{out}' is a file; give a folder (it is created if missing)")
+    probe = out.absolute()
+    while not os.path.lexists(probe):
         probe = probe.parent
     if not probe.is_dir():
-        raise ConfigError(f"--out '{out}': '{probe}' is a file, not a folder; choose a folder")
+        raise ConfigError(f"{option} '{out}' cannot be created: '{probe}' is a file; give a folder")
+    folders = [probe] + ([out.absolute().parent] if beside and probe == out.absolute() else [])
+    for folder in folders:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option} '{out}' is not writable ('{folder}' is read-only); give a folder "
+                              "you can write to")
     try:  # permissions alone don't tell (root, read-only mounts, /proc): try it
         with tempfile.TemporaryDirectory(dir=probe):
             pass
     except OSError as e:
-        raise ConfigError(f"--out '{out}' is not writable ({e.strerror}); choose a folder you can write to") from None
+        raise ConfigError(f"{option} '{out}' is not writable ({e.strerror}); give a folder you can write to") from None

@@ -480,23 +480,6 @@ def staged(dest: Path, owned: Callable[[str], bool]) -> Iterator[Path]:
     shutil.rmtree(stage)
 
 
-def check_writable(dest: Path, option: str) -> None:
-    """An IcsError unless `dest` is a folder, or can be made one, that this process can write, with its
-    staging folder beside it: checked before any work."""
-    dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise IcsError(f"{option} '{dest}' is a file; give a folder (it is created if missing)")
-    parent = dest.absolute().parent
-    while not os.path.lexists(parent):
-        parent = parent.parent
-    if not parent.is_dir():
-        raise IcsError(f"{option} '{dest}' cannot be created: '{parent}' is a file; give a folder")
-    for folder in ([dest] if dest.is_dir() else []) + [parent]:
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise IcsError(f"{option} '{dest}' is not writable ('{folder}' is read-only); give a folder "
-                           "you can write to")
-
-
 def run_config(run: Run) -> dict:
     """The resolved training config of a run (the `config` block of config.json)."""
     return run.config["config"]

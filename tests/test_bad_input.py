@@ -7,31 +7,16 @@ the network.
 
 import json
 import pickle
-import socket
 
 import numpy as np
 import pytest
 
-from ics_cli import data
 from ics_cli.cli import main
 
 TRAIN = ["train", "--dataset", "synthetic", "--steps", "3", "--log-every", "10", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    data.clear_cache()
-    yield
-    data.clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")     # fixtures in conftest.py
 
 
 def refused(capsys, argv: list[str], out, *needles: str) -> str:

@@ -2,7 +2,6 @@
 
 import os
 import pickle
-import socket
 import subprocess
 import sys
 
@@ -14,22 +13,7 @@ from ics_cli import data
 from ics_cli.errors import DataError
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """No test may reach the network: name lookups and connections fail at once."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    data.clear_cache()
-    yield
-    data.clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")     # fixtures in conftest.py
 
 
 def per_class(y):

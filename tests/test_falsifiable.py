@@ -55,6 +55,7 @@ CURVE = [0.1, 0.5, 0.7, 0.8, 0.85, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94]   # steps 
 
 @pytest.mark.parametrize("gap, verdict", [(+0.02, "PASS"), (-0.05, "FAIL")])
 def test_i1_non_inferiority(tmp_path, gap, verdict):
+    """I1: BN 2 points above the baseline passes; 5 points below (beyond the 0.01 margin) fails."""
     m = ioffe2015.measure_i1(fig1(tmp_path, lambda s: [a + gap + jitter(s) for a in CURVE],
                                   lambda s: [a + jitter(s + 1) for a in CURVE]))
     assert m.verdict == verdict and m.n_seeds == 5
@@ -74,6 +75,7 @@ def reach(step_index: int, n: int = 11, final: float = 0.95) -> list[float]:
 
 @pytest.mark.parametrize("bn_at, verdict", [(1, "PASS"), (8, "FAIL")])
 def test_i2_steps_to_target(tmp_path, bn_at, verdict):
+    """I2: BN reaching the target 8x sooner passes; reaching it at the same step fails."""
     # Baseline reaches 95% of its final accuracy at logged step 8 (800 steps), every seed.
     m = ioffe2015.measure_i2(fig1(tmp_path, lambda s: reach(bn_at), lambda s: reach(8)))
     assert m.verdict == verdict
@@ -91,6 +93,7 @@ def p50_world(moving: str):
 
 @pytest.mark.parametrize("moving, verdict", [("none", "PASS"), ("batch", "FAIL")])
 def test_i3_sigmoid_input_stability(tmp_path, moving, verdict):
+    """I3: percentiles that move without BN and stay with it pass; the reverse fails."""
     ctx = fig1(tmp_path, lambda s: CURVE, lambda s: CURVE, units=p50_world(moving))
     assert ioffe2015.measure_i3(ctx).verdict == verdict
 

@@ -137,6 +137,14 @@ def _assert_same_bytes(out: Path, ref: Path) -> None:
         assert [ln.rsplit(",", 1)[0] for ln in _csv_lines(out / run.name / "metrics.csv")] == strip
 
 
+def _rerun_finishes_every_run_once(out: Path, ref: Path) -> None:
+    """Rerunning the sweep completes it with no traceback, each run once, the bytes of an unbroken sweep."""
+    rerun = subprocess.run(_sweep_cmd(out), capture_output=True, text=True)
+    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
+    _assert_each_run_once(out, 4)
+    _assert_same_bytes(out, ref)
+
+
 def _one_line(capsys) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ics: error: ") and "Traceback" not in err, err
@@ -187,10 +195,7 @@ def test_kill_9_of_the_sweep_process_alone_kills_its_workers(tmp_path, unbroken_
         assert _wait(lambda: not any(_alive(w) for w in workers), 10), "a worker outlived its sweep"
     assert _mid_run(out), "a run should have been cut off mid-way"
 
-    rerun = subprocess.run(_sweep_cmd(out), capture_output=True, text=True)
-    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
-    _assert_each_run_once(out, 4)
-    _assert_same_bytes(out, unbroken_sweep)
+    _rerun_finishes_every_run_once(out, unbroken_sweep)
 
 
 @pytest.mark.slow
@@ -202,10 +207,7 @@ def test_kill_9_of_the_process_group_resumes_every_run_once(tmp_path, unbroken_s
         proc.wait()
     assert _mid_run(out)
 
-    rerun = subprocess.run(_sweep_cmd(out), capture_output=True, text=True)
-    assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
-    _assert_each_run_once(out, 4)
-    _assert_same_bytes(out, unbroken_sweep)
+    _rerun_finishes_every_run_once(out, unbroken_sweep)
 
 
 # --------------------------------------------------------------------------- two writers
@@ -303,10 +305,7 @@ def test_ctrl_c_stops_a_sweep_within_seconds_and_starts_no_queued_run(tmp_path, 
         assert (out / run / "checkpoint.pt").exists()
     assert not list(out.rglob("*.tmp")) and not list(out.glob(".*.lock"))
 
-    rerun = subprocess.run(_sweep_cmd(out), capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    _assert_each_run_once(out, 4)
-    _assert_same_bytes(out, unbroken_sweep)
+    _rerun_finishes_every_run_once(out, unbroken_sweep)
 
 
 def test_ctrl_c_in_a_one_process_sweep_starts_no_further_run(tmp_path):
