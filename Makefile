@@ -13,7 +13,7 @@ REPRO  := runs/reproduce
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/python -c "import ics_cli, torch, torchvision" # fail here, not later, if the install broke
+	@$(BIN)/python -c "import ics_cli, torch, torchvision, pyarrow" # fail here, not later, if the install broke
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -21,7 +21,7 @@ install: $(STAMP)
 # A real experiment on the embedded MNIST subset: the BN paper's MLP with four norms, then the
 # comparison tables and figures (about a minute on 2 cores).
 demo: $(STAMP)
-	$(BIN)/ics sweep --norms none,batch,layer,group --seeds 0 --steps 2000 --log-every 50 --out runs/demo
+	$(BIN)/ics sweep --norms none,batch,layer,group --seeds 0 --steps 2000 --log-every 50 --eval-every 50 --out runs/demo
 	$(BIN)/ics compare runs/demo
 
 # The default comparison and every study, into results/ (runs go to runs/reproduce and results/*/runs,

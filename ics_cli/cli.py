@@ -48,9 +48,10 @@ Init = choices("Init", config_mod.INITS)
 Norm = choices("Norm", norms.REGISTRY)
 Optimizer = choices("Optimizer", config_mod.OPTIMIZERS)
 Device = choices("Device", config_mod.DEVICES)
+Probe = choices("Probe", config_mod.PROBES)
 Format = choices("Format", ("png", "svg", "pdf"))
 CHOICES = {"dataset": Dataset, "model": Model, "activation": Activation, "init": Init, "norm": Norm,
-           "optimizer": Optimizer, "device": Device}
+           "optimizer": Optimizer, "device": Device, "probe": Probe}
 
 
 def flag(default: bool, *decls: str, **kwargs):
@@ -87,8 +88,15 @@ HELP = {
     "steps": "Number of updates (default 2000 unless --epochs is given).",
     "epochs": "Run length in passes over the training set, instead of --steps: ceil(EPOCHS x training "
               "images / --batch-size) updates; the run is named and recorded by those steps.",
-    "log_every": "Record statistics every N steps (and at step 0 and the last step).",
-    "probe_size": "Training examples in the fixed probe batch the statistics are measured on.",
+    "log_every": "Record activation statistics every N steps (and at step 0 and the last step).",
+    "probe": f"Where activation statistics come from: {listed(Probe)} (fixed: a fixed batch of --probe-size "
+             "training images in a pass of its own; train: each logged step's own training batch, read "
+             "from the training pass).",
+    "probe_size": "Training examples in the fixed probe batch (--probe fixed).",
+    "eval_every": "Evaluate the test set every N steps (and at step 0 and the last step). Gradient norms "
+                  "are recorded on every step.",
+    "checkpoint_every": "Seconds between checkpoints a killed run resumes from (0: after every step); "
+                        "the bytes recorded do not depend on it.",
     "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",
     "eval_batchstats": "Also measure test accuracy with batch statistics (batch-norm variants).",
     "diverge_factor": "A loss above this many times the first loss ends the run as diverged.",
@@ -352,6 +360,30 @@ def summarize(
     _existing([compare_dir], "give the comparison folder (`ics compare --out`) inside ROOT")
     _existing(sweeps, "give the sweep folders behind the comparison (each holds a sweep.json)")
     out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps)}")
+
+
+Table = choices("Table", ("metrics", "layers", "units", "grads"))   # store.TABLES (no pandas for --help)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    table: Table = typer.Option(Table.units, "--table", metavar="<table>", help=f"Which table: {listed(Table)}."),
+    dest: Optional[Path] = typer.Option(None, "--out", help="CSV file to write (default: stdout)."),
+):
+    """One table of a run as CSV (units.parquet included): to a file, or to stdout."""
+    from . import lock, store
+
+    [run_dir] = _existing([run_dir], "give a run folder")
+    if dest is not None and dest.is_dir():
+        raise IcsError(f"--out '{dest}' is a folder; give a CSV file name")
+    if dest is not None and not dest.absolute().parent.is_dir():
+        raise IcsError(f"--out '{dest}' cannot be written: its folder '{dest.absolute().parent}' does not exist")
+    if dest is None:
+        store.export_table(run_dir, table.value)
+        return
+    with lock.writing(dest):        # a full disk or a read-only file: one line naming it
+        store.export_table(run_dir, table.value, dest)
 
 
 def _note(message: str) -> None:

@@ -255,7 +255,8 @@ def _run_drift(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _jitter(norms: np.ndarray) -> float:
-    """std (ddof 0) of ln g minus its running median over a centred window of JITTER_WINDOW log steps.
+    """std (ddof 0) of ln g minus its running median over a centred window of JITTER_WINDOW recorded steps
+    (every update: gradient norms are recorded on every step).
 
     The median follows the smooth trend (a gradient that decays over training), so what is left is the
     step-to-step jitter around it, in log units: scale-free. g <= 0 is left out; blank with < 2 values.

@@ -35,6 +35,7 @@ ACTIVATIONS = ("sigmoid", "relu", "tanh")
 INITS = ("torch", "xavier", "kaiming", "gaussian")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
+PROBES = ("fixed", "train")
 DEFAULT_WIDTH = {"mlp": 100, "cnn": 32}
 DEFAULT_STEPS = 2000
 SEED_LIMIT = 2**63            # seeds in [0, 2**63): what torch's generators take, with room for offsets
@@ -42,7 +43,7 @@ PARAM_BYTES = 16              # float32 weight + gradient + two Adam moments
 PARAM_LIMIT = 2**31
 
 # Fields that say where things live or how they are shown, not what is computed: left out of the hash.
-NOT_HASHED = ("out", "data_dir", "download", "device")
+NOT_HASHED = ("out", "data_dir", "download", "device", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,12 @@ class RunConfig:
     batch_size: int = 60
     steps: int | None = None          # None with epochs None: 2000 steps
     epochs: float | None = None       # ceil(epochs x train_size / batch_size) steps; see check_data
-    # recording
+    # recording: activation statistics every log_every steps (from a fixed probe batch or the training
+    # batch), the test set every eval_every steps, gradient norms every step
     log_every: int = 100
+    probe: str = "fixed"
     probe_size: int = 512
+    eval_every: int = 100
     track_units: int = 4
     eval_batchstats: bool = True
     # divergence: a loss above diverge_factor x the first loss, or a smoothed loss (EMA, alpha 0.1)
@@ -82,6 +86,7 @@ class RunConfig:
     diverge_factor: float = 1e3
     diverge_smooth: float = 4.0
     # run
+    checkpoint_every: float = 30.0    # seconds; where a killed run resumes from, not what it records
     seed: int = 0
     device: str = "auto"
     out: str = "runs"
@@ -205,7 +210,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         _positive("--epochs", cfg.epochs)
     if cfg.steps is not None and cfg.epochs is not None:
         raise ConfigError("give either --steps or --epochs, not both")
+    _choice("--probe", cfg.probe, PROBES)
     _positive("--log-every", cfg.log_every, integer=True)
+    _positive("--eval-every", cfg.eval_every, integer=True)
+    _positive("--checkpoint-every", cfg.checkpoint_every, allow_zero=True)
     _positive("--probe-size", cfg.probe_size, integer=True)
     _positive("--track-units", cfg.track_units, integer=True, allow_zero=True)
     _positive("--eps", cfg.eps)

@@ -1,7 +1,7 @@
 """The statistics recorded for one run: each one a pure function with one definition.
 
-They work on tensors and stay on the tensors' device; the recorder (probes.py) calls them inside a
-probe pass and copies the results to the host once per log step. docs/metrics.md gives each formula.
+They work on tensors and stay on the tensors' device; the recorder (probes.py) calls them after a
+probe pass and copies the results to the host once per block of log steps. docs/metrics.md gives each formula.
 Cross-run aggregates (drift totals, gradient stability, lr tolerance) live in compare.py.
 """
 
@@ -16,25 +16,29 @@ DEAD_FRACTION = 1e-6
 QUANTILES = (0.15, 0.50, 0.85)
 
 
-def unit_dims(x: torch.Tensor) -> list[int]:
-    """Axes one unit's statistics reduce over: N for features (N, C), N, H, W for channels."""
-    return [0] + list(range(2, x.dim()))
+def unit_moments(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and population variance (divide by the count) over `dims`, in two passes.
 
-
-def unit_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-unit mean and population variance (divide by the count), each of shape (C,)."""
-    var, mean = torch.var_mean(x, dim=unit_dims(x), correction=0)
-    return mean, var
-
-
-def site_stats(x: torch.Tensor, unit_mean: torch.Tensor, unit_var: torch.Tensor) -> torch.Tensor:
-    """[mean, var, unit_mean_abs, unit_var_mean] of one site's activation x.
-
-    mean, var: over all elements of x. unit_mean_abs: mean over units of |unit mean|.
-    unit_var_mean: mean over units of the unit variance.
+    var = mean((x - mean)^2): as exact as torch.var_mean, and on a CPU several times faster for the
+    strided reductions of stacked sites.
     """
-    var, mean = torch.var_mean(x, correction=0)
-    return torch.stack([mean, var, unit_mean.abs().mean(), unit_var.mean()])
+    mean = x.mean(dims, keepdim=True)
+    d = x - mean
+    return mean.squeeze(dims), (d * d).mean(dims)
+
+
+def site_stats(unit_mean: torch.Tensor, unit_var: torch.Tensor) -> torch.Tensor:
+    """[mean, var, unit_mean_abs, unit_var_mean] of each site, from its units' means and variances.
+
+    Every unit of a site has the same number of values (N, or N x H x W), so the site's mean is the
+    mean of the unit means and its variance, by the law of total variance, the mean of the unit
+    variances plus the variance of the unit means: var = E[var_u] + Var[mean_u] (population, over
+    units). unit_mean_abs: mean over units of |unit mean|; unit_var_mean: mean over units of the unit
+    variance. The last axis (units) is reduced.
+    """
+    var_within = unit_var.mean(-1)
+    var_between, mean = torch.var_mean(unit_mean, dim=-1, correction=0)
+    return torch.stack([mean, var_within + var_between, unit_mean.abs().mean(-1), var_within], -1)
 
 
 def dead(unit_var: torch.Tensor) -> torch.Tensor:
@@ -67,19 +71,22 @@ def drift(mean_a: torch.Tensor, var_a: torch.Tensor,
     return torch.stack([change.mean(-1), _mean_over(log_ratio, live), _mean_over(scaled, live)], -1)
 
 
-def unit_values(x: torch.Tensor, units: int) -> torch.Tensor:
-    """The values of the first `units` units as columns: (N, units) or (N*H*W, units)."""
-    x = x[:, :units]
-    return x if x.dim() == 2 else x.transpose(0, 1).reshape(units, -1).T
+def site_percentiles(x: torch.Tensor, units: int) -> torch.Tensor:
+    """p15, p50, p85 of each of the first `units` units of every site stacked in x: (sites, units, 3).
 
-
-def percentiles(x: torch.Tensor, units: int) -> torch.Tensor:
-    """p15, p50, p85 of each of the first `units` units over the probe: shape (units, 3).
-
-    Linear interpolation between order statistics (torch.quantile's default).
+    x is (sites, N, C) or (sites, N, C, H, W); a unit's values are its N (or N x H x W) entries.
+    Linear interpolation between order statistics (torch.quantile's default): one sort for all sites,
+    then the value at position q (n - 1) interpolated between its two neighbours.
     """
-    q = torch.tensor(QUANTILES, dtype=x.dtype, device=x.device)
-    return torch.quantile(unit_values(x, units), q, dim=0).T
+    if units == 0:
+        return x.new_zeros(x.shape[0], 0, 3)
+    x = x[:, :, :units]
+    values = x.transpose(1, 2).reshape(x.shape[0], units, -1).sort(-1).values   # (sites, units, n)
+    pos = torch.tensor(QUANTILES, dtype=torch.float64) * (values.shape[-1] - 1)
+    lo, frac = pos.floor().long(), (pos - pos.floor()).to(x.dtype).to(x.device)
+    hi = torch.clamp(lo + 1, max=values.shape[-1] - 1)
+    a, b = values[..., lo.to(x.device)], values[..., hi.to(x.device)]
+    return a + frac * (b - a)
 
 
 def accuracy_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -4,14 +4,25 @@ Sites (per hidden layer): `linear` (output of the Linear/Conv), `norm` (output o
 input to the nonlinearity), `act` (output of the nonlinearity), all three from a training-mode
 pass, and `norm_eval` (output of the norm in eval mode: running statistics for batch norm).
 
-The activation recorder runs a fixed probe batch through the network at each log step. The
-training-mode pass uses batch statistics for batch norm, so at its `norm` site every unit's mean is
-β by construction; `norm_eval` is what the norm hands on at test time, and `linear` is what the norm
-receives. Neither pass has side effects: no gradient, no running-statistics update
-(num_batches_tracked included) and no draw from any random stream, so a run's trajectory does not
-depend on how often it is probed. Norms without batch statistics compute the same thing in both
-modes, so their `norm_eval` is a copy of `norm` and needs no second pass. Hooks reduce on the device
-into preallocated buffers; the host receives one copy per log step.
+Two probe sources (`--probe`):
+- `fixed`: at each log step a fixed probe batch of training images goes through the network in a
+  pass of its own (the cleanest signal for drift: the same inputs every time).
+- `train`: the statistics of the training batch the model trains on next, read from the training
+  forward pass itself by the same hooks; no extra pass (except at the last step, whose next batch is
+  never trained on: one probe pass on it).
+
+Neither has side effects: no gradient, no running-statistics update (num_batches_tracked included)
+and no draw from any random stream, so a run's trajectory does not depend on how often it is probed.
+
+`norm_eval` comes from an eval-mode pass of the same input (the whole network in eval mode, as at
+test time); under `--probe train` it runs just before the training pass, so it reads the step's
+running statistics, not yet updated by the batch. Norms without batch statistics compute the same in
+both modes, so their `norm_eval` is `norm` and needs no pass.
+
+Hooks only keep references to the sites' outputs; after the passes, each layer's sites are reduced
+together (one mean, one variance and one sort per layer, site statistics from the unit ones by the law
+of total variance) into one flat row per log step, kept on the device in a block that is
+copied to the host once per block (blocks.py turns it into table rows).
 """
 
 from __future__ import annotations
@@ -26,9 +37,9 @@ from .models import SITES as TRAIN_SITES
 from .models import Net, weighted_layers
 
 SITES = TRAIN_SITES + ("norm_eval",)
-EVAL_SITE = SITES.index("norm_eval")
-NORM_SITE = SITES.index("norm")
+NORM_SITE, EVAL_SITE = SITES.index("norm"), SITES.index("norm_eval")
 PER_SITE = 11    # 4 site statistics, drift since the previous log and since init (3 each), dead units
+PROBES = ("fixed", "train")
 
 
 @contextmanager
@@ -55,96 +66,142 @@ def batch_stats_without_update(model: nn.Module):
 
 
 class ActivationRecorder:
-    """Per-unit and per-site statistics of every site on the probe batch, with drift.
+    """Per-unit and per-site statistics of every site, with drift, one flat row per log step.
 
-    `eval_pass`: run the second, eval-mode probe pass for `norm_eval` (norms with batch statistics);
-    otherwise `norm_eval` is a copy of `norm`.
+    `batch_stats`: the norm uses batch statistics, so `norm_eval` differs from `norm` and is measured
+    in an eval-mode pass (`eval_pass`); otherwise it is a copy of `norm`.
     """
 
-    def __init__(self, model: Net, probe_x: torch.Tensor, track_units: int, eval_pass: bool = True):
-        self.model, self.probe_x, self.eval_pass = model, probe_x, eval_pass
+    def __init__(self, model: Net, track_units: int, batch_stats: bool, block: int = 256):
+        self.model, self.batch_stats = model, batch_stats
         self.layers = list(model.blocks)
-        width = next(iter(model.blocks.values())).linear.weight.shape[0]
+        self._modules = list(model.modules())
+        first = next(iter(model.blocks.values())).linear.weight
+        self.width = width = first.shape[0]
         self.units = min(track_units, width)
-        shape, dev = (len(self.layers), len(SITES)), probe_x.device
-        self.unit_mean = torch.zeros(*shape, width, device=dev)
-        self.unit_var = torch.zeros(*shape, width, device=dev)
-        self.site = torch.zeros(*shape, 4, device=dev)
-        self.pct = torch.zeros(*shape, self.units, 3, device=dev)
+        L, S = len(self.layers), len(SITES)
+        self.shapes = {"site": (L, S, PER_SITE), "mean": (L, S, width), "var": (L, S, width),
+                       "pct": (L, S, self.units, 3)}
+        self.row_size = sum(torch.Size(s).numel() for s in self.shapes.values())
+        self.capacity = max(1, min(block, 2**22 // self.row_size))
+        self.buffer = torch.zeros(self.capacity, self.row_size, device=first.device)
+        self.steps: list[int] = []          # the step of each buffered row
         self.prev = None                    # (unit mean, unit var) at the previous log step
         self.init = None                    # (unit mean, unit var) at step 0
-        self.mode = None                    # None (hooks idle), "train" or "eval"
-        for li, block in enumerate(model.blocks.values()):
-            for si, site in enumerate(TRAIN_SITES):
-                getattr(block, site).register_forward_hook(self._hook(li, si, "train"))
-            block.norm.register_forward_hook(self._hook(li, EVAL_SITE, "eval"))
+        self._outs: list[list] = [[None] * S for _ in self.layers]
 
-    def _hook(self, li: int, si: int, mode: str):
+    @contextmanager
+    def capturing(self, mode: str = "train"):
+        """Hooks keep this pass's site outputs: linear, norm and act ("train"), or norm as norm_eval
+        ("eval"). They exist only inside this block, so an unprobed pass runs without them."""
+        blocks = list(self.model.blocks.values())
+        if mode == "train":
+            sites = [(li, si, getattr(b, site)) for li, b in enumerate(blocks) for si, site in enumerate(TRAIN_SITES)]
+        else:
+            sites = [(li, EVAL_SITE, b.norm) for li, b in enumerate(blocks)]
+        handles = [module.register_forward_hook(self._hook(li, si)) for li, si, module in sites]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _hook(self, li: int, si: int):
         def hook(module, inputs, out):
-            if self.mode != mode:
-                return
-            mean, var = metrics.unit_stats(out)
-            self.unit_mean[li, si], self.unit_var[li, si] = mean, var
-            self.site[li, si] = metrics.site_stats(out, mean, var)
-            if self.units:
-                self.pct[li, si] = metrics.percentiles(out, self.units)
+            self._outs[li][si] = out.detach()
         return hook
 
-    def _probe(self) -> None:
-        try:
-            self.mode = "train"
-            with batch_stats_without_update(self.model):
-                self.model(self.probe_x)
-            if self.eval_pass:
-                self.mode = "eval"
-                was_training = self.model.training
-                self.model.eval()
-                try:
-                    with torch.no_grad():
-                        self.model(self.probe_x)
-                finally:
-                    self.model.train(was_training)
-            else:
-                for buf in (self.unit_mean, self.unit_var, self.site, self.pct):
-                    buf[:, EVAL_SITE] = buf[:, NORM_SITE]
-        finally:
-            self.mode = None
+    def probe(self, x: torch.Tensor) -> None:
+        """Side-effect-free passes of x (eval mode when needed, then training mode) for `record`."""
+        self.eval_pass(x)
+        with self.capturing("train"), batch_stats_without_update(self.model):
+            self.model(x)
 
-    def record(self, step: int) -> tuple[list[list], list[list]]:
-        """Probe the model now; return the rows for layers.csv and units.csv."""
-        self._probe()
-        now = (self.unit_mean.clone(), self.unit_var.clone())
+    def eval_pass(self, x: torch.Tensor) -> None:
+        """The eval-mode pass that gives `norm_eval` (norms with batch statistics; else nothing)."""
+        if not self.batch_stats:
+            return
+        # Eval mode for the pass (flags set directly: Module.train() walks the tree on every call).
+        modes = [(m, m.training) for m in self._modules]
+        for m, _ in modes:
+            m.training = False
+        try:
+            with self.capturing("eval"), torch.no_grad():
+                self.model(x)
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def record(self, step: int) -> None:
+        """Reduce the captured passes into the buffer row of `step` (raises if the buffer is full)."""
+        stats = self._reduce()
+        now = (stats["mean"], stats["var"])
         if self.init is None:
             self.init = now
-        nan = torch.full(self.site.shape[:2] + (3,), float("nan"), device=self.site.device)
-        d_prev = nan if self.prev is None else metrics.drift(*self.prev, *now)
-        d_init = metrics.drift(*self.init, *now)
+        # Drift since the previous log step and since step 0, in one call (NaN at the first log step).
+        prev = self.prev if self.prev is not None else tuple(torch.full_like(v, float("nan")) for v in now)
+        d_prev, d_init = metrics.drift(torch.stack([prev[0], self.init[0]]), torch.stack([prev[1], self.init[1]]),
+                                       *now)
         self.prev = now
-        dead = metrics.dead(self.unit_var).sum(-1, keepdim=True).to(self.site.dtype)
+        dead = metrics.dead(now[1]).sum(-1, keepdim=True).to(self.buffer.dtype)
         # layers.csv order: site stats, drift_mean, drift_var, drift_mean_init, drift_var_init,
         # drift_mean_scaled, drift_mean_scaled_init, dead_units.
-        per_site = torch.cat([self.site, d_prev[..., :2], d_init[..., :2], d_prev[..., 2:],
+        per_site = torch.cat([stats["site"], d_prev[..., :2], d_init[..., :2], d_prev[..., 2:],
                               d_init[..., 2:], dead], -1)
-        # One copy to the host for everything recorded at this step.
-        host = torch.cat([per_site.flatten(), self.unit_mean.flatten(), self.unit_var.flatten(),
-                          self.pct.flatten()]).cpu().tolist()
-        return self._rows(step, host)
+        row = torch.cat([per_site.flatten(), now[0].flatten(), now[1].flatten(), stats["pct"].flatten()])
+        if len(self.steps) == self.capacity:
+            raise RuntimeError("activation buffer full: flush it first")
+        self.buffer[len(self.steps)] = row
+        self.steps.append(step)
+        self._outs = [[None] * len(SITES) for _ in self.layers]
 
-    def _rows(self, step: int, flat: list[float]) -> tuple[list[list], list[list]]:
-        L, S, C, T, P = len(self.layers), len(SITES), self.unit_mean.shape[-1], self.units, PER_SITE
-        per_site, flat = flat[:L * S * P], flat[L * S * P:]
-        means, flat = flat[:L * S * C], flat[L * S * C:]
-        varis, pct = flat[:L * S * C], flat[L * S * C:]
-        layer_rows, unit_rows = [], []
-        for li, layer in enumerate(self.layers):
-            for si, site in enumerate(SITES):
-                k = li * S + si
-                row = per_site[k * P:(k + 1) * P]
-                layer_rows.append([step, layer, site, *row[:-1], int(row[-1])])
-                for u in range(C):
-                    q = pct[(k * T + u) * 3:(k * T + u + 1) * 3] if u < T else [float("nan")] * 3
-                    unit_rows.append([step, layer, site, u, means[k * C + u], varis[k * C + u], *q])
-        return layer_rows, unit_rows
+    def measure(self, x: torch.Tensor) -> dict:
+        """Probe x now (for a notebook or a test): its statistics as host arrays without the step axis.
+
+        Keys: site (layers, sites, PER_SITE), mean and var (layers, sites, units), pct (layers,
+        sites, tracked units, 3); buffered rows not yet flushed are flushed with it and dropped.
+        """
+        self.probe(x)
+        self.record(0)
+        _, stats = self.flush()
+        return {k: v[-1] for k, v in stats.items()}
+
+    @property
+    def full(self) -> bool:
+        return len(self.steps) == self.capacity
+
+    def flush(self) -> tuple[list[int], dict]:
+        """The buffered steps and their statistics as host numpy arrays (one copy); empties the buffer."""
+        n, steps = len(self.steps), self.steps
+        host = self.buffer[:n].to("cpu", copy=True).numpy()   # a copy: the buffer is reused
+        out, at = {}, 0
+        for name, shape in self.shapes.items():
+            size = torch.Size(shape).numel()
+            out[name] = host[:, at:at + size].reshape(n, *shape)
+            at += size
+        self.steps = []
+        return steps, out
+
+    def _reduce(self) -> dict[str, torch.Tensor]:
+        """Unit means, variances, percentiles and site statistics of every captured site."""
+        L, S, T = len(self.layers), len(SITES), self.units
+        measured = S if self.batch_stats else S - 1       # else norm_eval is a copy of norm
+        outs = [out for layer in self._outs for out in layer[:measured]]
+        # Sites of the same shape (every site of an MLP) are reduced together: one mean, one
+        # variance, one sort for all of them.
+        groups: dict[tuple, list[int]] = {}
+        for k, out in enumerate(outs):
+            groups.setdefault(tuple(out.shape), []).append(k)
+        mean, var = outs[0].new_empty(len(outs), self.width), outs[0].new_empty(len(outs), self.width)
+        pct = outs[0].new_empty(len(outs), T, 3)
+        for ks in groups.values():
+            x = torch.stack([outs[k] for k in ks])                   # (sites, N, C[, H, W])
+            mean[ks], var[ks] = metrics.unit_moments(x, [1] + list(range(3, x.dim())))
+            pct[ks] = metrics.site_percentiles(x, T)
+        mean, var, pct = (v.view(L, measured, *v.shape[1:]) for v in (mean, var, pct))
+        if measured < S:
+            mean, var, pct = (torch.cat([v, v[:, NORM_SITE, None]], 1) for v in (mean, var, pct))
+        return {"site": metrics.site_stats(mean, var), "mean": mean, "var": var, "pct": pct}
 
     def state(self) -> dict:
         return {"prev": self.prev, "init": self.init}
@@ -154,28 +211,48 @@ class ActivationRecorder:
 
 
 class GradientRecorder:
-    """Gradient norm, weight norm and update ratio of each layer's weight over one optimizer step.
+    """Each layer's weight-gradient norm on every step, buffered on the device; weight norm and
+    update ratio on the steps asked for (they need a copy of the weights before the update).
 
-    Call `before_step()` after backward and before optimizer.step(), and `after_step()` after it,
-    only on the steps whose result is logged.
+    Call `before_step(full)` after backward and before optimizer.step(), and `after_step(step)` after it.
     """
 
-    def __init__(self, model: Net):
-        self.weights = weighted_layers(model)
+    def __init__(self, model: Net, block: int = 1024):
+        self.weights = list(weighted_layers(model).values())
+        self.names = list(weighted_layers(model))
+        dev = self.weights[0].device
+        self.capacity = block
+        self.buffer = torch.full((block, 3, len(self.weights)), float("nan"), device=dev)
+        self.steps: list[int] = []
         self._before = None
-        self._grad = None
 
-    def before_step(self) -> None:
-        ws = list(self.weights.values())
-        self._before = [w.detach().clone() for w in ws]
-        self._grad = torch.stack([w.grad.detach().norm() if w.grad is not None else w.new_zeros(())
-                                  for w in ws])
+    def before_step(self, full: bool) -> None:
+        ws = self.weights
+        if len(self.steps) == self.capacity:
+            raise RuntimeError("gradient buffer full: flush it first")
+        k = len(self.steps)
+        self.buffer[k, 0] = torch.stack([w.grad.detach().norm() if w.grad is not None else w.new_zeros(())
+                                         for w in ws])
+        self._before = [w.detach().clone() for w in ws] if full else None
 
-    def after_step(self, step: int) -> list[list]:
-        """Rows for grads.csv: step, layer, grad_norm, weight_norm (after), update_ratio."""
-        ws = list(self.weights.values())
-        w_norm = torch.stack([w.detach().norm() for w in ws])
-        delta = torch.stack([(w.detach() - b).norm() / b.norm() for w, b in zip(ws, self._before)])
-        host = torch.stack([self._grad, w_norm, delta], 1).cpu().tolist()
-        self._before = None
-        return [[step, name, *vals] for name, vals in zip(self.weights, host)]
+    def after_step(self, step: int) -> None:
+        k = len(self.steps)
+        if self._before is not None:
+            ws = self.weights
+            self.buffer[k, 1] = torch.stack([w.detach().norm() for w in ws])
+            self.buffer[k, 2] = torch.stack([(w.detach() - b).norm() / b.norm()
+                                             for w, b in zip(ws, self._before)])
+            self._before = None
+        self.steps.append(step)
+
+    @property
+    def full(self) -> bool:
+        return len(self.steps) == self.capacity
+
+    def flush(self) -> tuple[list[int], "numpy.ndarray"]:  # noqa: F821
+        """Buffered steps and a (steps, 3, layers) host array: grad_norm, weight_norm, update_ratio."""
+        n, steps = len(self.steps), self.steps
+        host = self.buffer[:n].to("cpu", copy=True).numpy()   # a copy: the buffer is reused
+        self.buffer[:n] = float("nan")
+        self.steps = []
+        return steps, host

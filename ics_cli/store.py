@@ -5,15 +5,20 @@ through a temporary name and `os.replace`, so a kill at any moment leaves nothin
 mistakes for finished. CSV logs are appended one log step at a time and flushed, so a crash keeps
 every row already recorded; a reader drops a torn last line.
 
-Reading is safe on anyone's run folders: only CSV and JSON are parsed (never `model.pt` or any
-pickle), and nothing is read through a symbolic link (a linked file, or a linked run folder that
+The per-unit table is too large for CSV written from Python (millions of rows with dense logging):
+`UnitsLog` writes it in blocks, one atomically written part file per block under `units.parts/`,
+and joins them when the run finishes into one `units.parquet` (pyarrow) or, without pyarrow,
+`units.csv.gz`; the same rows give the same bytes however they were split into blocks.
+
+Reading is safe on anyone's run folders: only CSV, JSON and Parquet are parsed (never `model.pt` or
+any pickle), and nothing is read through a symbolic link (a linked file, or a linked run folder that
 leads outside the folder searched). A run folder that cannot be read as the run-folder contract
-says (a table that is not UTF-8 CSV with its columns, a truncated `units.csv.gz`, an invalid
-`config.json` or `summary.json`, a linked file, or a log that holds the same step twice, which would
-otherwise be aggregated twice) is *damaged*: `read_run` and `Run.table` raise `DamagedRun` naming the
-folder and what is wrong, `check_run` returns that reason, and `find_runs` skips the folder and
-reports it once (`on_damaged`; `ics compare` prints one warning line each), so a comparison goes on
-with the rest.
+says (a table that is not UTF-8 CSV with its columns, a truncated `units.csv.gz` or `units.parquet`,
+an invalid `config.json` or `summary.json`, a linked file, or a log that holds the same step twice,
+which would otherwise be aggregated twice) is *damaged*: `read_run` and `Run.table` raise
+`DamagedRun` naming the folder and what is wrong, `check_run` returns that reason, and `find_runs`
+skips the folder and reports it once (`on_damaged`; `ics compare` prints one warning line each), so
+a comparison goes on with the rest.
 
 An output set (the tables and figures of `ics compare`, the figures of `ics plot`) is written by
 `staged`: into a staging folder beside its destination, marked by an `.incomplete` file, then moved
@@ -27,8 +32,10 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import stat
+import sys
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -36,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import IcsError
@@ -70,7 +78,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     mode = "wb" if isinstance(data, bytes) else "w"
     try:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, opener=_no_follow) as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -95,7 +103,7 @@ def _no_follow(path, flags):
 
 
 class CsvLog:
-    """An append-only CSV table: header once, then rows flushed once per log step."""
+    """An append-only CSV table: header once, then blocks of whole rows, each one write."""
 
     def __init__(self, path: Path, columns: list[str], fresh: bool = True):
         self.path, self.columns = Path(path), columns
@@ -104,10 +112,15 @@ class CsvLog:
                 f.write(",".join(columns) + "\n")
 
     def append(self, rows: list[list]) -> None:
-        if not rows:
+        """Rows of values, each cell formatted by `fmt`."""
+        self.append_text("".join(",".join(fmt(v) for v in row) + "\n" for row in rows))
+
+    def append_text(self, text: str) -> None:
+        """Rows already formatted as CSV text (whole lines)."""
+        if not text:
             return
         with open(self.path, "a", newline="", opener=_no_follow) as f:
-            f.write("".join(",".join(fmt(v) for v in row) + "\n" for row in rows))
+            f.write(text)
             f.flush()
 
 
@@ -249,29 +262,348 @@ def _check_table(path: Path, name: str, table: pd.DataFrame) -> None:
 def read_table(run_dir: Path, name: str) -> pd.DataFrame:
     """One of a run's tables (`metrics`, `layers`, `units`, `grads`) as a DataFrame.
 
-    Reads `name.csv` or `name.csv.gz`; a torn last line left by a kill is dropped. A DamagedRun when
-    the file is a symbolic link, not UTF-8 CSV with the table's columns, a truncated gzip, or holds the
-    same step (metrics), (step, layer, site) (layers), (step, layer, site, unit) (units) or
-    (step, layer) (grads) twice.
+    Reads `name.csv` or `name.csv.gz` (units: see `_read_units`; step and unit int64, layer and site
+    str, values float64 whatever the file); a torn last line left by a kill is dropped. A DamagedRun
+    when the file is a symbolic link, not UTF-8 CSV (or Parquet) with the table's columns, a
+    truncated gzip or Parquet file, or holds the same step (metrics), (step, layer, site) (layers),
+    (step, layer, site, unit) (units) or (step, layer) (grads) twice.
     """
     run_dir = Path(run_dir)
-    empty = pd.DataFrame(columns=TABLES.get(name, []))
-    for path in (run_dir / f"{name}.csv", run_dir / f"{name}.csv.gz"):
-        if os.path.lexists(path):
-            break
-    else:
-        return empty
     try:
-        text = read_text(path)
-        if text and not text.endswith("\n"):
-            text = text[: text.rfind("\n") + 1]
-        if not text:
-            return empty
-        table = parse_csv(path, text)
+        if name == "units":
+            return _read_units(run_dir)
+        for path in (run_dir / f"{name}.csv", run_dir / f"{name}.csv.gz"):
+            if os.path.lexists(path):
+                break
+        else:
+            return pd.DataFrame(columns=TABLES.get(name, []))
+        table = _csv_table(path, TABLES.get(name, []))
         _check_table(path, name, table)
     except DamagedFile as e:
         raise DamagedRun(run_dir, e.reason) from None
     return table
+
+
+# --------------------------------------------------------------------------- the units table
+
+PARTS = "units.parts"                   # the parts of a run's units table while the run goes
+_PART_NAME = re.compile(r"(\d{12,})-(\d{6,})\.(parquet|csv)")     # <last step>-<sequence number>
+UNITS_VALUES = UNITS_COLUMNS[4:]        # mean, var, p15, p50, p85: float32 on disk, float64 read back
+ROW_GROUP_ROWS = 1 << 20                # rows per Parquet row group of units.parquet
+# Fixed, so that the same rows give the same bytes (the writer's version is in the file too).
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "version": "2.6",
+                   "use_dictionary": ["step", "layer", "site", "unit"], "write_statistics": True}
+
+
+def parquet_available() -> bool:
+    """Whether pyarrow can be imported: units tables are then Parquet, else gzipped CSV."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _arrow():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    return pa, pq
+
+
+def _units_schema(pa):
+    return pa.schema([("step", pa.int64()), ("layer", pa.string()), ("site", pa.string()),
+                      ("unit", pa.int64())] + [(c, pa.float32()) for c in UNITS_VALUES])
+
+
+def _label(path: Path) -> str:
+    """A units file's name as messages give it: `units.parquet`, `units.parts/…-000003.parquet`."""
+    path = Path(path)
+    return f"{PARTS}/{path.name}" if path.parent.name == PARTS else path.name
+
+
+def _block(frame) -> dict[str, np.ndarray]:
+    """Columns of a units table (a block, or a DataFrame read back) in the types written to disk."""
+    n = len(frame["step"])
+    col = {c: frame[c] if c in frame else np.full(n, np.nan) for c in UNITS_COLUMNS}
+    return {"step": np.asarray(col["step"], dtype=np.int64), "unit": np.asarray(col["unit"], dtype=np.int64),
+            "layer": np.asarray(col["layer"], dtype=object), "site": np.asarray(col["site"], dtype=object),
+            **{c: np.asarray(col[c], dtype=np.float32) for c in UNITS_VALUES}}
+
+
+def _arrow_table(block: dict[str, np.ndarray]):
+    pa, _ = _arrow()
+    schema = _units_schema(pa)
+    return pa.table([pa.array(block[f.name], type=f.type) for f in schema], schema=schema)
+
+
+def _csv_rows(block: dict[str, np.ndarray], header: bool) -> str:
+    """Rows formatted as `fmt` formats each cell: floats to 9 significant digits, NaN blank."""
+    frame = pd.DataFrame({c: block[c] for c in UNITS_COLUMNS})
+    return frame.to_csv(index=False, header=header, float_format="%.9g", na_rep="", lineterminator="\n")
+
+
+def _encode(block: dict[str, np.ndarray], parquet: bool) -> bytes | str:
+    """One part file's contents: Parquet, or CSV text with its header."""
+    if not parquet:
+        return _csv_rows(block, header=True)
+    _, pq = _arrow()
+    sink = io.BytesIO()
+    pq.write_table(_arrow_table(block), sink, **PARQUET_OPTIONS)
+    return sink.getvalue()
+
+
+def _parquet(path: Path):
+    """A Parquet file's table, parsed from its bytes in memory; a DamagedFile otherwise."""
+    if not parquet_available():
+        raise DamagedFile(path, f"{_label(path)} is Parquet and pyarrow is not installed "
+                                "(pip install pyarrow)")
+    data = read_bytes(path)
+    pa, pq = _arrow()
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError, ValueError, EOFError) as e:
+        raise DamagedFile(path, f"{_label(path)} is truncated or not Parquet ({_why(e)})") from None
+
+
+def _csv_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A CSV table read back: a torn last line (a kill mid-append) is dropped; empty: no rows."""
+    text = read_text(path)
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return parse_csv(path, text) if text else pd.DataFrame(columns=columns)
+
+
+def _units_dtypes(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """The same dtypes whatever the file: step, unit int64; layer, site str; values float64 (`table`,
+    just read, is converted in place)."""
+    for c in ("step", "unit"):
+        if c not in table.columns or table[c].dtype == np.int64:
+            continue
+        values = pd.to_numeric(table[c], errors="coerce")
+        bad = table[c][values.isna() | (values != values.round())]
+        if len(bad):
+            raise DamagedFile(path, f"{_label(path)} has a {c} that is not a whole number ({bad.iloc[0]!r})")
+        table[c] = values.astype(np.int64)
+    for c in ("layer", "site"):
+        if c in table.columns:
+            table[c] = table[c].astype(str)
+    for c in UNITS_VALUES:
+        if c in table.columns:
+            table[c] = pd.to_numeric(table[c], errors="coerce").astype(np.float64)
+    return table
+
+
+def _units_empty() -> pd.DataFrame:
+    return _units_dtypes(Path("units"), pd.DataFrame({c: pd.Series([], dtype=object) for c in UNITS_COLUMNS}))
+
+
+def _part_files(folder: Path) -> list[tuple[int, int, Path]]:
+    """(sequence number, last step, path) of each part, in the order written. A part rewritten by
+    `UnitsLog.truncate` whose longer original a kill left behind counts once, as the rewritten one."""
+    found: dict[int, tuple[int, int, Path]] = {}
+    for entry in os.scandir(folder):
+        m = _PART_NAME.fullmatch(entry.name)
+        if m:
+            last, seq = int(m[1]), int(m[2])
+            if seq not in found or last < found[seq][1]:
+                found[seq] = (seq, last, Path(entry.path))
+    return [found[k] for k in sorted(found)]
+
+
+def _parts_folder(run_dir: Path) -> Path:
+    folder = Path(run_dir) / PARTS
+    if folder.is_symlink():
+        raise DamagedFile(folder, f"{PARTS} is a symbolic link (not followed: only a folder's own "
+                                  "files are read)")
+    if folder.exists() and not folder.is_dir():
+        raise DamagedFile(folder, f"{PARTS} is not a folder")
+    return folder
+
+
+def _units_file(path: Path) -> pd.DataFrame:
+    """units.parquet, units.csv.gz, units.csv or a part read back as it is (not yet checked)."""
+    if path.suffix == ".parquet":
+        return _parquet(path).to_pandas(ignore_metadata=True)
+    return _csv_table(path, UNITS_COLUMNS)
+
+
+def _read_units(run_dir: Path) -> pd.DataFrame:
+    """The units table: units.parquet, units.csv.gz, units.csv (older versions), else the parts of
+    an unfinished run, joined."""
+    for path in (run_dir / "units.parquet", run_dir / "units.csv.gz", run_dir / "units.csv"):
+        if os.path.lexists(path):
+            table = _units_file(path)
+            break
+    else:
+        path = _parts_folder(run_dir)
+        if not os.path.lexists(path):
+            return _units_empty()
+        parts = [_units_file(p) for _, _, p in _part_files(path)]
+        table = pd.concat(parts, ignore_index=True) if parts else _units_empty()
+    _check_table(path, "units", table)
+    return _units_dtypes(path, table)
+
+
+class UnitsLog:
+    """The units table of one run folder, written in blocks (one part file each), joined at the end.
+
+    Parts are `units.parts/<last step, 12 digits>-<sequence number>.parquet` (`.csv` without
+    pyarrow), each written atomically, so a kill leaves whole parts; `finish` joins them into
+    `units.parquet` (or `units.csv.gz`). A `units.csv` left by an older version is taken over.
+    """
+
+    def __init__(self, run_dir: Path, fresh: bool):
+        self.run_dir = Path(run_dir)
+        self.parts = self.run_dir / PARTS
+        self.parquet = parquet_available()
+        if fresh:
+            for name in ("units.parquet", "units.csv.gz", "units.csv"):
+                (self.run_dir / name).unlink(missing_ok=True)
+            if self.parts.is_symlink():
+                self.parts.unlink()
+            elif self.parts.exists():
+                shutil.rmtree(self.parts)
+        self._seq, self._last = 1, None     # sequence 0: the rows of an older version's units.csv
+        if self.parts.is_dir() and not self.parts.is_symlink():
+            for tmp in self.parts.glob(".*.tmp"):      # left by a kill mid-write; we are the only writer
+                tmp.unlink()
+            self._recount()
+
+    def _recount(self) -> None:
+        parts = _part_files(self.parts) if self.parts.is_dir() else []
+        self._seq = max([1] + [seq + 1 for seq, _, _ in parts])
+        self._last = parts[-1][1] if parts else None
+
+    def _folder(self) -> Path:
+        if self.parts.is_symlink():
+            raise IcsError(f"{self.parts} is a symbolic link; ics does not write through links: remove "
+                           f"it (or the run folder {self.run_dir}, to start the run afresh) and rerun")
+        self.parts.mkdir(exist_ok=True)
+        return self.parts
+
+    def _write(self, block: dict[str, np.ndarray], seq: int) -> Path:
+        ext = "parquet" if self.parquet else "csv"
+        path = self._folder() / f"{int(block['step'][-1]):012d}-{seq:06d}.{ext}"
+        write_atomic(path, _encode(block, self.parquet))
+        return path
+
+    def append(self, block: dict[str, np.ndarray]) -> None:
+        """Write one block of rows (columns UNITS_COLUMNS, ordered by step) as one part file."""
+        if set(block) != set(UNITS_COLUMNS):
+            raise ValueError(f"a units block has the columns {UNITS_COLUMNS}, not {sorted(block)}")
+        if len(block["step"]) == 0:
+            return
+        block = _block(block)
+        steps = block["step"]
+        if (self._last is not None and steps[0] < self._last) or (np.diff(steps) < 0).any():
+            raise ValueError("units rows must arrive ordered by step")
+        self._write(block, self._seq)
+        self._seq, self._last = self._seq + 1, int(steps[-1])
+
+    def _adopt_legacy(self) -> None:
+        """Move the rows of a `units.csv` written by an older version into part 0 (idempotent)."""
+        legacy = self.run_dir / "units.csv"
+        if not os.path.lexists(legacy):
+            return
+        table = _units_file(legacy)
+        _check_table(legacy, "units", table)
+        table = _units_dtypes(legacy, table)
+        if len(table):
+            self._write(_block(table), 0)
+        legacy.unlink()
+        self._recount()
+
+    def truncate(self, last_step: int) -> None:
+        """Drop every row with step > last_step (resuming from the checkpoint of that step)."""
+        truncate_log(self.run_dir / "units.csv", last_step)
+        self._adopt_legacy()
+        if not self.parts.is_dir() or self.parts.is_symlink():
+            return
+        parts = _part_files(self.parts)
+        beyond = [(seq, path) for seq, last, path in parts if last > last_step]
+        if beyond:      # only the first of them can hold rows at or before last_step
+            seq, path = beyond[0]
+            table = _units_dtypes(path, _units_file(path))
+            kept = table[table["step"] <= last_step]
+            if len(kept):
+                self._write(_block(kept), seq)
+        # Every part past last_step, and the original of a part rewritten by a killed truncate.
+        for m in map(_PART_NAME.fullmatch, os.listdir(self.parts)):
+            if m and int(m[1]) > last_step:
+                (self.parts / m[0]).unlink()
+        self._recount()
+
+    def finish(self) -> Path:
+        """Join the parts in order into units.parquet (units.csv.gz without pyarrow); remove them."""
+        self._adopt_legacy()
+        final = self.run_dir / ("units.parquet" if self.parquet else "units.csv.gz")
+        if not os.path.lexists(self.parts) and os.path.lexists(final):
+            return final        # finished already
+        parts = [p for _, _, p in _part_files(self._folder())]
+        write_atomic(final, _join_parquet(parts) if self.parquet else _join_csv(parts))
+        for name in ("units.parquet", "units.csv.gz"):
+            if name != final.name:
+                (self.run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.parts)
+        return final
+
+
+def _join_parquet(parts: list[Path]) -> bytes:
+    """The parts as one Parquet file, in row groups of ROW_GROUP_ROWS rows whatever the parts were."""
+    pa, pq = _arrow()
+    schema = _units_schema(pa)
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS) as writer:
+        pending, rows = [], 0
+        for path in parts:
+            if path.suffix == ".parquet":      # written by append: the schema already
+                table = _parquet(path).select(UNITS_COLUMNS).cast(schema)
+            else:                               # a CSV part of a run resumed where pyarrow was missing
+                table = _arrow_table(_block(_units_dtypes(path, _units_file(path))))
+            pending.append(table)
+            rows += table.num_rows
+            if rows < ROW_GROUP_ROWS:
+                continue
+            joined, start = pa.concat_tables(pending).combine_chunks(), 0
+            while rows - start >= ROW_GROUP_ROWS:
+                writer.write_table(joined.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                start += ROW_GROUP_ROWS
+            pending, rows = [joined.slice(start)], rows - start
+        if rows:
+            writer.write_table(pa.concat_tables(pending).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+    return sink.getvalue()
+
+
+def _join_csv(parts: list[Path]) -> bytes:
+    """The parts as one gzipped CSV (no timestamp in the gzip header, as `gzip_file`)."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=6) as gz:
+        gz.write((",".join(UNITS_COLUMNS) + "\n").encode())
+        for path in parts:
+            if path.suffix == ".csv":
+                text = read_text(path)
+                gz.write(text[text.find("\n") + 1:].encode())
+            else:
+                gz.write(_csv_rows(_block(_units_dtypes(path, _units_file(path))), header=False).encode())
+    return buf.getvalue()
+
+
+def export_table(run_dir: Path, name: str, dest: Path | None = None) -> Path | None:
+    """One table of a run as CSV (floats to 9 significant digits, NaN blank): into `dest`, written
+    atomically, or to stdout when `dest` is None. Returns `dest`."""
+    run_dir = Path(run_dir)
+    if name not in TABLES:
+        raise IcsError(f"unknown table '{name}'; give one of {', '.join(TABLES)}")
+    if not is_run_dir(run_dir):
+        raise IcsError(f"'{run_dir}' is not a run folder (it has no config.json)")
+    text = read_table(run_dir, name).to_csv(index=False, float_format="%.9g", na_rep="",
+                                            lineterminator="\n")
+    if dest is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return None
+    write_atomic(Path(dest), text)
+    return Path(dest)
 
 
 @dataclass

@@ -1,10 +1,17 @@
 """One training run, top to bottom: seed, data, model, optimizer, the loop, the record.
 
 Step s means "after s updates". A finished run also keeps its trained weights (`model.pt`, a
-state dict: `torch.load(path, weights_only=True)`), so a model can be evaluated again later. The run logs at step 0 (before any update), every `log_every`
-steps and at the last step. A log step probes activations on a fixed probe batch, evaluates the
-test set, and appends one block of rows to each CSV; then it checkpoints, so a killed or
-interrupted run resumes from its last log step and ends with the same bytes as an unbroken one.
+state dict: `torch.load(path, weights_only=True)`), so a model can be evaluated again later.
+
+Each record has its own cadence, and every one includes step 0 (before any update) and the last step:
+activation statistics every `log_every` steps (from the fixed probe batch, or under `--probe train`
+from the training pass itself), the test set every `eval_every` steps (one metrics row, whose train
+loss and accuracy average the updates since the previous row), and each layer's gradient norm on
+every step. The recorders keep their rows on the device and the logs receive them in blocks.
+Checkpoints are taken on a wall clock (`checkpoint_every` seconds), each after flushing every block;
+a killed or interrupted run resumes from its last checkpoint, cuts its logs back to that step, and
+ends with the same bytes as an unbroken one (the recorded values do not depend on when checkpoints
+happened, or on how often the run is probed).
 A NaN/inf loss, a loss above diverge_factor (1e3) x the first one, or a smoothed loss (EMA with
 alpha 0.1, about the last 10 steps) above diverge_smooth (4) x the first one ends the run as
 `diverged`: a result, not an error. The smoothed rule catches saturating nets (sigmoid) whose loss
@@ -19,6 +26,7 @@ import platform
 import shutil
 import subprocess
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +35,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import __version__, data, lock, metrics, models, norms, store
+from . import __version__, blocks, data, lock, metrics, models, norms, store
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
@@ -139,7 +147,7 @@ def train(cfg: RunConfig, *, force: bool = False,
           on_step: Callable[[int], None] | None = None) -> RunResult:
     """Run (or resume, or skip if already finished) one configuration; return its folder and summary.
 
-    on_log(step, metrics_row) is called at each log step, on_step(step) after each update.
+    on_log(step, metrics_row) is called at each evaluation, on_step(step) after each update.
     Ctrl-C writes an `interrupted` summary, keeps the checkpoint and re-raises KeyboardInterrupt.
     The run folder's lock is held throughout: lock.Busy if another process is writing it.
     """
@@ -161,12 +169,18 @@ def train(cfg: RunConfig, *, force: bool = False,
         gen = torch.Generator().manual_seed(cfg.seed)
         probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
         probe_idx = torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)
+        probe_x = ds.x_train[probe_idx] if cfg.probe == "fixed" else None
         uses_batch_stats = norms.get(cfg.norm).batch_stats
-        acts = ActivationRecorder(model, ds.x_train[probe_idx], cfg.track_units, eval_pass=uses_batch_stats)
+        acts = ActivationRecorder(model, cfg.track_units, batch_stats=uses_batch_stats)
         grads = GradientRecorder(model)
         batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
 
+        def due(step: int, every: int) -> bool:
+            return step % every == 0 or step == cfg.steps
+
         step, elapsed0, initial_loss, ema = 0, 0.0, None, None
+        # Train loss, correct count and examples since the last metrics row (loss and count on the host).
+        interval = [0.0, torch.zeros((), dtype=torch.int64, device=device), 0]
         if resume:
             # weights_only: a checkpoint holds tensors, numbers and dicts only, so loading one can never
             # run code (a planted pickle fails here instead of executing).
@@ -176,42 +190,57 @@ def train(cfg: RunConfig, *, force: bool = False,
                 opt.load_state_dict(ck["opt"])
                 acts.load_state(ck["acts"])
                 step, elapsed0, initial_loss, ema = ck["step"], ck["elapsed"], ck["initial_loss"], ck["ema"]
+                interval = list(ck["interval"])
             except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is not resumed from
                 raise IcsError(f"{ckpt_path} is not a checkpoint ics can load safely ({type(e).__name__}: "
                                f"damaged, or more than tensors and numbers); remove the run folder "
                                f"{run_dir} to start the run afresh") from None
-            for name in store.TABLES:
-                store.truncate_log(run_dir / f"{name}.csv", step)
         else:
             store.write_json(run_dir / "config.json", provenance(cfg, device))
-        logs = {name: store.CsvLog(run_dir / f"{name}.csv", cols, fresh=not resume)
-                for name, cols in store.TABLES.items()}
+        logs = blocks.RunLogs(run_dir, fresh=not resume)
+        if resume:
+            logs.truncate(step)
         batch_iter = batches(len(ds.x_train), cfg.batch_size, gen, skip=step)
-        # Running sums of train loss and correct count over the log interval, on the device.
-        interval = torch.zeros(3, dtype=torch.float64, device=device)
         start = time.perf_counter() - elapsed0
+        last_ckpt = time.perf_counter()
         last_row: dict = {}
+        recorded = evaluated = -1        # the last step with activation statistics / a metrics row
 
-        def log(step: int, grad_rows: list[list]) -> None:
-            nonlocal last_row, interval
-            layer_rows, unit_rows = acts.record(step)
+        def record(step: int) -> None:
+            """Activation statistics of `step` from the passes just captured."""
+            nonlocal recorded
+            if acts.full:
+                flush()
+            acts.record(step)
+            recorded = step
+
+        def log_metrics(step: int) -> None:
+            """Evaluate the test set; append one metrics row (train loss and accuracy since the last)."""
+            nonlocal last_row, interval, evaluated
             test = evaluate(model, ds.x_test, ds.y_test)
             bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.batch_size, batch_stats=True)
                       if batch_stats_eval else test)
-            host = torch.cat([interval, test, bstats]).cpu().tolist()
-            n = host[2]
-            row = {"step": step, "train_loss": host[0] / n if n else math.nan,
-                   "train_acc": host[1] / n if n else math.nan, "test_loss": host[3], "test_acc": host[4],
-                   "test_loss_batchstats": host[5], "test_acc_batchstats": host[6],
+            host = torch.cat([test, bstats]).tolist()
+            loss_sum, correct, n = interval[0], int(interval[1]), interval[2]
+            row = {"step": step, "train_loss": loss_sum / n if n else math.nan,
+                   "train_acc": correct / n if n else math.nan, "test_loss": host[0], "test_acc": host[1],
+                   "test_loss_batchstats": host[2], "test_acc_batchstats": host[3],
                    "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - start, 3)}
-            for name, rows in (("metrics", [[row[c] for c in store.METRICS_COLUMNS]]), ("layers", layer_rows),
-                               ("units", unit_rows), ("grads", grad_rows)):
-                with lock.writing(logs[name].path):
-                    logs[name].append(rows)
-            interval = torch.zeros(3, dtype=torch.float64, device=device)
-            last_row = row
+            logs.metrics([[row[c] for c in store.METRICS_COLUMNS]])
+            interval = [0.0, torch.zeros((), dtype=torch.int64, device=device), 0]
+            last_row, evaluated = row, step
             if on_log:
                 on_log(step, row)
+
+        def flush() -> None:
+            """Every buffered row to disk: one copy from the device per recorder."""
+            steps, stats = acts.flush()
+            if steps:
+                logs.layers(blocks.layer_rows(steps, stats, acts.layers))
+                logs.units(blocks.unit_block(steps, stats, acts.layers))
+            steps, host = grads.flush()
+            if steps:
+                logs.grads(blocks.grad_rows(steps, host, grads.names))
 
         def save(path: Path, obj) -> None:
             # Serialized in memory, then one atomic write: a full disk is then an OSError naming the
@@ -222,20 +251,36 @@ def train(cfg: RunConfig, *, force: bool = False,
                 store.write_atomic(path, buf.getvalue())
 
         def checkpoint() -> None:
+            """Flush the logs, then save everything the loop needs to go on from `step` exactly."""
+            nonlocal last_ckpt
+            flush()
             save(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(),
                              "acts": acts.state(), "step": step, "initial_loss": initial_loss, "ema": ema,
-                             "elapsed": time.perf_counter() - start})
+                             "interval": interval, "elapsed": time.perf_counter() - start})
+            last_ckpt = time.perf_counter()
 
         status, diverged_at = "completed", None
         model.train()
         try:
-            if not resume:
-                log(0, [])
-                checkpoint()
+            if step == 0:
+                if probe_x is not None:
+                    acts.probe(probe_x)
+                    record(0)
+                log_metrics(0)
             while step < cfg.steps:
                 idx = next(batch_iter)
-                logits = model(ds.x_train[idx])
-                loss = F.cross_entropy(logits, ds.y_train[idx])
+                x, y = ds.x_train[idx], ds.y_train[idx]
+                # --probe train: step s's statistics are those of this pass (weights after s updates,
+                # the batch of update s + 1), read by the hooks; the pass itself is unchanged. The
+                # eval-mode pass for norm_eval goes first, with the step's running statistics.
+                capture = probe_x is None and due(step, cfg.log_every) and recorded != step
+                if capture:
+                    acts.eval_pass(x)
+                with acts.capturing() if capture else nullcontext():
+                    logits = model(x)
+                if capture:
+                    record(step)
+                loss = F.cross_entropy(logits, y)
                 loss_value = loss.item()
                 if initial_loss is None:
                     initial_loss = ema = loss_value
@@ -244,28 +289,44 @@ def train(cfg: RunConfig, *, force: bool = False,
                         or ema > cfg.diverge_smooth * initial_loss):
                     # This batch's update never happens: its loss stays out of the logged train_loss.
                     status, diverged_at = "diverged", step
-                    if last_row.get("step") != step:
-                        log(step, [])
+                    if recorded != step:
+                        acts.probe(x if probe_x is None else probe_x)
+                        record(step)
+                    if evaluated != step:
+                        log_metrics(step)
                     break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                logged = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
-                if logged:
-                    grads.before_step()
+                if grads.full:
+                    flush()
+                grads.before_step(full=due(step + 1, cfg.log_every))
                 opt.step()
                 step += 1
-                interval += batch_sums(loss, logits, ds.y_train[idx])
-                if logged:
-                    log(step, grads.after_step(step))
+                grads.after_step(step)
+                interval[0] += loss_value * len(y)
+                interval[1] += metrics.accuracy_sum(logits.detach(), y)
+                interval[2] += len(y)
+                if probe_x is not None and due(step, cfg.log_every):
+                    acts.probe(probe_x)
+                    record(step)
+                if due(step, cfg.eval_every):
+                    log_metrics(step)
+                if time.perf_counter() - last_ckpt >= cfg.checkpoint_every and step < cfg.steps:
                     checkpoint()
                 if on_step:
                     on_step(step)
+            if status == "completed" and recorded != step:
+                # --probe train at the last step: the batch that would come next, probed without effects.
+                acts.probe(ds.x_train[next(batch_iter)])
+                record(step)
+            flush()
             save(run_dir / "model.pt", model.state_dict())
         except KeyboardInterrupt:
             status = "interrupted"
-            finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, keep_checkpoint=True)
+            finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, logs,
+                   keep_checkpoint=True)
             raise
-        summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start)
+        summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, logs)
         return RunResult(run_dir, summary)
 
 
@@ -306,7 +367,7 @@ def load_model(run_dir: Path, device: str = "cpu") -> tuple[RunConfig, models.Ne
 
 
 def finish(run_dir: Path, cfg: RunConfig, status: str, step: int, diverged_at: int | None,
-           last_row: dict, wall_s: float, keep_checkpoint: bool = False) -> dict:
+           last_row: dict, wall_s: float, logs: blocks.RunLogs, keep_checkpoint: bool = False) -> dict:
     """Write summary.json last: its presence is what marks the run as finished."""
     final = {k: last_row.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc",
                                           "test_loss_batchstats", "test_acc_batchstats")}
@@ -320,9 +381,7 @@ def finish(run_dir: Path, cfg: RunConfig, status: str, step: int, diverged_at: i
         store.write_json(run_dir / "summary.json", summary)
     if not keep_checkpoint:
         # Only after summary.json exists: a kill before this point resumes, after it reads as finished.
-        units = run_dir / "units.csv"
-        if units.exists():
-            with lock.writing(units.with_name("units.csv.gz")):
-                store.gzip_file(units)
+        with lock.writing(run_dir / "units"):
+            logs.finish()
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return summary

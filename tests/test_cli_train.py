@@ -6,6 +6,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
+from ics_cli import store
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 
@@ -17,7 +18,7 @@ CONTRACT = {
     "layers.csv": ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean",
                    "drift_mean", "drift_var", "drift_mean_init", "drift_var_init",
                    "drift_mean_scaled", "drift_mean_scaled_init", "dead_units"],
-    "units.csv.gz": ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
+    "units.parquet": ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
     "grads.csv": ["step", "layer", "grad_norm", "weight_norm", "update_ratio"],
 }
 
@@ -32,7 +33,7 @@ def run_dirs(out):
 def test_train_writes_the_run_folder_contract(tmp_path, capsys):
     out = tmp_path / "runs"
     argv = ["train", "--dataset", "synthetic", "--norm", "batch", "--steps", "20", "--log-every", "10",
-            "--out", str(out), "--quiet"]
+            "--eval-every", "5", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
@@ -43,15 +44,16 @@ def test_train_writes_the_run_folder_contract(tmp_path, capsys):
     assert not {"checkpoint.pt", "units.csv"} & names and not any(n.startswith(".") for n in names)
 
     for name, cols in CONTRACT.items():
-        frame = pd.read_csv(run / name)
+        frame = store.read_table(run, name.split(".")[0])
         if name == "metrics.csv":
             assert set(cols) <= set(frame.columns) and frame.columns[0] == "step"
         else:
             assert list(frame.columns) == cols, name
     metrics = pd.read_csv(run / "metrics.csv")
-    assert metrics.step.tolist() == [0, 10, 20]
+    assert metrics.step.tolist() == [0, 5, 10, 15, 20]                  # --eval-every
     assert metrics.lr.eq(0.5).all() and metrics.test_acc.between(0, 1).all()
-    assert sorted(pd.read_csv(run / "grads.csv").step.unique()) == [10, 20]
+    assert sorted(pd.read_csv(run / "layers.csv").step.unique()) == [0, 10, 20]   # --log-every
+    assert sorted(pd.read_csv(run / "grads.csv").step.unique()) == list(range(1, 21))   # every step
 
     meta = json.loads((run / "config.json").read_text())
     assert {"config", "hash", "versions", "device", "timestamp"} <= set(meta)
@@ -100,7 +102,8 @@ def ctrl_c_at_step_5(monkeypatch):
     return monkeypatch
 
 
-CTRL_C_ARGV = ["train", "--dataset", "synthetic", "--steps", "12", "--log-every", "4", "--json"]
+CTRL_C_ARGV = ["train", "--dataset", "synthetic", "--steps", "12", "--log-every", "4", "--json",
+               "--checkpoint-every", "0"]
 
 
 def test_ctrl_c_exits_130_and_the_same_command_resumes(tmp_path, capsys, ctrl_c_at_step_5):

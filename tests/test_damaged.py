@@ -9,6 +9,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ics_cli import compare, plots, store
@@ -93,6 +94,38 @@ def _truncated_gzip(run):
     (run / "units.csv.gz").write_bytes(data[: len(data) // 2])
 
 
+def _units_parquet(run) -> Path:
+    """The run's units table as units.parquet, written here with pyarrow (as a finished run holds it)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    units = pd.read_csv(run / "units.csv")
+    (run / "units.csv").unlink()
+    path = run / "units.parquet"
+    pq.write_table(pa.Table.from_pandas(units, preserve_index=False), path)
+    return path
+
+
+def _truncated_parquet(run):
+    path = _units_parquet(run)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _duplicate_unit_row(run):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = _units_parquet(run)
+    table = pq.read_table(path)
+    pq.write_table(pa.concat_tables([table.slice(0, 3), table.slice(1, 1), table.slice(3)]), path)
+
+
+def _linked_parquet(run):
+    _units_parquet(run)
+    _linked_file("units.parquet")(run)
+
+
 def _duplicate_step(run):
     lines = (run / "metrics.csv").read_text().splitlines()
     (run / "metrics.csv").write_text("\n".join(lines + [lines[2]]) + "\n")
@@ -119,6 +152,10 @@ DAMAGES = {
     "invalid summary.json": (_bad_summary, "summary.json is not valid JSON"),
     "summary.json without status": (_summary_without_status, "summary.json is not a run summary"),
     "truncated units.csv.gz": (_truncated_gzip, "units.csv.gz is truncated or not gzip"),
+    "truncated units.parquet": (_truncated_parquet, "units.parquet is truncated or not Parquet"),
+    "a row twice in units.parquet": (_duplicate_unit_row,
+                                     "units.parquet holds step 0, layer hidden1, site linear, unit 1 twice"),
+    "linked units.parquet": (_linked_parquet, "units.parquet is a symbolic link"),
     "a step twice in metrics.csv": (_duplicate_step, "metrics.csv holds step 10 twice"),
     "a row twice in layers.csv": (_duplicate_layer_row,
                                   "layers.csv holds step 0, layer hidden1, site linear twice"),
@@ -140,6 +177,16 @@ def test_a_damaged_run_folder_is_skipped_with_one_warning_and_the_rest_compared(
     assert "Traceback" not in captured.err
     compared = runs_compared(sweep / "compare")
     assert len(compared) == N_RUNS - 1 and str(run) not in compared
+
+
+def test_runs_holding_units_parquet_compare_as_runs_holding_units_csv(sweep, tmp_path, capsys):
+    assert main(["compare", str(sweep), "--quiet", "--out", str(tmp_path / "csv")]) == 0
+    for run in sweep.iterdir():
+        _units_parquet(run)
+    assert main(["compare", str(sweep), "--quiet", "--out", str(tmp_path / "parquet")]) == 0
+    assert capsys.readouterr().err == ""
+    table = (tmp_path / "parquet" / "percentiles.csv").read_bytes()
+    assert table.count(b"\n") > N_RUNS and table == (tmp_path / "csv" / "percentiles.csv").read_bytes()
 
 
 def test_the_library_says_what_is_wrong(sweep):
@@ -197,14 +244,16 @@ def test_reading_runs_never_unpickles_anything(sweep, tmp_path, capsys):
     assert not marker.exists() and capsys.readouterr().err == ""
 
 
-def test_a_truncated_gzip_in_every_run_is_one_error_not_an_interrupt(sweep, capsys):
+@pytest.mark.parametrize("damage, needle", [(_truncated_gzip, "units.csv.gz is truncated"),
+                                           (_truncated_parquet, "units.parquet is truncated")])
+def test_a_truncated_units_table_in_every_run_is_one_error_not_an_interrupt(sweep, capsys, damage, needle):
     for run in sweep.iterdir():
-        _truncated_gzip(run)
+        damage(run)
     rc = main(["compare", str(sweep)])
     captured = capsys.readouterr()
     assert rc == 2, captured.err
     warnings, errors = captured.err.splitlines()[:-1], captured.err.splitlines()[-1:]
-    assert len(warnings) == N_RUNS and all("units.csv.gz is truncated" in w for w in warnings)
+    assert len(warnings) == N_RUNS and all(needle in w for w in warnings)
     assert errors[0].startswith(f"ics: error: no readable run folders under {sweep}: all {N_RUNS} are damaged")
     assert "interrupted" not in captured.err and "Traceback" not in captured.err
     assert not (sweep / "compare").exists()

@@ -30,12 +30,14 @@ from ics_cli.cli import main
 from ics_cli.config import RunConfig
 from ics_cli.errors import IcsError
 
-FAST = ["--dataset", "synthetic", "--log-every", "50", "--probe-size", "64"]
+# Checkpoints every 0.1 s rather than every 30: a run is caught between two of them.
+FAST = ["--dataset", "synthetic", "--log-every", "50", "--probe-size", "64", "--checkpoint-every", "0.1"]
 STEPS = 1500                    # long enough to catch every run mid-way on a busy 2-core machine
 GRID = ["--norms", "none,batch", "--lrs", "0.05,0.5", "--seeds", "0"]     # 4 runs for 2 workers
-RUN_KW = dict(dataset="synthetic", steps=20, log_every=4, probe_size=64, norm="batch", seed=3)
+RUN_KW = dict(dataset="synthetic", steps=20, log_every=4, probe_size=64, norm="batch", seed=3,
+              checkpoint_every=0)   # a checkpoint after every step
 TRAIN_ARGV = ["train", "--dataset", "synthetic", "--steps", "20", "--log-every", "4", "--probe-size", "64",
-              "--norm", "batch", "--seed", "3", "--quiet"]
+              "--norm", "batch", "--seed", "3", "--checkpoint-every", "0", "--quiet"]
 
 
 def _sweep_cmd(out: Path, *extra: str) -> list[str]:
@@ -122,16 +124,18 @@ def _assert_each_run_once(out: Path, n: int) -> None:
     for run in runs:
         steps = [int(ln.split(",", 1)[0]) for ln in _csv_lines(run.path / "metrics.csv")[1:]]
         assert steps == sorted(set(steps)) and steps[-1] == run.summary["steps_done"], (run.path.name, steps)
-        for name, key in (("layers.csv", 3), ("grads.csv", 2), ("units.csv.gz", 4)):
+        for name, key in (("layers.csv", 3), ("grads.csv", 2)):
             rows = [tuple(ln.split(",")[:key]) for ln in _csv_lines(run.path / name)[1:]]
             assert len(rows) == len(set(rows)), (run.path.name, name)
+        units = store.read_table(run.path, "units")
+        assert not units.duplicated(["step", "layer", "site", "unit"]).any(), run.path.name
 
 
 def _assert_same_bytes(out: Path, ref: Path) -> None:
     """The same run folders as an unbroken sweep, with the same bytes (elapsed_s aside)."""
     assert [p.name for p in _run_dirs(out)] == [p.name for p in _run_dirs(ref)]
     for run in _run_dirs(ref):
-        for name in ("layers.csv", "grads.csv", "units.csv.gz"):
+        for name in ("layers.csv", "grads.csv", "units.parquet"):
             assert (out / run.name / name).read_bytes() == (run / name).read_bytes(), (run.name, name)
         strip = [ln.rsplit(",", 1)[0] for ln in _csv_lines(run / "metrics.csv")]
         assert [ln.rsplit(",", 1)[0] for ln in _csv_lines(out / run.name / "metrics.csv")] == strip
@@ -164,7 +168,7 @@ def unbroken_run(tmp_path_factory) -> Path:
 
 
 def _interrupted_run(out: Path, at: int = 10) -> Path:
-    """A resumable run folder: a run of RUN_KW stopped by Ctrl-C at step `at` (checkpoint at 8)."""
+    """A resumable run folder: a run of RUN_KW stopped by Ctrl-C at step `at` (checkpointed there)."""
     def stop(step):
         if step == at:
             raise KeyboardInterrupt
@@ -177,7 +181,9 @@ def _interrupted_run(out: Path, at: int = 10) -> Path:
 
 
 def _snapshot(folder: Path) -> dict:
-    return {p.name: (os.readlink(p) if p.is_symlink() else p.read_bytes()) for p in folder.iterdir()}
+    """Every entry under folder: a link's target, a file's bytes, a folder's own snapshot."""
+    return {p.name: (os.readlink(p) if p.is_symlink() else _snapshot(p) if p.is_dir() else p.read_bytes())
+            for p in folder.iterdir()}
 
 
 # --------------------------------------------------------------------------- kill -9
@@ -310,7 +316,8 @@ def test_ctrl_c_stops_a_sweep_within_seconds_and_starts_no_queued_run(tmp_path, 
 
 def test_ctrl_c_in_a_one_process_sweep_starts_no_further_run(tmp_path):
     out = tmp_path / "S"
-    plan = sweep.Sweep(common=RunConfig(dataset="synthetic", steps=100_000, log_every=20, probe_size=64),
+    plan = sweep.Sweep(common=RunConfig(dataset="synthetic", steps=100_000, log_every=20, probe_size=64,
+                                        checkpoint_every=0.1),
                        norms=["none", "batch", "layer"])
     main_thread = threading.get_ident()
 
@@ -416,23 +423,23 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path, c
 def test_a_full_disk_mid_row_is_one_line_and_the_torn_row_is_dropped(tmp_path, capsys, monkeypatch,
                                                                      unbroken_run):
     out = tmp_path / "runs"
-    real_append, count = store.CsvLog.append, {"n": 0}
+    real_append, count = store.CsvLog.append_text, {"n": 0}
 
-    def torn(self, rows):
+    def torn(self, text):
         if self.path.name == "layers.csv":
             count["n"] += 1
-            if count["n"] == 4:                          # the log step at step 12
+            if count["n"] == 4:                          # the block of the log step at step 12
                 with open(self.path, "a") as f:
                     f.write("12,hidden0,li")
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_append(self, rows)
+        return real_append(self, text)
 
-    monkeypatch.setattr(store.CsvLog, "append", torn)
+    monkeypatch.setattr(store.CsvLog, "append_text", torn)
     assert main(TRAIN_ARGV + ["--out", str(out)]) == 2
     [run] = _run_dirs(out)
     assert _one_line(capsys) == (f"ics: error: cannot write {run / 'layers.csv'}: No space left on device; "
                                  "free space and rerun to resume")
-    monkeypatch.setattr(store.CsvLog, "append", real_append)
+    monkeypatch.setattr(store.CsvLog, "append_text", real_append)
     assert main(TRAIN_ARGV + ["--out", str(out)]) == 0
     _assert_each_run_once(out, 1)
     _assert_same_bytes(out, unbroken_run.parent)

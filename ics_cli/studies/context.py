@@ -74,18 +74,23 @@ class Context:
         return self._tables[key]
 
 
+def eval_every(config: dict) -> int:
+    """Steps between a run's metrics rows: eval_every (log_every for runs recorded before it existed)."""
+    return int(config.get("eval_every") or config["log_every"])
+
+
 def steps_to(run: Run, target: float) -> tuple[float, float, float]:
     """(point, lower, upper) of the first step at which a run's test_acc reaches `target`.
 
-    Reached at logged step s: the truth lies in (s − log_every, s], so [s − log_every + 1, s]. Never
-    reached: at least steps_done + 1, no upper bound; the point is steps_done (a lower bound).
+    Reached at evaluated step s: the truth lies in (s − eval_every, s], so [s − eval_every + 1, s].
+    Never reached: at least steps_done + 1, no upper bound; the point is steps_done (a lower bound).
     """
     m = run.table("metrics").sort_values("step")
-    log_every = int(store.run_config(run)["log_every"])
+    every = eval_every(store.run_config(run))
     reached = m["step"][pd.to_numeric(m["test_acc"], errors="coerce") >= target]
     if len(reached):
         s = float(reached.iloc[0])
-        return s, max(s - log_every + 1, 1.0), s
+        return s, max(s - every + 1, 1.0), s
     done = float((run.summary or {}).get("steps_done") or 0)
     return done, done + 1, float("inf")
 

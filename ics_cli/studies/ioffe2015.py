@@ -22,7 +22,7 @@ from ..sweep import Sweep
 from . import figures as fig
 from .claims import (Claim, Measurement, MissingData, Study, bracketed, combine, decide,
                      directional, exp_interval, family, fmt_ci, interval, measurement, paired)
-from .context import Context, run_groups, steps_to
+from .context import Context, eval_every, run_groups, steps_to
 
 PAPER = "Ioffe & Szegedy 2015"
 GROUP = "fig1"
@@ -38,7 +38,7 @@ DRIFT_SITES = ("linear", "norm_eval")  # I4: what the norm receives, and what it
 COMMON = RunConfig(dataset="mnist-5k", binarize=True, model="mlp", depth=3, width=100,
                    activation="sigmoid", init="gaussian", init_std=0.01, eps=1e-5, bn_momentum=0.1,
                    optimizer="sgd", lr=0.5, momentum=0.0, weight_decay=0.0, batch_size=60,
-                   probe_size=512, track_units=4)
+                   probe="fixed", probe_size=512, track_units=4)
 FULL = dict(steps=50_000, log_every=500, seeds=[0, 1, 2, 3, 4])
 QUICK = dict(steps=2000, log_every=100, seeds=[0, 1])
 
@@ -64,7 +64,7 @@ value, metric and threshold below was fixed before the runs whose verdicts are r
 | mini-batch | 60 | paper |
 | steps | {FULL['steps']:,} | paper |
 | seeds | {', '.join(map(str, FULL['seeds']))} | five: with three, t(0.99, 2) = 9.9 makes I1's Bonferroni intervals too wide to decide anything |
-| log every | {FULL['log_every']} steps (test accuracy in eval mode, with running statistics) | resolution of the curves and of I2's step counts |
+| log every | {FULL['log_every']} steps: activation statistics on the probe, and test accuracy in eval mode, with running statistics (`eval_every` = `log_every`) | resolution of the curves and of I2's step counts |
 | probe | 512 fixed training images; unit 0 of `hidden3` for Fig. 1b,c | the paper tracks "a typical activation" of the last hidden layer |
 
 The embedded subset has **4,000 training images** (1,000 test images); the paper used all 60,000.
@@ -103,7 +103,7 @@ Verdicts may be INCONCLUSIVE.
 
 def plan(quick: bool, seeds: list[int] | None = None) -> dict[str, Sweep]:
     p = QUICK if quick else FULL
-    common = replace(COMMON, steps=p["steps"], log_every=p["log_every"])
+    common = replace(COMMON, steps=p["steps"], log_every=p["log_every"], eval_every=p["log_every"])
     return {GROUP: Sweep(common=common, norms=list(NORMS), lrs=[COMMON.lr], seeds=seeds or p["seeds"],
                          batch_sizes=[COMMON.batch_size])}
 
@@ -171,7 +171,7 @@ def _config(ctx: Context) -> dict:
 def measure_i1(ctx: Context) -> Measurement:
     bn, base = _acc(ctx, "batch"), _acc(ctx, "none")
     cfg = _config(ctx)
-    steps = check_steps(int(cfg["steps"]), int(cfg["log_every"]))
+    steps = check_steps(int(cfg["steps"]), eval_every(cfg))
     level = family(len(steps))
     gaps = {s: paired(_at(bn, s), _at(base, s), level) for s in steps}
     verdicts = {s: directional(g.lo, g.hi, ">", -MARGIN) for s, g in gaps.items()}
@@ -193,7 +193,7 @@ def measure_i2(ctx: Context) -> Measurement:
     if not math.isfinite(base_final):
         raise MissingData("no baseline final accuracy")
     target = TARGET_FRACTION * base_final
-    log_every = int(_config(ctx)["log_every"])
+    log_every = eval_every(_config(ctx))
     steps = {norm: {seed: steps_to(r, target) for seed, r in ctx.by_seed(GROUP, norm=norm).items()}
              for norm in NORMS}
     seeds = sorted(set(steps["batch"]) & set(steps["none"]))

@@ -35,7 +35,7 @@ IOFFE = "Ioffe & Szegedy 2015"
 MLP = RunConfig(dataset="mnist-5k", binarize=False, model="mlp", depth=3, width=100,
                 activation="sigmoid", init="xavier", eps=1e-5, bn_momentum=0.1, groups=4,
                 optimizer="sgd", momentum=0.0, weight_decay=0.0, batch_size=60, log_every=50,
-                probe_size=512, track_units=4)
+                eval_every=50, probe="fixed", probe_size=512, track_units=4)
 CNN = replace(MLP, model="cnn", width=32, activation="relu")
 LR_GRID = [float(f"{10 ** (k / 4):.3g}") for k in range(-4, 9)]        # 0.1 ... 100, quarter-decades
 SHARED_LR = 0.5
@@ -61,7 +61,8 @@ def plan(quick: bool, seeds: list[int] | None = None) -> dict[str, Sweep]:
                      seeds=seeds, batch_sizes=[CNN.batch_size]),
         "shared_lr": Sweep(common=mlp, norms=["none", "batch", "batch-nograd"], lrs=[SHARED_LR],
                            seeds=seeds, batch_sizes=[MLP.batch_size]),
-        "lr_sweep": Sweep(common=replace(mlp, log_every=p["sweep_log_every"]), norms=["none", "batch"],
+        "lr_sweep": Sweep(common=replace(mlp, log_every=p["sweep_log_every"], eval_every=p["sweep_log_every"]),
+                          norms=["none", "batch"],
                           lrs=p["lrs"], seeds=seeds, batch_sizes=[MLP.batch_size]),
     }
 
@@ -87,8 +88,8 @@ best.
 | `cnn` | CNN | norm {' / '.join(CNN_NORMS)} at lr {SHARED_LR} | {FULL['cnn_steps']} | {_grid(FULL['seeds'])} | N8, N10 |
 
 * **Default MLP**: the project's defaults: mnist-5k (standardized pixels), 3 hidden layers of 100
-  sigmoid units, Glorot-uniform init, plain SGD (no momentum), batch 60, eps 1e-5, log every
-  {MLP.log_every} steps ({FULL['sweep_log_every']} in the lr sweep, which only needs final numbers).
+  sigmoid units, Glorot-uniform init, plain SGD (no momentum), batch 60, eps 1e-5, activation
+  statistics and test accuracy every {MLP.log_every} steps ({FULL['sweep_log_every']} in the lr sweep, which only needs final numbers).
   {FULL['mlp_steps']} steps (15 epochs of the 4,000 training images).
 * **Seeds**: five. With three, t(0.975, 2) = 4.3 (and 9.9 for a claim of two parts) left N1 and
   others INCONCLUSIVE for lack of power; with five, t(0.975, 4) = 2.8.
@@ -117,9 +118,10 @@ best.
   without batch norm already trains at lr 1 to 3 here, so a smaller factor is what "much larger"
   can mean on this network.
 * **N8**: gradient stability as `grad_norm_jitter` (compare's gradient_stability: the spread of
-  ln(gradient norm) around its running median over 5 logged steps, so the normal decay of the
-  gradient is not counted as instability), mean over layers, on the MLP and the CNN at lr {SHARED_LR};
-  batch − none, two parts at 1 − 0.05/2. Computed over the logged steps only.
+  ln(gradient norm) around its running median over 5 consecutive updates, so the normal decay of
+  the gradient is not counted as instability), mean over layers, on the MLP and the CNN at lr
+  {SHARED_LR}; batch − none, two parts at 1 − 0.05/2. Computed over every update (gradient norms are
+  recorded on every step; before issue 9 only on log steps, every 50th).
 * **N10**: steps to test accuracy {TARGET} on the CNN, every variant at lr {SHARED_LR}; each count is
   known to within one log interval and a run that never reaches it counts as at least its last
   step, so each seed gives a bracket of differences variant − none; four parts at 1 − 0.05/4. Each

@@ -1,0 +1,106 @@
+"""Blocks of log steps, copied from the device once, turned into table rows in one go.
+
+The recorders (probes.py) keep one flat row per log step (activations) or per step (gradients) in a
+device buffer; `flush` copies a block of them to the host, and the functions here lay it out as the
+rows of layers.csv, grads.csv and the units table, without a Python loop over units. CSV cells are
+formatted as `store.fmt` does (floats with 9 significant digits, NaN blank), a row at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import lock, store
+from .probes import SITES
+
+_NAN = re.compile(r",nan(?=[,\n])")
+
+
+def csv_text(rows: list[tuple], kinds: str) -> str:
+    """Rows as CSV text; `kinds` has one letter per column: s (str), d (int), g (float, NaN blank)."""
+    template = ",".join({"s": "%s", "d": "%d", "g": "%.9g"}[k] for k in kinds) + "\n"
+    return _NAN.sub(",", "".join(template % row for row in rows))
+
+
+def layer_rows(steps: list[int], stats: dict, layers: list[str]) -> list[tuple]:
+    """layers.csv rows: step, layer, site, the 10 site statistics and drifts, dead units."""
+    site = stats["site"]                                 # (n, L, S, PER_SITE)
+    values = site[..., :-1].tolist()
+    dead = site[..., -1].astype(np.int64).tolist()
+    return [(step, layer, s, *values[k][li][si], dead[k][li][si])
+            for k, step in enumerate(steps) for li, layer in enumerate(layers)
+            for si, s in enumerate(SITES)]
+
+
+LAYER_KINDS = "dss" + "g" * 10 + "d"
+
+
+def unit_block(steps: list[int], stats: dict, layers: list[str]) -> dict[str, np.ndarray]:
+    """The units table's columns for a block: one row per (step, layer, site, unit), in that order.
+
+    Percentiles are recorded for the first `track_units` units; the others' are NaN.
+    """
+    mean, var, pct = stats["mean"], stats["var"], stats["pct"]       # (n, L, S, C), (n, L, S, T, 3)
+    n, L, S, C = mean.shape
+    T = pct.shape[3]
+    full = np.full((n, L, S, C, 3), np.nan, dtype=np.float32)
+    full[:, :, :, :T] = pct
+    count = n * L * S * C
+    return {"step": np.repeat(np.asarray(steps, dtype=np.int64), L * S * C),
+            "layer": np.tile(np.repeat(np.asarray(layers, dtype=object), S * C), n),
+            "site": np.tile(np.repeat(np.asarray(SITES, dtype=object), C), n * L),
+            "unit": np.tile(np.arange(C, dtype=np.int64), n * L * S),
+            "mean": mean.reshape(count).astype(np.float32), "var": var.reshape(count).astype(np.float32),
+            "p15": full[..., 0].reshape(count), "p50": full[..., 1].reshape(count),
+            "p85": full[..., 2].reshape(count)}
+
+
+def grad_rows(steps: list[int], host: np.ndarray, names: list[str]) -> list[tuple]:
+    """grads.csv rows: step, layer, grad_norm, weight_norm, update_ratio (NaN blank where not measured)."""
+    values = host.transpose(0, 2, 1).tolist()            # (n, layers, 3)
+    return [(step, name, *values[k][li]) for k, step in enumerate(steps) for li, name in enumerate(names)]
+
+
+GRAD_KINDS = "dsggg"
+
+
+class RunLogs:
+    """The four tables of one run being written: metrics, layers and grads as CSV, units in blocks.
+
+    Each append is one write of whole rows (a kill leaves at most a torn last line, which readers
+    drop); `truncate(step)` cuts every table back to a checkpoint's step when a run resumes, and
+    `finish` turns the units blocks into the run's one units file (store.UnitsLog).
+    """
+
+    def __init__(self, run_dir: Path, fresh: bool):
+        self.run_dir = Path(run_dir)
+        self.csv = {name: store.CsvLog(self.run_dir / f"{name}.csv", cols, fresh=fresh)
+                    for name, cols in store.TABLES.items() if name != "units"}
+        self.unit_log = store.UnitsLog(self.run_dir, fresh=fresh)
+
+    def truncate(self, step: int) -> None:
+        for log in self.csv.values():
+            store.truncate_log(log.path, step)
+        self.unit_log.truncate(step)
+
+    def metrics(self, rows: list[list]) -> None:
+        with lock.writing(self.csv["metrics"].path):
+            self.csv["metrics"].append(rows)
+
+    def layers(self, rows: list[tuple]) -> None:
+        with lock.writing(self.csv["layers"].path):
+            self.csv["layers"].append_text(csv_text(rows, LAYER_KINDS))
+
+    def grads(self, rows: list[tuple]) -> None:
+        with lock.writing(self.csv["grads"].path):
+            self.csv["grads"].append_text(csv_text(rows, GRAD_KINDS))
+
+    def units(self, block: dict[str, np.ndarray]) -> None:
+        with lock.writing(self.run_dir / "units"):
+            self.unit_log.append(block)
+
+    def finish(self) -> None:
+        self.unit_log.finish()
