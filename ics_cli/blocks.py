@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from . import lock, store
 from .probes import SITES
@@ -39,7 +40,8 @@ LAYER_KINDS = "dss" + "g" * 10 + "d"
 
 
 def unit_block(steps: list[int], stats: dict, layers: list[str]) -> dict[str, np.ndarray]:
-    """The units table's columns for a block: one row per (step, layer, site, unit), in that order.
+    """The units table's columns for a block: one row per (step, layer, site, unit), in that order
+    (layer and site as categoricals: codes, not a Python string per row).
 
     Percentiles are recorded for the first `track_units` units; the others' are NaN.
     """
@@ -50,8 +52,8 @@ def unit_block(steps: list[int], stats: dict, layers: list[str]) -> dict[str, np
     full[:, :, :, :T] = pct
     count = n * L * S * C
     return {"step": np.repeat(np.asarray(steps, dtype=np.int64), L * S * C),
-            "layer": np.tile(np.repeat(np.asarray(layers, dtype=object), S * C), n),
-            "site": np.tile(np.repeat(np.asarray(SITES, dtype=object), C), n * L),
+            "layer": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(L), S * C), n), layers),
+            "site": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(S), C), n * L), SITES),
             "unit": np.tile(np.arange(C, dtype=np.int64), n * L * S),
             "mean": mean.reshape(count).astype(np.float32), "var": var.reshape(count).astype(np.float32),
             "p15": full[..., 0].reshape(count), "p50": full[..., 1].reshape(count),

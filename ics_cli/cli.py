@@ -93,8 +93,8 @@ HELP = {
              "training images in a pass of its own; train: each logged step's own training batch, read "
              "from the training pass).",
     "probe_size": "Training examples in the fixed probe batch (--probe fixed).",
-    "eval_every": "Evaluate the test set every N steps (and at step 0 and the last step). Gradient norms "
-                  "are recorded on every step.",
+    "eval_every": "Evaluate the test set every N steps (and at step 0 and the last step); each evaluation "
+                  "costs about as much as ten training steps. Gradient norms are recorded on every step.",
     "checkpoint_every": "Seconds between checkpoints a killed run resumes from (0: after every step); "
                         "the bytes recorded do not depend on it.",
     "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",

@@ -78,7 +78,7 @@ class RunConfig:
     log_every: int = 100
     probe: str = "fixed"
     probe_size: int = 512
-    eval_every: int = 100
+    eval_every: int = 500            # a test-set pass costs about ten training steps of the default MLP
     track_units: int = 4
     eval_batchstats: bool = True
     # divergence: a loss above diverge_factor x the first loss, or a smoothed loss (EMA, alpha 0.1)
@@ -274,7 +274,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
     if cfg.batch_size > train_size:
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the training set of --dataset "
                           f"{cfg.dataset} ({n} images); use a batch size of at most {n}")
-    if cfg.probe_size > train_size:
+    if cfg.probe == "fixed" and cfg.probe_size > train_size:
         raise ConfigError(f"--probe-size {cfg.probe_size} is larger than the training set of --dataset "
                           f"{cfg.dataset} ({n} images); use a probe size of at most {n}")
     params, limit = param_count(cfg, input_shape, num_classes), max_params()

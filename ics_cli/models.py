@@ -23,7 +23,11 @@ class Block(nn.Module):
         self.linear, self.norm, self.act = linear, norm, act
 
     def forward(self, x):
-        return self.act(self.norm(self.linear(x)))
+        return self.after_linear(self.linear(x))
+
+    def after_linear(self, z):
+        """The block from its Linear/Conv output on: the norm, then the nonlinearity."""
+        return self.act(self.norm(z))
 
 
 class Net(nn.Module):
@@ -41,9 +45,12 @@ class Net(nn.Module):
     def blocks(self) -> dict[str, Block]:
         return {name: m for name, m in self.named_children() if name.startswith("hidden")}
 
+    def inputs(self, x):
+        """What the first block receives: images flattened for an MLP, as they are for a CNN."""
+        return x if self.conv else x.flatten(1)
+
     def forward(self, x):
-        if not self.conv:
-            x = x.flatten(1)
+        x = self.inputs(x)
         for block in self.blocks.values():
             x = block(x)
         return self.output(self.pool(x).flatten(1))

@@ -112,13 +112,19 @@ class ActivationRecorder:
         return hook
 
     def probe(self, x: torch.Tensor) -> None:
-        """Side-effect-free passes of x (eval mode when needed, then training mode) for `record`."""
-        self.eval_pass(x)
+        """Side-effect-free passes of x through the hidden blocks (the head is not needed) for
+        `record`: training mode, then eval mode when norm_eval needs it, starting from the first
+        block's Linear/Conv output of the training pass (the same in both modes)."""
+        blocks = list(self.model.blocks.values())
         with self.capturing("train"), batch_stats_without_update(self.model):
-            self.model(x)
+            h = self.model.inputs(x)
+            for b in blocks:
+                h = b(h)
+        self.eval_pass(z1=self._outs[0][0])
 
-    def eval_pass(self, x: torch.Tensor) -> None:
-        """The eval-mode pass that gives `norm_eval` (norms with batch statistics; else nothing)."""
+    def eval_pass(self, x: torch.Tensor | None = None, z1: torch.Tensor | None = None) -> None:
+        """The eval-mode pass that gives `norm_eval` (norms with batch statistics; else nothing):
+        of input x, or from z1, the first block's Linear/Conv output."""
         if not self.batch_stats:
             return
         # Eval mode for the pass (flags set directly: Module.train() walks the tree on every call).
@@ -127,7 +133,10 @@ class ActivationRecorder:
             m.training = False
         try:
             with self.capturing("eval"), torch.no_grad():
-                self.model(x)
+                blocks = list(self.model.blocks.values())
+                h = blocks[0](self.model.inputs(x)) if z1 is None else blocks[0].after_linear(z1)
+                for b in blocks[1:]:
+                    h = b(h)
         finally:
             for m, training in modes:
                 m.training = training
@@ -231,8 +240,8 @@ class GradientRecorder:
         if len(self.steps) == self.capacity:
             raise RuntimeError("gradient buffer full: flush it first")
         k = len(self.steps)
-        self.buffer[k, 0] = torch.stack([w.grad.detach().norm() if w.grad is not None else w.new_zeros(())
-                                         for w in ws])
+        grads = [w.grad.detach() if w.grad is not None else w.new_zeros(()) for w in ws]
+        torch.stack(torch._foreach_norm(grads), out=self.buffer[k, 0])   # one fused call per step
         self._before = [w.detach().clone() for w in ws] if full else None
 
     def after_step(self, step: int) -> None:

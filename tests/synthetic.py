@@ -28,14 +28,15 @@ def _csv(path: Path, columns: list[str], rows: list[list]) -> None:
 def write_run(root: Path, *, norm: str, seed: int, test_acc: list[float], log_every: int = 100,
               lr: float = 0.5, model: str = "mlp", status: str = "completed", layers: dict | None = None,
               units: dict | None = None, grads: dict | None = None) -> Path:
-    """One run folder under root; logged steps are 0, log_every, ... (one per test_acc value).
+    """One run folder under root; logged and evaluated steps are 0, log_every, ... (one per test_acc
+    value).
 
     layers: {(layer, site): {column: [value per logged step]}}; units: {(layer, site, unit):
     {"p15"/"p50"/"p85": [...]}}; grads: {layer: [grad norm per logged step > 0]}.
     """
     steps = [k * log_every for k in range(len(test_acc))]
     cfg = RunConfig(norm=norm, lr=lr, seed=seed, model=model, depth=len(HIDDEN), steps=steps[-1],
-                    log_every=log_every, track_units=1, device="cpu").resolved()
+                    log_every=log_every, eval_every=log_every, track_units=1, device="cpu").resolved()
     folder = Path(root) / cfg.name()
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({

@@ -1,7 +1,8 @@
 """Facts about the per-unit table on disk (store.UnitsLog): blocks read back as written, with the
-same dtypes from Parquet, gzipped CSV or the parts of an unfinished run; the same rows give the same
-bytes however they were split; a resume drops exactly the rows past its step; without pyarrow the
-table is units.csv.gz; a damaged or linked units.parquet is one line; `ics export` gives a CSV."""
+same dtypes from Parquet, gzipped CSV or the parts of an unfinished run (Arrow IPC files); the same
+rows give the same bytes however they were split, and whether layer and site came as strings or as
+Categoricals; a resume drops exactly the rows past its step; without pyarrow the table is
+units.csv.gz; a damaged or linked units.parquet or part is one line; `ics export` gives a CSV."""
 
 import gzip
 
@@ -126,6 +127,29 @@ def test_the_same_rows_give_the_same_bytes_however_they_were_split(tmp_path, fmt
         assert finals["one"][4:8] == b"\0\0\0\0"        # no timestamp in the gzip header
 
 
+def categorical(block, order=None):
+    """`block` with layer and site as pandas Categoricals (codes into the names), the names in
+    `order` (a different order than the rows', and a name no row holds) when given."""
+    out = dict(block)
+    for c in ("layer", "site"):
+        names = order[c] if order else sorted(set(block[c]))
+        out[c] = pd.Categorical(block[c], categories=names)
+    return out
+
+
+def test_layer_and_site_as_categoricals_give_the_same_table_and_bytes_as_strings(tmp_path, fmt,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 50)
+    everything = rows([0, 10, 20])
+    order = {"layer": ["unused", *reversed(LAYERS)], "site": [*reversed(SITES), "unused"]}
+    strings = write(tmp_path / "strings", [everything])
+    blocks = cut(everything, [7, 30, 31])
+    final = write(tmp_path / "categoricals", [categorical(b, order) for b in blocks[:2]]
+                  + [categorical(b) for b in blocks[2:]])
+    assert final.read_bytes() == strings.read_bytes()
+    assert_table_is(store.read_table(tmp_path / "categoricals", "units"), everything)
+
+
 def plain(value):
     """A numpy scalar as the Python value `fmt` was given before (CsvLog rows)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -209,7 +233,52 @@ def test_an_older_versions_units_csv_is_truncated_and_taken_over(tmp_path, fmt):
     assert_table_is(store.read_table(tmp_path, "units"), join(kept, rows([20])))
 
 
+def test_parts_of_an_earlier_version_in_parquet_are_read_and_joined(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    old = rows([0, 10])       # as an earlier version wrote a part: Parquet, layer and site strings
+    schema = pa.schema([(c, pa.string() if c in ("layer", "site") else pa.int64() if c in ("step", "unit")
+                         else pa.float32()) for c in store.UNITS_COLUMNS])
+    (tmp_path / store.PARTS).mkdir()
+    pq.write_table(pa.table(old, schema=schema), tmp_path / store.PARTS / "000000000010-000001.parquet")
+    log = store.UnitsLog(tmp_path, fresh=False)
+    log.append(rows([20]))
+    assert_table_is(store.read_table(tmp_path, "units"), join(old, rows([20])))
+    final = log.finish()
+    assert final.read_bytes() == write(tmp_path / "whole", [join(old, rows([20]))]).read_bytes()
+
+
 # --------------------------------------------------------------------------- damaged folders
+
+
+@needs_pyarrow
+def test_parts_are_arrow_files_and_a_linked_or_damaged_part_is_one_line(tmp_path):
+    import pyarrow as pa
+
+    write(tmp_path / "elsewhere", [rows([0])], finish=False)
+    run = tmp_path / "run"
+    write(run, [rows([0]), rows([10])], finish=False)
+    parts = sorted((run / store.PARTS).iterdir())
+    assert [p.suffix for p in parts] == [".arrow", ".arrow"]
+    for p in parts:
+        assert pa.ipc.open_file(pa.memory_map(str(p))).read_all().num_rows == len(rows([0])["step"])
+    first = parts[0]
+    data = first.read_bytes()
+    first.unlink()
+    first.symlink_to(next((tmp_path / "elsewhere" / store.PARTS).iterdir()))
+    with pytest.raises(store.DamagedRun, match=f"{first.name} is a symbolic link"):
+        store.read_table(run, "units")
+    first.unlink()
+    first.write_bytes(data[: len(data) // 2])
+    with pytest.raises(store.DamagedRun) as e:
+        store.read_table(run, "units")
+    assert e.value.reason.startswith(f"{store.PARTS}/{first.name} is truncated or not an Arrow file")
+    assert "\n" not in str(e.value)
+    with pytest.raises(store.IcsError, match=f"{first.name} is truncated"):
+        store.UnitsLog(run, fresh=False).finish()
+
+
 
 
 @needs_pyarrow
@@ -230,11 +299,11 @@ def test_a_units_parquet_with_a_row_twice_or_without_a_column_is_damaged(tmp_pat
     import pyarrow.parquet as pq
 
     block = rows([0])
-    pq.write_table(store._arrow_table(join(block, cut(block, [1])[0])), tmp_path / "units.parquet")
+    pq.write_table(store._arrow_table(store._block(join(block, cut(block, [1])[0]))), tmp_path / "units.parquet")
     with pytest.raises(store.DamagedRun, match="units.parquet holds step 0, layer hidden1, site linear, "
                                                "unit 0 twice"):
         store.read_table(tmp_path, "units")
-    pq.write_table(store._arrow_table(block).drop_columns(["unit"]), tmp_path / "units.parquet")
+    pq.write_table(store._arrow_table(store._block(block)).drop_columns(["unit"]), tmp_path / "units.parquet")
     with pytest.raises(store.DamagedRun, match="units.parquet is not a units log: no column unit"):
         store.read_table(tmp_path, "units")
 
