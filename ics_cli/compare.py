@@ -365,7 +365,8 @@ def build(runs: list[Run], *, target: float | None = None,
             # Per seed, never averaged: unit 0 of one seed and unit 0 of another are different units.
             pcts.append(_with_key(tracked, {**key, "seed": cfg.get("seed")}))
             gr = _columns(run.table("grads"), ["layer", "step", *GRAD_VALUES])
-            grads.append(_with_key(gr, key))
+            # Curves at the log steps (where weight norms are measured); stability over every update.
+            grads.append(_with_key(gr[gr["weight_norm"].notna()], key))
             stabs.append(_with_key(_run_grads(gr), key))
         per_run.append(row)
 
