@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -258,7 +259,7 @@ class GradientRecorder:
     def full(self) -> bool:
         return len(self.steps) == self.capacity
 
-    def flush(self) -> tuple[list[int], "numpy.ndarray"]:  # noqa: F821
+    def flush(self) -> tuple[list[int], np.ndarray]:
         """Buffered steps and a (steps, 3, layers) host array: grad_norm, weight_norm, update_ratio."""
         n, steps = len(self.steps), self.steps
         host = self.buffer[:n].to("cpu", copy=True).numpy()   # a copy: the buffer is reused

@@ -382,33 +382,33 @@ def _encode(block: dict, arrow: bool) -> bytes | str:
     return sink.getvalue().to_pybytes()
 
 
-def _parquet(path: Path):
-    """A Parquet file's table, parsed from its bytes in memory; a DamagedFile otherwise."""
+def _arrow_file(path: Path, kind: str, parse):
+    """parse(pa, pq, data) of a pyarrow file's bytes, read in memory; a DamagedFile otherwise."""
     if not parquet_available():
-        raise DamagedFile(path, f"{_label(path)} is Parquet and pyarrow is not installed "
-                                "(pip install pyarrow)")
+        raise DamagedFile(path, f"{_label(path)} is {kind} and pyarrow is not installed (pip install pyarrow)")
     data = read_bytes(path)
     pa, pq = _arrow()
     try:
-        return pq.read_table(pa.BufferReader(data))
+        return parse(pa, pq, data)
     except (pa.ArrowException, OSError, ValueError, EOFError) as e:
-        raise DamagedFile(path, f"{_label(path)} is truncated or not Parquet ({_why(e)})") from None
+        raise DamagedFile(path, f"{_label(path)} is truncated or not {kind} ({_why(e)})") from None
+
+
+def _parquet(path: Path):
+    """A Parquet file's table."""
+    return _arrow_file(path, "Parquet", lambda pa, pq, data: pq.read_table(pa.BufferReader(data)))
 
 
 def _ipc(path: Path):
-    """A part written by `UnitsLog` (Arrow IPC), parsed from its bytes and checked; a DamagedFile
-    otherwise."""
-    if not parquet_available():
-        raise DamagedFile(path, f"{_label(path)} is an Arrow file and pyarrow is not installed "
-                                "(pip install pyarrow)")
-    data = read_bytes(path)
-    pa, _ = _arrow()
-    try:
+    """A part written by `UnitsLog` (Arrow IPC), checked in full: an index past its dictionary,
+    say, is found before anything reads it."""
+    def parse(pa, pq, data):
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
-        table.validate(full=True)      # an index past its dictionary, say, before anything reads it
-    except (pa.ArrowException, OSError, ValueError, EOFError) as e:
-        raise DamagedFile(path, f"{_label(path)} is truncated or not an Arrow file ({_why(e)})") from None
-    if not table.schema.equals(_units_schema(pa)):
+        table.validate(full=True)
+        return table
+
+    table = _arrow_file(path, "an Arrow file", parse)
+    if not table.schema.equals(_units_schema(_arrow()[0])):
         raise DamagedFile(path, f"{_label(path)} is not a part of a units table (its columns: "
                                 f"{', '.join(f'{f.name} {f.type}' for f in table.schema)})")
     return table

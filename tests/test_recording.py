@@ -10,11 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from ics_cli import data, metrics, models, store
 from ics_cli.config import RunConfig, validate
-from ics_cli.probes import SITES, ActivationRecorder
 from ics_cli.train import batches, train
 
 
