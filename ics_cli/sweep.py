@@ -6,12 +6,17 @@ completed or diverged, resumes interrupted ones from their checkpoint, restarts 
 never duplicates a run: a run's folder name ends in its config hash. Two sweeps on one folder never
 train a run twice either: train holds the run folder's lock (lock.py), and a run another process is
 writing is reported `busy` ("running elsewhere").
+
+Pool workers are forked from a fork server that has imported torch and ics once, so a worker
+starts in milliseconds instead of importing them again (seconds); the server only imports (no
+tensor operation runs in it), so each worker starts its own thread pool, with its own size.
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import multiprocessing
 import os
 import signal
 import threading
@@ -21,7 +26,6 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
@@ -263,13 +267,15 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
                 raise KeyboardInterrupt       # the run has recorded it; no further run starts
         return outcomes
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    ctx = get_context("spawn")
+    ctx = _context()
     stop = ctx.Event()
     pending: set = set()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(os.getpid(), stop)) as pool:
+                             initargs=(stop,)) as pool:
         try:
-            with _sigint_blocked():     # workers start with it blocked: a Ctrl-C now reaches only us
+            # Workers (and the fork server, started by the first) start with SIGINT blocked: a Ctrl-C
+            # now reaches only us.
+            with _sigint_blocked():
                 pending = {pool.submit(run_one, cfg.to_dict(), threads) for cfg in todo}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -291,10 +297,29 @@ def _report(outcome: Outcome, on_outcome) -> Outcome:
 
 STOP_GRACE_S = 10.0      # how long Ctrl-C waits for running runs to record `interrupted`
 PR_SET_PDEATHSIG = 1     # linux/prctl.h
+# What the fork server imports, once for all workers: torch and ics (about 1.5 s here), and
+# torch._dynamo, which torch.optim imports at the first optimizer (another second); the `ics`
+# script's module reimports the CLI in each worker. A name that does not import is skipped.
+PRELOAD = ["ics_cli.cli", "ics_cli.sweep", "ics_cli.train", "torch._dynamo"]
 _STOP = None             # in a pool worker: the sweep's stop event (None in the sweep's own process)
 
 
-def _worker_init(parent: int, stop) -> None:
+def _context():
+    """Workers forked from a fork server that has imported PRELOAD; spawned where there is none.
+
+    The server is multiprocessing's, one per process: the first pool starts it (with SIGINT
+    blocked, see run) and later sweeps of the process reuse it. It imports and never computes, so
+    a forked worker inherits no OpenMP thread pool (GNU OpenMP hangs in a child forked after its
+    parent used one) and sets its own thread count (run_one).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)     # read when the server starts
+    return ctx
+
+
+def _worker_init(stop) -> None:
     """A pool worker: dies with the sweep's process, and stops when the sweep says so.
 
     Ctrl-C is the sweep process's to handle: it sets `stop`, which a worker reads before each run
@@ -305,29 +330,42 @@ def _worker_init(parent: int, stop) -> None:
     _STOP = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _die_with(parent)
+    _die_with_sweep()
 
 
-def _die_with(parent: int) -> None:
-    """Be killed when `parent` dies (kill -9 included), as if killed with it: the run resumes later.
+def _die_with_sweep() -> None:
+    """Die with the sweep's process (kill -9 included), as if killed with it: the run resumes later.
 
-    Linux: the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG). Elsewhere a
-    daemon thread polls the parent pid once a second.
+    A daemon thread waits on multiprocessing's parent sentinel, a pipe only the sweep's process
+    writes to (at EOF once it is gone, even before this thread started), and kills this process
+    within milliseconds. Linux also has the kernel send SIGKILL when this worker's parent dies
+    (prctl PR_SET_PDEATHSIG): the fork server, which exits once the sweep's process has (it waits
+    for the last write end of its "alive" pipe to close, and a worker closes its own), a few
+    seconds later as it unloads torch; or the sweep's process itself, where workers are spawned.
     """
+    sweep_process = multiprocessing.parent_process()
+    _close_server_pipe()
+    threading.Thread(target=_watch, args=(sweep_process,), daemon=True).start()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl")
-    except (OSError, AttributeError):
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-        return
-    if os.getppid() != parent:          # it died before prctl took effect
-        os.kill(os.getpid(), signal.SIGKILL)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):    # no prctl (not Linux): the thread alone
+        pass
 
 
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
+def _close_server_pipe() -> None:
+    """Close a forked worker's copy of the fork server's "alive" pipe (a worker starts no process)."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:                  # None in a spawned worker
+        os.close(fd)
+        server._forkserver_alive_fd = None
+
+
+def _watch(sweep_process) -> None:
+    sweep_process.join()                # returns once the sweep's process has died
     os.kill(os.getpid(), signal.SIGKILL)
 
 

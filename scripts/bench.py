@@ -11,20 +11,29 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
    `ics_cli.data.load`, no hooks, no logging. Measured twice: whole-process wall time of the two
    as subprocesses (start-up counts on both sides), and time per step in this process (`train()`
    vs the loop; the ics side includes its log steps). Target ≤ 1.10.
-2. Dense recording: `ics train --norm batch --log-every 1` (300 and 2000 steps) ÷ a hand-written
-   hook script (DataLoader over a TensorDataset, batch 60, shuffled; forward hooks on every
-   Linear/BatchNorm1d/Sigmoid storing per-unit mean and variance with `.cpu().numpy()` every step;
-   one pandas DataFrame written to CSV at the end). Whole-process wall time. The issue's target is
-   ics ≥ 5x faster, i.e. a ratio ≤ 0.20.
-3. Cost of one log step: (time per step at `--log-every 10` - at logs only at the ends) per extra
-   log step, ÷ one no-grad train-mode forward pass of the 512-image probe batch, both in this
-   process. Target ≤ 3.
-4. Sweep scaling: throughput (runs/s) of `ics sweep --jobs 2` ÷ `--jobs 1` on 4 small runs
-   (norms none,batch x lrs 0.5,0.1). Target ≥ 1.7 (on a machine with at least 2 free cores).
+2. Dense recording: `ics train --norm batch --probe train --log-every 1` (statistics of every
+   step's own training batch; 300 and 2000 steps) ÷ a hand-written hook script (DataLoader over a
+   TensorDataset, batch 60, shuffled; forward hooks on every Linear/BatchNorm1d/Sigmoid storing
+   per-unit mean and variance with `.cpu().numpy()` every step; one pandas DataFrame written to CSV
+   at the end). Measured twice: whole-process wall time (start-up, about 2 s of importing torch,
+   counts on both sides and bounds the ratio), and time per step in this process (`train()` vs the
+   hook script's function, each with its own writing, no start-up). The issue's target is ics ≥ 5x
+   faster, i.e. a ratio ≤ 0.20. Where `ics train` has no `--probe` yet, the rows say so.
+3. Cost of one log step at `--probe fixed`: (time per step at `--log-every 10` - at logs only at
+   the ends) per extra log step, ÷ one no-grad train-mode forward pass of the 512-image probe batch,
+   both in this process. Both runs evaluate the test set only at the ends (`eval_every` = steps),
+   so evaluation is not counted as logging (where ics has `eval_every`; before it, a log step
+   evaluated too). Target ≤ 3.
+4. Sweep scaling: throughput (runs/s) of `ics sweep --jobs 2` ÷ `--jobs 1`, whole process, on 4
+   runs (norms none,batch x lrs 0.5,0.1) long enough that worker start-up is not the whole
+   measurement (2000 steps each; --quick 300). Target ≥ 1.7 (on a machine with at least 2 free
+   cores; with more, each of the 2 workers uses half the cores, `--jobs 1` one thread). Read it
+   against its ceiling on this machine at the time, printed below it: two bare-loop processes
+   started together ÷ run in turn (2 on two free cores).
 5. Ratios 1 and 3 for `--model cnn --activation relu` (fewer steps). Same targets.
 
 Usage:
-    .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda]
+    .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda] [--only 2,4]
 
 The script also runs its own hand-written sides as subprocesses (`--side bare|hooks`, internal).
 """
@@ -32,6 +41,7 @@ The script also runs its own hand-written sides as subprocesses (`--side bare|ho
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -50,11 +60,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCH, LR, PROBE = 60, 0.5, 512
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-# Steps and repeats of each measurement: full run, and --quick (about a minute).
+# Steps and repeats of each measurement: full run (about 6 minutes), and --quick (about 2).
 FULL = dict(repeats=3, mlp_steps=2000, dense_steps=(300, 2000), dense_repeats=(3, 1),
-            log_steps=1000, sweep_steps=500, cnn_steps=300)
-QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 200), dense_repeats=(1, 1),
-             log_steps=200, sweep_steps=100, cnn_steps=60)
+            log_steps=1000, sweep_steps=2000, cnn_steps=300)
+QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 300), dense_repeats=(1, 1),
+             log_steps=200, sweep_steps=300, cnn_steps=60)
+SWEEP = ["--norms", "none,batch", "--lrs", "0.5,0.1"]     # 4 runs
+RATIOS = (1, 2, 3, 4, 5)
+
+
+class SideFailed(RuntimeError):
+    """One side of a ratio could not run (e.g. an option this version of ics does not have)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,8 +170,13 @@ def interleaved(*sides, repeats: int, warmup: bool = False) -> list[float]:
 def process_time(argv: list[str]) -> float:
     """Whole-process wall time of one subprocess (one thread), in seconds."""
     start = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    done = subprocess.run(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise SideFailed(lines[-1])
+    return elapsed
 
 
 def ics_process(device: str, *args) -> float:
@@ -170,14 +191,29 @@ def side_process(device: str, *args) -> float:
                              "--csv", os.path.join(tmp, "stats.csv")])
 
 
+def run_config(**values) -> RunConfig:
+    """RunConfig(**values); values for options this version of ics lacks (probe, eval_every) must
+    be None (then left out), so the bench runs before and after they exist."""
+    have = {f.name for f in dataclasses.fields(RunConfig)}
+    missing = sorted(k for k, v in values.items() if k not in have and v is not None)
+    if missing:
+        raise SideFailed(f"this ics has no {', '.join(missing)}")
+    return RunConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+def has_option(name: str) -> bool:
+    return name in {f.name for f in dataclasses.fields(RunConfig)}
+
+
 def ics_in_process(device: str, steps: int, log_every: int, model: str = "mlp",
-                   activation: str = "sigmoid") -> float:
+                   activation: str = "sigmoid", probe: str | None = None,
+                   eval_every: int | None = None) -> float:
     """Seconds of `ics_cli.train.train` in this process (data already cached after the first)."""
     from ics_cli.train import train
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = RunConfig(model=model, activation=activation, norm="batch", steps=steps,
-                        log_every=log_every, device=device, out=out)
+        cfg = run_config(model=model, activation=activation, norm="batch", steps=steps,
+                         log_every=log_every, device=device, out=out, probe=probe, eval_every=eval_every)
         start = time.perf_counter()
         result = train(cfg, force=True)
         elapsed = time.perf_counter() - start
@@ -190,6 +226,14 @@ def bare_in_process(device: str, steps: int, model: str = "mlp", activation: str
     start = time.perf_counter()
     bare_loop(model, activation, steps, torch.device(device))
     return time.perf_counter() - start
+
+
+def hooks_in_process(device: str, steps: int) -> float:
+    """Seconds of the hook script's function in this process: its loop and its CSV, no start-up."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        hook_script(steps, torch.device(device), os.path.join(tmp, "stats.csv"))
+        return time.perf_counter() - start
 
 
 def probe_forward(device: str, model: str, activation: str, reps: int = 20) -> float:
@@ -236,19 +280,42 @@ def overhead(device: str, steps: int, repeats: int, model: str, activation: str)
 
 
 def dense_recording(device: str, steps: int, repeats: int) -> list[tuple]:
-    t_ics, t_hooks = interleaved(
-        lambda: ics_process(device, "train", "--norm", "batch", "--log-every", 1, "--steps", steps),
-        lambda: side_process(device, "--side", "hooks", "--steps", steps),
-        repeats=repeats)
-    return [(f"2 mlp {steps} steps, log every step: ics train / hook script", t_ics / t_hooks,
-             f"{t_ics:.2f} s", f"{t_hooks:.2f} s", "<= 0.20", t_ics / t_hooks <= 0.20)]
+    label = f"2 mlp {steps} steps, --probe train --log-every 1: ics train / hook script, whole process"
+    try:
+        t_ics, t_hooks = interleaved(
+            lambda: ics_process(device, "train", "--norm", "batch", "--probe", "train", "--log-every", 1,
+                                "--steps", steps),
+            lambda: side_process(device, "--side", "hooks", "--steps", steps),
+            repeats=repeats)
+    except SideFailed as e:
+        return [not_measured(label, "<= 0.20", e)]
+    return [(label, t_ics / t_hooks, f"{t_ics:.2f} s", f"{t_hooks:.2f} s", "<= 0.20",
+             t_ics / t_hooks <= 0.20)]
+
+
+def dense_in_process(device: str, steps: int, repeats: int) -> list[tuple]:
+    """Ratio 2 without start-up: time per step of train() vs the hook script, both in this process."""
+    label = f"2 mlp {steps} steps, --probe train --log-every 1: time per step, in process"
+    try:
+        run_config(probe="train")
+        ics_in_process(device, 20, 1, probe="train")     # warm-up: first-use costs of both sides
+        hooks_in_process(device, 20)
+        t_ics, t_hooks = interleaved(lambda: ics_in_process(device, steps, 1, probe="train"),
+                                     lambda: hooks_in_process(device, steps), repeats=repeats)
+    except SideFailed as e:
+        return [not_measured(label, "<= 0.20", e)]
+    return [(label, t_ics / t_hooks, f"{steps / t_ics:.0f} steps/s", f"{steps / t_hooks:.0f} steps/s",
+             "<= 0.20", t_ics / t_hooks <= 0.20)]
 
 
 def log_step_cost(device: str, steps: int, repeats: int, model: str, activation: str) -> list[tuple]:
     dense, sparse = 10, steps
+    # The same probe and evaluation cadence on both sides: the difference is the log steps alone.
+    same = dict(probe="fixed" if has_option("probe") else None,
+                eval_every=steps if has_option("eval_every") else None)
     t_dense, t_sparse, t_fwd = interleaved(
-        lambda: ics_in_process(device, steps, dense, model, activation),
-        lambda: ics_in_process(device, steps, sparse, model, activation),
+        lambda: ics_in_process(device, steps, dense, model, activation, **same),
+        lambda: ics_in_process(device, steps, sparse, model, activation, **same),
         lambda: probe_forward(device, model, activation),
         repeats=repeats, warmup=True)
     per_log = (t_dense - t_sparse) / (log_steps(steps, dense) - log_steps(steps, sparse))
@@ -258,20 +325,43 @@ def log_step_cost(device: str, steps: int, repeats: int, model: str, activation:
 
 def sweep_scaling(device: str, steps: int, repeats: int) -> list[tuple]:
     def sweep(jobs: int) -> float:
-        return ics_process(device, "sweep", "--norms", "none,batch", "--lrs", "0.5,0.1",
-                           "--steps", steps, "--jobs", jobs)
+        return ics_process(device, "sweep", *SWEEP, "--steps", steps, "--jobs", jobs)
 
     t_jobs2, t_jobs1 = interleaved(lambda: sweep(2), lambda: sweep(1), repeats=repeats)
     speedup = t_jobs1 / t_jobs2   # runs/s with 2 jobs ÷ runs/s with 1 (the same 4 runs)
-    return [(f"4 sweep 4 runs x {steps} steps: runs/s --jobs 2 / --jobs 1", speedup,
+    return [(f"4 sweep 4 runs x {steps} steps: runs/s --jobs 2 / --jobs 1, whole process", speedup,
              f"{4 / t_jobs2:.3f} runs/s", f"{4 / t_jobs1:.3f} runs/s", ">= 1.7", speedup >= 1.7)]
+
+
+def two_at_once(device: str, steps: int, repeats: int) -> list[tuple]:
+    """What this machine gives two processes now: two bare loops at once ÷ one after the other.
+
+    Ratio 4's ceiling here: 2 on two free cores, less where the cores are shared or busy.
+    """
+    argv = [sys.executable, __file__, "--device", device, "--side", "bare", "--steps", str(steps)]
+
+    def at_once() -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL) for _ in range(2)]
+        if any(p.wait() for p in procs):
+            raise SideFailed("a bare loop failed")
+        return time.perf_counter() - start
+
+    t_once, t_serial = interleaved(at_once, lambda: process_time(argv) + process_time(argv), repeats=repeats)
+    return [(f"4 reference: 2 bare loops x {steps} steps at once / in turn, whole process", t_serial / t_once,
+             f"{t_once:.2f} s", f"{t_serial:.2f} s", "(ceiling)", None)]
+
+
+def not_measured(label: str, target: str, why: Exception) -> tuple:
+    return (label, None, "not measured", str(why), target, None)
 
 
 # ---------------------------------------------------------------------------------------------
 
 def print_table(rows: list[tuple]) -> None:
     head = ("ratio", "value", "ics side", "other side", "target", "met")
-    cells = [head] + [(label, f"{r:.2f}", a, b, target, "yes" if ok else "no")
+    cells = [head] + [(label, "n/a" if r is None else f"{r:.2f}", a, b, target,
+                       "-" if ok is None else "yes" if ok else "no")
                       for label, r, a, b, target, ok in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
     for k, row in enumerate(cells):
@@ -282,8 +372,10 @@ def print_table(rows: list[tuple]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats and steps (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and steps (about two minutes)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--only", default=",".join(map(str, RATIOS)),
+                    help="comma-separated ratios to measure (default: all), e.g. 2,4")
     # Internal: run one hand-written side in this process (used by the subprocess measurements).
     ap.add_argument("--side", choices=("bare", "hooks"), help=argparse.SUPPRESS)
     ap.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
@@ -298,17 +390,32 @@ def main() -> None:
         return hook_script(args.steps, torch.device(args.device), args.csv)
 
     p = QUICK if args.quick else FULL
+    only = {int(r) for r in args.only.split(",") if r.strip()}
+    if not only <= set(RATIOS):
+        ap.error(f"--only takes ratios among {RATIOS}, got {args.only}")
     start = time.perf_counter()
-    rows = overhead(args.device, p["mlp_steps"], p["repeats"], "mlp", "sigmoid")
-    for steps, repeats in zip(p["dense_steps"], p["dense_repeats"]):
-        rows += dense_recording(args.device, steps, repeats)
-    rows += log_step_cost(args.device, p["log_steps"], p["repeats"], "mlp", "sigmoid")
-    rows += sweep_scaling(args.device, p["sweep_steps"], p["repeats"])
-    rows += overhead(args.device, p["cnn_steps"], p["repeats"], "cnn", "relu")
-    rows += log_step_cost(args.device, p["cnn_steps"], p["repeats"], "cnn", "relu")
+    rows = []
+    if 1 in only:
+        rows += overhead(args.device, p["mlp_steps"], p["repeats"], "mlp", "sigmoid")
+    if 2 in only:
+        for steps, repeats in zip(p["dense_steps"], p["dense_repeats"]):
+            rows += dense_recording(args.device, steps, repeats)
+        rows += dense_in_process(args.device, p["dense_steps"][-1], p["dense_repeats"][-1])
+    if 3 in only:
+        rows += log_step_cost(args.device, p["log_steps"], p["repeats"], "mlp", "sigmoid")
+    if 4 in only:
+        rows += sweep_scaling(args.device, p["sweep_steps"], p["repeats"])
+        rows += two_at_once(args.device, p["sweep_steps"], p["repeats"])
+    if 5 in only:
+        rows += overhead(args.device, p["cnn_steps"], p["repeats"], "cnn", "relu")
+        rows += log_step_cost(args.device, p["cnn_steps"], p["repeats"], "cnn", "relu")
     print(f"bench.py{' --quick' if args.quick else ''} --device {args.device}: one thread per process, "
-          f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][1]} steps: "
-          f"{p['dense_repeats'][1]}); only ratios from one run compare")
+          f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][-1]} steps: "
+          f"{p['dense_repeats'][-1]}); only ratios from one run compare")
+    if 3 in only or 5 in only:
+        print("ratio 3: " + ("both runs --probe fixed, evaluating only at their ends"
+                             if has_option("eval_every")
+                             else "this ics has no eval_every: its log steps include the test evaluation"))
     print_table(rows)
     print(f"total {time.perf_counter() - start:.0f} s")
 

@@ -94,17 +94,21 @@ def _alive(pid: int) -> bool:
     return st is not None and st[0] not in ("Z", "X")       # a zombie has died (nobody reaped it yet)
 
 
+def _children(parent: int) -> list[int]:
+    return [int(e.name) for e in Path("/proc").iterdir()
+            if e.name.isdigit() and (_stat(int(e.name)) or ("", 0))[1] == parent]
+
+
 def _workers(parent: int) -> list[int]:
-    """The pool workers of a sweep process (its spawned children, not the resource tracker)."""
+    """The pool workers of a sweep process: the children of its fork server (not the resource tracker)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (_stat(int(entry.name)) or ("", 0))[1] == parent:
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"spawn_main" in cmdline:
-                found.append(int(entry.name))
+    for child in _children(parent):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing.forkserver" in cmdline:
+            found += _children(child)
     return found
 
 

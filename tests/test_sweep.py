@@ -210,14 +210,14 @@ def test_pool_workers_run_with_their_share_of_the_cores(tmp_path):
 def test_kill_9_of_a_sweep_leaves_no_process_behind(tmp_path):
     """Workers end within seconds of the sweep's process, and so do its fork server and resource tracker."""
     out = tmp_path / "S"
-    cmd = [sys.executable, "-m", "ics_cli", "sweep", "--norms", "none,batch", "--lrs", "0.05", "--steps", "100000",
-           "--jobs", "2", "--quiet", "--out", str(out), *FAST]
+    cmd = [sys.executable, "-m", "ics_cli", "sweep", "--norms", "none,batch", "--lrs", "0.05",
+           "--steps", "100000", "--jobs", "2", "--quiet", "--out", str(out), *FAST]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while len(list(out.glob("*/checkpoint.pt"))) < 2 and time.time() < deadline and proc.poll() is None:
+        while len(list(out.glob("*/config.json"))) < 2 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        assert proc.poll() is None and len(list(out.glob("*/checkpoint.pt"))) == 2, "both workers under way"
+        assert proc.poll() is None and len(list(out.glob("*/config.json"))) == 2, "both runs under way"
         helpers = _children(proc.pid)
         workers = [w for h in helpers for w in _children(h)]
         assert len(workers) == 2, (helpers, workers)      # forked by the fork server, not by the sweep
