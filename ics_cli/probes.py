@@ -41,6 +41,7 @@ SITES = TRAIN_SITES + ("norm_eval",)
 NORM_SITE, EVAL_SITE = SITES.index("norm"), SITES.index("norm_eval")
 PER_SITE = 11    # 4 site statistics, drift since the previous log and since init (3 each), dead units
 PROBES = ("fixed", "train")
+STACK_LIMIT = 2**16      # sites of at most this many values are stacked and reduced together
 
 
 @contextmanager
@@ -197,17 +198,20 @@ class ActivationRecorder:
         L, S, T = len(self.layers), len(SITES), self.units
         measured = S if self.batch_stats else S - 1       # else norm_eval is a copy of norm
         outs = [out for layer in self._outs for out in layer[:measured]]
-        # Sites of the same shape (every site of an MLP) are reduced together: one mean, one
-        # variance, one sort for all of them.
+        # Small sites of the same shape (every site of an MLP) are reduced together: one mean,
+        # one variance, one sort for all of them; large ones (a CNN's) one by one.
         groups: dict[tuple, list[int]] = {}
         for k, out in enumerate(outs):
             groups.setdefault(tuple(out.shape), []).append(k)
         mean, var = outs[0].new_empty(len(outs), self.width), outs[0].new_empty(len(outs), self.width)
         pct = outs[0].new_empty(len(outs), T, 3)
-        for ks in groups.values():
-            x = torch.stack([outs[k] for k in ks])                   # (sites, N, C[, H, W])
-            mean[ks], var[ks] = metrics.unit_moments(x, [1] + list(range(3, x.dim())))
-            pct[ks] = metrics.site_percentiles(x, T)
+        for same_shape in groups.values():
+            # Stacking copies: worth it for small sites (one call instead of many), not for large.
+            small = outs[same_shape[0]].numel() <= STACK_LIMIT
+            for ks in [same_shape] if small else [[k] for k in same_shape]:
+                x = torch.stack([outs[k] for k in ks]) if len(ks) > 1 else outs[ks[0]][None]
+                mean[ks], var[ks] = metrics.unit_moments(x, [1] + list(range(3, x.dim())))   # (sites, C)
+                pct[ks] = metrics.site_percentiles(x, T)                                   # (sites, T, 3)
         mean, var, pct = (v.view(L, measured, *v.shape[1:]) for v in (mean, var, pct))
         if measured < S:
             mean, var, pct = (torch.cat([v, v[:, NORM_SITE, None]], 1) for v in (mean, var, pct))

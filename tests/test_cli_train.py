@@ -149,6 +149,10 @@ BAD = [
     (["--norm", "group", "--groups", "3"], "--groups"),
     (["--norm", "instance"], "instance"),
     (["--nrom", "batch"], "--nrom"),
+    (["--probe", "batch"], "--probe"),
+    (["--eval-every", "0"], "--eval-every"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every"),
+    (["--checkpoint-every", "inf"], "--checkpoint-every"),
 ]
 
 
