@@ -176,7 +176,7 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
         "`drift_norm_eval_scaled`: scale-free drift of the unit means (in units of each unit's standard "
         "deviation, summed over log steps, mean over hidden layers) of the input each norm receives and "
         "of the norm's output at test time. `grad_norm_cv` and the detrended `grad_norm_jitter`: "
-        "gradient stability over the logged steps, mean over layers. Formulas: docs/metrics.md.",
+        "gradient stability over every update, mean over layers. Formulas: docs/metrics.md.",
         "",
         md_table(head[keep]),
         "",
