@@ -45,10 +45,16 @@ def _sweep_cmd(out: Path, *extra: str) -> list[str]:
             "--quiet", "--out", str(out), *FAST, *extra]
 
 
+def _ctrl_c_reaches_it() -> None:
+    """In the child before exec: SIGINT at its default, so Python turns it into KeyboardInterrupt
+    even when this test run was started with SIGINT ignored (a background job of a script is)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def _session(cmd: list[str], **kw):
     """A process in its own process group; whatever of the group is left is killed afterwards."""
-    proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_ctrl_c_reaches_it, **kw)
     try:
         yield proc
     finally:
@@ -331,8 +337,13 @@ def test_ctrl_c_in_a_one_process_sweep_starts_no_further_run(tmp_path):
 
     threading.Thread(target=interrupt, daemon=True).start()
     t0 = time.time()
-    with pytest.raises(KeyboardInterrupt):
-        sweep.run(plan, out, jobs=1)
+    # Python's Ctrl-C handler, even if this test run was started with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweep.run(plan, out, jobs=1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.time() - t0 < 30
     [run] = _run_dirs(out)
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
