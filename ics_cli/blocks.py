@@ -3,12 +3,11 @@
 The recorders (probes.py) keep one flat row per log step (activations) or per step (gradients) in a
 device buffer; `flush` copies a block of them to the host, and the functions here lay it out as the
 rows of layers.csv, grads.csv and the units table, without a Python loop over units. CSV cells are
-formatted as `store.fmt` does (floats with 9 significant digits, NaN blank), a row at a time.
+formatted by `store.csv_text` (as `store.fmt` does), a row at a time.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,6 @@ import pandas as pd
 
 from . import lock, store
 from .probes import SITES
-
-_NAN = re.compile(r",nan(?=[,\n])")
-
-
-def csv_text(rows: list[tuple], kinds: str) -> str:
-    """Rows as CSV text; `kinds` has one letter per column: s (str), d (int), g (float, NaN blank)."""
-    template = ",".join({"s": "%s", "d": "%d", "g": "%.9g"}[k] for k in kinds) + "\n"
-    return _NAN.sub(",", "".join(template % row for row in rows))
 
 
 def layer_rows(steps: list[int], stats: dict, layers: list[str]) -> list[tuple]:
@@ -94,11 +85,11 @@ class RunLogs:
 
     def layers(self, rows: list[tuple]) -> None:
         with lock.writing(self.csv["layers"].path):
-            self.csv["layers"].append_text(csv_text(rows, LAYER_KINDS))
+            self.csv["layers"].append_text(store.csv_text(rows, LAYER_KINDS))
 
     def grads(self, rows: list[tuple]) -> None:
         with lock.writing(self.csv["grads"].path):
-            self.csv["grads"].append_text(csv_text(rows, GRAD_KINDS))
+            self.csv["grads"].append_text(store.csv_text(rows, GRAD_KINDS))
 
     def units(self, block: dict[str, np.ndarray]) -> None:
         with lock.writing(self.run_dir / "units"):

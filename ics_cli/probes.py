@@ -67,6 +67,36 @@ def batch_stats_without_update(model: nn.Module):
         model.train(was_training)
 
 
+class StepRows:
+    """One row of values per recorded step, kept on the device and copied to the host a block at
+    a time. `next()` is the row the coming step writes, `close(step)` files it under that step."""
+
+    def __init__(self, capacity: int, shape: tuple[int, ...], device, fill: float = 0.0):
+        self.fill = fill
+        self.buffer = torch.full((capacity, *shape), fill, device=device)
+        self.steps: list[int] = []
+
+    @property
+    def full(self) -> bool:
+        return len(self.steps) == len(self.buffer)
+
+    def next(self) -> torch.Tensor:
+        if self.full:
+            raise RuntimeError("step buffer full: flush it first")
+        return self.buffer[len(self.steps)]
+
+    def close(self, step: int) -> None:
+        self.steps.append(step)
+
+    def flush(self) -> tuple[list[int], np.ndarray]:
+        """The filed steps and their rows as one host array (one copy); empties the buffer."""
+        n, steps = len(self.steps), self.steps
+        host = self.buffer[:n].to("cpu", copy=True).numpy()   # a copy: the buffer is reused
+        self.buffer[:n] = self.fill
+        self.steps = []
+        return steps, host
+
+
 class ActivationRecorder:
     """Per-unit and per-site statistics of every site, with drift, one flat row per log step.
 
@@ -84,10 +114,8 @@ class ActivationRecorder:
         L, S = len(self.layers), len(SITES)
         self.shapes = {"site": (L, S, PER_SITE), "mean": (L, S, width), "var": (L, S, width),
                        "pct": (L, S, self.units, 3)}
-        self.row_size = sum(torch.Size(s).numel() for s in self.shapes.values())
-        self.capacity = max(1, min(block, 2**22 // self.row_size))
-        self.buffer = torch.zeros(self.capacity, self.row_size, device=first.device)
-        self.steps: list[int] = []          # the step of each buffered row
+        row_size = sum(torch.Size(s).numel() for s in self.shapes.values())
+        self.rows = StepRows(max(1, min(block, 2**22 // row_size)), (row_size,), first.device)
         self.prev = None                    # (unit mean, unit var) at the previous log step
         self.init = None                    # (unit mean, unit var) at step 0
         self._outs: list[list] = [[None] * S for _ in self.layers]
@@ -154,16 +182,14 @@ class ActivationRecorder:
         d_prev, d_init = metrics.drift(torch.stack([prev[0], self.init[0]]), torch.stack([prev[1], self.init[1]]),
                                        *now)
         self.prev = now
-        dead = metrics.dead(now[1]).sum(-1, keepdim=True).to(self.buffer.dtype)
+        dead = metrics.dead(now[1]).sum(-1, keepdim=True).to(now[1].dtype)
         # layers.csv order: site stats, drift_mean, drift_var, drift_mean_init, drift_var_init,
         # drift_mean_scaled, drift_mean_scaled_init, dead_units.
         per_site = torch.cat([stats["site"], d_prev[..., :2], d_init[..., :2], d_prev[..., 2:],
                               d_init[..., 2:], dead], -1)
-        row = torch.cat([per_site.flatten(), now[0].flatten(), now[1].flatten(), stats["pct"].flatten()])
-        if len(self.steps) == self.capacity:
-            raise RuntimeError("activation buffer full: flush it first")
-        self.buffer[len(self.steps)] = row
-        self.steps.append(step)
+        torch.cat([per_site.flatten(), now[0].flatten(), now[1].flatten(), stats["pct"].flatten()],
+                  out=self.rows.next())
+        self.rows.close(step)
         self._outs = [[None] * len(SITES) for _ in self.layers]
 
     def measure(self, x: torch.Tensor) -> dict:
@@ -179,18 +205,16 @@ class ActivationRecorder:
 
     @property
     def full(self) -> bool:
-        return len(self.steps) == self.capacity
+        return self.rows.full
 
     def flush(self) -> tuple[list[int], dict]:
         """The buffered steps and their statistics as host numpy arrays (one copy); empties the buffer."""
-        n, steps = len(self.steps), self.steps
-        host = self.buffer[:n].to("cpu", copy=True).numpy()   # a copy: the buffer is reused
+        steps, host = self.rows.flush()
         out, at = {}, 0
         for name, shape in self.shapes.items():
             size = torch.Size(shape).numel()
-            out[name] = host[:, at:at + size].reshape(n, *shape)
+            out[name] = host[:, at:at + size].reshape(len(steps), *shape)
             at += size
-        self.steps = []
         return steps, out
 
     def _reduce(self) -> dict[str, torch.Tensor]:
@@ -234,39 +258,28 @@ class GradientRecorder:
     def __init__(self, model: Net, block: int = 1024):
         self.weights = list(weighted_layers(model).values())
         self.names = list(weighted_layers(model))
-        dev = self.weights[0].device
-        self.capacity = block
-        self.buffer = torch.full((block, 3, len(self.weights)), float("nan"), device=dev)
-        self.steps: list[int] = []
+        # Per step: grad_norm, weight_norm, update_ratio of each layer (NaN where not measured).
+        self.rows = StepRows(block, (3, len(self.weights)), self.weights[0].device, fill=float("nan"))
         self._before = None
 
     def before_step(self, full: bool) -> None:
         ws = self.weights
-        if len(self.steps) == self.capacity:
-            raise RuntimeError("gradient buffer full: flush it first")
-        k = len(self.steps)
         grads = [w.grad.detach() if w.grad is not None else w.new_zeros(()) for w in ws]
-        torch.stack(torch._foreach_norm(grads), out=self.buffer[k, 0])   # one fused call per step
+        torch.stack(torch._foreach_norm(grads), out=self.rows.next()[0])   # one fused call per step
         self._before = [w.detach().clone() for w in ws] if full else None
 
     def after_step(self, step: int) -> None:
-        k = len(self.steps)
         if self._before is not None:
-            ws = self.weights
-            self.buffer[k, 1] = torch.stack([w.detach().norm() for w in ws])
-            self.buffer[k, 2] = torch.stack([(w.detach() - b).norm() / b.norm()
-                                             for w, b in zip(ws, self._before)])
+            ws, row = self.weights, self.rows.next()
+            row[1] = torch.stack([w.detach().norm() for w in ws])
+            row[2] = torch.stack([(w.detach() - b).norm() / b.norm() for w, b in zip(ws, self._before)])
             self._before = None
-        self.steps.append(step)
+        self.rows.close(step)
 
     @property
     def full(self) -> bool:
-        return len(self.steps) == self.capacity
+        return self.rows.full
 
     def flush(self) -> tuple[list[int], np.ndarray]:
         """Buffered steps and a (steps, 3, layers) host array: grad_norm, weight_norm, update_ratio."""
-        n, steps = len(self.steps), self.steps
-        host = self.buffer[:n].to("cpu", copy=True).numpy()   # a copy: the buffer is reused
-        self.buffer[:n] = float("nan")
-        self.steps = []
-        return steps, host
+        return self.rows.flush()

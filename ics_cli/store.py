@@ -69,6 +69,16 @@ def fmt(value) -> str:
     return str(value)
 
 
+_NAN_CELL = re.compile(r",nan(?=[,\n])")
+
+
+def csv_text(rows: list[tuple], kinds: str) -> str:
+    """Rows as CSV text with the cells `fmt` writes, formatted a row at a time (fast for blocks);
+    `kinds` has one letter per column: s (str), d (int), g (float: 9 digits, NaN blank)."""
+    template = ",".join({"s": "%s", "d": "%d", "g": "%.9g"}[k] for k in kinds) + "\n"
+    return _NAN_CELL.sub(",", "".join(template % row for row in rows))
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write a whole file under a temporary name, then rename it into place.
 

@@ -167,9 +167,10 @@ def train(cfg: RunConfig, *, force: bool = False,
         model = models.build(cfg, ds.shape, ds.num_classes).to(device)
         opt = make_optimizer(cfg, model.parameters())
         gen = torch.Generator().manual_seed(cfg.seed)
-        probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
-        probe_idx = torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)
-        probe_x = ds.x_train[probe_idx] if cfg.probe == "fixed" else None
+        probe_x = None          # --probe train: the training batches themselves
+        if cfg.probe == "fixed":
+            probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
+            probe_x = ds.x_train[torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)]
         uses_batch_stats = norms.get(cfg.norm).batch_stats
         acts = ActivationRecorder(model, cfg.track_units, batch_stats=uses_batch_stats)
         grads = GradientRecorder(model)
@@ -179,8 +180,11 @@ def train(cfg: RunConfig, *, force: bool = False,
             return step % every == 0 or step == cfg.steps
 
         step, elapsed0, initial_loss, ema = 0, 0.0, None, None
-        # Train loss, correct count and examples since the last metrics row (loss and count on the host).
-        interval = [0.0, torch.zeros((), dtype=torch.int64, device=device), 0]
+        def fresh_interval() -> list:
+            """Train loss sum, correct count (on the device) and examples since the last metrics row."""
+            return [0.0, torch.zeros((), dtype=torch.int64, device=device), 0]
+
+        interval = fresh_interval()
         if resume:
             # weights_only: a checkpoint holds tensors, numbers and dicts only, so loading one can never
             # run code (a planted pickle fails here instead of executing).
@@ -227,7 +231,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                    "test_loss_batchstats": host[2], "test_acc_batchstats": host[3],
                    "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - start, 3)}
             logs.metrics([[row[c] for c in store.METRICS_COLUMNS]])
-            interval = [0.0, torch.zeros((), dtype=torch.int64, device=device), 0]
+            interval = fresh_interval()
             last_row, evaluated = row, step
             if on_log:
                 on_log(step, row)
