@@ -68,10 +68,12 @@ class RunLogs:
     `finish` turns the units blocks into the run's one units file (store.UnitsLog).
     """
 
-    def __init__(self, run_dir: Path, fresh: bool):
+    def __init__(self, run_dir: Path, fresh: bool, extra: dict[str, tuple[str, ...]] | None = None):
         self.run_dir = Path(run_dir)
         self.csv = {name: store.CsvLog(self.run_dir / f"{name}.csv", cols, fresh=fresh)
-                    for name, cols in store.TABLES.items() if name != "units"}
+                    for name, cols in store.CORE_TABLES.items() if name != "units"}
+        for name, cols in (extra or {}).items():    # the second view's tables this run records
+            self.csv[name] = store.CsvLog(self.run_dir / f"{name}.csv", list(cols), fresh=fresh)
         self.unit_log = store.UnitsLog(self.run_dir, fresh=fresh)
 
     def truncate(self, step: int) -> None:
@@ -90,6 +92,10 @@ class RunLogs:
     def grads(self, rows: list[tuple]) -> None:
         with lock.writing(self.csv["grads"].path):
             self.csv["grads"].append_text(store.csv_text(rows, GRAD_KINDS))
+
+    def quantity(self, name: str, rows: list[list]) -> None:
+        with lock.writing(self.csv[name].path):
+            self.csv[name].append(rows)
 
     def units(self, block: dict[str, np.ndarray]) -> None:
         with lock.writing(self.run_dir / "units"):

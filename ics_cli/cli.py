@@ -49,9 +49,10 @@ Norm = choices("Norm", norms.REGISTRY)
 Optimizer = choices("Optimizer", config_mod.OPTIMIZERS)
 Device = choices("Device", config_mod.DEVICES)
 Probe = choices("Probe", config_mod.PROBES)
+Noise = choices("Noise", config_mod.NOISES)
 Format = choices("Format", ("png", "svg", "pdf"))
 CHOICES = {"dataset": Dataset, "model": Model, "activation": Activation, "init": Init, "norm": Norm,
-           "optimizer": Optimizer, "device": Device, "probe": Probe}
+           "optimizer": Optimizer, "device": Device, "probe": Probe, "noise": Noise}
 
 
 def flag(default: bool, *decls: str, **kwargs):
@@ -71,8 +72,8 @@ HELP = {
     "download": "Download a torchvision dataset into --data-dir if it is missing.",
     "binarize": "Threshold pixels at 0.5 to {0, 1} instead of standardizing (Ioffe & Szegedy's binary MNIST).",
     "model": f"Network: {listed(Model)}.",
-    "depth": "Number of hidden layers (Linear/Conv -> Norm -> Activation).",
-    "width": "Units per hidden layer (mlp, default 100) or channels (cnn, default 32).",
+    "depth": "Number of hidden layers (default: mlp 3, cnn 3, resmlp 20, vgg 8, dln 25).",
+    "width": "Units per hidden layer or channels (default: mlp 100, cnn 32, resmlp 100, vgg 32, dln 10).",
     "activation": f"Nonlinearity: {listed(Activation)}.",
     "init": f"Weight init: {listed(Init)} (xavier = Glorot uniform; gaussian uses --init-std).",
     "init_std": "Standard deviation of the gaussian init.",
@@ -80,6 +81,8 @@ HELP = {
     "groups": "Groups for --norm group (must divide the width).",
     "eps": "Epsilon added to the variance inside every norm.",
     "bn_momentum": "Momentum of batch norm's running statistics (torch convention).",
+    "noise": f"Noise after every norm site: {listed(Noise)} (santurkar: Santurkar et al. 2018's Algorithm 1, "
+             "a fresh random scale and shift per unit each step, in training passes only).",
     "optimizer": f"Optimizer: {listed(Optimizer)}.",
     "lr": "Learning rate (> 0).",
     "momentum": "SGD momentum in [0, 1).",
@@ -99,6 +102,18 @@ HELP = {
                         "the bytes recorded do not depend on it.",
     "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",
     "eval_batchstats": "Also measure test accuracy with batch statistics (batch-norm variants).",
+    "ics_every": "Gradient-based ICS (Santurkar Def. 2.1) of every hidden layer every N steps, on the "
+                 "step's batch: table grad_ics.csv (0: off).",
+    "landscape_every": "Loss and gradient along the gradient (Santurkar Sec. 3.2) every N steps: table "
+                       "landscape.csv (0: off).",
+    "landscape_etas": "Step sizes of --landscape-every, as multiples of --lr: a comma list.",
+    "relative_loss_every": "Relative loss L(theta - alpha g) / L(theta) (Bjorck Fig. 2) every N steps: table "
+                           "relative_loss.csv (0: off; a value >= --steps: at initialization only).",
+    "relative_alphas": "Step sizes alpha of --relative-loss-every: a comma list, or LOW:HIGH:N for N "
+                       "log-spaced values.",
+    "sharpness_every": "Top Hessian eigenvalue (power iteration) and sharpness x lr every N steps: table "
+                       "sharpness.csv (0: off).",
+    "sharpness_iters": "Power iterations per sharpness measurement (warm-started from the last one).",
     "diverge_factor": "A loss above this many times the first loss ends the run as diverged.",
     "diverge_smooth": "A smoothed loss (EMA, alpha 0.1) above this many times the first loss ends the run as diverged.",
     "seed": "Random seed (init, batch order and probe choice), in [0, 2**63).",

@@ -30,13 +30,15 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-MODELS = ("mlp", "cnn")
-ACTIVATIONS = ("sigmoid", "relu", "tanh")
+MODELS = ("mlp", "cnn", "resmlp", "vgg", "dln")
+NOISES = ("none", "santurkar")
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
 INITS = ("torch", "xavier", "kaiming", "gaussian")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 PROBES = ("fixed", "train")
-DEFAULT_WIDTH = {"mlp": 100, "cnn": 32}
+DEFAULT_WIDTH = {"mlp": 100, "cnn": 32, "resmlp": 100, "vgg": 32, "dln": 10}
+DEFAULT_DEPTH = {"mlp": 3, "cnn": 3, "resmlp": 20, "vgg": 8, "dln": 25}
 DEFAULT_STEPS = 2000
 SEED_LIMIT = 2**63            # seeds in [0, 2**63): what torch's generators take, with room for offsets
 PARAM_BYTES = 16              # float32 weight + gradient + two Adam moments
@@ -55,8 +57,8 @@ class RunConfig:
     binarize: bool = False
     # model
     model: str = "mlp"
-    depth: int = 3
-    width: int | None = None          # None: 100 units (mlp) or 32 channels (cnn)
+    depth: int | None = None          # None: DEFAULT_DEPTH of the model (3 for mlp and cnn)
+    width: int | None = None          # None: DEFAULT_WIDTH of the model (100 units mlp, 32 channels cnn)
     activation: str = "sigmoid"
     init: str = "xavier"
     init_std: float = 0.01            # only for init="gaussian"
@@ -65,6 +67,7 @@ class RunConfig:
     groups: int = 4
     eps: float = 1e-5
     bn_momentum: float = 0.1
+    noise: str = "none"               # santurkar: Santurkar et al.'s Algorithm 1 noise after every norm
     # optimization
     optimizer: str = "sgd"
     lr: float = 0.5
@@ -81,6 +84,14 @@ class RunConfig:
     eval_every: int = 500            # a test-set pass costs about ten training steps of the default MLP
     track_units: int = 4
     eval_batchstats: bool = True
+    # the second view of ICS (ics_cli/quantities): each every N steps, 0 = off
+    ics_every: int = 0                # gradient-based ICS (Santurkar Def. 2.1)
+    landscape_every: int = 0          # loss and gradient along the gradient (Santurkar Sec. 3.2)
+    landscape_etas: str = "0.5,1,2,4"     # step sizes, as multiples of lr
+    relative_loss_every: int = 0      # L(theta - alpha g) / L(theta) (Bjorck Fig. 2)
+    relative_alphas: str = "1e-5:1:11"    # step sizes alpha: a comma list, or LOW:HIGH:N (log grid)
+    sharpness_every: int = 0          # top Hessian eigenvalue by power iteration
+    sharpness_iters: int = 20
     # divergence: a loss above diverge_factor x the first loss, or a smoothed loss (EMA, alpha 0.1)
     # above diverge_smooth x the first loss, or a NaN/inf loss, ends the run as `diverged`
     diverge_factor: float = 1e3
@@ -95,6 +106,10 @@ class RunConfig:
     def hidden_width(self) -> int:
         return self.width if self.width is not None else DEFAULT_WIDTH[self.model]
 
+    @property
+    def hidden_depth(self) -> int:
+        return self.depth if self.depth is not None else DEFAULT_DEPTH[self.model]
+
     def resolved(self, train_size: int | None = None) -> "RunConfig":
         """Fill derived values: width, and steps (2000 by default, or from epochs and `train_size`).
 
@@ -103,7 +118,7 @@ class RunConfig:
         # 1 and 1.0 are the same learning rate: one spelling, so one hash.
         floats = {f.name: float(v) for f in fields(self) if _expected(f.name)[0] is float
                   and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
-        cfg = replace(self, width=self.hidden_width, **floats)
+        cfg = replace(self, width=self.hidden_width, depth=self.hidden_depth, **floats)
         if cfg.steps is None:
             if cfg.epochs is None:
                 cfg = replace(cfg, steps=DEFAULT_STEPS)
@@ -184,7 +199,7 @@ def _positive(option: str, value, *, integer: bool = False, allow_zero: bool = F
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every user-settable value and combination; return the resolved config."""
-    from . import norms
+    from . import models, norms, quantities
     from .data import DATASETS
 
     for f in fields(cfg):
@@ -200,7 +215,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("--device", cfg.device, DEVICES)
     _choice("--norm", cfg.norm, list(norms.REGISTRY))
     _positive("--lr", cfg.lr)
-    _positive("--depth", cfg.depth, integer=True)
+    if cfg.depth is not None:
+        _positive("--depth", cfg.depth, integer=True)
     if cfg.width is not None:
         _positive("--width", cfg.width, integer=True)
     _positive("--batch-size", cfg.batch_size, integer=True)
@@ -211,6 +227,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.steps is not None and cfg.epochs is not None:
         raise ConfigError("give either --steps or --epochs, not both")
     _choice("--probe", cfg.probe, PROBES)
+    _choice("--noise", cfg.noise, NOISES)
+    for option, value in (("--ics-every", cfg.ics_every), ("--landscape-every", cfg.landscape_every),
+                          ("--relative-loss-every", cfg.relative_loss_every),
+                          ("--sharpness-every", cfg.sharpness_every)):
+        _positive(option, value, integer=True, allow_zero=True)
+    _positive("--sharpness-iters", cfg.sharpness_iters, integer=True)
     _positive("--log-every", cfg.log_every, integer=True)
     _positive("--eval-every", cfg.eval_every, integer=True)
     _positive("--checkpoint-every", cfg.checkpoint_every, allow_zero=True)
@@ -237,6 +259,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     cfg = cfg.resolved()
     norms.check(cfg)
+    models.check(cfg)
+    quantities.check(cfg)
     return cfg
 
 
@@ -251,7 +275,7 @@ def max_params() -> int:
 
 def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int = 10) -> int:
     """Parameters of the model models.build would make (an upper bound: bias and norm both counted)."""
-    width, depth = cfg.hidden_width, cfg.depth
+    width, depth = cfg.hidden_width, cfg.hidden_depth
     c, h, w = input_shape
     if cfg.model == "cnn":
         first, rest = 9 * c * width, 9 * width * width
@@ -279,7 +303,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
                           f"{cfg.dataset} ({n} images); use a probe size of at most {n}")
     params, limit = param_count(cfg, input_shape, num_classes), max_params()
     if params > limit:
-        raise ConfigError(f"--width {cfg.hidden_width} with --depth {cfg.depth} gives the {cfg.model} about "
+        raise ConfigError(f"--width {cfg.hidden_width} with --depth {cfg.hidden_depth} gives the {cfg.model} about "
                           f"{params:.3g} parameters on {shape} inputs; at most {limit:.3g} fit here "
                           f"({PARAM_BYTES} bytes each in a quarter of this machine's memory, and at most "
                           f"2**31); use a smaller --width or --depth")

@@ -54,7 +54,8 @@ class Dataset:
     y_train: torch.Tensor = field(repr=False)  # int64 (N,)
     x_test: torch.Tensor = field(repr=False)
     y_test: torch.Tensor = field(repr=False)
-    num_classes: int
+    num_classes: int            # classes, or outputs of a regression
+    task: str = "classify"      # or "regress" (ics_cli/tasks.py)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import norms
 
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "identity": nn.Identity}
 SITES = ("linear", "norm", "act")
 
 
@@ -74,12 +74,12 @@ def _init(layer: nn.Module, cfg, activation: str | None) -> None:
         nn.init.zeros_(layer.bias)
 
 
-def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
-    """The model named by cfg.model, for inputs of shape (C, H, W)."""
+def _plain(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
+    """mlp and cnn: `depth` blocks of Linear/Conv -> Norm -> Activation, then a linear head."""
     width, conv = cfg.hidden_width, cfg.model == "cnn"
     bias = not norms.get(cfg.norm).affine   # beta replaces the bias before the norm
     blocks, fan_in = [], input_shape[0] if conv else math.prod(input_shape)
-    for _ in range(cfg.depth):
+    for _ in range(cfg.hidden_depth):
         if conv:
             linear = nn.Conv2d(fan_in, width, 3, stride=2, padding=1, bias=bias)
         else:
@@ -90,6 +90,19 @@ def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
     head = nn.Linear(width, num_classes)
     _init(head, cfg, None)
     return Net(blocks, head, conv)
+
+
+# One builder per --model: (cfg, (C, H, W), outputs) -> Net.
+BUILDERS = {"mlp": _plain, "cnn": _plain}
+
+
+def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
+    """The model named by cfg.model, for inputs of shape (C, H, W)."""
+    return BUILDERS[cfg.model](cfg, input_shape, num_classes)
+
+
+def check(cfg) -> None:
+    """Refuse a model/option combination that makes no sense (called by config.validate)."""
 
 
 def weighted_layers(model: Net) -> dict[str, nn.Parameter]:

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import IcsError
+from .quantities import KEYS as QUANTITY_KEYS, TABLES as QUANTITY_TABLES
 
 METRICS_COLUMNS = ["step", "train_loss", "train_acc", "test_loss", "test_acc",
                    "test_loss_batchstats", "test_acc_batchstats", "lr", "elapsed_s"]
@@ -56,8 +57,10 @@ LAYERS_COLUMNS = ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit
                   "drift_mean_scaled", "drift_mean_scaled_init", "dead_units"]
 UNITS_COLUMNS = ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"]
 GRADS_COLUMNS = ["step", "layer", "grad_norm", "weight_norm", "update_ratio"]
-TABLES = {"metrics": METRICS_COLUMNS, "layers": LAYERS_COLUMNS,
-          "units": UNITS_COLUMNS, "grads": GRADS_COLUMNS}
+CORE_TABLES = {"metrics": METRICS_COLUMNS, "layers": LAYERS_COLUMNS,
+               "units": UNITS_COLUMNS, "grads": GRADS_COLUMNS}
+# Every run has the core tables; the second view's (ics_cli/quantities) only when it was asked for.
+TABLES = {**CORE_TABLES, **QUANTITY_TABLES}
 
 FINISHED = ("completed", "diverged")
 
@@ -165,7 +168,8 @@ def gzip_file(path: Path) -> Path:
 REQUIRED = {"metrics": ("step", "test_acc"), "layers": ("step", "layer", "site"),
             "units": ("step", "layer", "site", "unit"), "grads": ("step", "layer")}
 ROW_KEYS = {"metrics": ("step",), "layers": ("step", "layer", "site"),
-            "units": ("step", "layer", "site", "unit"), "grads": ("step", "layer")}
+            "units": ("step", "layer", "site", "unit"), "grads": ("step", "layer"), **QUANTITY_KEYS}
+REQUIRED.update(QUANTITY_KEYS)
 
 
 class DamagedFile(IcsError):

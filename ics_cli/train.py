@@ -35,7 +35,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import __version__, blocks, data, lock, metrics, models, norms, store
+from . import __version__, blocks, data, lock, metrics, models, norms, quantities, store, tasks
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
@@ -58,7 +58,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False) -> torch.Tensor:
+def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False,
+             task: str = "classify") -> torch.Tensor:
     """[mean loss, accuracy] on (x, y), as a device tensor.
 
     Eval mode (running statistics) by default. With batch_stats, train-mode normalization over
@@ -77,8 +78,8 @@ def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False) ->
     with ctx:
         for a, b in zip(bounds[:-1], bounds[1:]):
             logits = model(x[a:b])
-            loss += F.cross_entropy(logits, y[a:b], reduction="sum")
-            correct += metrics.accuracy_sum(logits, y[a:b])
+            loss += tasks.loss(task, logits, y[a:b], reduction="sum")
+            correct += tasks.correct_sum(task, logits, y[a:b])
     model.train(was_training)
     return torch.stack([loss, correct]) / len(x)
 
@@ -174,6 +175,8 @@ def train(cfg: RunConfig, *, force: bool = False,
         uses_batch_stats = norms.get(cfg.norm).batch_stats
         acts = ActivationRecorder(model, cfg.track_units, batch_stats=uses_batch_stats)
         grads = GradientRecorder(model)
+        second = quantities.active(cfg, model)      # the second view of ICS, each on its own cadence
+        loss_fn = lambda out, target: tasks.loss(ds.task, out, target)  # noqa: E731
         batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
 
         def due(step: int, every: int) -> bool:
@@ -193,6 +196,8 @@ def train(cfg: RunConfig, *, force: bool = False,
                 model.load_state_dict(ck["model"])
                 opt.load_state_dict(ck["opt"])
                 acts.load_state(ck["acts"])
+                for q in second:
+                    q.load_state(ck["quantities"].get(q.name, {}))
                 step, elapsed0, initial_loss, ema = ck["step"], ck["elapsed"], ck["initial_loss"], ck["ema"]
                 interval = list(ck["interval"])
             except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is not resumed from
@@ -201,13 +206,14 @@ def train(cfg: RunConfig, *, force: bool = False,
                                f"{run_dir} to start the run afresh") from None
         else:
             store.write_json(run_dir / "config.json", provenance(cfg, device))
-        logs = blocks.RunLogs(run_dir, fresh=not resume)
+        logs = blocks.RunLogs(run_dir, fresh=not resume, extra={q.name: q.columns for q in second})
         if resume:
             logs.truncate(step)
         batch_iter = batches(len(ds.x_train), cfg.batch_size, gen, skip=step)
         start = time.perf_counter() - elapsed0
         last_ckpt = time.perf_counter()
         last_row: dict = {}
+        pending: dict = {q: [] for q in second}     # quantity rows not yet written
         recorded = evaluated = -1        # the last step with activation statistics / a metrics row
 
         def record(step: int) -> None:
@@ -221,8 +227,9 @@ def train(cfg: RunConfig, *, force: bool = False,
         def log_metrics(step: int) -> None:
             """Evaluate the test set; append one metrics row (train loss and accuracy since the last)."""
             nonlocal last_row, interval, evaluated
-            test = evaluate(model, ds.x_test, ds.y_test)
-            bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.batch_size, batch_stats=True)
+            test = evaluate(model, ds.x_test, ds.y_test, task=ds.task)
+            bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.batch_size, batch_stats=True,
+                               task=ds.task)
                       if batch_stats_eval else test)
             host = torch.cat([test, bstats]).tolist()
             loss_sum, correct, n = interval[0], int(interval[1]), interval[2]
@@ -245,6 +252,10 @@ def train(cfg: RunConfig, *, force: bool = False,
             steps, host = grads.flush()
             if steps:
                 logs.grads(blocks.grad_rows(steps, host, grads.names))
+            for q, rows in pending.items():
+                if rows:
+                    logs.quantity(q.name, rows)
+                    rows.clear()
 
         def save(path: Path, obj) -> None:
             # Serialized in memory, then one atomic write: a full disk is then an OSError naming the
@@ -259,7 +270,8 @@ def train(cfg: RunConfig, *, force: bool = False,
             nonlocal last_ckpt
             flush()
             save(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(),
-                             "acts": acts.state(), "step": step, "initial_loss": initial_loss, "ema": ema,
+                             "acts": acts.state(), "quantities": {q.name: q.state() for q in second},
+                             "step": step, "initial_loss": initial_loss, "ema": ema,
                              "interval": interval, "elapsed": time.perf_counter() - start})
             last_ckpt = time.perf_counter()
 
@@ -284,7 +296,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                     logits = model(x)
                 if capture:
                     record(step)
-                loss = F.cross_entropy(logits, y)
+                loss = loss_fn(logits, y)
                 loss_value = loss.item()
                 if initial_loss is None:
                     initial_loss = ema = loss_value
@@ -304,11 +316,20 @@ def train(cfg: RunConfig, *, force: bool = False,
                 if grads.full:
                     flush()
                 grads.before_step(full=due(step + 1, cfg.log_every))
+                measured = [q for q in second if q.due(step)]
+                if measured:
+                    probe = quantities.Probe(model, x, y, loss_fn, step, opt.param_groups[0]["lr"])
+                    for q in measured:
+                        pending[q] += q.measure(probe)
                 opt.step()
+                if measured:
+                    probe.updated()
+                    for q in measured:
+                        pending[q] += q.after_update(probe)
                 step += 1
                 grads.after_step(step)
                 interval[0] += loss_value * len(y)
-                interval[1] += metrics.accuracy_sum(logits.detach(), y)
+                interval[1] += tasks.correct_sum(ds.task, logits.detach(), y)
                 interval[2] += len(y)
                 if probe_x is not None and due(step, cfg.log_every):
                     acts.probe(probe_x)
