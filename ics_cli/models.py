@@ -65,7 +65,7 @@ def _init(layer: nn.Module, cfg, activation: str | None) -> None:
     """
     w = layer.weight
     if cfg.init == "xavier":
-        nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain(activation) if activation else 1.0)
+        nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain(activation) if activation not in (None, "identity") else 1.0)
     elif cfg.init == "kaiming":
         nn.init.kaiming_normal_(w, nonlinearity=activation if activation == "relu" else "linear")
     elif cfg.init == "gaussian":
