@@ -76,10 +76,14 @@ class RunLogs:
             self.csv[name] = store.CsvLog(self.run_dir / f"{name}.csv", list(cols), fresh=fresh)
         self.unit_log = store.UnitsLog(self.run_dir, fresh=fresh)
 
-    def truncate(self, step: int) -> None:
-        for log in self.csv.values():
-            store.truncate_log(log.path, step)
-        self.unit_log.truncate(step)
+    def truncate(self, step: int, *, measured_after: tuple[str, ...] = ()) -> None:
+        """Cut every table back to the checkpoint of `step`. The tables in `measured_after` hold
+        rows of step s measured after that checkpoint (on the batch of update s + 1: the second
+        view's, and layers/units under --probe train); a flush between checkpoints may have written
+        them, and the resumed run measures them again, so those tables keep only steps < `step`."""
+        for name, log in self.csv.items():
+            store.truncate_log(log.path, step - 1 if name in measured_after else step)
+        self.unit_log.truncate(step - 1 if "units" in measured_after else step)
 
     def metrics(self, rows: list[list]) -> None:
         with lock.writing(self.csv["metrics"].path):

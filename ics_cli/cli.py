@@ -74,7 +74,8 @@ HELP = {
     "model": f"Network: {listed(Model)}.",
     "depth": "Number of hidden layers (default: mlp 3, cnn 3, resmlp 20, vgg 8, dln 25).",
     "width": "Units per hidden layer or channels (default: mlp 100, cnn 32, resmlp 100, vgg 32, dln 10).",
-    "activation": f"Nonlinearity: {listed(Activation)}.",
+    "activation": f"Nonlinearity: {listed(Activation)} (default: sigmoid for mlp and cnn, relu for resmlp "
+                  "and vgg, identity for dln).",
     "init": f"Weight init: {listed(Init)} (xavier = Glorot uniform; gaussian uses --init-std).",
     "init_std": "Standard deviation of the gaussian init.",
     "norm": f"Normalization: {listed(Norm)} (see `ics norms`).",
@@ -106,7 +107,8 @@ HELP = {
                  "step's batch: table grad_ics.csv (0: off).",
     "landscape_every": "Loss and gradient along the gradient (Santurkar Sec. 3.2) every N steps: table "
                        "landscape.csv (0: off).",
-    "landscape_etas": "Step sizes of --landscape-every, as multiples of --lr: a comma list.",
+    "landscape_etas": "Step sizes of --landscape-every, as multiples of --lr: a comma list, or LOW:HIGH:N "
+                      "for N log-spaced values (the DLN protocol: 0.01:30:12).",
     "relative_loss_every": "Relative loss L(theta - alpha g) / L(theta) (Bjorck Fig. 2) every N steps: table "
                            "relative_loss.csv (0: off; a value >= --steps: at initialization only).",
     "relative_alphas": "Step sizes alpha of --relative-loss-every: a comma list, or LOW:HIGH:N for N "
@@ -127,7 +129,8 @@ def run_option(name: str, annotation, default):
     opt = "--" + name.replace("_", "-")
     common = {"help": HELP[name], "rich_help_panel": "Run options"}
     if name in CHOICES:      # the help text lists the values: a `<a|b|...>` type column would not fit
-        return CHOICES[name], typer.Option(CHOICES[name](default), opt, metavar="<name>", **common)
+        value = None if default is None else CHOICES[name](default)     # None: the model's default
+        return Optional[CHOICES[name]], typer.Option(value, opt, metavar="<name>", **common)
     if annotation is bool:   # off by default: `--download`; on by default: `--eval-batchstats/--no-...`
         return bool, flag(default, f"{opt}/--no-{opt[2:]}" if default else opt, **common)
     return annotation, typer.Option(default, opt, **common)
@@ -260,8 +263,8 @@ def _skipping(path: Path, reason: str) -> None:
 def compare(
     paths: list[Path] = typer.Argument(..., help="Sweep folders or run folders."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Where tables and figures go (default: FIRST_PATH/compare)."),
-    target: Optional[float] = typer.Option(None, "--target", help="Accuracy for steps-to-target (default: 90% of the best final accuracy)."),
-    tolerance: float = typer.Option(0.9, "--tolerance", help="A run is good when its final accuracy >= tolerance x its norm's best."),
+    target: Optional[float] = typer.Option(None, "--target", help="Accuracy for steps-to-target (default: 90% of the best); for regression runs, a loss drop 1 - loss/initial."),
+    tolerance: float = typer.Option(0.9, "--tolerance", help="An lr is good when its final accuracy (regression: loss drop) >= tolerance x its norm's best."),
     fmt: Format = typer.Option(Format.png, "--format", metavar="<format>", help=f"Figure format: {listed(Format)}."),
     json_out: bool = flag(False, "--json", help="Print the headline table as JSON on stdout."),
     quiet: bool = flag(False, "--quiet", "-q", help="Print nothing but errors."),
@@ -377,7 +380,8 @@ def summarize(
     out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps)}")
 
 
-Table = choices("Table", ("metrics", "layers", "units", "grads"))   # store.TABLES (no pandas for --help)
+Table = choices("Table", ("metrics", "layers", "units", "grads",    # store.TABLES (no pandas for --help)
+                          "grad_ics", "landscape", "relative_loss", "sharpness"))
 
 
 @app.command()

@@ -18,6 +18,9 @@ Rules shared by every table:
   Non-finite values (blank, inf) are left out of the column they are in, so n may be smaller than
   ``n_seeds`` for that column.
 * Run folders written before a column existed are read with that column blank (NaN), never refused.
+* A run is *scored* (``scored_by``) by its final test accuracy, or, when its accuracy is blank at every
+  step (regression: ics_cli/tasks.py), by its final loss drop 1 − test_loss / test_loss at step 0.
+  lr tolerance, best lr, the matched lr and steps-to-target read the score, so they work for both.
 * A damaged run folder (store.py) is skipped by `runs_under`, which reports each one; `save` writes
   the tables and figures as one output set, staged beside the destination and moved into place, and
   `load` refuses a set that was never finished or whose tables are damaged.
@@ -47,6 +50,9 @@ TABLE_NAMES = ("summary", "drift", "gradient_stability", "lr_tolerance", "best_l
 # one row per run so every aggregate can be traced back to the folders behind it.
 STEP_TABLE_NAMES = ("lr_curve", "curves", "layer_curves", "percentiles", "grad_curves", "runs")
 ALL_TABLE_NAMES = TABLE_NAMES + STEP_TABLE_NAMES
+# The second view's tables (second_view.py), after those: each written only when a run recorded its data.
+SECOND_VIEW_NAMES = ("grad_ics_curves", "landscape_curves", "landscape_stability", "relative_loss_curves",
+                     "relative_loss_threshold", "sharpness_curves", "depth_profile")
 
 ALWAYS_KEY = ("model", "norm", "lr", "batch_size")
 NORM_ORDER = ("none", "batch", "batch-nograd", "layer", "instance", "group")
@@ -219,10 +225,28 @@ def _final(run: Run, metrics: pd.DataFrame, column: str) -> float:
     return float(logged.iloc[-1]) if len(logged) else math.nan
 
 
-def _steps_to(metrics: pd.DataFrame, target: float) -> float:
-    acc = _finite(metrics["test_acc"])
-    reached = metrics["step"][acc >= target]
+def _steps_to(metrics: pd.DataFrame, target: float, scored_by: str = "final_test_acc") -> float:
+    """The first logged step whose test accuracy (or, for a run scored by loss drop, loss drop) >= target."""
+    value = _finite(metrics["test_acc"]) if scored_by == "final_test_acc" else _loss_drop(metrics)
+    reached = metrics["step"][value >= target]
     return float(reached.iloc[0]) if len(reached) else math.nan
+
+
+def _loss_drop(metrics: pd.DataFrame) -> pd.Series:
+    """1 − test_loss / the first row's test_loss (step 0), per metrics row: the fraction of the
+    initial test loss removed (1: all of it; 0: none; negative: the loss grew)."""
+    loss = _finite(metrics["test_loss"])
+    first = loss.iloc[0] if len(loss) else math.nan
+    return 1.0 - loss / first if first == first and first > 0 else loss * math.nan
+
+
+def _score(frame: pd.DataFrame, suffix: str = "") -> pd.Series:
+    """Per row, the value of the column its `scored_by` names (+ suffix): final_test_acc, or, for a
+    regression, final_loss_drop. Higher is better either way."""
+    acc = _finite(frame[f"final_test_acc{suffix}"])
+    if "scored_by" not in frame or f"final_loss_drop{suffix}" not in frame:
+        return acc
+    return acc.where(frame["scored_by"] != "final_loss_drop", _finite(frame[f"final_loss_drop{suffix}"]))
 
 
 def _spike_frac(norms: np.ndarray) -> float:
@@ -325,7 +349,8 @@ def runs_under(*paths: Path, on_damaged=None) -> list[Run]:
 
 def build(runs: list[Run], *, target: float | None = None,
           tolerance: float = DEFAULT_TOLERANCE) -> dict[str, pd.DataFrame]:
-    """Every table: those of TABLE_NAMES, then the companions of STEP_TABLE_NAMES (ALL_TABLE_NAMES order).
+    """Every table: those of TABLE_NAMES, then the companions of STEP_TABLE_NAMES (ALL_TABLE_NAMES order),
+    then those of SECOND_VIEW_NAMES that the runs have data for (second_view.build).
 
     `target`: test accuracy for `steps_to_target`; None means DEFAULT_TARGET_FRACTION × the best mean
     best_test_acc of any configuration. `tolerance`: fraction of the best accuracy that still counts as
@@ -356,6 +381,11 @@ def build(runs: list[Run], *, target: float | None = None,
             row["final_train_loss"] = _final(run, metrics, "train_loss")
             acc = _finite(metrics["test_acc"]).dropna()
             row["best_test_acc"] = float(acc.max()) if len(acc) else math.nan
+            drop = _loss_drop(metrics)
+            first = _finite(metrics["test_loss"]).iloc[0] if len(metrics) else math.nan
+            row["final_loss_drop"] = 1.0 - row["final_test_loss"] / first if first > 0 else math.nan
+            row["best_loss_drop"] = float(drop.max()) if drop.notna().any() else math.nan
+            row["scored_by"] = "final_test_acc" if len(acc) or not len(metrics) else "final_loss_drop"
             curves.append(_with_key(_columns(metrics, ["step", *CURVE_VALUES]), key))
             lay = _columns(run.table("layers"), ["layer", "site", "step", *LAYER_VALUES])
             layers.append(_with_key(lay, key))
@@ -373,21 +403,32 @@ def build(runs: list[Run], *, target: float | None = None,
     runs_table = pd.DataFrame(per_run)
     for col in ("steps_done", "diverged_at_step"):
         runs_table[col] = pd.to_numeric(runs_table[col]).astype(float)
-    for col in ("final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc"):
+    for col in ("final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc",
+                "final_loss_drop", "best_loss_drop"):
         if col not in runs_table:
             runs_table[col] = math.nan
-    if target is None:
-        best = _aggregate(runs_table[runs_table["aggregated"]], key_cols, ["best_test_acc"], ci=False)
-        top = _finite(best["best_test_acc_mean"]).max() if len(best) else math.nan
-        target = DEFAULT_TARGET_FRACTION * top if top == top else math.nan
+    if "scored_by" not in runs_table:
+        runs_table["scored_by"] = "final_test_acc"
+    runs_table["scored_by"] = runs_table["scored_by"].fillna("final_test_acc")
+    # One target per score: accuracy for classification runs, loss drop for regression runs.
+    targets = {}
+    for by, best_col in (("final_test_acc", "best_test_acc"), ("final_loss_drop", "best_loss_drop")):
+        scored = runs_table[runs_table["aggregated"] & (runs_table["scored_by"] == by)]
+        best = _aggregate(scored, key_cols, [best_col], ci=False)
+        top = _finite(best[f"{best_col}_mean"]).max() if len(best) else math.nan
+        targets[by] = target if target is not None else (
+            DEFAULT_TARGET_FRACTION * top if top == top else math.nan)
+    runs_table["target"] = runs_table["scored_by"].map(targets)
     runs_table["steps_to_target"] = [
-        _steps_to(m, target) if len(m) and target == target else math.nan for m in metrics_by_run]
+        _steps_to(m, t, by) if len(m) and t == t else math.nan
+        for m, t, by in zip(metrics_by_run, runs_table["target"], runs_table["scored_by"])]
 
-    summary = _summary(runs_table, key_cols, target)
+    summary = _summary(runs_table, key_cols)
     lr_curve = _lr_curve(summary, key_cols)
     runs_out = _sort(runs_table.drop(columns="aggregated")[
         key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
-                    "final_test_loss", "final_train_loss", "best_test_acc", "steps_to_target", "path"]])
+                    "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
+                    "best_loss_drop", "scored_by", "steps_to_target", "path"]])
     tables = {
         "summary": summary,
         "drift": _sort(_aggregate(_concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
@@ -407,7 +448,8 @@ def build(runs: list[Run], *, target: float | None = None,
                                         key_cols + ["layer", "step"], GRAD_VALUES)),
         "runs": runs_out,
     }
-    return {name: tables[name] for name in ALL_TABLE_NAMES}
+    from . import second_view     # a table family of its own, built on the helpers here
+    return {**{name: tables[name] for name in ALL_TABLE_NAMES}, **second_view.build(runs, key_cols)}
 
 
 def _concat(frames: list[pd.DataFrame], key_cols: list[str], cols: list[str]) -> pd.DataFrame:
@@ -415,8 +457,9 @@ def _concat(frames: list[pd.DataFrame], key_cols: list[str], cols: list[str]) ->
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=key_cols + cols)
 
 
-def _summary(runs_table: pd.DataFrame, key_cols: list[str], target: float) -> pd.DataFrame:
-    values = ["final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc", "steps_to_target"]
+def _summary(runs_table: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    values = ["final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
+              "best_loss_drop", "steps_to_target"]
     masked = runs_table.copy()
     masked.loc[~masked["aggregated"], values] = math.nan
     masked["seed_aggregated"] = masked["seed"].where(masked["aggregated"])
@@ -427,9 +470,11 @@ def _summary(runs_table: pd.DataFrame, key_cols: list[str], target: float) -> pd
         **{f"n_{s}": g["status"].apply(lambda x, s=s: int((x == s).sum()))
            for s in ("completed", "diverged", "interrupted", "incomplete")},
         "seeds": g["seed_aggregated"].agg(lambda x: " ".join(str(int(v)) for v in sorted(x.dropna()))),
+        "scored_by": g["scored_by"].first(),
+        "target": g["target"].first(),
     }).reset_index()
     out = counts.merge(agg, on=key_cols, how="left", sort=False)
-    out.insert(out.columns.get_loc("steps_to_target_mean"), "target", target)
+    out.insert(out.columns.get_loc("steps_to_target_mean"), "target", out.pop("target"))
     reached = g["steps_to_target"].count().rename("n_reached_target").reset_index()
     out = out.merge(reached, on=key_cols, how="left", sort=False)
     return _sort(out)
@@ -445,20 +490,21 @@ def _gradient_stability(stabs: list[pd.DataFrame], key_cols: list[str]) -> pd.Da
 
 
 def _lr_curve(summary: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
-    cols = key_cols + ["n_seeds", "n_completed", "n_diverged", "n_interrupted", "n_incomplete",
-                       "final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high"]
+    cols = key_cols + ["n_seeds", "n_completed", "n_diverged", "n_interrupted", "n_incomplete", "scored_by",
+                       "final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high",
+                       "final_loss_drop_mean", "final_loss_drop_ci_low", "final_loss_drop_ci_high"]
     return _sort(summary[cols].copy())
 
 
 def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float) -> pd.DataFrame:
     others = [c for c in key_cols if c != "lr"]
-    cols = others + ["n_lrs", "acc_by_lr", "best_acc", "best_lr", "threshold", "n_good_lrs",
+    cols = others + ["scored_by", "n_lrs", "acc_by_lr", "best_acc", "best_lr", "threshold", "n_good_lrs",
                      "max_stable_lr", "min_good_lr", "good_range_decades", "stable_lr_vs_none"]
     rows = []
     judged = lr_curve[lr_curve["n_seeds"] > 0]
     for key, d in judged.groupby(others, dropna=False, sort=False):
         d = d.sort_values("lr")
-        acc = _finite(d["final_test_acc_mean"])
+        acc = _score(d, "_mean")      # accuracy, or for a regression the loss drop
         best = float(acc.max()) if acc.notna().any() else math.nan
         threshold = tolerance * best
         good = d[(acc >= threshold) & (d["n_diverged"] == 0)]["lr"].astype(float)
@@ -466,6 +512,7 @@ def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float)
         ranged = len(d) >= 2 and len(good) > 0
         row = dict(zip(others, key if isinstance(key, tuple) else (key,)))
         row.update({
+            "scored_by": d["scored_by"].iloc[0] if "scored_by" in d else "final_test_acc",
             "n_lrs": len(d),
             "acc_by_lr": " ".join(f"{lr:g}={a:.4f}" + (f"(div{nd}/{n})" if nd else "")
                                   for lr, a, nd, n in zip(d["lr"], acc, d["n_diverged"], d["n_seeds"])),
@@ -497,7 +544,7 @@ def _choose_lr(runs: pd.DataFrame) -> float:
     """The lr with the highest mean final_test_acc over `runs` among lrs none of whose runs diverged
     (among all lrs if every one has a diverged run); ties go to the smaller lr. NaN if no lr has a
     finite accuracy."""
-    acc = _finite(runs["final_test_acc"])
+    acc = _score(runs)
     per_lr = pd.DataFrame({"lr": runs["lr"].astype(float), "acc": acc,
                            "diverged": runs["status"] == "diverged"})
     by_lr = per_lr.groupby("lr", sort=True).agg(acc=("acc", "mean"), diverged=("diverged", "any"))
@@ -521,7 +568,8 @@ def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
     key_cols = table_key(runs)
     others = [c for c in key_cols if c != "lr"]
     cols = others + ["n_seeds", "seeds", "n_lrs", "lrs_chosen", "final_test_acc_mean",
-                     "final_test_acc_ci_low", "final_test_acc_ci_high", "note"]
+                     "final_test_acc_ci_low", "final_test_acc_ci_high", "final_loss_drop_mean",
+                     "final_loss_drop_ci_low", "final_loss_drop_ci_high", "note"]
     done = runs[runs["status"].isin(FINISHED)] if len(runs) else runs
     rows = []
     for key, d in (done.groupby(others, dropna=False, sort=False) if len(done) else []):
@@ -530,19 +578,20 @@ def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
         row.update({"n_seeds": len(seeds), "seeds": " ".join(map(str, seeds)),
                     "n_lrs": int(d["lr"].nunique()), "lrs_chosen": math.nan, "note": math.nan})
         if len(seeds) < 2:
-            mean = low = high = math.nan
             row["note"] = ONE_SEED_NOTE
         else:
-            chosen, scores = [], []
+            chosen, scores = [], {c: [] for c in ("final_test_acc", "final_loss_drop")}
             for s in seeds:
                 lr = _choose_lr(d[d["seed"] != s])
-                held = _finite(d.loc[(d["seed"] == s) & (d["lr"].astype(float) == lr), "final_test_acc"])
+                held = d[(d["seed"] == s) & (d["lr"].astype(float) == lr)]
                 chosen.append(lr)
-                scores.append(float(held.iloc[0]) if len(held) else math.nan)
-            mean, low, high, _ = mean_ci(scores)
+                for c, values in scores.items():
+                    v = _finite(held[c]) if c in held else pd.Series(dtype=float)
+                    values.append(float(v.iloc[0]) if len(v) else math.nan)
+            for c, values in scores.items():
+                mean, low, high, _ = mean_ci(values)
+                row.update({f"{c}_mean": mean, f"{c}_ci_low": low, f"{c}_ci_high": high})
             row["lrs_chosen"] = " ".join(f"{lr:g}" for lr in chosen)
-        row.update({"final_test_acc_mean": mean, "final_test_acc_ci_low": low,
-                    "final_test_acc_ci_high": high})
         rows.append(row)
     return _sort(pd.DataFrame(rows, columns=cols))
 
@@ -559,7 +608,7 @@ def _matched_lr(configs: pd.DataFrame) -> tuple[float, str]:
     if lrs.nunique() == 1:
         return float(lrs.iloc[0]), LR_RULE_ONLY
     per_lr = pd.DataFrame({"lr": lrs, "norm": configs["norm"].astype(str),
-                           "acc": _finite(configs["final_test_acc_mean"]),
+                           "acc": _score(configs, "_mean"),
                            "diverged": configs["n_diverged"] > 0})
     by_lr = per_lr.groupby("lr", sort=True).agg(
         n_norms=("norm", "nunique"), diverged=("diverged", "any"),
@@ -624,7 +673,8 @@ def headline(tables: dict[str, pd.DataFrame], lr: float | None = None) -> pd.Dat
     key_cols = table_key(summary)
     group_cols = [c for c in key_cols if c not in ("lr", "norm")]
     cols = key_cols + ["lr_rule", "n_seeds", "n_diverged", "final_test_acc_mean",
-                       "final_test_acc_ci_low", "final_test_acc_ci_high", *HEADLINE_VALUES]
+                       "final_test_acc_ci_low", "final_test_acc_ci_high", "final_loss_drop_mean",
+                       *HEADLINE_VALUES]
     live = summary[summary["n_seeds"] > 0]
     rows = []
     for _, chosen in headline_lrs(summary, lr).iterrows():
@@ -644,7 +694,8 @@ def headline(tables: dict[str, pd.DataFrame], lr: float | None = None) -> pd.Dat
                 "n_seeds": int(first["n_seeds"]) if len(conf) else 0,
                 "n_diverged": int(first["n_diverged"]) if len(conf) else 0,
                 **{c: float(first[c]) if len(conf) else math.nan
-                   for c in ("final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high")},
+                   for c in ("final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high",
+                             "final_loss_drop_mean")},
                 "max_stable_lr": _mean_of(tol, "max_stable_lr"),
                 "drift_linear_scaled": _mean_of(drift, "drift_mean_scaled_total_mean", site="linear"),
                 "drift_norm_eval_scaled": _mean_of(drift, "drift_mean_scaled_total_mean",
@@ -724,7 +775,7 @@ def owns(name: str) -> bool:
     if name.startswith(".") and ".tmp" in name:
         return True
     if ext == "csv":
-        return stem in ALL_TABLE_NAMES
+        return stem in ALL_TABLE_NAMES + SECOND_VIEW_NAMES
     if ext in FORMATS:
         try:
             caption(name)
@@ -772,7 +823,7 @@ def load(out_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def _read(out_dir: Path) -> dict[str, pd.DataFrame]:
-    names = [n for n in ALL_TABLE_NAMES if os.path.lexists(out_dir / f"{n}.csv")]
+    names = [n for n in ALL_TABLE_NAMES + SECOND_VIEW_NAMES if os.path.lexists(out_dir / f"{n}.csv")]
     if not names:
         raise IcsError(f"no compare tables in {out_dir}; run `ics compare` first")
     return {n: _read_table(out_dir / f"{n}.csv", n) for n in names}

@@ -39,6 +39,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PROBES = ("fixed", "train")
 DEFAULT_WIDTH = {"mlp": 100, "cnn": 32, "resmlp": 100, "vgg": 32, "dln": 10}
 DEFAULT_DEPTH = {"mlp": 3, "cnn": 3, "resmlp": 20, "vgg": 8, "dln": 25}
+DEFAULT_ACTIVATION = {"mlp": "sigmoid", "cnn": "sigmoid", "resmlp": "relu", "vgg": "relu", "dln": "identity"}
 DEFAULT_STEPS = 2000
 SEED_LIMIT = 2**63            # seeds in [0, 2**63): what torch's generators take, with room for offsets
 PARAM_BYTES = 16              # float32 weight + gradient + two Adam moments
@@ -59,7 +60,7 @@ class RunConfig:
     model: str = "mlp"
     depth: int | None = None          # None: DEFAULT_DEPTH of the model (3 for mlp and cnn)
     width: int | None = None          # None: DEFAULT_WIDTH of the model (100 units mlp, 32 channels cnn)
-    activation: str = "sigmoid"
+    activation: str | None = None     # None: DEFAULT_ACTIVATION of the model (sigmoid for mlp and cnn)
     init: str = "xavier"
     init_std: float = 0.01            # only for init="gaussian"
     # normalization
@@ -118,7 +119,8 @@ class RunConfig:
         # 1 and 1.0 are the same learning rate: one spelling, so one hash.
         floats = {f.name: float(v) for f in fields(self) if _expected(f.name)[0] is float
                   and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
-        cfg = replace(self, width=self.hidden_width, depth=self.hidden_depth, **floats)
+        activation = self.activation or DEFAULT_ACTIVATION.get(self.model, "sigmoid")
+        cfg = replace(self, width=self.hidden_width, depth=self.hidden_depth, activation=activation, **floats)
         if cfg.steps is None:
             if cfg.epochs is None:
                 cfg = replace(cfg, steps=DEFAULT_STEPS)
@@ -209,7 +211,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"--{f.name.replace('_', '-')} must be {expected}, got {value!r}")
     _choice("--dataset", cfg.dataset, list(DATASETS))
     _choice("--model", cfg.model, MODELS)
-    _choice("--activation", cfg.activation, ACTIVATIONS)
+    if cfg.activation is not None:
+        _choice("--activation", cfg.activation, ACTIVATIONS)
     _choice("--init", cfg.init, INITS)
     _choice("--optimizer", cfg.optimizer, OPTIMIZERS)
     _choice("--device", cfg.device, DEVICES)
@@ -274,14 +277,27 @@ def max_params() -> int:
 
 
 def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: int = 10) -> int:
-    """Parameters of the model models.build would make (an upper bound: bias and norm both counted)."""
+    """Parameters of the model models.build makes, exactly (arithmetic: nothing is built).
+
+    Every model is a chain of hidden layers of `width` units (a 3x3 conv for cnn and vgg, a
+    Linear for the others: resmlp's skips add none), each with γ and β if its norm has them, else a
+    bias (the dln: neither), then a linear head (with a bias, except the dln's). The dln's `depth`
+    counts its head.
+    """
+    from . import norms
+
     width, depth = cfg.hidden_width, cfg.hidden_depth
     c, h, w = input_shape
-    if cfg.model == "cnn":
+    if cfg.model in ("cnn", "vgg"):
         first, rest = 9 * c * width, 9 * width * width
     else:
         first, rest = c * h * w * width, width * width
-    return first + (depth - 1) * rest + depth * 3 * width + width * num_classes + num_classes
+    affine = norms.get(cfg.norm).affine
+    if cfg.model == "dln":
+        hidden, per_unit, head_bias = depth - 1, 2 if affine else 0, 0
+    else:
+        hidden, per_unit, head_bias = depth, 2 if affine else 1, num_classes
+    return first + (hidden - 1) * rest + hidden * per_unit * width + width * num_classes + head_bias
 
 
 def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tuple[int, int, int],
@@ -290,7 +306,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
 
     Call after `validate`, before building the model: every check here is arithmetic.
     """
-    from . import norms
+    from . import models, norms
 
     n, shape = f"{train_size:,}", "x".join(map(str, input_shape))
     if test_size < 1:
@@ -308,6 +324,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
                           f"({PARAM_BYTES} bytes each in a quarter of this machine's memory, and at most "
                           f"2**31); use a smaller --width or --depth")
     norms.check_input(cfg, input_shape)
+    models.check_input(cfg, input_shape)
     return cfg.resolved(train_size)
 
 

@@ -3,6 +3,14 @@
 Every dataset is loaded once into four tensors (train/test images and labels) and lives whole on the
 requested device; training indexes it directly, so there is no DataLoader and no per-sample Python.
 
+`gaussian-linear` is the one regression dataset (task "regress", ics_cli/tasks.py): y = A x for a
+fixed 10x10 matrix A with N(0, 1) entries and inputs x with N(0, 1) entries, 1000 train and 1000 test
+samples, all drawn from a private generator with seed GAUSSIAN_LINEAR_SEED (the same data in every
+run, whatever the run's seed). x is stored as (N, 10, 1, 1), a 10-channel 1x1 "image", so the
+(N, C, H, W) convention holds (an MLP flattens it back to 10 numbers); y as float32 (N, 10). It is
+neither scaled nor standardized: x is already zero-mean and unit-variance by construction, and
+standardizing it with its sample statistics would change the map from x to y away from y = A x.
+
 Input normalization is the same for every dataset:
 
 * pixels are scaled to [0, 1] (uint8 / 255);
@@ -33,7 +41,11 @@ DATASETS: dict[str, str] = {
     "mnist": "MNIST digits via torchvision (60000 train / 10000 test, 1x28x28)",
     "fashion-mnist": "Fashion-MNIST clothing via torchvision (60000 train / 10000 test, 1x28x28)",
     "cifar10": "CIFAR-10 colour images via torchvision (50000 train / 10000 test, 3x32x32)",
+    "gaussian-linear": "regression y = A x, fixed Gaussian 10x10 A and Gaussian x (1000 train / 1000 test), "
+                       "generated, offline",
 }
+REGRESSION = ("gaussian-linear",)       # datasets whose task is "regress": y holds numbers, not labels
+GAUSSIAN_LINEAR_SEED = 0
 
 _MNIST5K_FILE = Path(__file__).parent / "data" / "mnist5k.npz"
 
@@ -51,7 +63,7 @@ class Dataset:
 
     name: str
     x_train: torch.Tensor = field(repr=False)  # float32 (N, C, H, W)
-    y_train: torch.Tensor = field(repr=False)  # int64 (N,)
+    y_train: torch.Tensor = field(repr=False)  # int64 labels (N,); float32 targets (N, outputs) to regress
     x_test: torch.Tensor = field(repr=False)
     y_test: torch.Tensor = field(repr=False)
     num_classes: int            # classes, or outputs of a regression
@@ -89,8 +101,12 @@ def load(
         raw = _raw(name, Path(data_dir), download)
         # Move uint8 first: a quarter of the bytes of float32 cross to the device.
         x_train, y_train, x_test, y_test = (t.to(device) for t in raw)
-        x_train, x_test = _normalize(x_train, x_test, binarize)
-        _cache[key] = Dataset(name, x_train, y_train, x_test, y_test, num_classes=10)
+        if name in REGRESSION:      # generated numbers, not pixels: used as drawn (module docstring)
+            _cache[key] = Dataset(name, x_train, y_train, x_test, y_test, num_classes=y_train.shape[1],
+                                  task="regress")
+        else:
+            x_train, x_test = _normalize(x_train, x_test, binarize)
+            _cache[key] = Dataset(name, x_train, y_train, x_test, y_test, num_classes=10)
     return _cache[key]
 
 
@@ -119,7 +135,9 @@ def clear_cache() -> None:
 
 
 def _raw(name: str, data_dir: Path, download: bool) -> tuple[torch.Tensor, ...]:
-    """uint8 images (N, C, H, W) and int64 labels of both splits, as stored."""
+    """uint8 images (N, C, H, W) and int64 labels of both splits, as stored (gaussian-linear: float32)."""
+    if name == "gaussian-linear":
+        return _gaussian_linear()
     if name == "mnist-5k":
         return _mnist5k()
     if name == "synthetic":
@@ -172,6 +190,15 @@ def _synthetic() -> tuple[torch.Tensor, ...]:
     x_train, y_train = split(512)
     x_test, y_test = split(256)
     return x_train, y_train, x_test, y_test
+
+
+def _gaussian_linear(n_train: int = 1000, n_test: int = 1000) -> tuple[torch.Tensor, ...]:
+    """x ~ N(0, I_10) as (N, 10, 1, 1) and y = A x as (N, 10), float32; A, then the train x, then the
+    test x, from one private generator (the global RNG is left alone)."""
+    gen = torch.Generator().manual_seed(GAUSSIAN_LINEAR_SEED)
+    a = torch.randn(10, 10, generator=gen)
+    x_train, x_test = torch.randn(n_train, 10, generator=gen), torch.randn(n_test, 10, generator=gen)
+    return x_train[:, :, None, None], x_train @ a.T, x_test[:, :, None, None], x_test @ a.T
 
 
 def _torchvision(name: str, data_dir: Path, download: bool) -> tuple[torch.Tensor, ...]:

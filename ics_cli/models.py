@@ -1,8 +1,25 @@
-"""The networks: an MLP and a small CNN whose hidden layers are Linear/Conv -> Norm -> Activation.
+"""The networks, whose hidden layers are Linear/Conv -> Norm -> Activation blocks.
 
 Hidden layers are named `hidden1`, `hidden2`, ...; each is a `Block` with submodules `linear`,
 `norm` and `act`, the three recording sites. The classifier is `output`. All hidden layers have the
 same width, so per-unit statistics of every layer fit one (layers, sites, units) buffer.
+
+- `mlp`, `cnn`: plain blocks (the cnn's convs 3x3 with stride 2), then global average pooling for
+  the cnn, then a linear head.
+- `resmlp`: `hidden1` projects the flattened input to the width (a plain block); hidden2..K are
+  residual blocks in the post-activation form of He et al. 2016 ("Deep residual learning", the
+  ResNet of Bjorck et al. 2018): x <- act(x + norm(linear(x))), an identity skip around one layer.
+  The `act` site is then the block's output, the residual stream itself.
+- `vgg`: VGG (Simonyan & Zisserman 2015) for 32x32 images, scaled down: 3x3 convs (stride 1,
+  padding 1) -> norm -> act in five stages, a 2x2 max-pool after each (inside the stage's last
+  Block, after `act`: the sites are unchanged), then a linear head on the 1x1 map (as in the public
+  CIFAR reimplementations, e.g. kuangliu/pytorch-cifar). --depth picks the configuration: 8 (A, the
+  default), 10 (B), 13 (D), 16 (E) convs. Every conv has the same --width channels (default 32, not
+  64..512), so every layer's per-unit statistics fit the recorder's one buffer and it trains on a
+  CPU. Pools round up (ceil_mode), which changes nothing for 32x32 and lets 28x28 MNIST through.
+
+With `--noise santurkar` every Block's `norm` slot holds the norm followed by the noise
+(noise.Noisy), so the `norm` site records the noisy activation.
 """
 
 from __future__ import annotations
@@ -11,23 +28,31 @@ import math
 
 from torch import nn
 
-from . import norms
+from . import noise, norms
+from .errors import ConfigError
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "identity": nn.Identity}
 SITES = ("linear", "norm", "act")
 
 
 class Block(nn.Module):
-    def __init__(self, linear: nn.Module, norm: nn.Module, act: nn.Module):
+    """linear -> norm -> act (-> pool). `residual`: act(x + norm(linear(x))), x the block's input."""
+
+    def __init__(self, linear: nn.Module, norm: nn.Module, act: nn.Module, pool: nn.Module | None = None,
+                 residual: bool = False):
         super().__init__()
         self.linear, self.norm, self.act = linear, norm, act
+        self.pool = pool or nn.Identity()
+        self.residual = residual
 
     def forward(self, x):
-        return self.after_linear(self.linear(x))
+        return self.after_linear(self.linear(x), x if self.residual else None)
 
-    def after_linear(self, z):
-        """The block from its Linear/Conv output on: the norm, then the nonlinearity."""
-        return self.act(self.norm(z))
+    def after_linear(self, z, skip=None):
+        """The block from its Linear/Conv output on: the norm, (the skip,) the nonlinearity, (the pool).
+        A residual block needs its input as `skip`."""
+        h = self.norm(z)
+        return self.pool(self.act(h if skip is None else h + skip))
 
 
 class Net(nn.Module):
@@ -74,26 +99,81 @@ def _init(layer: nn.Module, cfg, activation: str | None) -> None:
         nn.init.zeros_(layer.bias)
 
 
+def _norm(cfg, width: int, conv: bool, layer: int) -> nn.Module:
+    """The norm slot of hidden layer `layer` (1-based): the norm, then the noise if --noise asks."""
+    norm, extra = norms.build(cfg.norm, width, conv, cfg), noise.build(cfg, layer)
+    return norm if extra is None else noise.Noisy(norm, extra)
+
+
+def _block(cfg, fan_in: int, layer: int, conv: bool, stride: int = 1, **kw) -> Block:
+    """Hidden layer `layer`: a Linear (or 3x3 Conv) from fan_in to the width, its norm slot, the act."""
+    width = cfg.hidden_width
+    bias = not norms.get(cfg.norm).affine   # beta replaces the bias before the norm
+    if conv:
+        linear = nn.Conv2d(fan_in, width, 3, stride=stride, padding=1, bias=bias)
+    else:
+        linear = nn.Linear(fan_in, width, bias=bias)
+    _init(linear, cfg, cfg.activation)
+    return Block(linear, _norm(cfg, width, conv, layer), ACTIVATIONS[cfg.activation](), **kw)
+
+
+def _head(cfg, num_classes: int) -> nn.Linear:
+    head = nn.Linear(cfg.hidden_width, num_classes)
+    _init(head, cfg, None)
+    return head
+
+
 def _plain(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
     """mlp and cnn: `depth` blocks of Linear/Conv -> Norm -> Activation, then a linear head."""
-    width, conv = cfg.hidden_width, cfg.model == "cnn"
-    bias = not norms.get(cfg.norm).affine   # beta replaces the bias before the norm
-    blocks, fan_in = [], input_shape[0] if conv else math.prod(input_shape)
-    for _ in range(cfg.hidden_depth):
-        if conv:
-            linear = nn.Conv2d(fan_in, width, 3, stride=2, padding=1, bias=bias)
-        else:
-            linear = nn.Linear(fan_in, width, bias=bias)
-        _init(linear, cfg, cfg.activation)
-        blocks.append(Block(linear, norms.build(cfg.norm, width, conv, cfg), ACTIVATIONS[cfg.activation]()))
+    conv = cfg.model == "cnn"
+    fan_ins = [input_shape[0] if conv else math.prod(input_shape)] + [cfg.hidden_width] * (cfg.hidden_depth - 1)
+    blocks = [_block(cfg, f, i, conv, stride=2) for i, f in enumerate(fan_ins, 1)]
+    return Net(blocks, _head(cfg, num_classes), conv)
+
+
+def _resmlp(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
+    """hidden1 projects the input to the width; hidden2..K: x <- act(x + norm(linear(x)))."""
+    blocks = [_block(cfg, math.prod(input_shape), 1, conv=False)]
+    blocks += [_block(cfg, cfg.hidden_width, i, conv=False, residual=True) for i in range(2, cfg.hidden_depth + 1)]
+    return Net(blocks, _head(cfg, num_classes), conv=False)
+
+
+# VGG configurations by number of convs: convs per stage, a 2x2 max-pool after each stage
+# (Simonyan & Zisserman 2015, Table 1, without the three fully connected layers).
+VGG_STAGES = {8: (1, 1, 2, 2, 2), 10: (2, 2, 2, 2, 2), 13: (2, 2, 3, 3, 3), 16: (2, 2, 4, 4, 4)}
+
+
+def _vgg(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
+    """Five stages of 3x3 conv -> norm -> act blocks, a max-pool closing each, then a linear head."""
+    blocks, fan_in = [], input_shape[0]
+    for convs in VGG_STAGES[cfg.hidden_depth]:
+        for k in range(convs):
+            pool = nn.MaxPool2d(2, ceil_mode=True) if k == convs - 1 else None
+            blocks.append(_block(cfg, fan_in, len(blocks) + 1, conv=True, pool=pool))
+            fan_in = cfg.hidden_width
+    return Net(blocks, _head(cfg, num_classes), conv=True)
+
+
+def _dln(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
+    """The deep linear network of Santurkar et al. 2018 (Sec. 3.3, Fig. 5): k = `depth` linear layers
+    (default 25), square width x width (10 x 10 on gaussian-linear), no bias and no nonlinearity,
+    Glorot init (--init xavier, gain 1). The first k - 1 are hidden blocks Linear -> Norm -> Identity
+    (batch norm there makes the paper's "BN" net); the k-th is the head. Without norm the network is
+    x -> W_k ... W_1 x.
+    """
+    width, blocks, fan_in = cfg.hidden_width, [], math.prod(input_shape)
+    for layer in range(1, cfg.hidden_depth):
+        linear = nn.Linear(fan_in, width, bias=False)
+        _init(linear, cfg, "identity")
+        blocks.append(Block(linear, _norm(cfg, width, False, layer), nn.Identity()))
         fan_in = width
-    head = nn.Linear(width, num_classes)
-    _init(head, cfg, None)
-    return Net(blocks, head, conv)
+    head = nn.Linear(fan_in, num_classes, bias=False)
+    _init(head, cfg, "identity")
+    return Net(blocks, head, conv=False)
 
 
 # One builder per --model: (cfg, (C, H, W), outputs) -> Net.
-BUILDERS = {"mlp": _plain, "cnn": _plain}
+BUILDERS = {"mlp": _plain, "cnn": _plain, "resmlp": _resmlp, "vgg": _vgg, "dln": _dln}
 
 
 def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
@@ -101,8 +181,53 @@ def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
     return BUILDERS[cfg.model](cfg, input_shape, num_classes)
 
 
+CONV = ("cnn", "vgg")          # models whose hidden layers see (N, C, H, W)
+
+
 def check(cfg) -> None:
     """Refuse a model/option combination that makes no sense (called by config.validate)."""
+    depth = cfg.hidden_depth
+    if cfg.model == "vgg" and depth not in VGG_STAGES:
+        raise ConfigError(f"--depth {depth}: --model vgg has one of VGG's configurations of "
+                          f"{', '.join(map(str, VGG_STAGES))} convs (A, B, D, E); leave --depth out for 8")
+    if cfg.model == "resmlp" and depth < 2:
+        raise ConfigError(f"--depth {depth}: --model resmlp needs at least 2 hidden layers (hidden1 projects "
+                          f"the input to the width, residual blocks follow)")
+    if cfg.model == "dln" and cfg.dataset != "gaussian-linear":
+        raise ConfigError(f"--model dln (a deep linear network for regression) needs --dataset gaussian-linear, "
+                          f"got '{cfg.dataset}'")
+    if cfg.model == "dln" and (cfg.activation != "identity" or cfg.hidden_depth < 2):
+        raise ConfigError("--model dln is linear with at least 2 layers: give --activation identity and "
+                          f"--depth >= 2 (got --activation {cfg.activation}, --depth {cfg.hidden_depth})")
+    if cfg.dataset == "gaussian-linear" and cfg.model not in ("dln", "mlp", "resmlp"):
+        raise ConfigError(f"--dataset gaussian-linear holds 10-number vectors, not images: use --model dln, "
+                          f"mlp or resmlp, not '{cfg.model}'")
+
+
+def conv_maps(cfg, input_shape: tuple[int, int, int]) -> list[tuple[int, int]]:
+    """The (H, W) of the map each hidden layer's norm sees (empty for a model without convs)."""
+    h, w = input_shape[1:]
+    maps = []
+    if cfg.model == "cnn":
+        for _ in range(min(cfg.hidden_depth, 64)):    # stride 2, padding 1 halves the map, rounding up;
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1     # after 64 halvings every map is 1x1
+            maps.append((h, w))
+    elif cfg.model == "vgg":
+        for convs in VGG_STAGES.get(cfg.hidden_depth, ()):
+            maps += [(h, w)] * convs
+            h, w = -(-h // 2), -(-w // 2)             # the stage's max-pool (ceil_mode)
+    return maps
+
+
+def check_input(cfg, input_shape: tuple[int, int, int]) -> None:
+    """Refuse images too small for the model (called by config.check_data)."""
+    if cfg.model == "vgg":
+        h, w = conv_maps(cfg, input_shape)[-1]
+        if h < 2 or w < 2:
+            hi, wi = input_shape[1:]
+            raise ConfigError(f"--model vgg: on {hi}x{wi} images the last stage's maps are {h}x{w}, where a "
+                              f"3x3 conv sees one pixel; it needs images of at least 17x17 (CIFAR-10's 32x32, "
+                              f"MNIST's 28x28); use --model cnn or a dataset with larger images")
 
 
 def weighted_layers(model: Net) -> dict[str, nn.Parameter]:

@@ -123,33 +123,36 @@ def build(name: str, channels: int, conv: bool, cfg) -> nn.Module:
 
 def check(cfg) -> None:
     """Refuse combinations that make no sense, naming what is allowed."""
-    norm = get(cfg.norm)
-    if cfg.model == "mlp" and not norm.mlp:
+    from .models import CONV
+
+    norm, conv = get(cfg.norm), cfg.model in CONV
+    if not conv and not norm.mlp:
         allowed = ", ".join(n for n, v in REGISTRY.items() if v.mlp)
-        raise ConfigError(f"--norm {cfg.norm} is undefined on the mlp (one value per unit per sample); "
+        raise ConfigError(f"--norm {cfg.norm} is undefined on the {cfg.model} (one value per unit per sample); "
                           f"use --model cnn, or one of: {allowed}")
-    if cfg.model == "cnn" and not norm.cnn:
+    if conv and not norm.cnn:
         allowed = ", ".join(n for n, v in REGISTRY.items() if v.cnn)
-        raise ConfigError(f"--norm {cfg.norm} is undefined on the cnn; use one of: {allowed}")
+        raise ConfigError(f"--norm {cfg.norm} is undefined on the {cfg.model}; use one of: {allowed}")
     if cfg.norm == "group" and cfg.hidden_width % cfg.groups:
         divisors = [d for d in range(1, cfg.hidden_width + 1) if cfg.hidden_width % d == 0]
         raise ConfigError(f"--groups {cfg.groups} does not divide the width {cfg.hidden_width}; "
                           f"allowed: {', '.join(map(str, divisors))}")
-    if norm.batch_stats and cfg.model == "mlp":
+    if norm.batch_stats and not conv:
         for option, size in (("--batch-size", cfg.batch_size), ("--probe-size", cfg.probe_size)):
             if size < 2:
-                raise ConfigError(f"{option} {size}: --norm {cfg.norm} on the mlp needs at least 2 "
+                raise ConfigError(f"{option} {size}: --norm {cfg.norm} on the {cfg.model} needs at least 2 "
                                   f"samples per batch (batch statistics of one value are undefined)")
 
 
 def check_input(cfg, input_shape: tuple[int, int, int]) -> None:
     """Refuse a CNN whose smallest feature map leaves a norm fewer than 2 values to normalize."""
-    if cfg.model != "cnn":
+    from .models import conv_maps
+
+    maps = conv_maps(cfg, input_shape)
+    if not maps:
         return
     norm = get(cfg.norm)
-    h, w = input_shape[1:]
-    for _ in range(min(cfg.depth, 64)):  # each conv block halves the map (stride 2, padding 1);
-        h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1   # after 64 halvings every map is 1x1
+    h, w = min(maps, key=lambda m: m[0] * m[1])
     if cfg.norm == "instance" and h * w < 2:
         raise ConfigError(f"--norm instance: the last conv map is {h}x{w}, one value per channel; "
                           f"use a smaller --depth or larger images")

@@ -243,27 +243,40 @@ def _check(fmt: str) -> None:
 
 
 def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Test accuracy and training loss vs step, one line per norm (two panels), all at the matched lr."""
+    """Test accuracy and training loss vs step, one line per norm (two panels), all at the matched lr.
+
+    A regression (accuracy blank at every step) shows its test loss in the first panel instead.
+    """
     _check(fmt)
     paths = []
     curves = tables.get("curves")
     for model, suffix in _models(tables):
         picks, note = _picks(tables, model)
         rows = [(_rows(curves, key), norm, label) for norm, key, label in picks]
-        if not _values([(df, "test_acc_mean") for df, _, _ in rows]).size:
+        regress = not _values([(df, "test_acc_mean") for df, _, _ in rows]).size
+        first = "test_loss" if regress else "test_acc"
+        if not _values([(df, f"{first}_mean") for df, _, _ in rows]).size:
             continue
         fig = _figure(11, 4.6)
         acc_ax, loss_ax = fig.subplots(1, 2)
         log = _wants_log(_values([(df, "train_loss_mean") for df, _, _ in rows]))
+        log_first = regress and _wants_log(_values([(df, "test_loss_mean") for df, _, _ in rows]))
         for df, norm, label in rows:
-            _series(acc_ax, df, "step", "test_acc", color=norm_color(norm), label=label)
+            _series(acc_ax, df, "step", first, color=norm_color(norm), label=label, log=log_first)
             _series(loss_ax, df, "step", "train_loss", color=norm_color(norm), label=None, log=log)
         if log:
             _log_y(loss_ax)
-        _clamp_fraction(acc_ax)
-        acc_ax.set(title="Test accuracy", xlabel="step (updates)", ylabel="test accuracy (fraction correct)")
+        unit = "squared error, mean over outputs" if regress else "cross-entropy, nats"
+        if regress:
+            if log_first:
+                _log_y(acc_ax)
+            acc_ax.set(title="Test loss", xlabel="step (updates)", ylabel=f"test loss per sample ({unit})")
+        else:
+            _clamp_fraction(acc_ax)
+            acc_ax.set(title="Test accuracy", xlabel="step (updates)",
+                       ylabel="test accuracy (fraction correct)")
         loss_ax.set(title="Training loss", xlabel="step (updates)",
-                    ylabel="training loss (cross-entropy, nats)")
+                    ylabel=f"training loss per sample ({unit})")
         for ax in (acc_ax, loss_ax):
             ax.grid(alpha=0.3)
         _suptitle(fig, f"{model}: accuracy and loss during training, {note}", BAND_NOTE)
@@ -449,6 +462,7 @@ def grad_norms(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png")
 
 def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Final test accuracy vs learning rate (log x), one line per norm; diverged runs marked.
+    A regression (accuracy blank) shows its score instead: the final loss drop (docs/metrics.md).
 
     A model swept at one lr only has no curve to show: no file.
     """
@@ -460,6 +474,8 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
         mine = mine[mine["n_seeds"] > 0] if len(mine) else mine
         if not len(mine) or mine["lr"].nunique() < 2:
             continue
+        regress = not _finite_any(mine["final_test_acc_mean"]) and "final_loss_drop_mean" in mine
+        score = "final_loss_drop" if regress else "final_test_acc"
         fig = _figure(7.5, 5.0)
         ax = fig.subplots()
         key_cols = compare.table_key(mine)
@@ -471,9 +487,9 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
             norm = str(d["norm"].iloc[0])
             label = norm + "".join(f", {c}={_short(d[c].iloc[0])}" for c in varying)
             lr = d["lr"].to_numpy(float)
-            mean = d["final_test_acc_mean"].to_numpy(float)
-            low = np.nan_to_num(mean - d["final_test_acc_ci_low"].to_numpy(float))
-            high = np.nan_to_num(d["final_test_acc_ci_high"].to_numpy(float) - mean)
+            mean = d[f"{score}_mean"].to_numpy(float)
+            low = np.nan_to_num(mean - d[f"{score}_ci_low"].to_numpy(float))
+            high = np.nan_to_num(d[f"{score}_ci_high"].to_numpy(float) - mean)
             # Where a seed diverged the interval mixes a stuck run with trained ones: mark, no bar.
             div = d["n_diverged"].to_numpy() > 0
             low[div], high[div] = 0.0, 0.0
@@ -485,13 +501,21 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
                 marked = True
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(_plain))
-        _clamp_fraction(ax)
+        if regress:
+            ax.set_ylim(top=1.0)
+        else:
+            _clamp_fraction(ax)
         ax.set(title=f"{model}: learning-rate tolerance", xlabel="learning rate (log scale)",
-               ylabel="final test accuracy (fraction correct)")
+               ylabel="final loss drop (1 − final / initial test loss)" if regress
+               else "final test accuracy (fraction correct)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="best", title="error bars: 95% t-interval over seeds", title_fontsize="small")
         paths.append(_save(fig, out_dir, f"lr_tolerance{suffix}", fmt))
     return paths
+
+
+def _finite_any(values: pd.Series) -> bool:
+    return bool(np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(float)).any())
 
 
 def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
@@ -578,10 +602,13 @@ CAPTIONS = {
 
 def caption(path: Path | str) -> str:
     """The CAPTIONS entry of a figure file written by draw_all (`drift_heatmap_cnn.png` -> drift_heatmap)."""
+    from . import second_plots   # the second view's figures (drawn with the helpers here) and captions
+
     stem = Path(path).stem
-    for kind in sorted(CAPTIONS, key=len, reverse=True):
+    captions = {**CAPTIONS, **second_plots.CAPTIONS}
+    for kind in sorted(captions, key=len, reverse=True):
         if stem == kind or stem.startswith(f"{kind}_"):
-            return CAPTIONS[kind]
+            return captions[kind]
     raise KeyError(f"no caption for figure '{Path(path).name}'")
 
 
@@ -601,8 +628,10 @@ def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
     def owned(name: str) -> bool:   # a figure of this format, or a temporary file a kill left
         return (name.startswith(".") and ".tmp" in name) or (name.endswith(f".{fmt}") and _is_figure(name))
 
+    from . import second_plots   # its figures: drawn only where their tables were written
+
     with store.staged(out_dir, owned) as stage:
-        names = [path.name for figure in FIGURES for path in figure(tables, stage, fmt)]
+        names = [path.name for figure in FIGURES + second_plots.FIGURES for path in figure(tables, stage, fmt)]
     return [out_dir / name for name in names]
 
 

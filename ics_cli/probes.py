@@ -13,11 +13,14 @@ Two probe sources (`--probe`):
 
 Neither has side effects: no gradient, no running-statistics update (num_batches_tracked included)
 and no draw from any random stream, so a run's trajectory does not depend on how often it is probed.
+Under `--noise santurkar` a probe pass has noise of the same law as a training pass, from a seed of
+its own (noise.py: (seed, layer, step)), so the `norm` site shows the noise and the training noise
+stream is untouched; under `--probe train` the hooks read the training pass and its own noise.
 
 `norm_eval` comes from an eval-mode pass of the same input (the whole network in eval mode, as at
-test time); under `--probe train` it runs just before the training pass, so it reads the step's
-running statistics, not yet updated by the batch. Norms without batch statistics compute the same in
-both modes, so their `norm_eval` is `norm` and needs no pass.
+test time, so without noise); under `--probe train` it runs just before the training pass, so it reads
+the step's running statistics, not yet updated by the batch. Norms without batch statistics compute
+the same in both modes, so without noise their `norm_eval` is `norm` and needs no pass.
 
 Hooks only keep references to the sites' outputs; after the passes, each layer's sites are reduced
 together (one mean, one variance and one sort per layer, site statistics from the unit ones by the law
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics
+from . import metrics, noise
 from .models import SITES as TRAIN_SITES
 from .models import Net, weighted_layers
 
@@ -45,11 +48,13 @@ STACK_LIMIT = 2**16      # sites of at most this many values are stacked and red
 
 
 @contextmanager
-def batch_stats_without_update(model: nn.Module):
+def batch_stats_without_update(model: nn.Module, noise_mode: str = "off"):
     """Training-mode forward passes that leave every running statistic untouched.
 
     With track_running_stats off, torch's batch norm normalizes with batch statistics and neither
-    updates the running mean/var nor counts the batch; the flags are restored afterwards.
+    updates the running mean/var nor counts the batch; the flags are restored afterwards. Noise
+    modules (--noise) are in `noise_mode`: "off" (test evaluation) or "probe" (the activation probe:
+    a draw of their own, never from the training noise stream).
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m, m.track_running_stats, m.training) for m in bns]
@@ -58,7 +63,7 @@ def batch_stats_without_update(model: nn.Module):
     for m in bns:
         m.track_running_stats = False
     try:
-        with torch.no_grad():
+        with torch.no_grad(), noise.mode(model, noise_mode):
             yield
     finally:
         for m, track, training in saved:
@@ -101,11 +106,12 @@ class ActivationRecorder:
     """Per-unit and per-site statistics of every site, with drift, one flat row per log step.
 
     `batch_stats`: the norm uses batch statistics, so `norm_eval` differs from `norm` and is measured
-    in an eval-mode pass (`eval_pass`); otherwise it is a copy of `norm`.
+    in an eval-mode pass (`eval_pass`); otherwise it is a copy of `norm`, unless the model has noise
+    after its norms (off in eval mode), which also needs the pass.
     """
 
     def __init__(self, model: Net, track_units: int, batch_stats: bool, block: int = 256):
-        self.model, self.batch_stats = model, batch_stats
+        self.model, self.batch_stats = model, batch_stats or bool(noise.modules(model))
         self.layers = list(model.blocks)
         self._modules = list(model.modules())
         first = next(iter(model.blocks.values())).linear.weight
@@ -146,7 +152,7 @@ class ActivationRecorder:
         `record`: training mode, then eval mode when norm_eval needs it, starting from the first
         block's Linear/Conv output of the training pass (the same in both modes)."""
         blocks = list(self.model.blocks.values())
-        with self.capturing("train"), batch_stats_without_update(self.model):
+        with self.capturing("train"), batch_stats_without_update(self.model, noise_mode="probe"):
             h = self.model.inputs(x)
             for b in blocks:
                 h = b(h)

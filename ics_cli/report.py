@@ -44,8 +44,9 @@ def run_progress(cfg, enabled: bool = True, console: Console | None = None):
 
         def on_log(step: int, row: dict) -> None:
             progress.update(task, completed=step, stats=(
-                f"loss {_num(row['train_loss'], 3)}  acc {_num(row['train_acc'], 3)}  "
-                f"test {_num(row['test_acc'], 3)}"))
+                f"loss {_num(row['train_loss'], 3)}  " + (
+                    f"test loss {_num(row['test_loss'], 3)}" if pd.isna(row["test_acc"])    # regression
+                    else f"acc {_num(row['train_acc'], 3)}  test {_num(row['test_acc'], 3)}")))
 
         def on_step(step: int) -> None:
             if step % 10 == 0:
@@ -88,7 +89,8 @@ def print_run(console: Console, result) -> None:
     status = {"completed": "green", "diverged": "red", "interrupted": "yellow"}[s["status"]]
     extra = f" at step {s['diverged_at_step']}" if s["diverged_at_step"] is not None else ""
     console.print(f"[{status}]{s['status']}{extra}[/]: {s['steps_done']} steps, "
-                  f"test acc {_num(s['final']['test_acc'])}, test loss {_num(s['final']['test_loss'])}, "
+                  + ("" if s["final"]["test_acc"] is None else f"test acc {_num(s['final']['test_acc'])}, ")
+                  + f"test loss {_num(s['final']['test_loss'])}, "
                   f"{_num(s['steps_per_s'])} steps/s")
     console.print(f"run folder: {result.path}")
 
@@ -163,6 +165,7 @@ def headline_table(head: pd.DataFrame, title: str) -> Table:
 
 
 HEADLINE_LABELS = {"n_seeds": "seeds", "n_diverged": "diverged", "final_test_acc_mean": "final test acc [95% CI]",
+                   "final_loss_drop_mean": "final loss drop",
                    "max_stable_lr": "max stable lr", "grad_norm_cv": "grad-norm CV"}
 
 

@@ -184,8 +184,9 @@ def train(cfg: RunConfig, *, force: bool = False,
 
         step, elapsed0, initial_loss, ema = 0, 0.0, None, None
         def fresh_interval() -> list:
-            """Train loss sum, correct count (on the device) and examples since the last metrics row."""
-            return [0.0, torch.zeros((), dtype=torch.int64, device=device), 0]
+            """Train loss sum, correct count (on the device; NaN for regression) and examples since the
+            last metrics row."""
+            return [0.0, torch.zeros((), dtype=torch.float64, device=device), 0]
 
         interval = fresh_interval()
         if resume:
@@ -208,7 +209,8 @@ def train(cfg: RunConfig, *, force: bool = False,
             store.write_json(run_dir / "config.json", provenance(cfg, device))
         logs = blocks.RunLogs(run_dir, fresh=not resume, extra={q.name: q.columns for q in second})
         if resume:
-            logs.truncate(step)
+            logs.truncate(step, measured_after=tuple(q.name for q in second) + (
+                ("layers", "units") if cfg.probe == "train" else ()))
         batch_iter = batches(len(ds.x_train), cfg.batch_size, gen, skip=step)
         start = time.perf_counter() - elapsed0
         last_ckpt = time.perf_counter()
@@ -232,7 +234,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                                task=ds.task)
                       if batch_stats_eval else test)
             host = torch.cat([test, bstats]).tolist()
-            loss_sum, correct, n = interval[0], int(interval[1]), interval[2]
+            loss_sum, correct, n = interval[0], float(interval[1]), interval[2]
             row = {"step": step, "train_loss": loss_sum / n if n else math.nan,
                    "train_acc": correct / n if n else math.nan, "test_loss": host[0], "test_acc": host[1],
                    "test_loss_batchstats": host[2], "test_acc_batchstats": host[3],
@@ -328,7 +330,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                         pending[q] += q.after_update(probe)
                 step += 1
                 grads.after_step(step)
-                interval[0] += loss_value * len(y)
+                interval[0] += tasks.sample_sum(ds.task, loss_value, len(y))
                 interval[1] += tasks.correct_sum(ds.task, logits.detach(), y)
                 interval[2] += len(y)
                 if probe_x is not None and due(step, cfg.log_every):

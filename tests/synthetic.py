@@ -83,3 +83,18 @@ def write_run(root: Path, *, norm: str, seed: int, test_acc: list[float], log_ev
 def context(out: Path, groups: dict[str, list[Path]]) -> Context:
     return Context(out=Path(out), quick=False,
                    groups={g: [store.read_run(p) for p in paths] for g, paths in groups.items()})
+
+
+def write_relative_loss(folder: Path, rel_loss: dict[float, float], loss0: float = 2.3, step: int = 0) -> Path:
+    """relative_loss.csv of a run folder: at `step`, each α with the given L(θ − αg)/L(θ) (inf and NaN
+    allowed: a loss that blew up past float range, or one that is not a number)."""
+    rows = [[step, a, loss0, r * loss0, r] for a, r in sorted(rel_loss.items())]
+    _csv(Path(folder) / "relative_loss.csv", ["step", "alpha", "loss0", "loss", "rel_loss"], rows)
+    return Path(folder)
+
+
+def write_quantity(folder: Path, name: str, rows: list[list]) -> Path:
+    """A second-view table `name` (grad_ics, landscape, sharpness, ...) of a run folder, with the
+    columns the quantity writes (store.TABLES) and the given rows."""
+    _csv(Path(folder) / f"{name}.csv", store.TABLES[name], rows)
+    return Path(folder)

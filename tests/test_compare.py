@@ -336,6 +336,7 @@ def test_best_lr_on_the_fixture(tables):
     b = tables["best_lr"]
     assert list(b.columns) == ["model", "norm", "batch_size", "n_seeds", "seeds", "n_lrs", "lrs_chosen",
                                "final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high",
+                               "final_loss_drop_mean", "final_loss_drop_ci_low", "final_loss_drop_ci_high",
                                "note"]
     # none: lr 1 has a diverged seed 1, so only the fold without seed 1 could pick it, and its
     # 0.40 loses to 0.82: lr 0.1 for every held-out seed, scores 0.80, 0.82, 0.84.

@@ -24,11 +24,12 @@ def per_class(y):
 
 
 def test_registry_order_and_unknown_name():
-    assert list(data.DATASETS) == ["mnist-5k", "synthetic", "mnist", "fashion-mnist", "cifar10"]
+    assert list(data.DATASETS) == ["mnist-5k", "synthetic", "mnist", "fashion-mnist", "cifar10", "gaussian-linear"]
     with pytest.raises(DataError) as info:
         data.load("imagenet")
     assert str(info.value) == (
-        "unknown dataset 'imagenet'; choose one of: mnist-5k, synthetic, mnist, fashion-mnist, cifar10"
+        "unknown dataset 'imagenet'; choose one of: mnist-5k, synthetic, mnist, fashion-mnist, cifar10, "
+        "gaussian-linear"
     )
 
 

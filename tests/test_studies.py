@@ -28,14 +28,14 @@ def run_folders(out: Path) -> list[Path]:
 
 
 def test_registry_and_unknown_name():
-    assert studies.names() == ["ioffe2015", "note"]
-    assert studies.select("all") == ["ioffe2015", "note"]
+    assert studies.names() == ["ioffe2015", "note", "santurkar2018", "bjorck2018"]
+    assert studies.select("all") == ["ioffe2015", "note", "santurkar2018", "bjorck2018"]
     for study in studies.REGISTRY.values():
         assert study.description and "\n" not in study.description
         assert len({c.id for c in study.claims}) == len(study.claims)
     with pytest.raises(IcsError) as e:
         studies.run_study("nope")
-    assert str(e.value) == "unknown study 'nope'; choose one of: ioffe2015, note, all"
+    assert str(e.value) == "unknown study 'nope'; choose one of: ioffe2015, note, santurkar2018, bjorck2018, all"
 
 
 def check_outputs(result: studies.StudyResult, study: studies.Study) -> None:

@@ -31,7 +31,8 @@ Params = dict[str, torch.Tensor]
 @contextmanager
 def side_effect_free(model: nn.Module):
     """Training-mode passes that change no buffer: batch norm without running-statistics updates,
-    noise replaying its last training draw. Gradients stay enabled (unlike probes.batch_stats_without_update)."""
+    noise replaying its last training draw. Gradients stay enabled (unlike
+    probes.batch_stats_without_update)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     noisy = [m for m in model.modules() if hasattr(m, "replay")]
     saved = [(m, m.track_running_stats) for m in bns]
@@ -78,11 +79,16 @@ class Probe:
 
     def grad(self, params: Params | None = None, *, create_graph: bool = False) -> Params:
         """∇L at `params` (θ_t by default), every parameter by name."""
+        return self.loss_and_grad(params, create_graph=create_graph)[1]
+
+    def loss_and_grad(self, params: Params | None = None, *,
+                      create_graph: bool = False) -> tuple[torch.Tensor, Params]:
+        """L (detached unless create_graph) and ∇L at `params` (θ_t by default), from one pass."""
         params = dict(self.before if params is None else params)
         leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         loss = self.loss(leaves)
         grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=create_graph)
-        return dict(zip(leaves, grads))
+        return (loss if create_graph else loss.detach()), dict(zip(leaves, grads))
 
 
 def flat(tensors: Params | list[torch.Tensor]) -> torch.Tensor:

@@ -28,7 +28,7 @@ import pandas as pd
 from .. import compare
 from ..errors import IcsError
 from ..store import read_json, write_atomic, write_json
-from . import ioffe2015, note, readme
+from . import bjorck2018, ioffe2015, note, readme, santurkar2018
 from .claims import (FAIL, INCONCLUSIVE, PASS, Claim, Measurement, MissingData, Study)
 from .context import Context
 
@@ -36,7 +36,8 @@ __all__ = ["Claim", "Measurement", "Study", "StudyResult", "REGISTRY", "VERDICT_
            "select", "default_out", "run_study", "run_all", "measure", "held", "redraw",
            "PASS", "FAIL", "INCONCLUSIVE"]
 
-REGISTRY: dict[str, Study] = {s.name: s for s in (ioffe2015.STUDY, note.STUDY)}
+REGISTRY: dict[str, Study] = {s.name: s for s in (ioffe2015.STUDY, note.STUDY, santurkar2018.STUDY,
+                                                     bjorck2018.STUDY)}
 VERDICT_COLUMNS = ["claim_id", "claim", "source", "metric", "measured", "ci_low", "ci_high",
                    "n_seeds", "expected", "paper_value", "verdict"]
 DEFAULT_ROOT = Path("results")

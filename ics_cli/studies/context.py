@@ -80,14 +80,17 @@ def eval_every(config: dict) -> int:
 
 
 def steps_to(run: Run, target: float) -> tuple[float, float, float]:
-    """(point, lower, upper) of the first step at which a run's test_acc reaches `target`.
+    """(point, lower, upper) of the first step at which a run's test_acc reaches `target`; for a
+    regression (test_acc blank at every step), its loss drop 1 − test_loss / test_loss at step 0.
 
     Reached at evaluated step s: the truth lies in (s − eval_every, s], so [s − eval_every + 1, s].
     Never reached: at least steps_done + 1, no upper bound; the point is steps_done (a lower bound).
     """
     m = run.table("metrics").sort_values("step")
     every = eval_every(store.run_config(run))
-    reached = m["step"][pd.to_numeric(m["test_acc"], errors="coerce") >= target]
+    acc = pd.to_numeric(m["test_acc"], errors="coerce")
+    value = acc if acc.notna().any() else compare._loss_drop(m)
+    reached = m["step"][value >= target]
     if len(reached):
         s = float(reached.iloc[0])
         return s, max(s - every + 1, 1.0), s
