@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from . import __version__, blocks, data, lock, metrics, models, norms, quantities, store, tasks
+from . import __version__, blocks, data, lock, models, norms, quantities, store, tasks
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
@@ -98,13 +97,6 @@ def batches(n: int, batch_size: int, gen: torch.Generator, skip: int = 0):
                 skip -= 1
                 continue
             yield perm[a:a + batch_size]
-
-
-def batch_sums(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """[summed loss, correct count, batch size] of one training batch, on the device (no sync)."""
-    n = len(y)
-    return torch.stack([loss.detach() * n, metrics.accuracy_sum(logits.detach(), y),
-                        loss.new_tensor(float(n))]).double()
 
 
 def make_optimizer(cfg: RunConfig, params):
