@@ -12,6 +12,7 @@ import math
 import pandas as pd
 import pytest
 
+from ics_cli import plots
 from ics_cli.studies import REGISTRY, run_study, santurkar2018 as st
 
 from synthetic import HIDDEN, context, write_quantity, write_run
@@ -262,14 +263,16 @@ def test_s8_an_unprobed_run_is_inconclusive_not_a_pass(tmp_path):
 
 def test_the_study_runs_end_to_end_on_a_tiny_protocol(tmp_path, monkeypatch):
     """Real runs of every group (a few steps), every claim measured, the figures drawn and redrawn."""
-    monkeypatch.setitem(st.QUICK, "mlp_steps", 20)
-    monkeypatch.setitem(st.QUICK, "eval_every", 10)
+    # The compare figures of all runs (24 DLN layers) are tested elsewhere and cost most of a minute.
+    monkeypatch.setattr(plots, "draw_all", lambda *a, **k: [])
+    monkeypatch.setitem(st.QUICK, "mlp_steps", 30)
+    monkeypatch.setitem(st.QUICK, "eval_every", 5)       # the first 20% of 30 updates: one window
     monkeypatch.setitem(st.QUICK, "dln_steps", 60)
     monkeypatch.setitem(st.QUICK, "dln_log_every", 30)
-    result = run_study("santurkar2018", tmp_path / "study", quick=True, jobs=1)
+    result = run_study("santurkar2018", tmp_path / "study", quick=True, seeds=[0], jobs=1)
     v = result.verdicts
     assert list(v["claim_id"]) == [c.id for c in st.CLAIMS]
-    assert set(v["verdict"]) <= {"PASS", "FAIL", "INCONCLUSIVE"}
+    assert set(v["verdict"]) == {"INCONCLUSIVE"}          # one seed: no interval
     # The measurements exist (not "Not measured") for the claims the tiny runs can feed.
     measured = v.set_index("claim_id")["measured"]
     assert all(math.isfinite(measured[c]) for c in ("S1", "S2", "S3", "S4", "S5a", "S5b", "S6", "S7"))

@@ -15,8 +15,9 @@ import pandas as pd
 from .claims import FAIL, INCONCLUSIVE, PASS
 
 INTRO = ("This project started from a course note on batch normalization. Each of its claims, and "
-         "those of Ioffe & Szegedy's (2015) Fig. 1, became a test fixed before the runs, one that data "
-         "can fail; here is what the measurements say.")
+         "those of the papers that tested it (Ioffe & Szegedy 2015, Santurkar et al. 2018, Bjorck et al. "
+         "2018), became a test fixed before the runs, one that data can fail; here is what the "
+         "measurements say.")
 
 # (study, claim, figures (globs under the results folder), {verdict: sentence}); {m} is the claim's
 # measured value, {ci} that value with its interval, {neg} −100·m rounded (points of accuracy).
@@ -32,8 +33,8 @@ SENTENCES = [
         PASS: "Batch norm did make the inputs of its layers drift less, measured in units of each unit's "
               "own spread where the measurement is not true by construction (difference {ci} standard "
               "deviations, summed over training); but "
-              "Santurkar et al. (2018) show this is not why it helps: batch norm with injected noise "
-              "drifts more and still trains as well.",
+              "Santurkar et al. (2018) argue this is not why it helps: batch norm with injected noise "
+              "drifts more and, in their VGG, still trains as well (S2 and S1 test that here).",
         FAIL: "Batch norm did not make the inputs of its layers drift less, measured in units of each "
               "unit's own spread where the measurement is not true by construction (difference {ci} "
               "standard deviations), "
@@ -81,6 +82,24 @@ SENTENCES = [
         INCONCLUSIVE: "Whether gradients are steadier with batch norm, once their normal decay is taken out, "
                       "could not be decided for the MLP and the CNN together (the undecided network's "
                       "jitter difference: {ci})."}),
+    ("bjorck2018", "B1", ["bjorck2018/figures/fig2_relative_loss.*"], {
+        PASS: "At initialization a 20-layer residual network without batch norm blew its loss up (more "
+              "than 10³×) with one gradient step {m:.3g}× smaller ({ci}) than with batch norm, as "
+              "Bjorck et al. (2018) found for ResNet-110; a plain 20-layer MLP did not (B1c).",
+        FAIL: "At initialization a 20-layer residual network without batch norm did not blow its loss up at "
+              "steps 10× smaller than with batch norm (ratio {ci}), unlike Bjorck et al.'s (2018) ResNet-110.",
+        INCONCLUSIVE: "Whether a residual network without batch norm blows its loss up at much smaller steps "
+                      "than with it could not be decided (ratio {ci})."}),
+    ("santurkar2018", "S4", ["santurkar2018/figures/fig3_grad_ics.*"], {
+        PASS: "Gradient-based internal covariate shift (how much a layer's gradient changes when the layers "
+              "before it take their step) was not lower with batch norm on a ReLU MLP (ratio {ci}), as "
+              "Santurkar et al. (2018) found.",
+        FAIL: "Gradient-based internal covariate shift (how much a layer's gradient changes when the layers "
+              "before it take their step) was lower with batch norm on a ReLU MLP ({ci}× the standard "
+              "net's), unlike Santurkar et al.'s (2018) VGG; on their deep linear network read it beside "
+              "sharpness × lr (S5).",
+        INCONCLUSIVE: "Whether batch norm lowers gradient-based internal covariate shift on a ReLU MLP could "
+                      "not be decided (ratio {ci})."}),
 ]
 
 
