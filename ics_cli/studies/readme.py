@@ -12,6 +12,11 @@ import pandas as pd
 from .claims import Study
 
 
+def tests_of(name: str) -> str:
+    """Where a study's falsifiability tests live: the shared file for the first two, then its own."""
+    return "tests/test_falsifiable.py" if name in ("ioffe2015", "note") else f"tests/test_{name}.py"
+
+
 def _num(x) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
@@ -55,7 +60,7 @@ def render(study: Study, ctx, verdicts: pd.DataFrame, figures: list[tuple[Path, 
         "the data is missing (one seed, e.g. in quick mode, gives no interval). A claim of k parts uses "
         "Bonferroni intervals (confidence 1 − 0.05/k each). Exact claims compare a deviation with a "
         "tolerance. Metrics and thresholds were fixed before the runs; every claim has a test in "
-        "tests/test_falsifiable.py that feeds it data on which it is false and sees FAIL. A failing "
+        f"{tests_of(study.name)} that feeds it data on which it is false and sees FAIL. A failing "
         "claim is a finding about the claim, not a bug.", "",
         "## Verdicts", "",
         "| claim | statement | measured [interval] | seeds | expected | paper | verdict |",
