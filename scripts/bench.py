@@ -31,6 +31,10 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
    against its ceiling on this machine at the time, printed below it: two bare-loop processes
    started together ÷ run in turn (2 on two free cores).
 5. Ratios 1 and 3 for `--model cnn --activation relu` (fewer steps). Same targets.
+6. Cost of the second view of ICS: for each quantity, (time per step with it measured on every
+   step - time per step without) ÷ time per step without, in this process, on the default MLP with
+   batch norm (sharpness with its default 20 power iterations). The cost of one measurement in
+   training steps; no target (issue 10 asks for none): read it to choose a cadence.
 
 Usage:
     .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda] [--only 2,4]
@@ -62,11 +66,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Steps and repeats of each measurement: full run (about 6 minutes), and --quick (about 2).
 FULL = dict(repeats=3, mlp_steps=2000, dense_steps=(300, 2000), dense_repeats=(3, 1),
-            log_steps=1000, sweep_steps=2000, cnn_steps=300)
+            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300)
 QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 300), dense_repeats=(1, 1),
-             log_steps=200, sweep_steps=300, cnn_steps=60)
+             log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60)
 SWEEP = ["--norms", "none,batch", "--lrs", "0.5,0.1"]     # 4 runs
-RATIOS = (1, 2, 3, 4, 5)
+RATIOS = (1, 2, 3, 4, 5, 6)
+QUANTITIES = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 
 
 class SideFailed(RuntimeError):
@@ -207,13 +212,14 @@ def has_option(name: str) -> bool:
 
 def ics_in_process(device: str, steps: int, log_every: int, model: str = "mlp",
                    activation: str = "sigmoid", probe: str | None = None,
-                   eval_every: int | None = None) -> float:
+                   eval_every: int | None = None, **quantity) -> float:
     """Seconds of `ics_cli.train.train` in this process (data already cached after the first)."""
     from ics_cli.train import train
 
     with tempfile.TemporaryDirectory() as out:
         cfg = run_config(model=model, activation=activation, norm="batch", steps=steps,
-                         log_every=log_every, device=device, out=out, probe=probe, eval_every=eval_every)
+                         log_every=log_every, device=device, out=out, probe=probe, eval_every=eval_every,
+                         **quantity)
         start = time.perf_counter()
         result = train(cfg, force=True)
         elapsed = time.perf_counter() - start
@@ -352,6 +358,24 @@ def two_at_once(device: str, steps: int, repeats: int) -> list[tuple]:
              f"{t_once:.2f} s", f"{t_serial:.2f} s", "(ceiling)", None)]
 
 
+def second_view_cost(device: str, steps: int, repeats: int) -> list[tuple]:
+    """Ratio 6: one measurement of each quantity, in training steps of the default MLP."""
+    rows = []
+    for field in QUANTITIES:
+        if not has_option(field):
+            rows.append(not_measured(f"6. {field}=1, extra time per step ÷ step", "-",
+                                     SideFailed(f"this ics has no {field}")))
+            continue
+        with_q, without = interleaved(
+            lambda: ics_in_process(device, steps, steps, eval_every=steps, **{field: 1}),
+            lambda: ics_in_process(device, steps, steps, eval_every=steps),
+            repeats=repeats, warmup=True)
+        rows.append((f"6. --{field.replace('_', '-')} 1: extra time per step ÷ step, {steps} steps",
+                     (with_q - without) / without, f"{with_q / steps * 1e3:.1f} ms/step",
+                     f"{without / steps * 1e3:.2f} ms/step", "-", None))
+    return rows
+
+
 def not_measured(label: str, target: str, why: Exception) -> tuple:
     return (label, None, "not measured", str(why), target, None)
 
@@ -409,6 +433,8 @@ def main() -> None:
     if 5 in only:
         rows += overhead(args.device, p["cnn_steps"], p["repeats"], "cnn", "relu")
         rows += log_step_cost(args.device, p["cnn_steps"], p["repeats"], "cnn", "relu")
+    if 6 in only:
+        rows += second_view_cost(args.device, p["quantity_steps"], p["repeats"])
     print(f"bench.py{' --quick' if args.quick else ''} --device {args.device}: one thread per process, "
           f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][-1]} steps: "
           f"{p['dense_repeats'][-1]}); only ratios from one run compare")
