@@ -15,9 +15,10 @@ OFFSET, layer, k), never from the global RNG. k counts the layer's training pass
 is saved in the model's state_dict (`_extra_state`), so a checkpoint holds everything needed and a
 resumed run draws what an unbroken one would: the stream is a function of (seed, layer, step).
 
-Modes (`mode`, and `replay` that quantities.side_effect_free sets):
+Modes (`mode`):
 - training pass (training mode, mode "train"): the next draw k, then k += 1; it is kept for replay;
-- `replay=True`: the last training draw again, exactly (the passes of the second view of ICS);
+- mode "replay": the last training draw again, exactly (the passes of the second view of ICS,
+  quantities.side_effect_free);
 - mode "probe" (the activation probe, probes.ActivationRecorder.probe): a draw of the same law from
   a separate seed (seed, layer, k, PROBE), so the probe sees noise like the training pass does but
   takes nothing from the training stream; k is not advanced;
@@ -36,7 +37,7 @@ from torch import nn
 OFFSET = 2_000_029            # apart from the probe batch's and the data streams' seeds
 TRAIN, PROBE = 0, 1           # which stream a draw comes from
 MU, SIGMA, R_MU, R_SIGMA = 0.5, 1.25, 0.1, 0.1     # Santurkar's n_μ, n_σ, r_μ, r_σ
-MODES = ("train", "probe", "off")
+MODES = ("train", "replay", "probe", "off")
 
 
 def _seed(*key: int) -> int:
@@ -52,7 +53,6 @@ class Santurkar(nn.Module):
         super().__init__()
         self.seed, self.layer = seed, layer
         self.draws = 0                  # training draws made: the next one is number `draws`
-        self.replay = False
         self.mode = "train"
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None   # (s, m) of the last training draw
         self._gens: dict[torch.device, torch.Generator] = {}
@@ -74,7 +74,7 @@ class Santurkar(nn.Module):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         if not self.training or self.mode == "off":
             return a
-        if self.replay:
+        if self.mode == "replay":
             if self.last is None or self.last[0].shape != a.shape:
                 raise RuntimeError("noise replay needs a training pass of the same shape first")
             s, m = self.last
@@ -118,7 +118,7 @@ def modules(model: nn.Module) -> list[Santurkar]:
 
 @contextmanager
 def mode(model: nn.Module, name: str):
-    """Every noise module of `model` in mode `name` ("train", "probe" or "off") inside the block."""
+    """Every noise module of `model` in mode `name` (one of MODES) inside the block."""
     saved = [(m, m.mode) for m in modules(model)]
     for m, _ in saved:
         m.mode = name

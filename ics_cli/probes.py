@@ -48,13 +48,14 @@ STACK_LIMIT = 2**16      # sites of at most this many values are stacked and red
 
 
 @contextmanager
-def batch_stats_without_update(model: nn.Module, noise_mode: str = "off"):
+def batch_stats_without_update(model: nn.Module, noise_mode: str = "off", *, grad: bool = False):
     """Training-mode forward passes that leave every running statistic untouched.
 
     With track_running_stats off, torch's batch norm normalizes with batch statistics and neither
     updates the running mean/var nor counts the batch; the flags are restored afterwards. Noise
-    modules (--noise) are in `noise_mode`: "off" (test evaluation) or "probe" (the activation probe:
-    a draw of their own, never from the training noise stream).
+    modules (--noise) are in `noise_mode`: "off" (test evaluation), "probe" (the activation probe:
+    a draw of their own, never from the training noise stream) or "replay" (the second view of ICS:
+    the step's own training draw again). Without `grad`, no autograd graph is built.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m, m.track_running_stats, m.training) for m in bns]
@@ -63,7 +64,7 @@ def batch_stats_without_update(model: nn.Module, noise_mode: str = "off"):
     for m in bns:
         m.track_running_stats = False
     try:
-        with torch.no_grad(), noise.mode(model, noise_mode):
+        with torch.set_grad_enabled(grad), noise.mode(model, noise_mode):
             yield
     finally:
         for m, track, training in saved:

@@ -59,6 +59,14 @@ def _table(tables: dict[str, pd.DataFrame], name: str, model: str) -> pd.DataFra
     return table[table["model"].astype(str) == model]
 
 
+def _per_model(tables: dict[str, pd.DataFrame], name: str):
+    """(model, file suffix, the model's rows of table `name`, its lines) for each model that has rows."""
+    for model, suffix in _models(tables):
+        mine = _table(tables, name, model)
+        if not mine.empty:
+            yield model, suffix, mine, _lines(mine, model)
+
+
 def _draw(ax, lines, frames, x: str, name: str, *, log: bool | None = None) -> None:
     """`name` (mean and band) against `x` for every configuration; log y when `log`, or, when None,
     when its values are positive and span decades."""
@@ -97,11 +105,7 @@ def grad_ics(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
     when it is the only layer)."""
     _check(fmt)
     paths = []
-    for model, suffix in _models(tables):
-        mine = _table(tables, "grad_ics_curves", model)
-        if mine.empty:
-            continue
-        lines = _lines(mine, model)
+    for model, suffix, mine, lines in _per_model(tables, "grad_ics_curves"):
         layers = _all_layers(mine)
         layers = _spread(layers[1:] if len(layers) > 1 else layers)
         fig = _figure(max(7.0, 3.4 * len(layers) + 1.0), 7.4)
@@ -129,11 +133,7 @@ def landscape(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") 
     max over η), gradient predictiveness and effective β-smoothness over steps."""
     _check(fmt)
     paths = []
-    for model, suffix in _models(tables):
-        mine = _table(tables, "landscape_curves", model)
-        if mine.empty:
-            continue
-        lines = _lines(mine, model)
+    for model, suffix, mine, lines in _per_model(tables, "landscape_curves"):
         frames = [_rows(mine, key) for key, *_ in lines]
         fig = _figure(14.0, 4.8)
         band_ax, pred_ax, beta_ax = fig.subplots(1, 3)
@@ -178,11 +178,7 @@ def relative_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
     of log10), bands: 10 ** its t interval; the blow-up threshold dashed."""
     _check(fmt)
     paths = []
-    for model, suffix in _models(tables):
-        mine = _table(tables, "relative_loss_curves", model)
-        if mine.empty:
-            continue
-        lines = _lines(mine, model)
+    for model, suffix, mine, lines in _per_model(tables, "relative_loss_curves"):
         steps = _spread(sorted(set(pd.to_numeric(mine["step"]).astype(int))))
         fig = _figure(4.6 * len(steps) + 1.0, 5.0)
         axes = fig.subplots(1, len(steps), squeeze=False)[0]
@@ -247,11 +243,7 @@ def sharpness(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") 
     stability, sharpness × lr = 2, dashed."""
     _check(fmt)
     paths = []
-    for model, suffix in _models(tables):
-        mine = _table(tables, "sharpness_curves", model)
-        if mine.empty:
-            continue
-        lines = _lines(mine, model)
+    for model, suffix, mine, lines in _per_model(tables, "sharpness_curves"):
         frames = [_rows(mine, key) for key, *_ in lines]
         fig = _figure(11.0, 4.8)
         raw_ax, lr_ax = fig.subplots(1, 2)

@@ -85,6 +85,7 @@ def test_b1_blowup_bracket():
 
 @pytest.mark.parametrize("none_at, verdict", [(None, "PASS"), (1.78, "PASS"), (1e-3, "FAIL")])
 def test_b1c_plain_mlp_contrast(tmp_path, none_at, verdict):
+    """B1c: the plain MLP without BN blows up only at large steps (PASS), or at tiny ones (FAIL)."""
     ctx = b1_context(tmp_path, {"none": 1e-4, "batch": 1.0}, {"none": none_at, "batch": None})
     assert bj.measure_b1c(ctx).verdict == verdict
 
@@ -118,12 +119,14 @@ def test_slopes_are_decades_per_layer(tmp_path):
 
 @pytest.mark.parametrize("rate, verdict", [(0.15, "PASS"), (0.0, "FAIL"), (-0.03, "FAIL")])
 def test_b2a_growth_without_bn(tmp_path, rate, verdict):
+    """B2a: growth with depth without BN PASSes; flat or shrinking activations FAIL."""
     m = bj.measure_b2a(b2_context(tmp_path, "resmlp", {"none": rate, "batch": 0.0}))
     assert m.verdict == verdict
 
 
 @pytest.mark.parametrize("rate, verdict", [(0.0, "PASS"), (-0.03, "PASS"), (0.06, "FAIL"), (0.15, "FAIL")])
 def test_b2b_flat_with_bn(tmp_path, rate, verdict):
+    """B2b: flat (or shrinking) activations with BN PASS; growth with depth FAILs."""
     m = bj.measure_b2b(b2_context(tmp_path, "resmlp", {"none": 0.15, "batch": rate}))
     assert m.verdict == verdict
 
@@ -142,6 +145,7 @@ def test_b2b_one_growing_part_fails_the_claim(tmp_path):
 
 @pytest.mark.parametrize("rate, verdict", [(-0.03, "PASS"), (0.0, "PASS"), (0.15, "FAIL")])
 def test_b2c_plain_mlp_contrast(tmp_path, rate, verdict):
+    """B2c: a plain MLP whose activations do not grow PASSes; one that grows FAILs."""
     m = bj.measure_b2c(b2_context(tmp_path, "mlp", {"none": rate, "batch": 0.0}))
     assert m.verdict == verdict
 

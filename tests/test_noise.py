@@ -26,9 +26,9 @@ def strip_elapsed(path) -> list[str]:
 def scale_shift(module, shape):
     """(s, m) of one training draw, read from the outputs: m = f(0), then s = f(1) - f(0) by replay."""
     m = module(torch.zeros(shape))
-    module.replay = True
+    module.mode = "replay"
     s = module(torch.ones(shape)) - m
-    module.replay = False
+    module.mode = "train"
     return s, m
 
 
@@ -83,7 +83,7 @@ def test_the_noise_is_s_times_a_plus_m_elementwise():
     module = noise.Santurkar(seed=0, layer=1).train()
     s, m = scale_shift(module, (16, 5))
     a = torch.randn(16, 5)
-    module.replay = True
+    module.mode = "replay"
     torch.testing.assert_close(module(a), s * a + m)
 
 
@@ -111,12 +111,12 @@ def test_replay_gives_the_last_training_draw_exactly_and_draws_nothing():
     module = noise.Santurkar(seed=0, layer=1).train()
     a = torch.randn(8, 4)
     first = module(a)
-    module.replay = True
+    module.mode = "replay"
     assert torch.equal(module(a), first) and torch.equal(module(a), first)
     assert module.draws == 1
     with pytest.raises(RuntimeError, match="same shape"):
         module(torch.randn(3, 4))
-    module.replay = False
+    module.mode = "train"
     assert not torch.equal(module(a), first) and module.draws == 2
 
 

@@ -18,38 +18,21 @@ stream), and no parameter's `.grad` is touched (gradients come from `torch.autog
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Callable
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..probes import batch_stats_without_update
+
 Params = dict[str, torch.Tensor]
 
 
-@contextmanager
 def side_effect_free(model: nn.Module):
     """Training-mode passes that change no buffer: batch norm without running-statistics updates,
-    noise replaying its last training draw. Gradients stay enabled (unlike
-    probes.batch_stats_without_update)."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    noisy = [m for m in model.modules() if hasattr(m, "replay")]
-    saved = [(m, m.track_running_stats) for m in bns]
-    was_training = model.training
-    model.train()
-    for m in bns:
-        m.track_running_stats = False
-    for m in noisy:
-        m.replay = True
-    try:
-        yield
-    finally:
-        for m, track in saved:
-            m.track_running_stats = track
-        for m in noisy:
-            m.replay = False
-        model.train(was_training)
+    noise replaying its last training draw; gradients enabled."""
+    return batch_stats_without_update(model, noise_mode="replay", grad=True)
 
 
 class Probe:

@@ -25,7 +25,7 @@ from ..sweep import Sweep
 from . import figures as fig
 from .claims import (Claim, Interval, Measurement, MissingData, Study, bracketed, combine, decide,
                      directional, exp_interval, family, fmt_ci, interval, measurement, paired)
-from .context import Context, run_groups
+from .context import Context, listing, run_groups
 
 PAPER = "Bjorck et al. 2018"
 ISSUE = "issue 10's reference computation"
@@ -80,10 +80,6 @@ def run(out: Path, quick: bool = False, jobs: int | None = None, on_outcome=None
     return run_groups(out, plan(quick, seeds), quick=quick, jobs=jobs, on_outcome=on_outcome)
 
 
-def _grid(values) -> str:
-    return ", ".join(f"{v:g}" for v in values)
-
-
 PROTOCOL = f"""\
 Every value, metric and threshold below was fixed before the study's first full run (only timing
 pilots and one quick run came first, and nothing was changed after them) and is the same for both
@@ -102,9 +98,9 @@ with the same init is the contrast: without skip connections Kaiming init keeps 
 
 | group | network | what varies | steps | seeds | used by |
 |---|---|---|---|---|---|
-| `{INIT['resmlp']}` | resmlp, depth {COMMON.depth}, width {COMMON.width}, ReLU, Kaiming | norm none / batch | at init (1 step) | {_grid(FULL['seeds'])} | B1, B2a, B2b, Fig. 2, 3 |
-| `{INIT['mlp']}` | plain MLP, depth {COMMON.depth}, width {COMMON.width}, ReLU, Kaiming (contrast) | norm none / batch | at init (1 step) | {_grid(FULL['seeds'])} | B1c, B2c, Fig. 2, 3 |
-| `{SWEEP}` | resmlp as above | norm none / batch × lr {_grid(LR_GRID)} | {FULL['steps']} | {_grid(FULL['seeds'])} | B3, B4 |
+| `{INIT['resmlp']}` | resmlp, depth {COMMON.depth}, width {COMMON.width}, ReLU, Kaiming | norm none / batch | at init (1 step) | {listing(FULL['seeds'])} | B1, B2a, B2b, Fig. 2, 3 |
+| `{INIT['mlp']}` | plain MLP, depth {COMMON.depth}, width {COMMON.width}, ReLU, Kaiming (contrast) | norm none / batch | at init (1 step) | {listing(FULL['seeds'])} | B1c, B2c, Fig. 2, 3 |
+| `{SWEEP}` | resmlp as above | norm none / batch × lr {listing(LR_GRID)} | {FULL['steps']} | {listing(FULL['seeds'])} | B3, B4 |
 
 * **Training**: plain SGD, no momentum, no weight decay, batch {COMMON.batch_size} (the paper's),
   eps {COMMON.eps:g}; batch norm before each ReLU with the Linear's bias dropped. {FULL['steps']} steps
@@ -133,7 +129,7 @@ with the same init is the contrast: without skip connections Kaiming init keeps 
   constant"; a threshold below that would fail any residual network by construction. **B2a**: resmlp
   without BN, both slopes ≥ {GROW:g}; **B2b**: resmlp with BN, both slopes ≤ {FLAT:g}; **B2c**
   (contrast): the plain MLP without BN, both slopes < {GROW:g}. Each claim has two parts (mean, std): t-intervals over seeds at 1 − 0.05/2.
-* **Largest stable lr (B3, Fig. 1)**: grid {_grid(LR_GRID)} (decades up to 1e-4, half-decades
+* **Largest stable lr (B3, Fig. 1)**: grid {listing(LR_GRID)} (decades up to 1e-4, half-decades
   above). Per seed and norm an lr is stable when its run did not diverge and its final test
   accuracy is ≥ {STABLE_FRACTION} × that seed's best over the grid and ≥ {LEARNED} (chance is 0.1; without
   the floor, a network that learns at no lr would call its largest non-diverging lr stable). The largest stable lr lies between it and the next grid
@@ -147,8 +143,8 @@ with the same init is the contrast: without skip connections Kaiming init keeps 
   wholly outside; INCONCLUSIVE otherwise.
 * **Seeds**: five, paired by seed (same init stream, batch order, first batch and probe batch).
 
-Quick mode (`--quick`): seeds {_grid(QUICK['seeds'])}, {QUICK['steps']} steps, lr grid
-{_grid(QUICK['lrs'])}; the rest the same. Verdicts may be INCONCLUSIVE.
+Quick mode (`--quick`): seeds {listing(QUICK['seeds'])}, {QUICK['steps']} steps, lr grid
+{listing(QUICK['lrs'])}; the rest the same. Verdicts may be INCONCLUSIVE.
 """
 
 
@@ -335,7 +331,7 @@ def measure_b3(ctx: Context) -> Measurement:
     diverged = {n: sum(r.status == "diverged" for runs in sweeps[n].values() for r in runs.values())
                 for n in NORMS}
     seen = (f"Largest stable lr with BN vs without ({per_seed}; 0 = none stable; grid "
-            f"{_grid(sorted({lr for runs in sweeps['none'].values() for lr in runs}))}): a ratio of "
+            f"{listing(sorted({lr for runs in sweeps['none'].values() for lr in runs}))}): a ratio of "
             f"{fmt_ci(*iv[:3])} (geometric mean; bracketed by the grid); diverged runs: "
             f"{diverged['none']} without BN, {diverged['batch']} with BN.")
     return measurement(iv, directional(iv.lo, iv.hi, ">=", LR_RATIO), seen)

@@ -74,6 +74,11 @@ class Context:
         return self._tables[key]
 
 
+def listing(values) -> str:
+    """Numbers as a protocol lists them: `0.1, 0.316, 1`."""
+    return ", ".join(f"{v:g}" for v in values)
+
+
 def eval_every(config: dict) -> int:
     """Steps between a run's metrics rows: eval_every (log_every for runs recorded before it existed)."""
     return int(config.get("eval_every") or config["log_every"])

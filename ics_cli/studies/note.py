@@ -25,7 +25,7 @@ from . import exact
 from . import figures as fig
 from .claims import (Claim, Interval, Measurement, MissingData, Study, bracketed, decide, directional,
                      exp_interval, family, fmt_ci, interval, measurement, paired, within)
-from .context import Context, run_groups, steps_to
+from .context import Context, listing, run_groups, steps_to
 
 NOTE = "course note"
 IOFFE = "Ioffe & Szegedy 2015"
@@ -72,10 +72,6 @@ def run(out: Path, quick: bool = False, jobs: int | None = None, on_outcome=None
     return run_groups(out, plan(quick, seeds), quick=quick, jobs=jobs, on_outcome=on_outcome)
 
 
-def _grid(values) -> str:
-    return ", ".join(f"{v:g}" for v in values)
-
-
 PROTOCOL = f"""\
 Chosen once, before the study's verdicts were seen (only timing pilots were run), and the same for
 every norm: every comparison across norms is at one matched learning rate, never at each norm's own
@@ -83,9 +79,9 @@ best.
 
 | group | network | what varies | steps | seeds | used by |
 |---|---|---|---|---|---|
-| `lr_sweep` | default MLP | norm none / batch × lr {_grid(LR_GRID)} | {FULL['mlp_steps']} | {_grid(FULL['seeds'])} | N7 |
-| `shared_lr` | default MLP | norm none / batch / batch-nograd at lr {SHARED_LR} | {FULL['mlp_steps']} | {_grid(FULL['seeds'])} | N1, N3, N6, N8 |
-| `cnn` | CNN | norm {' / '.join(CNN_NORMS)} at lr {SHARED_LR} | {FULL['cnn_steps']} | {_grid(FULL['seeds'])} | N8, N10 |
+| `lr_sweep` | default MLP | norm none / batch × lr {listing(LR_GRID)} | {FULL['mlp_steps']} | {listing(FULL['seeds'])} | N7 |
+| `shared_lr` | default MLP | norm none / batch / batch-nograd at lr {SHARED_LR} | {FULL['mlp_steps']} | {listing(FULL['seeds'])} | N1, N3, N6, N8 |
+| `cnn` | CNN | norm {' / '.join(CNN_NORMS)} at lr {SHARED_LR} | {FULL['cnn_steps']} | {listing(FULL['seeds'])} | N8, N10 |
 
 * **Default MLP**: the project's defaults: mnist-5k (standardized pixels), 3 hidden layers of 100
   sigmoid units, Glorot-uniform init, plain SGD (no momentum), batch 60, eps 1e-5, activation
@@ -109,7 +105,7 @@ best.
   on the test set with batch statistics over consecutive test batches of {TEST_BATCHES[0]} and of
   {TEST_BATCHES[1]}; accuracy(60) − accuracy(4) must be > 0. (The previous version compared models
   trained with different batch sizes, which saw 15× fewer examples.)
-* **N7**: quarter-decade lr grid {_grid(LR_GRID)}, so the ratio is resolved to ×1.78 instead of ×3.16.
+* **N7**: quarter-decade lr grid {listing(LR_GRID)}, so the ratio is resolved to ×1.78 instead of ×3.16.
   Per seed and norm, an lr is stable when its run did not diverge and its final test accuracy is
   ≥ {TOLERANCE} × that seed's best over the grid; the largest stable lr lies between it and the next
   grid lr, so each seed gives a bracket of ratios (claims.py's bracketed interval). "Much larger
@@ -133,8 +129,8 @@ best.
 
 Paired comparisons are by seed (same init stream, batch order and probe batch).
 
-Quick mode (`--quick`): seed {_grid(QUICK['seeds'])} only, {QUICK['mlp_steps']} MLP steps, lr grid
-{_grid(QUICK['lrs'])}, the CNN for {QUICK['cnn_steps']} steps. With one seed there are no intervals,
+Quick mode (`--quick`): seed {listing(QUICK['seeds'])} only, {QUICK['mlp_steps']} MLP steps, lr grid
+{listing(QUICK['lrs'])}, the CNN for {QUICK['cnn_steps']} steps. With one seed there are no intervals,
 so every trained claim is INCONCLUSIVE; the exact claims are the same as in the full study.
 """
 
@@ -296,7 +292,7 @@ def measure_n7(ctx: Context) -> Measurement:
     iv = exp_interval(bracketed(point, lower, upper))
     per_seed = ", ".join(f"seed {s}: {bn[s][0]:g} vs {no[s][0]:g}" for s in seeds)
     grid = sorted({float(run_config(r)["lr"]) for r in ctx.runs("lr_sweep")})
-    seen = (f"Largest stable lr with batch norm vs without ({per_seed}; grid {_grid(grid)}): a ratio of "
+    seen = (f"Largest stable lr with batch norm vs without ({per_seed}; grid {listing(grid)}): a ratio of "
             f"{fmt_ci(*iv[:3])} (geometric mean; the interval carries the grid's resolution).")
     return measurement(iv, directional(iv.lo, iv.hi, ">=", STABLE_RATIO), seen)
 
