@@ -50,9 +50,13 @@ Optimizer = choices("Optimizer", config_mod.OPTIMIZERS)
 Device = choices("Device", config_mod.DEVICES)
 Probe = choices("Probe", config_mod.PROBES)
 Noise = choices("Noise", config_mod.NOISES)
+BnEval = choices("BnEval", config_mod.BN_EVALS)
+BatchSampler = choices("BatchSampler", config_mod.BATCH_SAMPLERS)
+LrScaling = choices("LrScaling", config_mod.LR_SCALINGS)
 Format = choices("Format", ("png", "svg", "pdf"))
 CHOICES = {"dataset": Dataset, "model": Model, "activation": Activation, "init": Init, "norm": Norm,
-           "optimizer": Optimizer, "device": Device, "probe": Probe, "noise": Noise}
+           "optimizer": Optimizer, "device": Device, "probe": Probe, "noise": Noise, "bn_eval": BnEval,
+           "batch_sampler": BatchSampler, "lr_scaling": LrScaling}
 
 
 def flag(default: bool, *decls: str, **kwargs):
@@ -85,6 +89,28 @@ HELP = {
     "noise": f"Noise after every norm site: {listed(Noise)} (santurkar: Santurkar et al. 2018's Algorithm 1, "
              "a fresh random scale and shift per unit each step, in training passes only).",
     "optimizer": f"Optimizer: {listed(Optimizer)}.",
+    "ghost_size": "Samples per ghost batch of --norm ghost-batch (must divide the normalization batch).",
+    "renorm_rmax": "Final bound r_max on batch-renorm's r (r is clipped to [1/r_max, r_max]).",
+    "renorm_dmax": "Final bound d_max on batch-renorm's d (d is clipped to [-d_max, d_max]).",
+    "renorm_warmup": "Steps of plain batch norm (r = 1, d = 0) before batch-renorm's bounds ramp up "
+                     "(default: steps/16, the paper's schedule scaled to the run).",
+    "renorm_rmax_at": "Step at which r_max reaches --renorm-rmax (default: steps/2).",
+    "renorm_dmax_at": "Step at which d_max reaches --renorm-dmax (default: 5 x steps/16).",
+    "bn_eval": f"Test-time statistics of batch-statistics norms for test_loss/test_acc: {listed(BnEval)} (ema: "
+               "running averages; precise: PreciseBN over --precise-samples training images; batch: the test "
+               "batches' own).",
+    "precise_samples": "Training images PreciseBN averages over (--bn-eval precise), rounded down to whole "
+                       "normalization batches; the same images at every evaluation.",
+    "freeze_bn_at": "FrozenBN: from this fraction of the run on, batch-statistics norms normalize with their "
+                    "population statistics in training too and stop updating them (PreciseBN's under "
+                    "--bn-eval precise).",
+    "micro_batch": "Normalize over consecutive micro-batches of this size (it must divide --batch-size); the "
+                   "gradient is accumulated over the whole batch.",
+    "batch_sampler": f"Mini-batches: {listed(BatchSampler)} (iid: shuffled epochs; paired: batch-size/2 classes "
+                     "x 2 images each, non-i.i.d.).",
+    "lr_scaling": f"Learning-rate scaling: {listed(LrScaling)} (linear: the optimizer's lr is --lr x --batch-size "
+                  "/ --lr-base-batch, Goyal et al. 2017).",
+    "lr_base_batch": "The batch size at which --lr applies under --lr-scaling linear.",
     "lr": "Learning rate (> 0).",
     "momentum": "SGD momentum in [0, 1).",
     "weight_decay": "L2 weight decay.",

@@ -9,7 +9,9 @@ Rules shared by every table:
 
 * A *configuration* is the value of the key columns: ``model, norm, lr, batch_size`` always, plus every
   other hashed config field (not in ``config.NOT_HASHED``, not ``seed``) whose value differs between
-  the runs given. Runs with equal keys and different seeds are aggregated.
+  the runs given. Runs with equal keys and different seeds are aggregated. A field that an older run's
+  config.json lacks reads as the value that computed what that run did (store.run_config), so an old
+  run and a new one at that value are seeds of one configuration.
 * Only finished runs (status ``completed`` or ``diverged``) are aggregated. ``interrupted`` and
   ``incomplete`` runs are counted (``n_interrupted``, ``n_incomplete``) but contribute no number: they
   stopped before their configured step count, so their last values are not comparable.
@@ -53,6 +55,8 @@ ALL_TABLE_NAMES = TABLE_NAMES + STEP_TABLE_NAMES
 # The second view's tables (second_view.py), after those: each written only when a run recorded its data.
 SECOND_VIEW_NAMES = ("grad_ics_curves", "landscape_curves", "landscape_stability", "relative_loss_curves",
                      "relative_loss_threshold", "sharpness_curves", "depth_profile")
+# The batch view's tables (batch_view.py), last: written only when the runs have a batch axis to show.
+BATCH_VIEW_NAMES = ("batch_size", "test_stats")
 
 ALWAYS_KEY = ("model", "norm", "lr", "batch_size")
 NORM_ORDER = ("none", "batch", "batch-nograd", "layer", "instance", "group")
@@ -225,6 +229,13 @@ def _final(run: Run, metrics: pd.DataFrame, column: str) -> float:
     return float(logged.iloc[-1]) if len(logged) else math.nan
 
 
+def scored_by(metrics: pd.DataFrame) -> str:
+    """What a run is scored by: "final_test_acc", or "final_loss_drop" when its test accuracy is blank
+    at every logged step (regression)."""
+    acc = _finite(metrics["test_acc"]).dropna() if "test_acc" in metrics else ()
+    return "final_test_acc" if len(acc) or not len(metrics) else "final_loss_drop"
+
+
 def _steps_to(metrics: pd.DataFrame, target: float, scored_by: str = "final_test_acc") -> float:
     """The first logged step whose test accuracy (or, for a run scored by loss drop, loss drop) >= target."""
     value = _finite(metrics["test_acc"]) if scored_by == "final_test_acc" else _loss_drop(metrics)
@@ -350,7 +361,8 @@ def runs_under(*paths: Path, on_damaged=None) -> list[Run]:
 def build(runs: list[Run], *, target: float | None = None,
           tolerance: float = DEFAULT_TOLERANCE) -> dict[str, pd.DataFrame]:
     """Every table: those of TABLE_NAMES, then the companions of STEP_TABLE_NAMES (ALL_TABLE_NAMES order),
-    then those of SECOND_VIEW_NAMES that the runs have data for (second_view.build).
+    then those of SECOND_VIEW_NAMES that the runs have data for (second_view.build), then those of
+    BATCH_VIEW_NAMES that the runs call for (batch_view.build).
 
     `target`: test accuracy for `steps_to_target`; None means DEFAULT_TARGET_FRACTION × the best mean
     best_test_acc of any configuration. `tolerance`: fraction of the best accuracy that still counts as
@@ -385,7 +397,7 @@ def build(runs: list[Run], *, target: float | None = None,
             first = _finite(metrics["test_loss"]).iloc[0] if len(metrics) else math.nan
             row["final_loss_drop"] = 1.0 - row["final_test_loss"] / first if first > 0 else math.nan
             row["best_loss_drop"] = float(drop.max()) if drop.notna().any() else math.nan
-            row["scored_by"] = "final_test_acc" if len(acc) or not len(metrics) else "final_loss_drop"
+            row["scored_by"] = scored_by(metrics)
             curves.append(_with_key(_columns(metrics, ["step", *CURVE_VALUES]), key))
             lay = _columns(run.table("layers"), ["layer", "site", "step", *LAYER_VALUES])
             layers.append(_with_key(lay, key))
@@ -448,8 +460,9 @@ def build(runs: list[Run], *, target: float | None = None,
                                         key_cols + ["layer", "step"], GRAD_VALUES)),
         "runs": runs_out,
     }
-    from . import second_view     # a table family of its own, built on the helpers here
-    return {**{name: tables[name] for name in ALL_TABLE_NAMES}, **second_view.build(runs, key_cols)}
+    from . import batch_view, second_view     # table families of their own, built on the helpers here
+    return {**{name: tables[name] for name in ALL_TABLE_NAMES}, **second_view.build(runs, key_cols),
+            **batch_view.build(runs, key_cols)}
 
 
 def _concat(frames: list[pd.DataFrame], key_cols: list[str], cols: list[str]) -> pd.DataFrame:
@@ -792,7 +805,7 @@ def owns(name: str) -> bool:
     if name.startswith(".") and ".tmp" in name:
         return True
     if ext == "csv":
-        return stem in ALL_TABLE_NAMES + SECOND_VIEW_NAMES
+        return stem in ALL_TABLE_NAMES + SECOND_VIEW_NAMES + BATCH_VIEW_NAMES
     if ext in FORMATS:
         try:
             caption(name)
@@ -840,7 +853,8 @@ def load(out_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def _read(out_dir: Path) -> dict[str, pd.DataFrame]:
-    names = [n for n in ALL_TABLE_NAMES + SECOND_VIEW_NAMES if os.path.lexists(out_dir / f"{n}.csv")]
+    names = [n for n in ALL_TABLE_NAMES + SECOND_VIEW_NAMES + BATCH_VIEW_NAMES
+             if os.path.lexists(out_dir / f"{n}.csv")]
     if not names:
         raise IcsError(f"no compare tables in {out_dir}; run `ics compare` first")
     return {n: _read_table(out_dir / f"{n}.csv", n) for n in names}

@@ -37,6 +37,9 @@ INITS = ("torch", "xavier", "kaiming", "gaussian")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 PROBES = ("fixed", "train")
+BN_EVALS = ("ema", "precise", "batch")
+BATCH_SAMPLERS = ("iid", "paired")
+LR_SCALINGS = ("none", "linear")
 DEFAULT_WIDTH = {"mlp": 100, "cnn": 32, "resmlp": 100, "vgg": 32, "dln": 10}
 DEFAULT_DEPTH = {"mlp": 3, "cnn": 3, "resmlp": 20, "vgg": 8, "dln": 25}
 DEFAULT_ACTIVATION = {"mlp": "sigmoid", "cnn": "sigmoid", "resmlp": "relu", "vgg": "relu", "dln": "identity"}
@@ -47,6 +50,13 @@ PARAM_LIMIT = 2**31
 
 # Fields that say where things live or how they are shown, not what is computed: left out of the hash.
 NOT_HASHED = ("out", "data_dir", "download", "device", "checkpoint_every")
+# Fields added after runs were first recorded, with the value that computes what runs did before
+# they existed: at that value a field is left out of the hash, so older runs keep their hash (and
+# their folder name) and are reused; any other value is hashed like every field.
+HASHED_UNLESS = {"ghost_size": 4, "renorm_rmax": 3.0, "renorm_dmax": 5.0, "renorm_warmup": None,
+                 "renorm_rmax_at": None, "renorm_dmax_at": None, "bn_eval": "ema", "precise_samples": 1000,
+                 "freeze_bn_at": None, "micro_batch": None, "batch_sampler": "iid", "lr_scaling": "none",
+                 "lr_base_batch": 60}
 
 
 @dataclass(frozen=True)
@@ -69,12 +79,27 @@ class RunConfig:
     eps: float = 1e-5
     bn_momentum: float = 0.1
     noise: str = "none"               # santurkar: Santurkar et al.'s Algorithm 1 noise after every norm
+    ghost_size: int = 4               # ghost-batch: statistics over virtual sub-batches of this size
+    renorm_rmax: float = 3.0          # batch-renorm: the final bounds on r and d (Ioffe 2017)
+    renorm_dmax: float = 5.0
+    renorm_warmup: int | None = None  # batch-renorm: steps of plain BN (r = 1, d = 0) before the ramps;
+    renorm_rmax_at: int | None = None  # the steps at which r_max and d_max reach their final values
+    renorm_dmax_at: int | None = None  # (None: the paper's 5k/40k/25k schedule scaled to the run, see norms)
+    # test-time statistics of batch-statistics norms: ema (running averages), precise (PreciseBN:
+    # recomputed over precise_samples training images on the frozen model), batch (the test batch's own)
+    bn_eval: str = "ema"
+    precise_samples: int = 1000
+    freeze_bn_at: float | None = None  # FrozenBN: population statistics in training from this fraction on
     # optimization
     optimizer: str = "sgd"
     lr: float = 0.5
     momentum: float = 0.0
     weight_decay: float = 0.0
     batch_size: int = 60
+    micro_batch: int | None = None    # normalize over micro-batches of this size; gradient over the batch
+    batch_sampler: str = "iid"        # paired: batch_size / 2 classes x 2 images each (non-i.i.d.)
+    lr_scaling: str = "none"          # linear: the optimizer's lr is lr x batch_size / lr_base_batch
+    lr_base_batch: int = 60
     steps: int | None = None          # None with epochs None: 2000 steps
     epochs: float | None = None       # ceil(epochs x train_size / batch_size) steps; see check_data
     # recording: activation statistics every log_every steps (from a fixed probe batch or the training
@@ -106,6 +131,18 @@ class RunConfig:
     @property
     def hidden_width(self) -> int:
         return self.width if self.width is not None else DEFAULT_WIDTH[self.model]
+
+    @property
+    def scaled_lr(self) -> float:
+        """The optimizer's learning rate: lr, or under --lr-scaling linear lr x batch_size / lr_base_batch
+        (Goyal et al. 2017's rule, as Wu & He 2018 use it)."""
+        return self.lr * self.batch_size / self.lr_base_batch if self.lr_scaling == "linear" else self.lr
+
+    @property
+    def norm_batch(self) -> int:
+        """Samples one set of batch statistics is taken over in training: the micro-batch, else the batch
+        (ghost-batch divides it further into ghosts of ghost_size)."""
+        return self.micro_batch or self.batch_size
 
     @property
     def hidden_depth(self) -> int:
@@ -145,7 +182,8 @@ class RunConfig:
         if self.steps is None and self.epochs is not None:
             raise ValueError("a config with --epochs has no hash before its training-set size is known; "
                              "resolve it with config.check_data (train.prepare and Sweep.configs do)")
-        d = {k: v for k, v in asdict(self.resolved()).items() if k not in NOT_HASHED}
+        d = {k: v for k, v in asdict(self.resolved()).items() if k not in NOT_HASHED
+             and not (k in HASHED_UNLESS and v == HASHED_UNLESS[k])}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
     def name(self) -> str:
@@ -231,6 +269,25 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("give either --steps or --epochs, not both")
     _choice("--probe", cfg.probe, PROBES)
     _choice("--noise", cfg.noise, NOISES)
+    _choice("--bn-eval", cfg.bn_eval, BN_EVALS)
+    _choice("--batch-sampler", cfg.batch_sampler, BATCH_SAMPLERS)
+    _choice("--lr-scaling", cfg.lr_scaling, LR_SCALINGS)
+    _positive("--ghost-size", cfg.ghost_size, integer=True)
+    _positive("--precise-samples", cfg.precise_samples, integer=True)
+    _positive("--lr-base-batch", cfg.lr_base_batch, integer=True)
+    if cfg.micro_batch is not None:
+        _positive("--micro-batch", cfg.micro_batch, integer=True)
+        _micro_batch(cfg)
+    for option, value in (("--renorm-rmax", cfg.renorm_rmax), ("--renorm-dmax", cfg.renorm_dmax)):
+        _positive(option, value, allow_zero=True)
+    if cfg.renorm_rmax < 1:
+        raise ConfigError(f"--renorm-rmax must be a number >= 1 (r is clipped to [1/r_max, r_max]), got {cfg.renorm_rmax}")
+    for option, value in (("--renorm-warmup", cfg.renorm_warmup), ("--renorm-rmax-at", cfg.renorm_rmax_at),
+                          ("--renorm-dmax-at", cfg.renorm_dmax_at)):
+        if value is not None:
+            _positive(option, value, integer=True, allow_zero=True)
+    if cfg.freeze_bn_at is not None and not 0 < cfg.freeze_bn_at < 1:
+        raise ConfigError(f"--freeze-bn-at must be a fraction of the run in (0, 1), got {cfg.freeze_bn_at}")
     for option, value in (("--ics-every", cfg.ics_every), ("--landscape-every", cfg.landscape_every),
                           ("--relative-loss-every", cfg.relative_loss_every),
                           ("--sharpness-every", cfg.sharpness_every)):
@@ -267,6 +324,24 @@ def validate(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def _micro_batch(cfg: RunConfig) -> None:
+    """--micro-batch must cut the batch into equal slices, and is refused with what would see one
+    slice for the whole batch: passes that read the training pass (--probe train), the second view's
+    passes over the batch, and the noise stream (one draw per training pass)."""
+    m, b = cfg.micro_batch, cfg.batch_size
+    if b % m:
+        divisors = [d for d in range(1, b + 1) if b % d == 0]
+        raise ConfigError(f"--micro-batch {m} does not divide --batch-size {b}; "
+                          f"allowed: {', '.join(map(str, divisors))}")
+    conflicts = [("--probe train", cfg.probe == "train"), ("--noise santurkar", cfg.noise == "santurkar")]
+    conflicts += [(f"--{f.replace('_', '-')}", getattr(cfg, f) > 0)
+                  for f in ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")]
+    for option, on in conflicts:
+        if on:
+            raise ConfigError(f"--micro-batch cannot be combined with {option} (it measures the batch as one "
+                              f"pass); leave out one of them")
+
+
 def max_params() -> int:
     """The most parameters a run may have: PARAM_BYTES each within a quarter of physical memory."""
     try:
@@ -280,9 +355,9 @@ def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
     """Parameters of the model models.build makes, exactly (arithmetic: nothing is built).
 
     Every model is a chain of hidden layers of `width` units (a 3x3 conv for cnn and vgg, a
-    Linear for the others: resmlp's skips add none), each with γ and β if its norm has them, else a
-    bias (the dln: neither), then a linear head (with a bias, except the dln's). The dln's `depth`
-    counts its head.
+    Linear for the others: resmlp's skips add none), each with its norm's parameters per unit (γ and
+    β; rms: a gain), and a bias unless the norm has a β (the dln: never), then a linear head (with a
+    bias, except the dln's). The dln's `depth` counts its head.
     """
     from . import norms
 
@@ -292,19 +367,20 @@ def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
         first, rest = 9 * c * width, 9 * width * width
     else:
         first, rest = c * h * w * width, width * width
-    affine = norms.get(cfg.norm).affine
+    norm = norms.get(cfg.norm)
     if cfg.model == "dln":
-        hidden, per_unit, head_bias = depth - 1, 2 if affine else 0, 0
+        hidden, per_unit, head_bias = depth - 1, norm.params, 0
     else:
-        hidden, per_unit, head_bias = depth, 2 if affine else 1, num_classes
+        hidden, per_unit, head_bias = depth, norm.params + (0 if norm.affine else 1), num_classes
     return first + (hidden - 1) * rest + hidden * per_unit * width + width * num_classes + head_bias
 
 
 def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tuple[int, int, int],
-               num_classes: int = 10) -> RunConfig:
+               num_classes: int = 10, class_counts: list[int] | None = None) -> RunConfig:
     """Refuse what the dataset makes impossible; return cfg with steps resolved from epochs.
 
     Call after `validate`, before building the model: every check here is arithmetic.
+    `class_counts` (training images per class), when known, lets the paired sampler be checked.
     """
     from . import models, norms
 
@@ -323,9 +399,35 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
                           f"{params:.3g} parameters on {shape} inputs; at most {limit:.3g} fit here "
                           f"({PARAM_BYTES} bytes each in a quarter of this machine's memory, and at most "
                           f"2**31); use a smaller --width or --depth")
+    if cfg.bn_eval == "precise" and not cfg.norm_batch <= cfg.precise_samples <= train_size:
+        raise ConfigError(f"--precise-samples {cfg.precise_samples}: PreciseBN needs at least one normalization "
+                          f"batch ({cfg.norm_batch}) and at most the training set of --dataset {cfg.dataset} "
+                          f"({n} images); use a value in [{cfg.norm_batch}, {train_size}]")
+    if cfg.batch_sampler == "paired":
+        _paired(cfg, num_classes, class_counts)
     norms.check_input(cfg, input_shape)
     models.check_input(cfg, input_shape)
     return cfg.resolved(train_size)
+
+
+def _paired(cfg: RunConfig, num_classes: int, class_counts: list[int] | None) -> None:
+    """--batch-sampler paired: batch_size / 2 distinct classes of a classification set, 2 images each."""
+    from .data import REGRESSION
+
+    b = cfg.batch_size
+    if cfg.dataset in REGRESSION:
+        raise ConfigError(f"--batch-sampler paired needs classes; --dataset {cfg.dataset} is a regression; "
+                          f"use --batch-sampler iid")
+    if b % 2:
+        raise ConfigError(f"--batch-sampler paired takes 2 images of each class: --batch-size {b} is odd; "
+                          f"use an even batch size")
+    if b // 2 > num_classes:
+        raise ConfigError(f"--batch-sampler paired: --batch-size {b} needs {b // 2} distinct classes but "
+                          f"--dataset {cfg.dataset} has {num_classes}; the largest paired batch is {2 * num_classes}")
+    if class_counts is not None and min(class_counts) < 2:
+        few = [str(c) for c, k in enumerate(class_counts) if k < 2]
+        raise ConfigError(f"--batch-sampler paired: class(es) {', '.join(few)} of --dataset {cfg.dataset} have "
+                          f"fewer than 2 training images; use --batch-sampler iid")
 
 
 def check_writable(out: str | Path, option: str = "--out", *, beside: bool = False) -> None:

@@ -66,6 +66,17 @@ class Net(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1) if conv else nn.Identity()
         self.output = head
 
+    frozen_norms = False    # FrozenBN (population.freeze): batch-statistics norms stay in eval mode
+
+    def train(self, mode: bool = True) -> "Net":
+        """As nn.Module.train, except that under FrozenBN every batch-statistics norm stays in eval mode."""
+        super().train(mode)
+        if self.frozen_norms:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.training = False
+        return self
+
     @property
     def blocks(self) -> dict[str, Block]:
         return {name: m for name, m in self.named_children() if name.startswith("hidden")}

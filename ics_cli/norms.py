@@ -4,24 +4,35 @@ Every variant computes (x - E[x]) / sqrt(Var[x] + eps) and then an affine map ga
 only question is which axes E and Var reduce over. For an activation of shape (N, C) (MLP) or
 (N, C, H, W) (CNN):
 
-| variant      | normalizes over | statistics per      |
-|--------------|-----------------|---------------------|
-| batch        | N (and H, W)    | unit / channel      |
-| layer        | C (and H, W)    | sample              |
-| instance     | H, W            | sample and channel  |
-| group        | C/G (and H, W)  | sample and group    |
+| variant      | normalizes over               | statistics per            |
+|--------------|-------------------------------|---------------------------|
+| batch        | N (and H, W)                  | unit / channel            |
+| batch-renorm | N (and H, W)                  | unit / channel            |
+| ghost-batch  | ghost-size samples (and H, W) | unit / channel and ghost  |
+| layer        | C (and H, W)                  | sample                    |
+| instance     | H, W                          | sample and channel        |
+| group        | C/G (and H, W)                | sample and group          |
+| rms          | C (and H, W), not centred     | sample                    |
+
+Two variants change the formula, not the axes: batch-renorm (Ioffe 2017) corrects the batch
+statistics towards the running ones, (x - E x) / sqrt(Var x + eps) * r + d with r and d clipped and
+constant for the gradient (schedule: `renorm_bounds`); rms (Zhang & Sennrich 2019) divides by the root
+mean square, x / sqrt(E[x^2] + eps), and has a gain but no beta. The modules torch lacks live in
+batchnorms.py.
 
 Adding a variant is one `Norm(...)` entry in REGISTRY.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from .batchnorms import BatchRenorm, GhostBatchNorm, RenormSchedule, RMSNorm
 from .errors import ConfigError
 
 
@@ -81,6 +92,38 @@ def _group(c: int, conv: bool, cfg) -> nn.Module:
     return nn.GroupNorm(cfg.groups, c, eps=cfg.eps)
 
 
+def renorm_schedule(cfg) -> RenormSchedule:
+    """Batch renorm's r_max / d_max schedule for this run. Steps not given default to the paper's
+    milestones (warm-up 5k, d_max final at 25k, r_max final at 40k) scaled so that r_max's ramp ends
+    at half the run: warm-up steps/16, d_max at 5 x steps/16, r_max at steps/2 (rounded down)."""
+    steps = cfg.resolved().steps
+    if steps is None:
+        raise ValueError("batch renorm's default schedule needs the run length: resolve --epochs first")
+    warmup, rmax_at, dmax_at = cfg.renorm_warmup, cfg.renorm_rmax_at, cfg.renorm_dmax_at
+    return RenormSchedule(rmax=cfg.renorm_rmax, dmax=cfg.renorm_dmax,
+                          warmup=steps // 16 if warmup is None else warmup,
+                          rmax_at=steps // 2 if rmax_at is None else rmax_at,
+                          dmax_at=5 * steps // 16 if dmax_at is None else dmax_at)
+
+
+def renorm_bounds(cfg, step: int) -> tuple[float, float]:
+    """(r_max, d_max) of batch renorm after `step` updates: 1 and 0 through the warm-up, then linear
+    ramps to --renorm-rmax at --renorm-rmax-at and --renorm-dmax at --renorm-dmax-at."""
+    return renorm_schedule(cfg).bounds(step)
+
+
+def _renorm(c: int, conv: bool, cfg) -> nn.Module:
+    return BatchRenorm(c, renorm_schedule(cfg), eps=cfg.eps, momentum=cfg.bn_momentum)
+
+
+def _ghost(c: int, conv: bool, cfg) -> nn.Module:
+    return GhostBatchNorm(c, cfg.ghost_size, eps=cfg.eps, momentum=cfg.bn_momentum)
+
+
+def _rms(c: int, conv: bool, cfg) -> nn.Module:
+    return RMSNorm(c, eps=cfg.eps)
+
+
 @dataclass(frozen=True)
 class Norm:
     name: str
@@ -92,21 +135,31 @@ class Norm:
     cnn: bool = True          # defined on (N, C, H, W) channels
     batch_stats: bool = False  # statistics come from the mini-batch (needs >= 2 values per unit)
     affine: bool = True       # has a beta, so the bias before it is redundant
+    params: int = 2           # parameters per unit / channel (gamma and beta; rms: the gain only)
 
 
 REGISTRY: dict[str, Norm] = {n.name: n for n in [
-    Norm("none", "-", "-", None, "no normalization (the baseline)", affine=False),
+    Norm("none", "-", "-", None, "no normalization (the baseline)", affine=False, params=0),
     Norm("batch", "N (and H, W)", "unit / channel", _batch,
          "batch norm (Ioffe & Szegedy 2015): batch statistics in training, running ones in eval",
          batch_stats=True),
     Norm("batch-nograd", "N (and H, W)", "unit / channel", _batch_nograd,
          "batch norm with the batch mean/variance detached in the backward pass (ablation)",
          batch_stats=True),
+    Norm("batch-renorm", "N (and H, W)", "unit / channel", _renorm,
+         "batch renormalization (Ioffe 2017): batch statistics corrected towards the running ones by "
+         "clipped r, d (bounds ramp up after a warm-up, see --renorm-*)", batch_stats=True),
+    Norm("ghost-batch", "ghost-size samples (and H, W)", "unit / channel and ghost", _ghost,
+         "ghost batch norm (Hoffer et al. 2017): batch norm over virtual batches of --ghost-size samples",
+         batch_stats=True),
     Norm("layer", "C (and H, W)", "sample", _layer, "layer norm (Ba et al. 2016)"),
     Norm("instance", "H, W", "sample and channel", _instance,
          "instance norm (Ulyanov et al. 2016); undefined on an MLP", mlp=False),
     Norm("group", "C/G (and H, W)", "sample and group", _group,
          "group norm (Wu & He 2018) with --groups groups"),
+    Norm("rms", "C (and H, W), not centred", "sample", _rms,
+         "RMSNorm (Zhang & Sennrich 2019): divided by the root mean square, no centring; a gain, no beta",
+         affine=False, params=1),
 ]}
 
 
@@ -138,10 +191,29 @@ def check(cfg) -> None:
         raise ConfigError(f"--groups {cfg.groups} does not divide the width {cfg.hidden_width}; "
                           f"allowed: {', '.join(map(str, divisors))}")
     if norm.batch_stats and not conv:
-        for option, size in (("--batch-size", cfg.batch_size), ("--probe-size", cfg.probe_size)):
+        for option, size in (_norm_batch_option(cfg), ("--probe-size", cfg.probe_size)):
             if size < 2:
                 raise ConfigError(f"{option} {size}: --norm {cfg.norm} on the {cfg.model} needs at least 2 "
                                   f"samples per batch (batch statistics of one value are undefined)")
+    if cfg.norm == "ghost-batch":
+        option, size = _norm_batch_option(cfg)
+        divisors = [d for d in range(1, size + 1) if size % d == 0 and (conv or d > 1)]
+        if size % cfg.ghost_size or (cfg.ghost_size == 1 and not conv):
+            problem = ("a ghost of 1 sample has no batch statistics on the " + cfg.model if cfg.ghost_size == 1
+                       else f"does not divide {option} {size}")
+            raise ConfigError(f"--ghost-size {cfg.ghost_size}: {problem}; allowed: {', '.join(map(str, divisors))}")
+    if not norm.batch_stats:
+        with_stats = ", ".join(n for n, v in REGISTRY.items() if v.batch_stats)
+        for option, given in (("--bn-eval " + cfg.bn_eval, cfg.bn_eval != "ema"),
+                              (f"--freeze-bn-at {cfg.freeze_bn_at}", cfg.freeze_bn_at is not None)):
+            if given:
+                raise ConfigError(f"{option}: --norm {cfg.norm} has no batch statistics; it applies to "
+                                  f"--norm {with_stats}")
+
+
+def _norm_batch_option(cfg) -> tuple[str, int]:
+    """The option that sets how many samples one set of batch statistics covers, and its value."""
+    return ("--micro-batch", cfg.micro_batch) if cfg.micro_batch else ("--batch-size", cfg.batch_size)
 
 
 def check_input(cfg, input_shape: tuple[int, int, int]) -> None:
@@ -157,10 +229,13 @@ def check_input(cfg, input_shape: tuple[int, int, int]) -> None:
         raise ConfigError(f"--norm instance: the last conv map is {h}x{w}, one value per channel; "
                           f"use a smaller --depth or larger images")
     if norm.batch_stats:
-        for option, size in (("--batch-size", cfg.batch_size), ("--probe-size", cfg.probe_size)):
+        sizes = [_norm_batch_option(cfg), ("--probe-size", cfg.probe_size)]
+        if cfg.norm == "ghost-batch":
+            sizes.append(("--ghost-size", cfg.ghost_size))
+        for option, size in sizes:
             if size * h * w < 2:
                 raise ConfigError(f"{option} {size}: --norm {cfg.norm} needs at least 2 values per channel, "
-                                  f"but the last conv map is {h}x{w}; use a batch of 2 or more")
+                                  f"but the last conv map is {h}x{w}; use {option} 2 or more")
 
 
 def table() -> list[dict]:
@@ -168,3 +243,27 @@ def table() -> list[dict]:
     return [{"norm": n.name, "normalizes over": n.over, "statistics per": n.per,
              "mlp": "yes" if n.mlp else "no", "cnn": "yes" if n.cnn else "no",
              "description": n.description} for n in REGISTRY.values()]
+
+
+def set_step(model: nn.Module, step: int) -> None:
+    """Tell every norm whose computation depends on the training step (batch-renorm's r_max/d_max
+    schedule) which update comes next: the loop calls this before each training forward."""
+    for m in model.modules():
+        if m is not model and hasattr(m, "set_step"):
+            m.set_step(step)
+
+
+@contextmanager
+def plain_batch_norm(model: nn.Module):
+    """Batch renorm without its correction (r = 1, d = 0) inside the block, i.e. plain batch norm: for
+    passes meant to use each batch's own statistics (test-time batch statistics, PreciseBN's
+    estimation), which a renorm with r and d would pull towards its running statistics."""
+    layers = [m for m in model.modules() if isinstance(m, BatchRenorm)]
+    saved = [m.correct for m in layers]
+    for m in layers:
+        m.correct = False
+    try:
+        yield
+    finally:
+        for m, correct in zip(layers, saved):
+            m.correct = correct

@@ -602,10 +602,10 @@ CAPTIONS = {
 
 def caption(path: Path | str) -> str:
     """The CAPTIONS entry of a figure file written by draw_all (`drift_heatmap_cnn.png` -> drift_heatmap)."""
-    from . import second_plots   # the second view's figures (drawn with the helpers here) and captions
+    from . import batch_plots, second_plots   # the views' figures (drawn with the helpers here), captions
 
     stem = Path(path).stem
-    captions = {**CAPTIONS, **second_plots.CAPTIONS}
+    captions = {**CAPTIONS, **second_plots.CAPTIONS, **batch_plots.CAPTIONS}
     for kind in sorted(captions, key=len, reverse=True):
         if stem == kind or stem.startswith(f"{kind}_"):
             return captions[kind]
@@ -628,10 +628,11 @@ def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
     def owned(name: str) -> bool:   # a figure of this format, or a temporary file a kill left
         return (name.startswith(".") and ".tmp" in name) or (name.endswith(f".{fmt}") and _is_figure(name))
 
-    from . import second_plots   # its figures: drawn only where their tables were written
+    from . import batch_plots, second_plots   # their figures: drawn only where their tables were written
 
+    figures = FIGURES + second_plots.FIGURES + batch_plots.FIGURES
     with store.staged(out_dir, owned) as stage:
-        names = [path.name for figure in FIGURES + second_plots.FIGURES for path in figure(tables, stage, fmt)]
+        names = [path.name for figure in figures for path in figure(tables, stage, fmt)]
     return [out_dir / name for name in names]
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import HASHED_UNLESS
 from .errors import IcsError
 from .quantities import KEYS as QUANTITY_KEYS, TABLES as QUANTITY_TABLES
 
@@ -900,5 +901,9 @@ def staged(dest: Path, owned: Callable[[str], bool]) -> Iterator[Path]:
 
 
 def run_config(run: Run) -> dict:
-    """The resolved training config of a run (the `config` block of config.json)."""
-    return run.config["config"]
+    """The resolved training config of a run (the `config` block of config.json).
+
+    A field added after the run was recorded, absent from its config.json, reads as the value that
+    computes what the run did (config.HASHED_UNLESS), so older and newer runs compare on equal terms.
+    """
+    return {**HASHED_UNLESS, **run.config["config"]}

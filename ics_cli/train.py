@@ -12,6 +12,9 @@ Checkpoints are taken on a wall clock (`checkpoint_every` seconds), each after f
 a killed or interrupted run resumes from its last checkpoint, cuts its logs back to that step, and
 ends with the same bytes as an unbroken one (the recorded values do not depend on when checkpoints
 happened, or on how often the run is probed).
+What one update sees comes from ics_cli/sampling.py (i.i.d. or paired batches, one pass or one per
+--micro-batch slice); test_loss/test_acc use the statistics --bn-eval names, and FrozenBN holds from
+--freeze-bn-at on (ics_cli/population.py).
 A NaN/inf loss, a loss above diverge_factor (1e3) x the first one, or a smoothed loss (EMA with
 alpha 0.1, about the last 10 steps) above diverge_smooth (4) x the first one ends the run as
 `diverged`: a result, not an error. The smoothed rule catches saturating nets (sigmoid) whose loss
@@ -26,7 +29,7 @@ import platform
 import shutil
 import subprocess
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +37,7 @@ from typing import Callable
 
 import torch
 
-from . import __version__, blocks, data, lock, models, norms, quantities, store, tasks
+from . import __version__, blocks, data, lock, models, norms, population, quantities, sampling, store, tasks
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
@@ -42,6 +45,7 @@ from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_up
 EMA_ALPHA = 0.1
 EVAL_CHUNK = 1000
 PROBE_SEED_OFFSET = 1_000_003   # the probe's own stream, apart from init and batch order
+batches = sampling.batches      # the i.i.d. sampler, importable from here as before it moved
 
 
 @dataclass
@@ -63,7 +67,8 @@ def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False,
 
     Eval mode (running statistics) by default. With batch_stats, train-mode normalization over
     consecutive chunks of `chunk` test samples, without side effects (a last chunk of one sample
-    joins the one before, since batch statistics of one sample are undefined).
+    joins the one before, since batch statistics of one sample are undefined), frozen norms
+    (FrozenBN) included.
     """
     bounds = list(range(0, len(x), chunk)) + [len(x)]
     if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2:
@@ -71,10 +76,14 @@ def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False,
     loss = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.float64, device=x.device)
     was_training = model.training
-    ctx = batch_stats_without_update(model) if batch_stats else torch.no_grad()
-    if not batch_stats:
-        model.eval()
-    with ctx:
+    with ExitStack() as ctx:
+        if batch_stats:   # each chunk's own statistics: frozen norms thawed, batch renorm's r, d off
+            for manager in (population.thawed(model), norms.plain_batch_norm(model),
+                            batch_stats_without_update(model)):
+                ctx.enter_context(manager)
+        else:
+            ctx.enter_context(torch.no_grad())
+            model.eval()
         for a, b in zip(bounds[:-1], bounds[1:]):
             logits = model(x[a:b])
             loss += tasks.loss(task, logits, y[a:b], reduction="sum")
@@ -83,26 +92,10 @@ def evaluate(model, x, y, chunk: int = EVAL_CHUNK, batch_stats: bool = False,
     return torch.stack([loss, correct]) / len(x)
 
 
-def batches(n: int, batch_size: int, gen: torch.Generator, skip: int = 0):
-    """Endless shuffled mini-batch indices; each epoch is a fresh permutation, the rest dropped.
-
-    `skip` batches are passed over (their permutations still drawn), so a resumed run continues
-    with exactly the batches an unbroken run would see.
-    """
-    per_epoch = n // batch_size
-    while True:
-        perm = torch.randperm(n, generator=gen)
-        for a in range(0, per_epoch * batch_size, batch_size):
-            if skip:
-                skip -= 1
-                continue
-            yield perm[a:a + batch_size]
-
-
 def make_optimizer(cfg: RunConfig, params):
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.scaled_lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.scaled_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def provenance(cfg: RunConfig, device: torch.device) -> dict:
@@ -131,7 +124,8 @@ def prepare(cfg: RunConfig, *, data_cache: data.Dataset | None = None):
     device = resolve_device(cfg.device)
     ds = data_cache or data.load(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
                                  binarize=cfg.binarize, device=device)
-    cfg = check_data(cfg, len(ds.x_train), len(ds.x_test), ds.shape, ds.num_classes)
+    counts = torch.bincount(ds.y_train.cpu(), minlength=ds.num_classes).tolist() if ds.task == "classify" else None
+    cfg = check_data(cfg, len(ds.x_train), len(ds.x_test), ds.shape, ds.num_classes, class_counts=counts)
     return cfg, ds, device
 
 
@@ -170,6 +164,11 @@ def train(cfg: RunConfig, *, force: bool = False,
         second = quantities.active(cfg, model)      # the second view of ICS, each on its own cadence
         loss_fn = lambda out, target: tasks.loss(ds.task, out, target)  # noqa: E731
         batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
+        # Test-time statistics (--bn-eval) and FrozenBN (--freeze-bn-at): ics_cli/population.py.
+        bn_eval = cfg.bn_eval if uses_batch_stats else "ema"
+        precise = (population.Precise(ds.x_train, cfg.precise_samples, cfg.norm_batch, cfg.seed)
+                   if bn_eval == "precise" else None)
+        freeze_at = population.freeze_step(cfg)
 
         def due(step: int, every: int) -> bool:
             return step % every == 0 or step == cfg.steps
@@ -203,7 +202,7 @@ def train(cfg: RunConfig, *, force: bool = False,
         if resume:
             logs.truncate(step, measured_after=tuple(q.name for q in second) + (
                 ("layers", "units") if cfg.probe == "train" else ()))
-        batch_iter = batches(len(ds.x_train), cfg.batch_size, gen, skip=step)
+        batch_iter = sampling.sampler(cfg, ds.y_train, ds.num_classes, gen, skip=step)
         start = time.perf_counter() - elapsed0
         last_ckpt = time.perf_counter()
         last_row: dict = {}
@@ -221,10 +220,16 @@ def train(cfg: RunConfig, *, force: bool = False,
         def log_metrics(step: int) -> None:
             """Evaluate the test set; append one metrics row (train loss and accuracy since the last)."""
             nonlocal last_row, interval, evaluated
-            test = evaluate(model, ds.x_test, ds.y_test, task=ds.task)
-            bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.batch_size, batch_stats=True,
+            bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.norm_batch, batch_stats=True,
                                task=ds.task)
-                      if batch_stats_eval else test)
+                      if batch_stats_eval or bn_eval == "batch" else None)
+            if bn_eval == "batch":
+                test = bstats
+            else:   # PreciseBN's statistics for this evaluation only (FrozenBN keeps its own)
+                recompute = precise is not None and not population.frozen(model)
+                with population.using(model, precise.estimate(model)) if recompute else nullcontext():
+                    test = evaluate(model, ds.x_test, ds.y_test, task=ds.task)
+            bstats = bstats if batch_stats_eval else test
             host = torch.cat([test, bstats]).tolist()
             loss_sum, correct, n = interval[0], float(interval[1]), interval[2]
             row = {"step": step, "train_loss": loss_sum / n if n else math.nan,
@@ -271,6 +276,7 @@ def train(cfg: RunConfig, *, force: bool = False,
 
         status, diverged_at = "completed", None
         model.train()
+        norms.set_step(model, step)     # batch-renorm's schedule: the updates done so far
         try:
             if step == 0:
                 if probe_x is not None:
@@ -280,17 +286,24 @@ def train(cfg: RunConfig, *, force: bool = False,
             while step < cfg.steps:
                 idx = next(batch_iter)
                 x, y = ds.x_train[idx], ds.y_train[idx]
+                if freeze_at is not None and step >= freeze_at and not population.frozen(model):
+                    # FrozenBN from here on (or again, in a run resumed after the freeze step), with
+                    # PreciseBN's statistics under --bn-eval precise, else the EMA's as they are.
+                    if precise is not None and step == freeze_at:
+                        population.keep(model, precise.estimate(model))
+                    population.freeze(model)
                 # --probe train: step s's statistics are those of this pass (weights after s updates,
                 # the batch of update s + 1), read by the hooks; the pass itself is unchanged. The
                 # eval-mode pass for norm_eval goes first, with the step's running statistics.
                 capture = probe_x is None and due(step, cfg.log_every) and recorded != step
                 if capture:
                     acts.eval_pass(x)
+                opt.zero_grad(set_to_none=True)
                 with acts.capturing() if capture else nullcontext():
-                    logits = model(x)
+                    # The gradient accumulates in .grad: one pass, or one per --micro-batch slice.
+                    logits, loss = sampling.forward_backward(model, x, y, ds.task, cfg.micro_batch)
                 if capture:
                     record(step)
-                loss = loss_fn(logits, y)
                 loss_value = loss.item()
                 if initial_loss is None:
                     initial_loss = ema = loss_value
@@ -305,8 +318,6 @@ def train(cfg: RunConfig, *, force: bool = False,
                     if evaluated != step:
                         log_metrics(step)
                     break
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
                 if grads.full:
                     flush()
                 grads.before_step(full=due(step + 1, cfg.log_every))
@@ -321,9 +332,10 @@ def train(cfg: RunConfig, *, force: bool = False,
                     for q in measured:
                         pending[q] += q.after_update(probe)
                 step += 1
+                norms.set_step(model, step)
                 grads.after_step(step)
                 interval[0] += tasks.sample_sum(ds.task, loss_value, len(y))
-                interval[1] += tasks.correct_sum(ds.task, logits.detach(), y)
+                interval[1] += tasks.correct_sum(ds.task, logits, y)
                 interval[2] += len(y)
                 if probe_x is not None and due(step, cfg.log_every):
                     acts.probe(probe_x)

@@ -1,0 +1,156 @@
+"""Tables across runs and seeds for the batch axis: error against batch size, and test-time statistics.
+
+Two tables, each built from the finished runs by compare.py's rules (key columns first; the mean over
+seeds with its 95% t interval, compare._aggregate; non-finite values left out of the column they are
+in), which batch_plots.py draws:
+
+* `batch_size`: the final test error of every configuration, beside the normalization batch it was
+  trained with (Wu & He 2018, Fig. 1). Written only when the finished runs span at least two batch
+  sizes or two normalization batches.
+* `test_stats`: for configurations of a batch-statistics norm, the final test error under the run's
+  own test-time statistics (--bn-eval) and under the test batch's statistics, and their paired
+  difference per seed (Wu & Johnson 2021). Written only when some finished run uses a
+  batch-statistics norm and the comparison has a batch axis or sets an option of the batch view
+  (a field of config.HASHED_UNLESS away from its default): a comparison an older ics could make
+  gets no new file, so its output set stays byte for byte what it was.
+
+Every column is defined in docs/metrics.md, "Tables of the batch view".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import compare, norms
+from .compare import _aggregate, _final, _finite, _sort
+from .config import HASHED_UNLESS
+from .store import FINISHED, Run, run_config
+
+TABLE_NAMES = compare.BATCH_VIEW_NAMES
+ERRORS = ("final_test_error", "final_test_error_batchstats")
+GAP = "error_own_minus_batchstats"
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def uses_batch_stats(norm: str) -> bool:
+    """Whether `norm` takes its statistics from the mini-batch (norms.REGISTRY; unknown names: no)."""
+    entry = norms.REGISTRY.get(str(norm))
+    return bool(entry and entry.batch_stats)
+
+
+def norm_batch(cfg: dict) -> int:
+    """Samples one set of batch statistics covers in training: micro_batch, else batch_size."""
+    return int(cfg.get("micro_batch") or cfg["batch_size"])
+
+
+def stats_batch(cfg: dict) -> float:
+    """Samples behind one set of training batch statistics: ghost_size for ghost-batch, else the
+    normalization batch; blank (NaN) for a norm whose statistics do not come from the batch."""
+    if not uses_batch_stats(cfg["norm"]):
+        return math.nan
+    return float(cfg["ghost_size"]) if cfg["norm"] == "ghost-batch" else float(norm_batch(cfg))
+
+
+def run_errors(run: Run, cfg: dict) -> dict:
+    """One finished run's final test errors: 1 − final test_acc (under its own test-time statistics,
+    --bn-eval) and 1 − final test_acc_batchstats (under the test batch's statistics), with the run's
+    `scored_by` (compare's rule). A regression run (scored by loss drop) has both errors blank; so does
+    the batch-statistics one of a batch-statistics run trained with --no-eval-batchstats (train.py then
+    copies test_acc into that column)."""
+    metrics = run.table("metrics").sort_values("step")
+    by = compare.scored_by(metrics)
+    acc = _final(run, metrics, "test_acc")
+    acc_batch = _final(run, metrics, "test_acc_batchstats")
+    if by != "final_test_acc":
+        acc = acc_batch = math.nan
+    if uses_batch_stats(cfg["norm"]) and not cfg.get("eval_batchstats", True):
+        acc_batch = math.nan
+    return {"scored_by": by, "final_test_error": 1.0 - acc, "final_test_error_batchstats": 1.0 - acc_batch}
+
+
+# --------------------------------------------------------------------------- all runs
+
+
+def _per_run(runs: list[Run], key_cols: list[str]) -> pd.DataFrame:
+    """One row per finished run: its key, bn_eval, norm_batch, stats_batch, diverged (0/1), errors."""
+    rows = []
+    for run in runs:
+        if run.status not in FINISHED:
+            continue
+        cfg = run_config(run)
+        rows.append({**{c: cfg.get(c) for c in key_cols}, "_bn_eval": cfg.get("bn_eval"),
+                     "norm_batch": norm_batch(cfg), "stats_batch": stats_batch(cfg),
+                     "diverged": int(run.status == "diverged"), **run_errors(run, cfg)})
+    return pd.DataFrame(rows, columns=[*key_cols, "_bn_eval", "norm_batch", "stats_batch", "diverged",
+                                       "scored_by", *ERRORS])
+
+
+def _batch_axis(long: pd.DataFrame) -> bool:
+    return long["batch_size"].nunique() >= 2 or long["norm_batch"].nunique() >= 2
+
+
+def _batch_options(runs: list[Run]) -> bool:
+    """Whether some finished run sets a field of the batch view away from the value older runs had."""
+    return any(run_config(r).get(k) != v for r in runs if r.status in FINISHED
+               for k, v in HASHED_UNLESS.items())
+
+
+def build(runs: list[Run], key_cols: list[str]) -> dict[str, pd.DataFrame]:
+    """The tables of the batch view (in TABLE_NAMES order) that the finished `runs` call for.
+
+    `key_cols`: the configuration key of the whole comparison (compare.key_columns).
+    """
+    long = _per_run(runs, key_cols)
+    if long.empty:
+        return {}
+    axis = _batch_axis(long)
+    out = {}
+    if axis:
+        out["batch_size"] = _batch_size(long, key_cols)
+    batch_norms = long[long["norm"].map(uses_batch_stats)]
+    if len(batch_norms) and (axis or _batch_options(runs)):
+        out["test_stats"] = _test_stats(batch_norms, key_cols)
+    return {name: out[name] for name in TABLE_NAMES if name in out}
+
+
+def _counts(long: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    g = long.groupby(by, dropna=False, sort=False)
+    return pd.DataFrame({"n_diverged": g["diverged"].sum().astype(int),
+                         "scored_by": g["scored_by"].first()}).reset_index()
+
+
+def _batch_size(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """Per configuration: norm_batch, stats_batch, n_seeds, n_diverged, scored_by, and the mean / CI over
+    seeds of the final test error under the run's own statistics and under batch statistics."""
+    by = key_cols + ["norm_batch", "stats_batch"]
+    agg = _aggregate(long, by, ERRORS)
+    out = agg.merge(_counts(long, by), on=by, how="left", sort=False)
+    cols = by + ["n_seeds", "n_diverged", "scored_by"] + [f"{e}_{s}" for e in ERRORS
+                                                          for s in ("mean", "ci_low", "ci_high")]
+    return _sort(out[cols])
+
+
+def _test_stats(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """Per configuration of a batch-statistics norm: bn_eval (the run's own test-time statistics),
+    norm_batch, stats_batch, n_seeds, n_diverged, both errors (mean / CI over seeds), and the paired
+    difference own − batch statistics per seed (mean / CI over the seeds with both, n_paired)."""
+    long = long.copy()
+    own = [] if "bn_eval" in key_cols else ["bn_eval"]
+    if own:
+        long["bn_eval"] = long["_bn_eval"]
+    long[GAP] = _finite(long["final_test_error"]) - _finite(long["final_test_error_batchstats"])
+    by = key_cols + own + ["norm_batch", "stats_batch"]
+    agg = _aggregate(long, by, [*ERRORS, GAP])
+    paired = long.assign(_has=np.isfinite(long[GAP].astype(float)))
+    n_paired = paired.groupby(by, dropna=False, sort=False)["_has"].sum().astype(int).rename("n_paired")
+    out = agg.merge(_counts(long, by), on=by, how="left", sort=False)
+    out = out.merge(n_paired.reset_index(), on=by, how="left", sort=False)
+    cols = by + ["n_seeds", "n_diverged", "scored_by"] + [f"{e}_{s}" for e in ERRORS
+                                                          for s in ("mean", "ci_low", "ci_high")]
+    cols += ["n_paired", f"{GAP}_mean", f"{GAP}_ci_low", f"{GAP}_ci_high"]
+    return _sort(out[cols])

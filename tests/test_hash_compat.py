@@ -1,0 +1,47 @@
+"""Run identity across versions: options added later, left at their default, keep every run's hash.
+
+A run folder is found again by its config hash (resume, skip, `make reproduce` reusing finished
+runs). config.HASHED_UNLESS lists the fields added after runs were first recorded, each with the value
+that computes what runs did before the field existed; these tests hold the committed results to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ics_cli import config, sweep
+from ics_cli.config import RunConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("grid", ["default-mlp", "default-cnn"])
+def test_committed_default_runs_keep_their_hash(grid):
+    """results/default/runs.csv was recorded before the batch options existed: the grid in configs/
+    still names exactly those runs."""
+    toml = sweep.load_toml(ROOT / "configs" / f"{grid}.toml")
+    hashes = {cfg.hash() for cfg in sweep.make_sweep({}, {}, toml).configs()}
+    recorded = set(pd.read_csv(ROOT / "results" / "default" / "runs.csv", dtype=str)["hash"])
+    assert hashes and hashes <= recorded
+
+
+def test_every_later_field_exists_with_its_default():
+    defaults = RunConfig()
+    for name, value in config.HASHED_UNLESS.items():
+        assert getattr(defaults, name) == value, name
+
+
+# One value other than the default for each later field, valid together with --norm batch.
+OTHER = {"ghost_size": 2, "renorm_rmax": 2.0, "renorm_dmax": 1.0, "renorm_warmup": 10, "renorm_rmax_at": 50,
+         "renorm_dmax_at": 30, "bn_eval": "precise", "precise_samples": 600, "freeze_bn_at": 0.8,
+         "micro_batch": 20, "batch_sampler": "paired", "lr_scaling": "linear", "lr_base_batch": 32}
+
+
+@pytest.mark.parametrize("name", sorted(config.HASHED_UNLESS))
+def test_any_other_value_is_hashed(name):
+    base = RunConfig(norm="batch", steps=100)
+    assert replace(base, **{name: OTHER[name]}).hash() != base.hash()
