@@ -369,11 +369,31 @@ def test_linear_lr_scaling_multiplies_the_lr_by_batch_over_base(tmp_path):
     assert m.lr.tolist() == [pytest.approx(0.2)] * 2
 
 
-def test_the_loop_tells_the_norms_the_step_before_each_training_forward(tmp_path, monkeypatch):
-    steps = []
-    monkeypatch.setattr(norms, "set_step", lambda model, step: steps.append(step))
-    run(tmp_path, norm="batch", steps=5)
-    assert steps == [0, 1, 2, 3, 4]
+def test_every_pass_sees_the_number_of_updates_done(tmp_path, monkeypatch):
+    """Batch renorm's schedule reads the step: the training forward of update s + 1 and the probe of
+    step s (after s updates) both see s."""
+    from ics_cli.batchnorms import BatchRenorm
+
+    seen, forward = [], BatchRenorm.forward
+
+    def spy(self, x):
+        if self is first[0]:
+            seen.append(("train" if self.track_running_stats and self.training else "other", self.step))
+        return forward(self, x)
+
+    first = []
+    build = models.build
+
+    def built_model(*a, **k):
+        model = build(*a, **k)
+        first.append(next(m for m in model.modules() if isinstance(m, BatchRenorm)))
+        return model
+
+    monkeypatch.setattr(BatchRenorm, "forward", spy)
+    monkeypatch.setattr(models, "build", built_model)
+    run(tmp_path, norm="batch-renorm", steps=5, log_every=1, eval_every=10)
+    assert [s for kind, s in seen if kind == "train"] == [0, 1, 2, 3, 4]
+    assert sorted({s for kind, s in seen if kind == "other"}) == [0, 1, 2, 3, 4, 5]   # probe of each step
 
 
 # --------------------------------------------------------------------------- bad input

@@ -28,14 +28,15 @@ def run_folders(out: Path) -> list[Path]:
 
 
 def test_registry_and_unknown_name():
-    assert studies.names() == ["ioffe2015", "note", "santurkar2018", "bjorck2018"]
-    assert studies.select("all") == ["ioffe2015", "note", "santurkar2018", "bjorck2018"]
+    order = ["ioffe2015", "note", "santurkar2018", "bjorck2018", "wu2018", "ba2016", "ioffe2017", "wu2021"]
+    assert studies.names() == order
+    assert studies.select("all") == order
     for study in studies.REGISTRY.values():
         assert study.description and "\n" not in study.description
         assert len({c.id for c in study.claims}) == len(study.claims)
     with pytest.raises(IcsError) as e:
         studies.run_study("nope")
-    assert str(e.value) == "unknown study 'nope'; choose one of: ioffe2015, note, santurkar2018, bjorck2018, all"
+    assert str(e.value) == f"unknown study 'nope'; choose one of: {', '.join(order)}, all"
 
 
 def check_outputs(result: studies.StudyResult, study: studies.Study) -> None:

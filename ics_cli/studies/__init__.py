@@ -28,7 +28,7 @@ import pandas as pd
 from .. import compare
 from ..errors import IcsError
 from ..store import read_json, write_atomic, write_json
-from . import bjorck2018, ioffe2015, note, readme, santurkar2018
+from . import ba2016, bjorck2018, ioffe2015, ioffe2017, note, readme, santurkar2018, wu2018, wu2021
 from .claims import (FAIL, INCONCLUSIVE, PASS, Claim, Measurement, MissingData, Study)
 from .context import Context
 
@@ -37,7 +37,8 @@ __all__ = ["Claim", "Measurement", "Study", "StudyResult", "REGISTRY", "VERDICT_
            "PASS", "FAIL", "INCONCLUSIVE"]
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (ioffe2015.STUDY, note.STUDY, santurkar2018.STUDY,
-                                                     bjorck2018.STUDY)}
+                                                     bjorck2018.STUDY, wu2018.STUDY, ba2016.STUDY,
+                                                     ioffe2017.STUDY, wu2021.STUDY)}
 VERDICT_COLUMNS = ["claim_id", "claim", "source", "metric", "measured", "ci_low", "ci_high",
                    "n_seeds", "expected", "paper_value", "verdict"]
 DEFAULT_ROOT = Path("results")

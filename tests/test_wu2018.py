@@ -1,0 +1,197 @@
+"""wu2018: every claim fed a world where it is false (FAIL) and one where it is true (PASS).
+
+Run folders are written with chosen final test accuracies (tests/synthetic.py), one per norm, batch
+size or group count and seed; the helper here sets the batch size and group count in config.json,
+which synthetic.write_run leaves at their defaults. Test names start with the claim id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ics_cli import data
+from ics_cli.studies import REGISTRY, wu2018 as wu
+
+from synthetic import context, write_run
+
+SEEDS = range(5)
+
+
+def test_every_claim_is_covered_here():
+    covered = {name[len("test_"):].split("_")[0].upper() for name in globals() if name.startswith("test_")}
+    ids = {c.id.upper() for c in wu.CLAIMS}
+    assert ids <= covered, f"claims without a falsifiability test: {sorted(ids - covered)}"
+    assert REGISTRY["wu2018"] is wu.STUDY
+
+
+def run_at(root: Path, *, norm: str, seed: int, err: float, batch_size: int = wu.REFERENCE,
+           groups: int = wu.DEFAULT_GROUPS, status: str = "completed") -> Path:
+    """A finished CNN run whose final test error is `err`, at this batch size and group count."""
+    folder = write_run(Path(root) / f"{norm}-bs{batch_size}-g{groups}", norm=norm, seed=seed, model="cnn",
+                       test_acc=[0.1, 0.5, 1 - err], status=status)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["config"].update(batch_size=batch_size, groups=groups)
+    (folder / "config.json").write_text(json.dumps(meta))
+    return folder
+
+
+def wobble(seed: int, k: int) -> float:
+    """A small seed-to-seed difference (within ±0.2 points), drawn afresh for each configuration k."""
+    return float(np.random.default_rng([seed, k]).uniform(-0.002, 0.002))
+
+
+def world(tmp_path, bn: dict[int, float] | None = None, gn: dict[int, float] | None = None,
+          by_groups: dict[int, float] | None = None, seeds=SEEDS):
+    """Errors by batch size for BN and GN (the batch_size group) and by group count at batch 32."""
+    bn = bn or {b: 0.03 for b in wu.BATCH_SIZES}
+    gn = gn or {b: 0.04 for b in wu.BATCH_SIZES}
+    by_groups = by_groups or {g: 0.04 for g in wu.GROUP_COUNTS}
+    root = tmp_path / "runs"
+    batch = [run_at(root, norm=norm, seed=s, err=errs[b] + wobble(s, 10 * b + k), batch_size=b)
+             for k, (norm, errs) in enumerate((("batch", bn), ("group", gn)))
+             for b in errs for s in seeds]
+    groups = [run_at(root / "g", norm="group", seed=s, err=e + wobble(s, 1000 + g), groups=g)
+              for g, e in by_groups.items() for s in seeds]
+    return context(tmp_path, {wu.BATCH: batch, wu.GROUPS: groups})
+
+
+SHARP_RISE = {32: 0.03, 16: 0.031, 8: 0.035, 4: 0.05, 2: 0.10}      # the paper's shape
+EARLY_RISE = {32: 0.03, 16: 0.06, 8: 0.09, 4: 0.095, 2: 0.10}       # rises, but above 8
+
+
+# --------------------------------------------------------------------------- G1, G2: BN vs batch size
+
+
+@pytest.mark.parametrize("bn, verdict", [
+    (SHARP_RISE, "PASS"),
+    ({b: 0.03 for b in wu.BATCH_SIZES}, "FAIL"),          # flat
+    ({**SHARP_RISE, 2: 0.04}, "FAIL"),                    # rises by one point only
+    ({**SHARP_RISE, 2: 0.05}, "INCONCLUSIVE"),            # two points: the interval straddles the threshold
+])
+def test_g1_bn_error_rises_as_the_batch_shrinks(tmp_path, bn, verdict):
+    m = wu.measure_g1(world(tmp_path, bn=bn))
+    assert m.verdict == verdict and m.n_seeds == 5
+    assert m.value == pytest.approx(bn[2] - bn[32], abs=0.002)
+
+
+@pytest.mark.parametrize("bn, verdict", [(SHARP_RISE, "PASS"), (EARLY_RISE, "FAIL")])
+def test_g2_the_rise_is_sharp_below_8(tmp_path, bn, verdict):
+    m = wu.measure_g2(world(tmp_path, bn=bn))
+    assert m.verdict == verdict
+    assert m.value == pytest.approx((bn[2] - bn[8]) - (bn[8] - bn[32]), abs=0.002)
+
+
+# --------------------------------------------------------------------------- G3, G4: GN flat, BN ≤ GN at 32
+
+
+@pytest.mark.parametrize("gn, verdict", [
+    ({b: 0.04 for b in wu.BATCH_SIZES}, "PASS"),
+    ({32: 0.04, 16: 0.04, 8: 0.045, 4: 0.06, 2: 0.08}, "FAIL"),     # GN rises too
+    ({32: 0.04, 16: 0.04, 8: 0.04, 4: 0.01, 2: 0.04}, "FAIL"),      # one batch size far off (below)
+])
+def test_g3_gn_error_stays_in_a_band(tmp_path, gn, verdict):
+    assert wu.measure_g3(world(tmp_path, bn=SHARP_RISE, gn=gn)).verdict == verdict
+
+
+@pytest.mark.parametrize("bn32, verdict", [(0.03, "PASS"), (0.04, "PASS"), (0.06, "FAIL")])
+def test_g4_bn_no_worse_than_gn_at_32(tmp_path, bn32, verdict):
+    m = wu.measure_g4(world(tmp_path, bn={**SHARP_RISE, 32: bn32}))
+    assert m.verdict == verdict and m.value == pytest.approx(bn32 - 0.04, abs=0.002)
+
+
+# --------------------------------------------------------------------------- G5–G7: group counts
+
+ROBUST = {1: 0.06, 2: 0.041, 4: 0.04, 8: 0.04, 16: 0.042, 32: 0.09}
+
+
+@pytest.mark.parametrize("by_groups, verdict", [
+    (ROBUST, "PASS"),
+    ({**ROBUST, 2: 0.07}, "FAIL"),                        # two groups much worse
+    ({**ROBUST, 16: 0.02}, "FAIL"),                       # or much better: not robust either
+])
+def test_g5_gn_robust_to_group_count(tmp_path, by_groups, verdict):
+    assert wu.measure_g5(world(tmp_path, by_groups=by_groups)).verdict == verdict
+
+
+@pytest.mark.parametrize("g1, verdict", [(0.06, "PASS"), (0.03, "FAIL")])
+def test_g6_one_group_layer_norm_is_worse(tmp_path, g1, verdict):
+    m = wu.measure_g6(world(tmp_path, by_groups={**ROBUST, 1: g1}))
+    assert m.verdict == verdict and m.value == pytest.approx(g1 - 0.04, abs=0.002)
+
+
+@pytest.mark.parametrize("g32, verdict", [(0.09, "PASS"), (0.03, "FAIL")])
+def test_g7_one_channel_per_group_instance_norm_is_worse(tmp_path, g32, verdict):
+    m = wu.measure_g7(world(tmp_path, by_groups={**ROBUST, 32: g32}))
+    assert m.verdict == verdict and m.value == pytest.approx(g32 - 0.04, abs=0.002)
+
+
+def test_g1_a_diverged_run_counts_at_chance(tmp_path):
+    """BN runs at batch 2 that diverged count at error 0.9, whatever accuracy they last logged (2%)."""
+    root = tmp_path / "runs"
+    ref = [run_at(root, norm="batch", seed=s, err=0.03 + wobble(s, 0)) for s in SEEDS]
+    small = [run_at(root, norm="batch", seed=s, err=0.02, batch_size=2, status="diverged") for s in SEEDS]
+    ctx = context(tmp_path, {wu.BATCH: ref + small})
+    assert {wu.error(r) for r in ctx.groups[wu.BATCH][5:]} == {wu.CHANCE_ERROR}
+    m = wu.measure_g1(ctx)
+    assert m.verdict == "PASS" and m.value == pytest.approx(0.87, abs=0.002)
+
+
+def test_missing_runs_leave_a_claim_inconclusive(tmp_path):
+    """With no group-count runs, G5 is not measured (MissingData -> INCONCLUSIVE in run_study)."""
+    from ics_cli.studies import measure
+    ctx = world(tmp_path)
+    ctx.groups[wu.GROUPS] = []
+    verdicts = measure(wu.STUDY, ctx).set_index("claim_id")["verdict"]
+    assert verdicts["G5"] == verdicts["G6"] == verdicts["G7"] == "INCONCLUSIVE"
+    assert verdicts["G1"] == "FAIL"                       # the default world's BN is flat
+
+
+# --------------------------------------------------------------------------- protocol and figures
+
+
+def test_plan_is_one_protocol_for_every_norm():
+    """Every batch size trains the same epochs with lr ∝ batch; both norms share every other value;
+    the group counts divide the width and include G = 1 (LN) and one channel per group (IN)."""
+    train_size = data.sizes(wu.COMMON.dataset)[0]
+    assert train_size == 4000                            # the PROTOCOL text's step counts assume it
+    assert {1, wu.COMMON.width} <= set(wu.GROUP_COUNTS) and all(wu.COMMON.width % g == 0 for g in wu.GROUP_COUNTS)
+    for quick in (False, True):
+        p = wu.QUICK if quick else wu.FULL
+        groups = wu.plan(quick)
+        configs = groups[wu.BATCH].configs()
+        assert {c.batch_size for c in configs} == set(wu.BATCH_SIZES)
+        for c in configs:
+            assert c.steps == math.ceil(p["epochs"] * train_size / c.batch_size)
+            assert c.lr_scaling == "linear" and c.lr_base_batch == wu.REFERENCE and c.lr == wu.COMMON.lr
+            assert c.scaled_lr == pytest.approx(wu.COMMON.lr * c.batch_size / wu.REFERENCE)
+            assert c.eval_every == c.log_every and c.steps // c.log_every == wu.EVALS
+            assert replace(c, norm="x") == replace(next(d for d in configs if d.batch_size == c.batch_size
+                                                        and d.seed == c.seed and d.norm != c.norm), norm="x")
+        assert {c.seed for c in configs} == set(p["seeds"])
+        counts = groups[wu.GROUPS].configs()
+        assert {c.groups for c in counts} == set(wu.GROUP_COUNTS) and {c.norm for c in counts} == {"group"}
+        assert {c.batch_size for c in counts} == {wu.REFERENCE} and {c.seed for c in counts} == set(p["group_seeds"])
+    assert len(wu.FULL["seeds"]) >= 5 and len(wu.FULL["group_seeds"]) >= 5
+    replica = wu.plan(False, seeds=[10, 11])
+    assert all({c.seed for c in g.configs()} == {10, 11} for g in replica.values())
+
+
+def test_figures_are_drawn_from_the_tables(tmp_path):
+    drawn = wu.draw(world(tmp_path, bn=SHARP_RISE, by_groups=ROBUST, seeds=range(2)), tmp_path / "figures")
+    assert [p.name for p, _ in drawn] == ["fig1_batch_size.png", "table3_groups.png"]
+    assert all(p.stat().st_size > 10_000 for p, _ in drawn)
+
+
+def test_g1_error_is_the_mean_over_the_last_fifth(tmp_path):
+    """Ten evaluations after step 0: the error averages those at steps >= 80% of the run (the last 3)."""
+    acc = [0.1, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.9, 0.9, 0.92, 0.94]
+    folder = write_run(tmp_path / "runs", norm="group", seed=0, model="cnn", log_every=10, test_acc=acc)
+    (run,) = context(tmp_path, {"g": [folder]}).groups["g"]
+    assert wu.error(run) == pytest.approx(1 - (0.9 + 0.92 + 0.94) / 3)
+    assert wu.error(run, late=0.0) == pytest.approx(1 - 0.94)
