@@ -5,12 +5,12 @@ seeds with its 95% t interval, compare._aggregate; non-finite values left out of
 in), which batch_plots.py draws:
 
 * `batch_size`: the final test error of every configuration, beside the normalization batch it was
-  trained with (Wu & He 2018, Fig. 1). Written only when the finished runs span at least two batch
-  sizes or two normalization batches.
+  trained with (Wu & He 2018, Fig. 1), for each model whose finished runs span at least two batch
+  sizes or two normalization batches (its batch axis); written only when some model has one.
 * `test_stats`: for configurations of a batch-statistics norm, the final test error under the run's
   own test-time statistics (--bn-eval) and under the test batch's statistics, and their paired
-  difference per seed (Wu & Johnson 2021). Written only when some finished run uses a
-  batch-statistics norm and the comparison has a batch axis or sets an option of the batch view
+  difference per seed (Wu & Johnson 2021): the models with a batch axis, or every model when some
+  run sets an option of the batch view
   (a field of config.HASHED_UNLESS away from its default): a comparison an older ics could make
   gets no new file, so its output set stays byte for byte what it was.
 
@@ -90,8 +90,10 @@ def _per_run(runs: list[Run], key_cols: list[str]) -> pd.DataFrame:
                                        "scored_by", *ERRORS])
 
 
-def _batch_axis(long: pd.DataFrame) -> bool:
-    return long["batch_size"].nunique() >= 2 or long["norm_batch"].nunique() >= 2
+def _on_batch_axis(long: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the models whose runs span at least two batch sizes or normalization batches."""
+    return long.groupby("model", sort=False).filter(
+        lambda g: g["batch_size"].nunique() >= 2 or g["norm_batch"].nunique() >= 2)
 
 
 def _batch_options(runs: list[Run]) -> bool:
@@ -108,12 +110,13 @@ def build(runs: list[Run], key_cols: list[str]) -> dict[str, pd.DataFrame]:
     long = _per_run(runs, key_cols)
     if long.empty:
         return {}
-    axis = _batch_axis(long)
+    axis = _on_batch_axis(long)
     out = {}
-    if axis:
-        out["batch_size"] = _batch_size(long, key_cols)
-    batch_norms = long[long["norm"].map(uses_batch_stats)]
-    if len(batch_norms) and (axis or _batch_options(runs)):
+    if len(axis):
+        out["batch_size"] = _batch_size(axis, key_cols)
+    scope = long if _batch_options(runs) else axis
+    batch_norms = scope[scope["norm"].map(uses_batch_stats)]
+    if len(batch_norms):
         out["test_stats"] = _test_stats(batch_norms, key_cols)
     return {name: out[name] for name in TABLE_NAMES if name in out}
 

@@ -131,6 +131,18 @@ def test_one_batch_size_and_default_options_write_no_batch_view(tmp_path):
     assert compare.key_columns(find_runs(tmp_path)) == list(compare.ALWAYS_KEY)
 
 
+def test_only_models_with_a_batch_axis_get_one(tmp_path):
+    """A comparison of a CNN swept over batch sizes and an MLP at one batch size: batch_size.csv and
+    test_stats.csv hold the CNN's rows only (an MLP figure would have one point per line)."""
+    for bs in (4, 16):
+        batch_run(tmp_path, norm="batch", seed=0, acc=0.8, batch_size=bs, model="cnn")
+    batch_run(tmp_path, norm="batch", seed=0, acc=0.8, batch_size=4, model="mlp")
+    batch_run(tmp_path, norm="batch", seed=0, acc=0.8, batch_size=60, model="resmlp")
+    built = compare.build(find_runs(tmp_path))
+    assert set(built["batch_size"]["model"]) == {"cnn"}
+    assert set(built["test_stats"]["model"]) == {"cnn"}
+
+
 def test_micro_batches_alone_are_a_batch_axis(tmp_path):
     """One batch size, two normalization batches (micro-batch 4 and the whole batch of 60)."""
     for seed in (0, 1):

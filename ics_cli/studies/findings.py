@@ -16,8 +16,8 @@ from .claims import FAIL, INCONCLUSIVE, PASS
 
 INTRO = ("This project started from a course note on batch normalization. Each of its claims, and "
          "those of the papers that tested it (Ioffe & Szegedy 2015, Santurkar et al. 2018, Bjorck et al. "
-         "2018), became a test fixed before the runs, one that data can fail; here is what the "
-         "measurements say.")
+         "2018, and on what a batch is: Wu & He 2018, Ba et al. 2016, Ioffe 2017, Wu & Johnson 2021), "
+         "became a test fixed before the runs, one that data can fail; here is what the measurements say.")
 
 # (study, claim, figures (globs under the results folder), {verdict: sentence}); {m} is the claim's
 # measured value, {ci} that value with its interval, {neg} −100·m rounded (points of accuracy).
@@ -100,6 +100,23 @@ SENTENCES = [
               "sharpness × lr (S5).",
         INCONCLUSIVE: "Whether batch norm lowers gradient-based internal covariate shift on a ReLU MLP could "
                       "not be decided (ratio {ci})."}),
+    ("wu2018", "G2", ["wu2018/figures/fig1_batch_size.*"], {
+        PASS: "Batch norm's error grew mostly in the last two halvings of the batch, from 8 to 2 images "
+              "(a difference of differences of {ci} in error), the sharp rise below 8 that Wu & He (2018) "
+              "report; whether it rose at all from 32 to 2, and whether group norm stayed flat, is in G1 "
+              "and G3.",
+        FAIL: "Batch norm's error did not rise more from batch 8 to 2 than from 32 to 8 (difference of "
+              "differences {ci}), unlike the sharp rise below 8 that Wu & He (2018) report.",
+        INCONCLUSIVE: "Whether batch norm's error rises sharply below a batch of 8, as Wu & He (2018) report, "
+                      "could not be decided (difference of differences {ci})."}),
+    ("wu2021", "P3", ["wu2021/figures/norm_batch.*"], {
+        PASS: "Normalizing over 2 images in training, the network did worse at test time with population "
+              "statistics than with the test batches' own ({ci} in error), as Wu & Johnson (2021) found.",
+        FAIL: "Normalizing over 2 images in training, the network did better at test time with population "
+              "statistics (PreciseBN) than with test batches of 2 normalized by their own statistics ({neg} "
+              "points less error), the opposite of Wu & Johnson's (2021) finding on ImageNet.",
+        INCONCLUSIVE: "Whether population statistics or the test batch's own are better at test time after "
+                      "training with normalization batches of 2 could not be decided ({ci})."}),
 ]
 
 
