@@ -13,24 +13,12 @@ import pytest
 
 from ics_cli.cli import main
 
+from expect import refused
+
 TRAIN = ["train", "--dataset", "synthetic", "--steps", "3", "--log-every", "10", "--quiet"]
 
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")     # fixtures in conftest.py
-
-
-def refused(capsys, argv: list[str], out, *needles: str) -> str:
-    """Run `ics argv`; assert the one-line refusal, that it names `needles`, and that `out` is empty."""
-    rc = main([*argv, "--out", str(out)])
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert rc == 2, err
-    assert len(lines) == 1 and lines[0].startswith("ics: error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- options of one run

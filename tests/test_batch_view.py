@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from ics_cli import batch_plots, batch_view, compare, plots, store
 from ics_cli.cli import main
 from ics_cli.config import HASHED_UNLESS, RunConfig
 from ics_cli.store import find_runs
 
+from expect import ci, one
 from synthetic import write_run
 
 ACC = {("batch", 4): [0.60, 0.70, 0.65], ("batch", 32): [0.90, 0.92, 0.91],
@@ -76,24 +76,6 @@ def sweep(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tables(sweep):
     return compare.build(find_runs(sweep))
-
-
-def one(table, **where):
-    mask = pd.Series(True, index=table.index)
-    for col, value in where.items():
-        mask &= table[col] == value
-    hits = table[mask]
-    assert len(hits) == 1, f"{len(hits)} rows for {where}"
-    return hits.iloc[0]
-
-
-def ci(r, name, values):
-    """Row `r` holds the mean of `values` and its 95% t interval (scipy's t quantile, s with ddof 1)."""
-    x = np.asarray(values, float)
-    mean = float(x.mean())
-    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
-    assert r[f"{name}_mean"] == pytest.approx(mean, abs=1e-12)
-    assert (r[f"{name}_ci_low"], r[f"{name}_ci_high"]) == pytest.approx((mean - half, mean + half), abs=1e-12)
 
 
 # --------------------------------------------------------------------------- batch_size.csv

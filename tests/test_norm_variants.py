@@ -20,6 +20,8 @@ from ics_cli.config import RunConfig, validate
 from ics_cli.probes import batch_stats_without_update
 from ics_cli.train import train
 
+from expect import refused
+
 EPS = 1e-5
 TRAIN = ["train", "--dataset", "synthetic", "--steps", "3", "--log-every", "10", "--quiet"]
 
@@ -382,19 +384,6 @@ def test_ics_norms_lists_the_new_variants(capsys):
     out = capsys.readouterr().out
     for name in ("batch-renorm", "ghost-batch", "rms"):
         assert name in out
-
-
-def refused(capsys, argv: list[str], out, *needles: str) -> str:
-    """`ics argv` exits 2 with one line naming every needle, and writes nothing into `out`."""
-    rc = main([*argv, "--out", str(out)])
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert rc == 2, err
-    assert len(lines) == 1 and lines[0].startswith("ics: error: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    assert not out.exists() or not any(out.iterdir())
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, needles", [

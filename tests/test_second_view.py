@@ -19,12 +19,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from ics_cli import compare, plots, second_plots, second_view
 from ics_cli.cli import main
 from ics_cli.store import find_runs
 
+from expect import ci, one
 from fixtures_runs import RUNS, write_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -38,12 +38,6 @@ REL = {("none", 0, 0): [1.0, 5.0, 2e3, 1e6], ("none", 1, 0): [1.0, 2e3, INF, NAN
        ("none", 0, 20): [1.0, 1.0, 1.0, 1.0], ("none", 1, 20): [1.0, 1.0, 1.0, 1.0],
        ("batch", 0, 20): [1.0, 1.0, 1.0, 1.0], ("batch", 1, 20): [1.0, NAN, 1.0, 1.0]}
 LR = 0.1
-
-
-def half(values):
-    """Half-width of the 95% t interval of `values` (scipy's t quantile)."""
-    x = np.asarray(values, float)
-    return stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
 
 
 def cell(v) -> str:
@@ -96,26 +90,6 @@ def sweep(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tables(sweep):
     return compare.build(find_runs(sweep))
-
-
-def one(table, **where):
-    mask = pd.Series(True, index=table.index)
-    for col, value in where.items():
-        mask &= table[col] == value
-    hits = table[mask]
-    assert len(hits) == 1, f"{len(hits)} rows for {where}"
-    return hits.iloc[0]
-
-
-def ci(r, name, values):
-    """Row `r` holds the mean and 95% t interval of `values` over seeds for `name`."""
-    mean = float(np.mean(values))
-    assert r[f"{name}_mean"] == pytest.approx(mean, rel=1e-9, abs=1e-12)
-    if len(values) < 2:
-        assert math.isnan(r[f"{name}_ci_low"]) and math.isnan(r[f"{name}_ci_high"])
-    else:
-        h = half(values)
-        assert (r[f"{name}_ci_low"], r[f"{name}_ci_high"]) == pytest.approx((mean - h, mean + h), abs=1e-9)
 
 
 # --------------------------------------------------------------------------- tables

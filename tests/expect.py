@@ -1,0 +1,60 @@
+"""Assertions the tests share.
+
+`refused`: `ics` refuses bad input with one line, exit 2, nothing written. For compare tables
+checked against numbers computed by hand: `one` finds the single row of a table with given key
+values; `half` is the half-width of a 95% t interval (scipy's t quantile, s with ddof 1); `ci`
+asserts that a row holds the mean and 95% t interval of given per-seed values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ics_cli.cli import main
+
+
+def one(table: pd.DataFrame, **where) -> pd.Series:
+    mask = pd.Series(True, index=table.index)
+    for col, value in where.items():
+        mask &= table[col] == value
+    hits = table[mask]
+    assert len(hits) == 1, f"{len(hits)} rows for {where}"
+    return hits.iloc[0]
+
+
+def half(values) -> float:
+    """Half-width of the 95% t interval of `values`."""
+    x = np.asarray(values, float)
+    return stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+
+
+def ci(r: pd.Series, name: str, values) -> None:
+    """Row `r` holds the mean and 95% t interval of `values` over seeds for `name` (blank bounds for
+    a single value)."""
+    mean = float(np.mean(values))
+    assert r[f"{name}_mean"] == pytest.approx(mean, rel=1e-9, abs=1e-12)
+    if len(values) < 2:
+        assert math.isnan(r[f"{name}_ci_low"]) and math.isnan(r[f"{name}_ci_high"])
+    else:
+        h = half(values)
+        assert (r[f"{name}_ci_low"], r[f"{name}_ci_high"]) == pytest.approx((mean - h, mean + h), abs=1e-9)
+
+
+def refused(capsys, argv: list[str], out, *needles: str) -> str:
+    """Run `ics argv --out out`; assert the one-line refusal (exit 2, no traceback), that it names
+    every one of `needles`, and that `out` is empty; return the line."""
+    rc = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("ics: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+    return lines[0]
