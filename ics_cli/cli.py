@@ -54,6 +54,7 @@ BnEval = choices("BnEval", config_mod.BN_EVALS)
 BatchSampler = choices("BatchSampler", config_mod.BATCH_SAMPLERS)
 LrScaling = choices("LrScaling", config_mod.LR_SCALINGS)
 Format = choices("Format", ("png", "svg", "pdf"))
+Backend = choices("Backend", ("local", "ray"))      # sweep.BACKENDS
 CHOICES = {"dataset": Dataset, "model": Model, "activation": Activation, "init": Init, "norm": Norm,
            "optimizer": Optimizer, "device": Device, "probe": Probe, "noise": Noise, "bn_eval": BnEval,
            "batch_sampler": BatchSampler, "lr_scaling": LrScaling}
@@ -148,6 +149,50 @@ HELP = {
     "device": f"Device: {listed(Device)} (auto: cuda when available, else cpu).",
     "out": "Folder that receives one folder per run.",
 }
+BACKEND_HELP = {
+    "backend": "Where the runs go: local (processes on this machine, --jobs of them) or ray (one Ray task per "
+               "run, 1 CPU each, 1 GPU with --device cuda; needs pip install 'ics-cli\\[ray]'). The run folders "
+               "are the same either way.",
+    "ray_address": "With --backend ray: the Ray cluster to join, 'auto' for the one `ray start --head` started "
+                   "(--out must then be a folder every node mounts). Default: start a local Ray instance.",
+    "ray_retries": "With --backend ray: times a run is retried when its worker or node dies; it resumes from "
+                   "its checkpoint.",
+}
+
+
+def backend_options(f):
+    """Give a command --backend, --ray-address and --ray-retries (sweep, reproduce)."""
+    sig = inspect.signature(f)
+    panel = {"rich_help_panel": "Where runs go"}
+    added = [("backend", Backend, typer.Option(Backend.local, "--backend", metavar="<name>",
+                                               help=BACKEND_HELP["backend"], **panel)),
+             ("ray_address", Optional[str], typer.Option(None, "--ray-address", metavar="ADDR",
+                                                         help=BACKEND_HELP["ray_address"], **panel)),
+             ("ray_retries", int, typer.Option(3, "--ray-retries", metavar="N",
+                                               help=BACKEND_HELP["ray_retries"], **panel))]
+    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    for name, annotation, option in added:
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                        default=option))
+        f.__annotations__[name] = annotation
+    f.__signature__ = sig.replace(parameters=params)
+    return f
+
+
+def check_backend(backend: str, ray_address: str | None, ray_retries: int, jobs: int | None) -> None:
+    """One line for a backend option that does not go with the others, or Ray missing."""
+    from . import ray_backend
+
+    if backend != "ray":
+        if ray_address is not None:
+            raise IcsError("--ray-address applies to --backend ray only; add --backend ray or drop it")
+        return
+    if jobs is not None:
+        raise IcsError("--jobs applies to --backend local only; with --backend ray every run is a task "
+                       "of 1 CPU and Ray fills the cluster's CPUs")
+    if ray_retries < 0:
+        raise IcsError(f"--ray-retries must be an integer >= 0, got {ray_retries}")
+    ray_backend.require()
 
 
 def run_option(name: str, annotation, default):
@@ -238,6 +283,7 @@ def norms_cmd():
 
 
 @app.command()
+@backend_options
 @with_run_options(exclude=("norm", "lr", "seed", "batch_size"))
 def sweep(
     ctx: typer.Context,
@@ -251,19 +297,26 @@ def sweep(
     quiet: bool = flag(False, "--quiet", "-q", help="No progress bar or table."),
     **options,
 ):
-    """Run a grid of configurations (norms x lrs x batch sizes x seeds); rerun to resume."""
+    """Run a grid of configurations (norms x lrs x batch sizes x seeds); rerun to resume.
+
+    The runs go to local processes (--backend local, the default) or to Ray (--backend ray), on this
+    machine or on a cluster (--ray-address auto); the run folders under --out are the same.
+    """
     from . import report
     from . import sweep as sweep_mod
 
+    backend, ray_address, ray_retries = (options.pop(k) for k in ("backend", "ray_address", "ray_retries"))
     given = {k: v for k, v in plain(options).items()
              if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
+    check_backend(backend.value, ray_address, ray_retries, jobs)
     toml = sweep_mod.load_toml(grid_file) if grid_file else None
     grid = {"norms": norms_, "lrs": lrs, "seeds": seeds, "batch_sizes": batch_sizes}
     plan = sweep_mod.make_sweep(given, grid, toml)
     plan.configs()     # every bad value fails here, before a progress bar or a folder appears
-    outcomes = report.run_sweep(plan, Path(plan.common.out), jobs=jobs, enabled=not (quiet or json_out))
+    with sweep_mod.backend(backend.value, ray_address, ray_retries):
+        outcomes = report.run_sweep(plan, Path(plan.common.out), jobs=jobs, enabled=not (quiet or json_out))
     if json_out:
         out.print_json(json.dumps([dataclasses.asdict(o) for o in outcomes]))
     elif not quiet:
@@ -343,6 +396,7 @@ def plot(
 
 
 @app.command()
+@backend_options
 def reproduce(
     name: Optional[str] = typer.Argument(None, help="A study name (see --list), or 'all'."),
     list_: bool = flag(False, "--list", help="List the studies with a one-line description."),
@@ -354,9 +408,13 @@ def reproduce(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: results/NAME, or under runs/ "
                                            "with --quick or --seeds; with 'all', the parent of the study folders)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes for the study's runs (default: one per CPU core)."),
+    **options,
 ):
     """Run a study: the runs a paper's protocol needs, then each claim measured and given a verdict."""
     from . import report, studies
+    from . import sweep as sweep_mod
+
+    backend, ray_address, ray_retries = options["backend"].value, options["ray_address"], options["ray_retries"]
 
     if list_ or name is None:
         report.print_studies(out, studies.REGISTRY)
@@ -364,10 +422,12 @@ def reproduce(
     chosen = studies.select(name)
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
+    check_backend(backend, ray_address, ray_retries, jobs)
     seed_list = _seeds(seeds) if seeds is not None else None
     for study in chosen:
         folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
-        result = report.run_study(study, folder, quick=quick, seeds=seed_list, jobs=jobs)
+        with sweep_mod.backend(backend, ray_address, ray_retries):     # the study's sweep.run calls
+            result = report.run_study(study, folder, quick=quick, seeds=seed_list, jobs=jobs)
         out.print(report.verdict_table(result.verdicts, f"{study}: verdicts"))
         out.print(f"{study} took {result.seconds:.0f} s; report: {result.out / 'README.md'}")
         if seed_list is not None:

@@ -109,6 +109,12 @@ STATUS_STYLE = {"completed": "green", "diverged": "red", "skipped": "dim", "fail
                 "interrupted": "yellow"}
 
 
+def retried(outcome) -> str:
+    """' (retried: 2 attempts)' for a run whose Ray worker died under it, else ''."""
+    attempts = getattr(outcome, "attempts", 1)
+    return f" (retried: {attempts} attempts)" if attempts > 1 else ""
+
+
 def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Console | None = None):
     """sweep.run with a Rich progress bar (on stderr): one tick per finished run, a line per outcome, an ETA."""
     from . import sweep
@@ -129,6 +135,7 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
             counts[o.status] = counts.get(o.status, 0) + 1
             if o.status != "skipped":
                 extra = f" ({o.error})" if o.error else ""
+                extra += retried(o)
                 progress.console.print(f"[{STATUS_STYLE.get(o.status, '')}]{o.status:>11}[/] {o.name}{extra}")
             progress.update(task, advance=1, counts="  ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
@@ -142,6 +149,7 @@ def print_outcomes(console: Console, outcomes, out_dir) -> None:
     for o in sorted(outcomes, key=lambda o: o.name):
         s = o.summary or {}
         status = o.status if o.status != "skipped" else f"{s.get('status', '?')} (earlier)"
+        status += retried(o)
         table.add_row(o.name, f"[{STATUS_STYLE.get(o.status, '')}]{status}[/]", _num(s.get("steps_done")),
                       _num((s.get("final") or {}).get("test_acc")))
     console.print(table)
@@ -189,7 +197,7 @@ def run_study(name: str, out_dir, *, quick: bool, seeds=None, jobs, console: Con
 
     def on_outcome(o) -> None:
         if o.status != "skipped":
-            console.print(f"[{STATUS_STYLE.get(o.status, '')}]{o.status:>11}[/] {o.name}")
+            console.print(f"[{STATUS_STYLE.get(o.status, '')}]{o.status:>11}[/] {o.name}{retried(o)}")
 
     with console.status(f"study {name}: running"):
         return studies.run_study(name, out_dir, quick=quick, seeds=seeds, jobs=jobs, on_outcome=on_outcome)

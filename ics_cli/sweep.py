@@ -7,6 +7,11 @@ never duplicates a run: a run's folder name ends in its config hash. Two sweeps 
 train a run twice either: train holds the run folder's lock (lock.py), and a run another process is
 writing is reported `busy` ("running elsewhere").
 
+The runs to do go to a pool of local processes (backend `local`, the default) or to a Ray cluster,
+one Ray task per run (backend `ray`, ray_backend.py); the skipping, sweep.json and progress are the
+same for both. `with backend("ray", address):` makes Ray the default of every sweep.run inside it
+(how `ics reproduce` runs a study's sweeps on a cluster without the studies knowing).
+
 Pool workers are forked from a fork server that has imported torch and ics once, so a worker
 starts in milliseconds instead of importing them again (seconds); the server only imports (no
 tensor operation runs in it), so each worker starts its own thread pool, with its own size.
@@ -14,6 +19,7 @@ tensor operation runs in it), so each worker starts its own thread pool, with it
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import itertools
 import multiprocessing
@@ -187,14 +193,17 @@ class Outcome:
     status: str          # completed, diverged, interrupted, skipped, failed, busy, cancelled
     summary: dict | None = None
     error: str | None = None
+    attempts: int = 1    # > 1: a Ray worker died under the run and another one resumed it
 
 
-def run_one(cfg_dict: dict, threads: int | None = None) -> Outcome:
+def run_one(cfg_dict: dict, threads: int | None = None,
+            on_step: Callable[[int], None] | None = None) -> Outcome:
     """One run in this process; an unexpected error goes to the run folder's error.txt.
 
     In a pool worker a run does not start once the sweep is stopping (`cancelled`), and a running
     one stops at its next step (`interrupted`). A run another process is writing is `busy`: it is
-    neither trained nor written into here.
+    neither trained nor written into here. `on_step(step)`, if given, is called after each update
+    (ray_backend's test hook).
     """
     import torch
 
@@ -206,7 +215,7 @@ def run_one(cfg_dict: dict, threads: int | None = None) -> Outcome:
     if _STOP is not None and _STOP.is_set():
         return Outcome(cfg.name(), "cancelled")
     try:
-        result = train(cfg, on_step=_stop_point if _STOP is not None else None)
+        result = train(cfg, on_step=on_step or (_stop_point if _STOP is not None else None))
     except KeyboardInterrupt:
         return Outcome(cfg.name(), "interrupted")
     except lock.Busy as e:
@@ -231,34 +240,60 @@ def _record_error(run_dir: Path, text: str) -> None:
         pass
 
 
-def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a sweep's runs go: `local` processes, or `ray` tasks (address None: a local Ray instance)."""
+
+    name: str = "local"
+    address: str | None = None
+    retries: int = 3
+
+
+_BACKEND = contextvars.ContextVar("sweep_backend", default=Backend())
+
+
+@contextmanager
+def backend(name: str = "local", address: str | None = None, retries: int = 3):
+    """Make `name` the backend of every sweep.run inside the `with` that names none itself."""
+    if name not in BACKENDS:
+        raise ConfigError(f"--backend '{name}' is not one of {', '.join(BACKENDS)}")
+    token = _BACKEND.set(Backend(name, address, retries))
+    try:
+        yield
+    finally:
+        _BACKEND.reset(token)
+
+
+def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None = None,
+        ray_address: str | None = None, ray_retries: int = 3,
         on_start: Callable[[int, int], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Run every configuration of the grid into `out`, skipping finished ones; return the outcomes.
 
     on_start(total, already_done) is called once; on_outcome(outcome) after each run ends.
+    `backend` (default: the one `with backend(...)` set, else local): `local` runs `jobs` processes
+    here; `ray` one task per run on a Ray cluster (ray_backend.run) at `ray_address` (None: a local
+    instance), each retried up to `ray_retries` times if its worker dies.
     Ctrl-C (KeyboardInterrupt) starts no further run: running ones record `interrupted` within a
     step, then it is re-raised. Pool workers die with this process, even by kill -9 (_worker_init).
     """
+    chosen = _BACKEND.get() if backend is None else Backend(backend, ray_address, ray_retries)
+    if chosen.name not in BACKENDS:
+        raise ConfigError(f"--backend '{chosen.name}' is not one of {', '.join(BACKENDS)}")
     out = Path(out)
     configs = sweep.configs()
     check_writable(out)
-    out.mkdir(parents=True, exist_ok=True)
-    store.write_json(out / "sweep.json", {**sweep.to_dict(), "runs": [c.name() for c in configs]})
-    configs = [replace(c, out=str(out)) for c in configs]
-    outcomes = []
-    todo = []
-    for cfg in configs:
-        summary = store.finished(out / cfg.name())
-        if summary:
-            outcomes.append(Outcome(cfg.name(), "skipped", summary))
-        else:
-            todo.append(cfg)
-    if on_start:
-        on_start(len(configs), len(outcomes))
-    for o in outcomes:
-        if on_outcome:
-            on_outcome(o)
+    if chosen.name == "ray":
+        from . import ray_backend
+
+        # Connected, and --out seen by every node, before anything is written.
+        with ray_backend.session(chosen.address, out):
+            todo, outcomes = _start(sweep, out, configs, on_start, on_outcome)
+            return outcomes + ray_backend.run(todo, retries=chosen.retries, on_outcome=on_outcome)
+    todo, outcomes = _start(sweep, out, configs, on_start, on_outcome)
     jobs = min(jobs or default_jobs(), max(1, len(todo)))
     if jobs == 1:
         for cfg in todo:
@@ -285,6 +320,27 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None,
             _stop(pool, stop, pending)
             raise
     return outcomes
+
+
+def _start(sweep: Sweep, out: Path, configs: list[RunConfig], on_start, on_outcome):
+    """Write sweep.json, report the finished runs as skipped; return (configs to run, outcomes so far)."""
+    out.mkdir(parents=True, exist_ok=True)
+    store.write_json(out / "sweep.json", {**sweep.to_dict(), "runs": [c.name() for c in configs]})
+    configs = [replace(c, out=str(out)) for c in configs]
+    outcomes = []
+    todo = []
+    for cfg in configs:
+        summary = store.finished(out / cfg.name())
+        if summary:
+            outcomes.append(Outcome(cfg.name(), "skipped", summary))
+        else:
+            todo.append(cfg)
+    if on_start:
+        on_start(len(configs), len(outcomes))
+    for o in outcomes:
+        if on_outcome:
+            on_outcome(o)
+    return todo, outcomes
 
 
 def _report(outcome: Outcome, on_outcome) -> Outcome:

@@ -35,6 +35,12 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
    step - time per step without) ÷ time per step without, in this process, on the default MLP with
    batch norm (sharpness with its default 20 power iterations). The cost of one measurement in
    training steps; no target (issue 10 asks for none): read it to choose a cadence.
+7. The Ray backend on one machine: wall time of `ics sweep --backend ray` (a local Ray instance,
+   started and stopped inside the process, one 1-CPU task per run) ÷ `--backend local --jobs 2`,
+   whole process, on 16 short runs of the default MLP (norms none,batch x lrs 0.5,0.1 x seeds
+   0-3; 500 steps each, --quick 200). Target: parity or a small overhead (≤ 1.25); Ray's start-up
+   (seconds) counts on its side, and is printed below it: a process that starts a local Ray
+   instance and stops it, doing nothing else. Where Ray is not installed, the row says so.
 
 Usage:
     .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda] [--only 2,4]
@@ -66,11 +72,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Steps and repeats of each measurement: full run (about 6 minutes), and --quick (about 2).
 FULL = dict(repeats=3, mlp_steps=2000, dense_steps=(300, 2000), dense_repeats=(3, 1),
-            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300)
+            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300, ray_steps=500)
 QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 300), dense_repeats=(1, 1),
-             log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60)
+             log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60, ray_steps=200)
 SWEEP = ["--norms", "none,batch", "--lrs", "0.5,0.1"]     # 4 runs
-RATIOS = (1, 2, 3, 4, 5, 6)
+RAY_SWEEP = [*SWEEP, "--seeds", "0,1,2,3"]                # 16 runs
+RATIOS = (1, 2, 3, 4, 5, 6, 7)
 QUANTITIES = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 
 
@@ -376,6 +383,26 @@ def second_view_cost(device: str, steps: int, repeats: int) -> list[tuple]:
     return rows
 
 
+def ray_backend(device: str, steps: int, repeats: int) -> list[tuple]:
+    """Ratio 7: --backend ray ÷ --backend local --jobs 2, 16 runs, whole process (Ray's start-up included)."""
+    from ics_cli import ray_backend as rb
+
+    label = f"7. sweep 16 runs x {steps} steps: --backend ray / local --jobs 2, whole process"
+    if not rb.available():
+        return [not_measured(label, "<= 1.25", SideFailed("Ray is not installed: pip install 'ics-cli[ray]'"))]
+
+    def sweep(*backend) -> float:
+        return ics_process(device, "sweep", *RAY_SWEEP, "--steps", steps, *backend)
+
+    start_stop = [sys.executable, "-c", "import ray; ray.init(address='local', num_cpus=2, include_dashboard=False, "
+                                        "logging_level='ERROR'); ray.shutdown()"]
+    t_ray, t_local, t_start = interleaved(lambda: sweep("--backend", "ray"), lambda: sweep("--jobs", 2),
+                                          lambda: process_time(start_stop), repeats=repeats)
+    return [(label, t_ray / t_local, f"{t_ray:.1f} s", f"{t_local:.1f} s", "<= 1.25", t_ray / t_local <= 1.25),
+            ("7 reference: a process that starts and stops a local Ray instance", None, f"{t_start:.1f} s",
+             "-", "-", None)]
+
+
 def not_measured(label: str, target: str, why: Exception) -> tuple:
     return (label, None, "not measured", str(why), target, None)
 
@@ -435,6 +462,8 @@ def main() -> None:
         rows += log_step_cost(args.device, p["cnn_steps"], p["repeats"], "cnn", "relu")
     if 6 in only:
         rows += second_view_cost(args.device, p["quantity_steps"], p["repeats"])
+    if 7 in only:
+        rows += ray_backend(args.device, p["ray_steps"], p["repeats"])
     print(f"bench.py{' --quick' if args.quick else ''} --device {args.device}: one thread per process, "
           f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][-1]} steps: "
           f"{p['dense_repeats'][-1]}); only ratios from one run compare")
