@@ -214,8 +214,11 @@ def _result(ref, cfg: RunConfig, sweep_id: str, retries: int):
 
 
 def _stop(pending: list, cfg_of: dict, sweep_id: str, retries: int, outcomes: list, on_outcome) -> None:
-    """Ctrl-C: cancel every outstanding task; running runs record `interrupted`, or are killed."""
+    """Ctrl-C: cancel every outstanding task; running runs record `interrupted`, or are killed (and
+    reported `interrupted`)."""
     import ray
+
+    from .sweep import Outcome
 
     for ref in pending:
         ray.cancel(ref)                     # queued: dropped; running: KeyboardInterrupt in the task
@@ -226,6 +229,9 @@ def _stop(pending: list, cfg_of: dict, sweep_id: str, retries: int, outcomes: li
             outcomes.append(_report(_result(ref, cfg_of[ref], sweep_id, retries), on_outcome))
     for ref in pending:
         ray.cancel(ref, force=True)         # its run resumes from its last checkpoint
+        outcomes.append(_report(Outcome(cfg_of[ref].name(), "interrupted",
+                                        error=f"stopped by force after {STOP_GRACE_S:g} s; a rerun resumes it "
+                                              "from its checkpoint"), on_outcome))
 
 
 # --------------------------------------------------------------------------- in a Ray worker
@@ -239,6 +245,9 @@ def _task(cfg_dict: dict, sweep_id: str, cwd: str):
     """
     from .sweep import run_one
 
+    # ray.cancel stops a running task with SIGINT: Python's Ctrl-C handler, even in a worker whose
+    # cluster was started from a process that ignores SIGINT (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg = RunConfig.from_dict(cfg_dict)
     if not Path(cfg.out).is_absolute():
         os.chdir(cwd)

@@ -165,8 +165,13 @@ def test_ctrl_c_cancels_outstanding_runs_and_keeps_finished_ones(ray_instance, t
     seen = []
     threading.Thread(target=ctrl_c_once_a_long_run_has_a_checkpoint, daemon=True).start()
     start = time.time()
-    with pytest.raises(KeyboardInterrupt):
-        sweep.run(plan, out, backend="ray", on_outcome=seen.append)
+    # Python's Ctrl-C handler, even if this test run was started with SIGINT ignored (a background job).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweep.run(plan, out, backend="ray", on_outcome=seen.append)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.time() - start < 60
     status = {o.name: o.status for o in seen}
     assert len(status) == 6 and list(status.values()).count("diverged") == 2, status
