@@ -222,16 +222,23 @@ def measure_g2(ctx: Context) -> Measurement:
     return measurement(d, directional(d.lo, d.hi, ">", 0.0), seen)
 
 
-def measure_g3(ctx: Context) -> Measurement:
-    sizes = [b for b in sorted(BATCH_SIZES, reverse=True) if b != REFERENCE]
-    level = family(len(sizes))
-    ref = _gn(ctx, REFERENCE)
+def _band(ref: dict[int, float], others: dict[str, dict[int, float]]):
+    """Each of `others` minus `ref`, paired by seed, tested for equivalence within ±EQUIV with
+    Bonferroni intervals: (confidence level, verdict, deciding part, its interval, the parts listed)."""
+    level = family(len(others))
     parts = {}
-    for b in sizes:
-        iv = paired(_gn(ctx, b), ref, level)
-        parts[f"batch {b}"] = (iv, _equivalent(iv, EQUIV))
+    for name, errors in others.items():
+        iv = paired(errors, ref, level)
+        parts[name] = (iv, _equivalent(iv, EQUIV))
     verdict, part, iv = decide(parts)
     listed = "; ".join(f"{name}: {_points(v[0])}" for name, v in parts.items())
+    return level, verdict, part, iv, listed
+
+
+def measure_g3(ctx: Context) -> Measurement:
+    sizes = [b for b in sorted(BATCH_SIZES, reverse=True) if b != REFERENCE]
+    ref = _gn(ctx, REFERENCE)
+    level, verdict, part, iv, listed = _band(ref, {f"batch {b}": _gn(ctx, b) for b in sizes})
     seen = (f"GN's test error is {_pct(ref)} at batch {REFERENCE}; its difference from that, in points "
             f"({level:.4g} intervals): {listed} (margin ±{100 * EQUIV:g}); measured: {part}.")
     return measurement(iv, verdict, seen)
@@ -246,14 +253,8 @@ def measure_g4(ctx: Context) -> Measurement:
 
 
 def measure_g5(ctx: Context) -> Measurement:
-    level = family(len(MIDDLE))
     ref = _g(ctx, DEFAULT_GROUPS)
-    parts = {}
-    for g in MIDDLE:
-        iv = paired(_g(ctx, g), ref, level)
-        parts[f"G = {g}"] = (iv, _equivalent(iv, EQUIV))
-    verdict, part, iv = decide(parts)
-    listed = "; ".join(f"{name}: {_points(v[0])}" for name, v in parts.items())
+    level, verdict, part, iv, listed = _band(ref, {f"G = {g}": _g(ctx, g) for g in MIDDLE})
     seen = (f"At batch {REFERENCE}, GN with G = {DEFAULT_GROUPS} has test error {_pct(ref)}; the difference "
             f"of other group counts from it, in points ({level:.4g} intervals): {listed} (margin "
             f"±{100 * EQUIV:g}); measured: {part}.")
