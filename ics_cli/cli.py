@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import inspect
 import json
+import os
 import typing
 from pathlib import Path
 from typing import Optional
@@ -464,6 +465,47 @@ def summarize(
     _existing([compare_dir], "give the comparison folder (`ics compare --out`) inside ROOT")
     _existing(sweeps, "give the sweep folders behind the comparison (each holds a sweep.json)")
     out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps)}")
+
+
+FigureFormat = choices("FigureFormat", ("svg", "png"))     # page.FORMATS
+
+
+@app.command("report")
+def report_cmd(
+    paths: list[Path] = typer.Argument(..., help="Comparison, sweep, study or results folders."),
+    dest: Optional[Path] = typer.Option(None, "--out", "-o", help="The HTML file to write (default: FIRST_PATH/report.html)."),
+    title: Optional[str] = typer.Option(None, "--title", help="The page's title (default: ics report: PATHS)."),
+    fmt: FigureFormat = typer.Option(FigureFormat.svg, "--format", metavar="<format>",
+                                     help=f"Figures: {listed(FigureFormat)}; svg falls back to png for a figure too dense for SVG."),
+    max_rows: int = typer.Option(100, "--max-rows", help="Rows shown of each table (the CSV has them all); figure data shows 12."),
+    all_figures: bool = flag(False, "--all-figures", help="In a report of a results folder, also draw each study's compare/ figures (a much larger page)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Processes drawing figures (default: one per CPU core)."),
+):
+    """One self-contained HTML page (no network, figures inside) of comparisons, sweeps, studies or results/.
+
+    Findings first, then each table (sortable) and figure with a caption, each study's verdicts with
+    every claim linked to its evidence, its protocol, and the provenance. Built from the CSVs only;
+    the same inputs give the same bytes but for the line saying when it was made.
+    """
+    from . import lock, page
+
+    if max_rows < 1:
+        raise IcsError(f"--max-rows must be an integer >= 1, got {max_rows}")
+    if jobs is not None and jobs < 1:
+        raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
+    paths = _existing(paths, "give comparison, sweep, study or results folders")
+    target = dest if dest is not None else paths[0] / "report.html"
+    folder = target.absolute().parent
+    if target.is_dir():
+        raise IcsError(f"--out '{target}' is a folder; give an HTML file name")
+    if not folder.is_dir():
+        raise IcsError(f"--out '{target}' cannot be written: its folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise IcsError(f"--out '{target}' is not writable ('{folder}' is read-only); give a file you can write")
+    with lock.writing(target):      # a full disk: one line naming the file, and no half-written page
+        written = page.write(paths, target, title=title, all_figures=all_figures,
+                             opts=page.Options(fmt=fmt.value, max_rows=max_rows, jobs=jobs))
+    out.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 
 
 Table = choices("Table", ("metrics", "layers", "units", "grads",    # store.TABLES (no pandas for --help)

@@ -220,18 +220,23 @@ def _no_data(ax, what: str) -> None:
 def _save(fig: Figure, out_dir: Path, name: str, fmt: str) -> Path:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     path = Path(out_dir) / f"{name}.{fmt}"
+    savefig(fig, path, fmt)
+    fig.clear()
+    return path
+
+
+def savefig(fig: Figure, path: Path, fmt: str, dpi: int = DPI) -> None:
+    """Write `fig` to `path` atomically, with the same bytes for the same figure in every format."""
     tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
-    # No timestamps in vector files, so the same CSVs give the same bytes.
+    # No timestamps in vector files and fixed SVG ids, so the same CSVs give the same bytes.
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
     try:
         with matplotlib.rc_context({"svg.hashsalt": "ics"}):
-            fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:       # an error or Ctrl-C mid-save leaves no temporary file behind
         tmp.unlink(missing_ok=True)
         raise
-    fig.clear()
-    return path
 
 
 def _check(fmt: str) -> None:

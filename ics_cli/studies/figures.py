@@ -6,7 +6,6 @@ and written under a temporary name, then renamed into place.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..plots import BAND_NOTE, DPI, norm_color
+from ..plots import BAND_NOTE, DPI, norm_color, savefig
 
 __all__ = ["BAND_NOTE", "band", "figure", "norm_color", "save"]
 
@@ -45,8 +44,6 @@ def band(ax, df: pd.DataFrame, x: str, name: str, *, color: str, label: str | No
 def save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=DPI)
-    os.replace(tmp, path)
+    savefig(fig, path, path.suffix.lstrip("."), dpi=DPI)
     fig.clear()
     return path

@@ -1,0 +1,274 @@
+"""HTML pieces of the report: escaping, ids, a small markdown subset, tables, figures, the page shell.
+
+Everything returns strings and depends only on its arguments, so the same inputs give the same bytes.
+Nothing here points outside the page: links are `#id` anchors, figures are `data:` URIs, the style
+and the one script (column sorting) are inline. The page reads without JavaScript.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+
+import pandas as pd
+
+# A compare table's interval triple (`x_mean`, `x_ci_low`, `x_ci_high`) is shown as one column `x`.
+CI_SUFFIXES = ("_mean", "_ci_low", "_ci_high")
+VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+
+
+def esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def slug(*parts) -> str:
+    """A stable id from names: lower case, [a-z0-9-] only."""
+    text = "-".join(str(p) for p in parts if p not in (None, ""))
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def number(x, digits: int = 4) -> str:
+    """A value as a reader wants it: integers whole, floats to `digits` significant digits, NaN blank."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, (bool, str)):
+        return str(x)
+    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e15):
+        return str(int(x))
+    if isinstance(x, float):
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def interval(mean, low, high) -> str:
+    """'0.937 [0.921, 0.953]': rounded at the precision of the interval, as uncertainties are quoted:
+    the nearer bound's distance from the mean keeps two significant digits when it starts with 1 or 2,
+    one otherwise (the nearer one, so a skewed interval of a ratio is not rounded to its wide side)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    finite = [v for v in (low, high) if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    if len(finite) < 2:
+        return number(float(mean), 3) + ("" if low is None and high is None else
+                                         f" [{number(low, 3) or '–'}, {number(high, 3) or '–'}]")
+    half = min(abs(mean - low), abs(high - mean)) or (high - low) / 2
+    big = max(abs(mean), abs(low), abs(high))
+    exponent = math.floor(math.log10(half)) if half > 0 else 0
+    decimals = -exponent + (1 if half > 0 and half / 10.0 ** exponent < 3 else 0)
+    if half > 0 and big < 1e6 and decimals <= 6:
+        decimals = max(decimals, 0)
+        return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+    return f"{number(float(mean), 3)} [{number(float(low), 3)}, {number(float(high), 3)}]"
+
+
+# --------------------------------------------------------------------------- markdown subset
+
+
+def inline(text: str, link=None) -> str:
+    """Markdown inline code, bold, italics and links, escaped. `link(target)` maps a link target to an
+    `#id` or None; a link it cannot map is shown as its text, so no link leaves the page."""
+    out, pos = [], 0
+    pattern = re.compile(r"`([^`]+)`|\*\*(.+?)\*\*|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])|\[([^\]]+)\]\(([^)\s]+)\)")
+    for m in pattern.finditer(text):
+        out.append(esc(text[pos:m.start()]))
+        code, bold, italic, label, target = m.groups()
+        if code is not None:
+            out.append(f"<code>{esc(code)}</code>")
+        elif bold is not None:
+            out.append(f"<strong>{inline(bold, link)}</strong>")
+        elif italic is not None:
+            out.append(f"<em>{inline(italic, link)}</em>")
+        else:
+            anchor = link(target) if link else None
+            out.append(f'<a href="#{esc(anchor)}">{inline(label, link)}</a>' if anchor else inline(label, link))
+        pos = m.end()
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
+def markdown(text: str, link=None, level: int = 3) -> str:
+    """The markdown the studies' protocols use: paragraphs, `#` headings (shifted to start at `level`),
+    bullet lists (with continuation lines) and pipe tables."""
+    blocks, lines = [], text.strip("\n").splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        if m := re.match(r"(#+)\s+(.*)", line):
+            h = min(6, level + len(m.group(1)) - 1)
+            blocks.append(f"<h{h}>{inline(m.group(2), link)}</h{h}>")
+            i += 1
+        elif line.lstrip().startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", c) for c in r)]
+            head = "".join(f'<th scope="col">{inline(c, link)}</th>' for c in rows[0])
+            cells = "".join("<tr>" + "".join(f"<td>{inline(c, link)}</td>" for c in r) + "</tr>" for r in body)
+            blocks.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table></div>')
+        elif re.match(r"\s*[*-]\s+", line):
+            items = []
+            while i < len(lines) and lines[i].strip():
+                if m := re.match(r"\s*[*-]\s+(.*)", lines[i]):
+                    items.append(m.group(1))
+                elif items:
+                    items[-1] += " " + lines[i].strip()
+                i += 1
+            blocks.append("<ul>" + "".join(f"<li>{inline(t, link)}</li>" for t in items) + "</ul>")
+        else:
+            para = []
+            while (i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith(("|", "#"))
+                   and not re.match(r"\s*[*-]\s+", lines[i])):
+                para.append(lines[i].strip())
+                i += 1
+            blocks.append(f"<p>{inline(' '.join(para), link)}</p>")
+    return "\n".join(blocks)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _merged(table: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """Display columns: (name, source columns); an `x_mean`, `x_ci_low`, `x_ci_high` triple is one."""
+    cols, out, used = list(table.columns), [], set()
+    for c in cols:
+        if c in used:
+            continue
+        stem = c[: -len("_mean")] if c.endswith("_mean") else None
+        if stem and f"{stem}_ci_low" in cols and f"{stem}_ci_high" in cols:
+            out.append((stem, [c, f"{stem}_ci_low", f"{stem}_ci_high"]))
+            used.update(out[-1][1])
+        else:
+            out.append((c, [c]))
+            used.add(c)
+    return out
+
+
+def _sort_value(x) -> str:
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return "" if isinstance(x, float) and math.isnan(x) else repr(float(x))
+    return str(x)
+
+
+def table(df: pd.DataFrame, *, ident: str, caption: str, max_rows: int | None = None,
+          cell=None) -> str:
+    """A sortable table (click a column heading; without JavaScript it stays in file order).
+
+    Interval triples are merged into "mean [low, high]"; `max_rows` shows the first rows only and says
+    how many there are. `cell(column, value, row)` may return HTML for a cell (e.g. a verdict badge).
+    """
+    shown = df if max_rows is None or len(df) <= max_rows else df.head(max_rows)
+    cols = _merged(df)
+    head = "".join(f'<th scope="col" aria-sort="none"><button type="button">{esc(name)}</button></th>'
+                   for name, _ in cols)
+    rows = []
+    for rec in shown.to_dict("records"):
+        tds = []
+        for name, sources in cols:
+            value = rec[sources[0]]
+            if len(sources) == 3:
+                text = esc(interval(value, rec[sources[1]], rec[sources[2]]))
+            else:
+                custom = cell(name, value, rec) if cell else None
+                text = custom if custom is not None else esc(number(value))
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            sort = f' data-sort="{esc(_sort_value(value))}"' if numeric else ""
+            tds.append(f'<td{sort}{" class=num" if numeric else ""}>{text}</td>')
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    note = ("" if len(shown) == len(df) else
+            f" First {len(shown):,} of {len(df):,} rows; the whole table is the CSV file.")
+    return (f'<div class="scroll"><table class="sortable" id="{esc(ident)}">'
+            f"<caption>{caption}{esc(note)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def badge(verdict: str) -> str:
+    """A verdict, marked by colour and by a symbol (readable in grey scale and by screen readers)."""
+    mark = {"PASS": "✓", "FAIL": "✗", "INCONCLUSIVE": "?"}.get(verdict, "")
+    kind = verdict.lower() if verdict in VERDICTS else "other"
+    return f'<span class="verdict {kind}"><span aria-hidden="true">{mark} </span>{esc(verdict)}</span>'
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figure(data: bytes, fmt: str, *, ident: str, caption: str, alt: str) -> str:
+    mime = {"svg": "image/svg+xml", "png": "image/png"}[fmt]
+    src = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return (f'<figure id="{esc(ident)}"><img src="{src}" alt="{esc(alt)}" loading="lazy">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+# --------------------------------------------------------------------------- page
+
+
+STYLE = """
+:root { --pass: #1a7f37; --fail: #b42318; --inc: #9a6700; --line: #d0d7de; --muted: #57606a; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
+       max-width: 78rem; margin: 0 auto; padding: 1rem 1.5rem 4rem; }
+h1 { font-size: 1.8rem; margin-bottom: .2rem; } h2 { border-bottom: 1px solid var(--line); padding-bottom: .2rem; margin-top: 2.5rem; }
+nav.toc h2 { margin-top: .3rem; }
+nav.toc { background: #f6f8fa; border: 1px solid var(--line); padding: .5rem 1rem; border-radius: 6px; }
+nav.toc ul { margin: .2rem 0; padding-left: 1.2rem; }
+.provenance, caption, figcaption, .muted { color: var(--muted); }
+.scroll { overflow-x: auto; margin: .8rem 0; }
+table { border-collapse: collapse; font-size: 13px; }
+caption { text-align: left; caption-side: top; padding: .2rem 0; }
+th, td { border: 1px solid var(--line); padding: .2rem .45rem; vertical-align: top; }
+th { background: #f6f8fa; position: sticky; top: 0; }
+th button { all: unset; cursor: pointer; font-weight: 600; }
+th[aria-sort="ascending"] button::after { content: " ▲"; } th[aria-sort="descending"] button::after { content: " ▼"; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.verdict { font-weight: 700; padding: 0 .35rem; border-radius: 4px; white-space: nowrap; color: #fff; }
+.verdict.pass { background: var(--pass); } .verdict.fail { background: var(--fail); }
+.verdict.inconclusive { background: var(--inc); } .verdict.other { background: var(--muted); }
+figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+.claim { border-left: 4px solid var(--line); padding: .1rem 0 .1rem 1rem; margin: 1rem 0; }
+.claim.pass { border-color: var(--pass); } .claim.fail { border-color: var(--fail); } .claim.inconclusive { border-color: var(--inc); }
+details { margin: .6rem 0; } summary { cursor: pointer; font-weight: 600; }
+code { background: #f6f8fa; padding: 0 .2rem; border-radius: 3px; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem; } dl.facts dt { font-weight: 600; }
+@media print { details { display: block; } nav.toc { display: none; } }
+"""
+
+# Sorting only: a click on a column heading sorts its table by the cell's data-sort (numbers) or text.
+SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th button").forEach(function (button, col) {
+    button.addEventListener("click", function () {
+      var th = button.parentNode, asc = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("th").forEach(function (h) { h.setAttribute("aria-sort", "none"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      function key(row) {
+        var cell = row.cells[col], s = cell.getAttribute("data-sort");
+        return s !== null && s !== "" ? [0, parseFloat(s)] : [s === "" ? 2 : 1, cell.textContent];
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x[0] !== y[0]) return x[0] - y[0];
+        var c = x[0] === 0 ? x[1] - y[1] : String(x[1]).localeCompare(String(y[1]));
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n"
+            '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+            f"{body}\n<script>{SCRIPT}</script>\n</body>\n</html>\n")
