@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/ics sweep --norms none,batch,layer,group --seeds 0 --steps 2000 --log-every 50 --eval-every 50 --out runs/demo
 	$(BIN)/ics compare runs/demo
 
-# The default comparison and every study, into results/ (runs go to runs/reproduce and results/*/runs,
+# The default comparison, every study and results/report.html, into results/ (runs go to runs/reproduce and results/*/runs,
 # both ignored by git; a rerun reuses finished runs).
 reproduce: $(STAMP)
 	@start=$$(date +%s); set -e; \
@@ -34,6 +34,7 @@ reproduce: $(STAMP)
 	echo "default comparison took $$(( $$(date +%s) - start )) s"; \
 	$(BIN)/ics reproduce all; \
 	$(BIN)/ics summarize results --compare results/default --sweep $(REPRO)/mlp --sweep $(REPRO)/cnn; \
+	$(BIN)/ics report results -o results/report.html; \
 	echo "make reproduce took $$(( $$(date +%s) - start )) s"
 
 # Redraw every figure in results/ from the CSVs saved there, without training: the default

@@ -128,9 +128,16 @@ def test_a_results_tree_report_holds_every_table_figure_and_claim(tree, tree_pag
             assert block.group(1) == r["verdict"].lower()
             assert f'class="verdict {r["verdict"].lower()}"' in block.group(2)
             assert interval(r["measured"], r["ci_low"], r["ci_high"]) in block.group(2)
-    # Findings come first, with the sentences of results/README.md for the studies present.
+    # Findings come first: the sentences of results/README.md for the studies present, their links
+    # turned into anchors of the page; the comparison's headline; each study's verdicts in a line.
     assert p.ids.index("findings") < min(p.ids.index(f"results-study-{s}") for s in ("ba2016", "wu2021"))
-    assert "population statistics (PreciseBN)" in tree_page.split('id="results-default"')[0]
+    findings = tree_page.split('id="findings"')[1].split('id="results-default"')[0]
+    assert "population statistics (PreciseBN)" in findings
+    assert 'href="#results-study-wu2021-fig-norm-batch"' in findings
+    assert "every norm at one matched learning rate" in findings and 'href="#results-default-headline"' in findings
+    assert findings.count('href="#results-study-wu2021-claim-') == 5
+    provenance = tree_page.split('id="provenance"')[1]
+    assert "Comparison: default: folder" in provenance and "seeds" in provenance
 
 
 def test_evidence_links_go_to_the_figures_a_claim_names(tree_page):

@@ -11,6 +11,7 @@ inside the page.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def _key_like(runs: pd.DataFrame) -> list[str]:
 
 def _versions(runs: pd.DataFrame) -> list[tuple[str, str]]:
     """Versions and commits recorded by the run folders behind `runs`, where they are on disk."""
-    seen: dict[str, set] = {}
+    seen: dict[str, Counter] = {}
     found = 0
     for p in runs.get("path", pd.Series(dtype=str)).dropna():
         cfg = Path(p) / "config.json"
@@ -185,10 +186,15 @@ def _versions(runs: pd.DataFrame) -> list[tuple[str, str]]:
             continue
         found += 1
         for k, v in versions.items():
-            seen.setdefault(k, set()).add(str(v))
+            seen.setdefault(k, Counter())[str(v)] += 1
     if not found:
         return [("run folders", "not on this machine (runs.csv lists them), so their versions are not shown")]
-    return [(k, ", ".join(esc(v) for v in sorted(vals))) for k, vals in seen.items()] + \
+
+    def listed(counts: Counter) -> str:      # the most common first; a long tail is counted, not listed
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        text = ", ".join(f"{esc(v)} ({n} runs)" for v, n in top[:4])
+        return text + (f", and {len(top) - 4} more" if len(top) > 4 else "")
+    return [(f"{k} (of the runs)", listed(c)) for k, c in seen.items()] + \
            [("run folders read", f"{found} of {len(runs)}")]
 
 
@@ -243,7 +249,7 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
     links[rel or "."] = ident
     runs = tables.get("runs", pd.DataFrame())
     prov = [(f"{title}: folder", f"<code>{esc(str(folder))}</code>"), *_values(runs), *_versions(runs)]
-    return Section(ident, title, "\n".join(parts), findings, links, prov)
+    return Section(ident, title, "\n".join(parts), findings=findings, links=links, provenance=prov)
 
 
 def sweep_section(folder: Path, ident: str, title: str, opts: Options, heading: int = 2) -> Section:
@@ -416,7 +422,8 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
     marks = " ".join(f'<a href="#{slug(ident, "claim", c)}">{esc(c)}</a>&nbsp;{badge(str(v))}'
                      for c, v in zip(verdicts["claim_id"], verdicts["verdict"]))
     brief = f'<a href="#{ident}">{esc(study.title)}</a> ({esc(tally)}): {marks}'
-    return Section(ident, study.title, "\n".join(parts), findings, brief, links, prov)
+    return Section(ident, study.title, "\n".join(parts), findings=findings, tally=brief, links=links,
+                   provenance=prov)
 
 
 # --------------------------------------------------------------------------- a results tree
