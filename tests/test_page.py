@@ -134,8 +134,9 @@ def test_a_results_tree_report_holds_every_table_figure_and_claim(tree, tree_pag
     findings = tree_page.split('id="findings"')[1].split('id="results-default"')[0]
     assert "population statistics (PreciseBN)" in findings
     assert 'href="#results-study-wu2021-fig-norm-batch"' in findings
+    assert '<a href="#results-study-wu2021-claim-p3">P3: FAIL</a>' in findings
     assert "every norm at one matched learning rate" in findings and 'href="#results-default-headline"' in findings
-    assert findings.count('href="#results-study-wu2021-claim-') == 5
+    assert set(re.findall(r'href="#results-study-wu2021-claim-(\w+)"', findings)) == {"p1", "p2", "p3", "p4", "p5"}
     provenance = tree_page.split('id="provenance"')[1]
     assert "Comparison: default: folder" in provenance and "seeds" in provenance
 

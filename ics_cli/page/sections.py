@@ -173,17 +173,21 @@ def _key_like(runs: pd.DataFrame) -> list[str]:
 
 
 def _versions(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    """Versions and commits recorded by the run folders behind `runs`, where they are on disk."""
+    """Versions, commits and the shared configuration recorded by the run folders behind `runs`,
+    where they are on disk (runs.csv holds their paths)."""
     seen: dict[str, Counter] = {}
+    configs = []
     found = 0
     for p in runs.get("path", pd.Series(dtype=str)).dropna():
         cfg = Path(p) / "config.json"
         if not cfg.is_file() or cfg.is_symlink():
             continue
         try:
-            versions = store.read_json(cfg).get("versions", {})
+            recorded = store.read_json(cfg)
         except (IcsError, store.DamagedFile, ValueError):
             continue
+        versions = recorded.get("versions", {})
+        configs.append(recorded.get("config", {}))
         found += 1
         for k, v in versions.items():
             seen.setdefault(k, Counter())[str(v)] += 1
@@ -194,8 +198,11 @@ def _versions(runs: pd.DataFrame) -> list[tuple[str, str]]:
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         text = ", ".join(f"{esc(v)} ({n} runs)" for v, n in top[:4])
         return text + (f", and {len(top) - 4} more" if len(top) > 4 else "")
+    common = {k: v for k, v in configs[0].items() if k not in ("out", "seed")
+              and all(c.get(k, v) == v for c in configs)}
     return [(f"{k} (of the runs)", listed(c)) for k, c in seen.items()] + \
-           [("run folders read", f"{found} of {len(runs)}")]
+           [("configuration all runs share", "<code>" + esc(_flat(common)) + "</code>"),
+            ("run folders read", f"{found} of {len(runs)}")]
 
 
 def facts(rows: list[tuple[str, str]]) -> str:
@@ -386,7 +393,8 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
                      f"{badge(verdict)}</p>{facts(rows)}</div>")
         findings.append(f'<a href="#{cident}">{esc(study.name)} {esc(cid)}</a> {badge(verdict)}: '
                         f"{inline(seen.get(cid, str(r['claim'])))}")
-    links = {f"{rel}README.md": ident, rel.rstrip("/") or ".": ident, f"{rel}verdicts.csv": slug(ident, "verdicts")}
+    links = {f"{rel}README.md": ident, rel.rstrip("/") or ".": ident, f"{rel}verdicts.csv": slug(ident, "verdicts"),
+             **{f"{rel}README.md#{c}": slug(ident, "claim", c) for c in verdicts["claim_id"]}}
     if drawn:
         parts.append(f"<{sub} id=\"{ident}-figures\">Figures</{sub}>")
         for fid, d in zip(fig_ids, drawn):
@@ -450,5 +458,7 @@ def collection_sections(root: Path, opts: Options) -> tuple[list[Section], list[
             sections.append(sweep_section(p, slug(root.name, p.name), f"Sweep: {p.name}", opts))
     for p in studies:
         sections.append(study_section(p, slug(root.name, "study", p.name), opts, rel=f"{p.name}/"))
-    found = sentences(root) if studies else []
+    # "[N4a: FAIL](note/README.md)" in a finding goes to claim N4a's block, not the top of its study.
+    found = [re.sub(r"\[(\w+): ([A-Z]+)\]\(([^)#]+)/README\.md\)", r"[\1: \2](\3/README.md#\1)", line)
+             for line in sentences(root)] if studies else []
     return sections, found
