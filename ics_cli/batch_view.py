@@ -77,17 +77,19 @@ def run_errors(run: Run, cfg: dict) -> dict:
 
 
 def _per_run(runs: list[Run], key_cols: list[str]) -> pd.DataFrame:
-    """One row per finished run: its key, bn_eval, norm_batch, stats_batch, diverged (0/1), errors."""
+    """One row per finished run: its key, seed, hash, bn_eval, norm_batch, stats_batch, diverged (0/1),
+    scored_by, errors."""
     rows = []
     for run in runs:
         if run.status not in FINISHED:
             continue
         cfg = run_config(run)
-        rows.append({**{c: cfg.get(c) for c in key_cols}, "_bn_eval": cfg.get("bn_eval"),
+        rows.append({**{c: cfg.get(c) for c in key_cols}, "seed": cfg.get("seed"), "hash": run.hash,
+                     "_bn_eval": cfg.get("bn_eval"),
                      "norm_batch": norm_batch(cfg), "stats_batch": stats_batch(cfg),
                      "diverged": int(run.status == "diverged"), **run_errors(run, cfg)})
-    return pd.DataFrame(rows, columns=[*key_cols, "_bn_eval", "norm_batch", "stats_batch", "diverged",
-                                       "scored_by", *ERRORS])
+    return pd.DataFrame(rows, columns=[*key_cols, "seed", "hash", "_bn_eval", "norm_batch", "stats_batch",
+                                       "diverged", "scored_by", *ERRORS])
 
 
 def _on_batch_axis(long: pd.DataFrame) -> pd.DataFrame:
@@ -102,23 +104,27 @@ def _batch_options(runs: list[Run]) -> bool:
                for k, v in HASHED_UNLESS.items())
 
 
-def build(runs: list[Run], key_cols: list[str]) -> dict[str, pd.DataFrame]:
-    """The tables of the batch view (in TABLE_NAMES order) that the finished `runs` call for.
+def build(runs: list[Run], key_cols: list[str]) -> compare.Tables:
+    """The tables of the batch view (in TABLE_NAMES order) that the finished `runs` call for, with the
+    per-seed rows behind each in `.long` (compare.Tables).
 
     `key_cols`: the configuration key of the whole comparison (compare.key_columns).
     """
     long = _per_run(runs, key_cols)
     if long.empty:
-        return {}
+        return compare.Tables()
     axis = _on_batch_axis(long)
-    out = {}
+    per_seed = {}
     if len(axis):
-        out["batch_size"] = _batch_size(axis, key_cols)
+        per_seed["batch_size"] = axis.drop(columns="_bn_eval")
     scope = long if _batch_options(runs) else axis
     batch_norms = scope[scope["norm"].map(uses_batch_stats)]
     if len(batch_norms):
-        out["test_stats"] = _test_stats(batch_norms, key_cols)
-    return {name: out[name] for name in TABLE_NAMES if name in out}
+        per_seed["test_stats"] = _with_gap(batch_norms, key_cols)
+    out = {"batch_size": _batch_size, "test_stats": _test_stats}
+    names = [name for name in TABLE_NAMES if name in per_seed]
+    return compare.Tables({name: out[name](per_seed[name], key_cols) for name in names},
+                          long={name: per_seed[name] for name in names})
 
 
 def _counts(long: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -138,15 +144,23 @@ def _batch_size(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     return _sort(out[cols])
 
 
-def _test_stats(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
-    """Per configuration of a batch-statistics norm: bn_eval (the run's own test-time statistics),
-    norm_batch, stats_batch, n_seeds, n_diverged, both errors (mean / CI over seeds), and the paired
-    difference own − batch statistics per seed (mean / CI over the seeds with both, n_paired)."""
+def _with_gap(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """The per-run rows of test_stats: `bn_eval` (the run's own test-time statistics) after the seed
+    and hash unless it is a key column, and the paired difference GAP = own − batch-statistics error."""
     long = long.copy()
-    own = [] if "bn_eval" in key_cols else ["bn_eval"]
-    if own:
-        long["bn_eval"] = long["_bn_eval"]
+    bn_eval = long.pop("_bn_eval")
+    if "bn_eval" not in key_cols:
+        long.insert(long.columns.get_loc("hash") + 1, "bn_eval", bn_eval)
     long[GAP] = _finite(long["final_test_error"]) - _finite(long["final_test_error_batchstats"])
+    return long
+
+
+def _test_stats(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """Per configuration of a batch-statistics norm, from the per-run rows of `_with_gap`: bn_eval (the
+    run's own test-time statistics), norm_batch, stats_batch, n_seeds, n_diverged, both errors (mean / CI
+    over seeds), and the paired difference own − batch statistics per seed (mean / CI over the seeds
+    with both, n_paired)."""
+    own = [] if "bn_eval" in key_cols else ["bn_eval"]
     by = key_cols + own + ["norm_batch", "stats_batch"]
     agg = _aggregate(long, by, [*ERRORS, GAP])
     paired = long.assign(_has=np.isfinite(long[GAP].astype(float)))

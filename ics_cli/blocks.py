@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import lock, store
+from . import tensorboard as tb
 from .probes import SITES
 
 
@@ -65,45 +66,73 @@ class RunLogs:
 
     Each append is one write of whole rows (a kill leaves at most a torn last line, which readers
     drop); `truncate(step)` cuts every table back to a checkpoint's step when a run resumes, and
-    `finish` turns the units blocks into the run's one units file (store.UnitsLog).
+    `finish` turns the units blocks into the run's one units file (store.UnitsLog). With
+    `tensorboard`, every append also becomes TensorBoard events of the same rows (tensorboard.Events,
+    cut back with the tables); without it a `tensorboard/` folder left by an earlier start is removed.
     """
 
-    def __init__(self, run_dir: Path, fresh: bool, extra: dict[str, tuple[str, ...]] | None = None):
+    def __init__(self, run_dir: Path, fresh: bool, extra: dict[str, tuple[str, ...]] | None = None,
+                 tensorboard: bool = False):
         self.run_dir = Path(run_dir)
         self.csv = {name: store.CsvLog(self.run_dir / f"{name}.csv", cols, fresh=fresh)
                     for name, cols in store.CORE_TABLES.items() if name != "units"}
         for name, cols in (extra or {}).items():    # the second view's tables this run records
             self.csv[name] = store.CsvLog(self.run_dir / f"{name}.csv", list(cols), fresh=fresh)
         self.unit_log = store.UnitsLog(self.run_dir, fresh=fresh)
+        self.events = tb.Events(self.run_dir, fresh=fresh) if tensorboard else None
+        if self.events is None:
+            tb.remove(self.run_dir)
 
     def truncate(self, step: int, *, measured_after: tuple[str, ...] = ()) -> None:
         """Cut every table back to the checkpoint of `step`. The tables in `measured_after` hold
         rows of step s measured after that checkpoint (on the batch of update s + 1: the second
         view's, and layers/units under --probe train); a flush between checkpoints may have written
         them, and the resumed run measures them again, so those tables keep only steps < `step`."""
+        last = {name: step - 1 if name in measured_after else step for name in [*self.csv, "units"]}
         for name, log in self.csv.items():
-            store.truncate_log(log.path, step - 1 if name in measured_after else step)
-        self.unit_log.truncate(step - 1 if "units" in measured_after else step)
+            store.truncate_log(log.path, last[name])
+        self.unit_log.truncate(last["units"])
+        if self.events:
+            with lock.writing(self.events.folder):
+                self.events.truncate(last)
 
     def metrics(self, rows: list[list]) -> None:
-        with lock.writing(self.csv["metrics"].path):
-            self.csv["metrics"].append(rows)
+        self._append("metrics", store.rows_text(rows))
 
     def layers(self, rows: list[tuple]) -> None:
-        with lock.writing(self.csv["layers"].path):
-            self.csv["layers"].append_text(store.csv_text(rows, LAYER_KINDS))
+        self._append("layers", store.csv_text(rows, LAYER_KINDS))
 
     def grads(self, rows: list[tuple]) -> None:
-        with lock.writing(self.csv["grads"].path):
-            self.csv["grads"].append_text(store.csv_text(rows, GRAD_KINDS))
+        self._append("grads", store.csv_text(rows, GRAD_KINDS))
 
     def quantity(self, name: str, rows: list[list]) -> None:
-        with lock.writing(self.csv[name].path):
-            self.csv[name].append(rows)
+        self._append(name, store.rows_text(rows))
+
+    def _append(self, name: str, text: str) -> None:
+        log = self.csv[name]
+        with lock.writing(log.path):
+            log.append_text(text)
+        if self.events:
+            with lock.writing(self.events.folder):
+                self.events.table(name, log.columns, text)
 
     def units(self, block: dict[str, np.ndarray]) -> None:
         with lock.writing(self.run_dir / "units"):
             self.unit_log.append(block)
+        if self.events:
+            with lock.writing(self.events.folder):
+                self.events.units(block)
+
+    def samples(self, steps: list[int], stats: dict, layers: list[str]) -> None:
+        """TensorBoard's activation histograms of a block (the recorder's `sample`); nothing without it."""
+        if self.events and "sample" in stats:
+            with lock.writing(self.events.folder):
+                self.events.activations(steps, stats["sample"], layers)
 
     def finish(self) -> None:
         self.unit_log.finish()
+
+    def close(self) -> None:
+        """Close the event file, if any (the tables need no closing: each append is whole)."""
+        if self.events:
+            self.events.close()

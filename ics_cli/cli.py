@@ -129,6 +129,9 @@ HELP = {
                   "costs about as much as ten training steps. Gradient norms are recorded on every step.",
     "checkpoint_every": "Seconds between checkpoints a killed run resumes from (0: after every step); "
                         "the bytes recorded do not depend on it.",
+    "tensorboard": "Also write every recorded row as TensorBoard events into RUN/tensorboard/ (scalars, "
+                   "histograms of per-unit means and sampled activations; needs pip install "
+                   "'ics-cli\\[tensorboard]'). Not part of the run's hash; the tables are the same bytes.",
     "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",
     "eval_batchstats": "Also measure test accuracy with batch statistics (batch-norm variants).",
     "ics_every": "Gradient-based ICS (Santurkar Def. 2.1) of every hidden layer every N steps, on the "
@@ -512,13 +515,33 @@ Table = choices("Table", ("metrics", "layers", "units", "grads",    # store.TABL
                           "grad_ics", "landscape", "relative_loss", "sharpness"))
 
 
-@app.command()
+class ExportGroup(typer.core.TyperGroup):
+    """`ics export`: a first word that names no command is a run folder for `table`, so that
+    `ics export RUN --table units` works as it did before `export` had commands."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names \
+                and not ctx.resilient_parsing:       # completion lists the commands
+            args = ["table", *args]
+        return super().parse_args(ctx, args)
+
+
+export_app = typer.Typer(cls=ExportGroup, no_args_is_help=True, add_completion=False,
+                         short_help="A table of a run as CSV, or runs as TensorBoard event files.",
+                         help="A table of a run as CSV (`ics export RUN --table units`: the command "
+                              "`table`, the default), or runs as TensorBoard event files (`ics export "
+                              "tensorboard RUNS --logdir DIR`).")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("table")
 def export(
     run_dir: Path = typer.Argument(..., help="A run folder."),
     table: Table = typer.Option(Table.units, "--table", metavar="<table>", help=f"Which table: {listed(Table)}."),
     dest: Optional[Path] = typer.Option(None, "--out", help="CSV file to write (default: stdout)."),
 ):
-    """One table of a run as CSV (units.parquet included): to a file, or to stdout."""
+    """One table of a run as CSV (units.parquet included): to a file, or to stdout. The default command:
+    `ics export RUN` is `ics export table RUN`."""
     from . import lock, store
 
     [run_dir] = _existing([run_dir], "give a run folder")
@@ -531,6 +554,24 @@ def export(
         return
     with lock.writing(dest):        # a full disk or a read-only file: one line naming it
         store.export_table(run_dir, table.value, dest)
+
+
+@export_app.command("tensorboard")
+def export_tensorboard(
+    paths: list[Path] = typer.Argument(..., metavar="RUNS", help="Run folders or sweep folders."),
+    logdir: Path = typer.Option(..., "--logdir", metavar="DIR", help="Folder that receives one folder of event files per run "
+                                "(DIR/RUN_NAME/, replaced when exported again); then `tensorboard --logdir DIR`."),
+):
+    """Runs as TensorBoard event files, from their tables: the tags `ics train --tensorboard` writes,
+    without its sampled activations (needs pip install 'ics-cli\\[tensorboard]')."""
+    from . import lock, tensorboard
+
+    tensorboard.require("ics export tensorboard")
+    paths = _existing(paths)
+    config_mod.check_writable(logdir, "--logdir", beside=True)
+    with lock.writing(logdir):
+        written = tensorboard.export(paths, logdir, on_damaged=_skipping)
+    out.print(f"{len(written)} runs written to {logdir}")
 
 
 def _note(message: str) -> None:

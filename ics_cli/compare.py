@@ -26,6 +26,8 @@ Rules shared by every table:
 * A damaged run folder (store.py) is skipped by `runs_under`, which reports each one; `save` writes
   the tables and figures as one output set, staged beside the destination and moved into place, and
   `load` refuses a set that was never finished or whose tables are damaged.
+* `save` also writes, in `long/`, the per-seed rows each wide table aggregates (long_tables.py), which
+  `load` never reads.
 """
 
 from __future__ import annotations
@@ -362,7 +364,8 @@ def build(runs: list[Run], *, target: float | None = None,
           tolerance: float = DEFAULT_TOLERANCE) -> dict[str, pd.DataFrame]:
     """Every table: those of TABLE_NAMES, then the companions of STEP_TABLE_NAMES (ALL_TABLE_NAMES order),
     then those of SECOND_VIEW_NAMES that the runs have data for (second_view.build), then those of
-    BATCH_VIEW_NAMES that the runs call for (batch_view.build).
+    BATCH_VIEW_NAMES that the runs call for (batch_view.build); in `.long` (a Tables), the per-seed rows
+    each of them that averages over seeds was aggregated from (long_tables.NAMES).
 
     `target`: test accuracy for `steps_to_target`; None means DEFAULT_TARGET_FRACTION × the best mean
     best_test_acc of any configuration. `tolerance`: fraction of the best accuracy that still counts as
@@ -381,6 +384,8 @@ def build(runs: list[Run], *, target: float | None = None,
         cfg = run_config(run)
         key = {c: cfg.get(c) for c in key_cols}
         aggregated = run.status in FINISHED
+        # A per-run frame carries the run's seed and hash too: the long tables (long_tables.py) keep them.
+        ident = {**key, "seed": cfg.get("seed"), "hash": run.hash}
         metrics = run.table("metrics").sort_values("step") if aggregated else pd.DataFrame()
         metrics_by_run.append(metrics)
         row = {**key, "seed": cfg.get("seed"), "status": run.status, "hash": run.hash,
@@ -398,18 +403,18 @@ def build(runs: list[Run], *, target: float | None = None,
             row["final_loss_drop"] = 1.0 - row["final_test_loss"] / first if first > 0 else math.nan
             row["best_loss_drop"] = float(drop.max()) if drop.notna().any() else math.nan
             row["scored_by"] = scored_by(metrics)
-            curves.append(_with_key(_columns(metrics, ["step", *CURVE_VALUES]), key))
+            curves.append(_with_key(_columns(metrics, ["step", *CURVE_VALUES]), ident))
             lay = _columns(run.table("layers"), ["layer", "site", "step", *LAYER_VALUES])
-            layers.append(_with_key(lay, key))
-            drifts.append(_with_key(_run_drift(lay), key))
+            layers.append(_with_key(lay, ident))
+            drifts.append(_with_key(_run_drift(lay), ident))
             units = _columns(run.table("units"), ["layer", "site", "unit", "step", *PERCENTILE_VALUES])
             tracked = units[_finite(units["p50"]).notna()]
             # Per seed, never averaged: unit 0 of one seed and unit 0 of another are different units.
             pcts.append(_with_key(tracked, {**key, "seed": cfg.get("seed")}))
             gr = _columns(run.table("grads"), ["layer", "step", *GRAD_VALUES])
             # Curves at the log steps (where weight norms are measured); stability over every update.
-            grads.append(_with_key(gr[gr["weight_norm"].notna()], key))
-            stabs.append(_with_key(_run_grads(gr), key))
+            grads.append(_with_key(gr[gr["weight_norm"].notna()], ident))
+            stabs.append(_with_key(_run_grads(gr), ident))
         per_run.append(row)
 
     runs_table = pd.DataFrame(per_run)
@@ -441,28 +446,48 @@ def build(runs: list[Run], *, target: float | None = None,
         key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
                     "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
                     "best_loss_drop", "scored_by", "steps_to_target", "path"]])
+    # The per-seed rows behind each wide table below: its long table (long_tables.py), same name.
+    long = {"drift": _concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
+            "gradient_stability": _concat(stabs, key_cols,
+                                          ["layer", *GRAD_STAB_VALUES, "grad_ratio_first_last"]),
+            "curves": _concat(curves, key_cols, ["step", *CURVE_VALUES]),
+            "layer_curves": _concat(layers, key_cols, ["layer", "site", "step", *LAYER_VALUES]),
+            "grad_curves": _concat(grads, key_cols, ["layer", "step", *GRAD_VALUES])}
     tables = {
         "summary": summary,
-        "drift": _sort(_aggregate(_concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
-                                  key_cols + ["layer", "site"], DRIFT_VALUES)),
-        "gradient_stability": _gradient_stability(stabs, key_cols),
+        "drift": _sort(_aggregate(long["drift"], key_cols + ["layer", "site"], DRIFT_VALUES)),
+        "gradient_stability": _gradient_stability(long["gradient_stability"], key_cols),
         "lr_tolerance": _lr_tolerance(lr_curve, key_cols, tolerance),
         "best_lr": best_lr(runs_out),
         "lr_curve": lr_curve,
-        "curves": _sort(_aggregate(_concat(curves, key_cols, ["step", *CURVE_VALUES]),
-                                   key_cols + ["step"], CURVE_VALUES)),
-        "layer_curves": _sort(_aggregate(
-            _concat(layers, key_cols, ["layer", "site", "step", *LAYER_VALUES]),
-            key_cols + ["layer", "site", "step"], LAYER_VALUES)),
+        "curves": _sort(_aggregate(long["curves"], key_cols + ["step"], CURVE_VALUES)),
+        "layer_curves": _sort(_aggregate(long["layer_curves"], key_cols + ["layer", "site", "step"],
+                                         LAYER_VALUES)),
         "percentiles": _sort(_concat(pcts, key_cols,
                                      ["seed", "layer", "site", "unit", "step", *PERCENTILE_VALUES])),
-        "grad_curves": _sort(_aggregate(_concat(grads, key_cols, ["layer", "step", *GRAD_VALUES]),
-                                        key_cols + ["layer", "step"], GRAD_VALUES)),
+        "grad_curves": _sort(_aggregate(long["grad_curves"], key_cols + ["layer", "step"], GRAD_VALUES)),
         "runs": runs_out,
     }
-    from . import batch_view, second_view     # table families of their own, built on the helpers here
-    return {**{name: tables[name] for name in ALL_TABLE_NAMES}, **second_view.build(runs, key_cols),
-            **batch_view.build(runs, key_cols)}
+    from . import batch_view, long_tables, second_view     # families of their own, on the helpers here
+    views = [second_view.build(runs, key_cols), batch_view.build(runs, key_cols)]
+    for view in views:
+        long.update(view.long)
+    out = Tables({name: tables[name] for name in ALL_TABLE_NAMES})
+    for view in views:
+        out.update(view)
+    out.long = {name: long_tables.tidy(name, long[name], key_cols) for name in long_tables.NAMES
+                if name in out}
+    return out
+
+
+class Tables(dict):
+    """What `build` returns: the wide tables by name, in file order (one row per configuration), and in
+    `long` the per-seed tables they aggregate (long_tables.py), by the name of the wide table each one
+    aggregates into. `save` writes both; `write` and `load` only the wide ones."""
+
+    def __init__(self, tables=(), long: dict[str, pd.DataFrame] | None = None):
+        super().__init__(tables)
+        self.long = dict(long or {})
 
 
 def _concat(frames: list[pd.DataFrame], key_cols: list[str], cols: list[str]) -> pd.DataFrame:
@@ -493,8 +518,7 @@ def _summary(runs_table: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     return _sort(out)
 
 
-def _gradient_stability(stabs: list[pd.DataFrame], key_cols: list[str]) -> pd.DataFrame:
-    long = _concat(stabs, key_cols, ["layer", *GRAD_STAB_VALUES, "grad_ratio_first_last"])
+def _gradient_stability(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     per_layer = _aggregate(long, key_cols + ["layer"], GRAD_STAB_VALUES)
     # The ratio is one number per run, repeated on its layer rows: aggregate one row per run.
     ratio_rows = long[long["layer"] == "hidden1"] if len(long) else long
@@ -798,9 +822,15 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
 
 def owns(name: str) -> bool:
     """Whether a file called `name` in a compare folder belongs to its output set: a table, a figure,
-    or a temporary file that a killed `ics` left (hidden, with `.tmp` in its name)."""
+    or a temporary file that a killed `ics` left (hidden, with `.tmp` in its name); and the folder of
+    long tables, as `long/` (store.staged's name for a folder), and `long/<name>` when
+    long_tables.owns(name)."""
+    from . import long_tables
     from .plots import FORMATS, caption
 
+    folder, _, name = name.rpartition("/")
+    if folder:
+        return folder == long_tables.FOLDER and (name == "" or long_tables.owns(name))
     stem, _, ext = name.rpartition(".")
     if name.startswith(".") and ".tmp" in name:
         return True
@@ -818,17 +848,28 @@ def owns(name: str) -> bool:
 def save(tables: dict[str, pd.DataFrame], dest: Path, fmt: str = "png") -> list[Path]:
     """The tables and every figure drawn from them, written into `dest` as one output set.
 
-    Staged beside `dest` and moved into place at the end (store.staged), so `dest` holds the previous
-    complete set or this one, never a mix; files of an earlier set that this one lacks are removed.
-    Figures are drawn from the CSVs written, as `ics plot` redraws them: the same bytes either way.
-    Returns the paths in `dest`, tables first.
+    `tables`: what `build` returns; the long tables in its `.long` (Tables) go to `dest/long/`
+    (long_tables.py). Staged beside `dest` and moved into place at the end (store.staged), so `dest`
+    holds the previous complete set or this one, never a mix; files of an earlier set that this one
+    lacks are removed (a plain dict has no long tables: those of an earlier set go too). Figures are
+    drawn from the CSVs written, as `ics plot` redraws them: the same bytes either way.
+    Returns the paths in `dest`: wide tables, long tables, figures.
     """
-    from . import plots
+    from . import long_tables, plots
 
     with store.staged(dest, owns) as stage:
-        names = [p.name for p in write(tables, stage)]
-        names += [p.name for p in plots.draw_all(_read(stage), stage, fmt=fmt)]
+        paths = write(tables, stage) + long_tables.write(getattr(tables, "long", {}), stage)
+        paths += plots.draw_all(_read(stage), stage, fmt=fmt)
+        names = [p.relative_to(stage) for p in paths]
     return [Path(dest) / name for name in names]
+
+
+def load_long(out_dir: Path, name: str) -> pd.DataFrame:
+    """Long table `name` (one row per run × layer × site × step, ...: long_tables.py) of a compare
+    folder, e.g. `load_long("runs/compare", "drift")`; `load` never reads these."""
+    from . import long_tables
+
+    return long_tables.load(out_dir, name)
 
 
 # Columns that are text even when every cell looks like a number (a hash "12345678", seeds "0").

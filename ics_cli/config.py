@@ -49,7 +49,7 @@ PARAM_BYTES = 16              # float32 weight + gradient + two Adam moments
 PARAM_LIMIT = 2**31
 
 # Fields that say where things live or how they are shown, not what is computed: left out of the hash.
-NOT_HASHED = ("out", "data_dir", "download", "device", "checkpoint_every")
+NOT_HASHED = ("out", "data_dir", "download", "device", "checkpoint_every", "tensorboard")
 # Fields added after runs were first recorded, with the value that computes what runs did before
 # they existed: at that value a field is left out of the hash, so older runs keep their hash (and
 # their folder name) and are reused; any other value is hashed like every field.
@@ -124,6 +124,7 @@ class RunConfig:
     diverge_smooth: float = 4.0
     # run
     checkpoint_every: float = 30.0    # seconds; where a killed run resumes from, not what it records
+    tensorboard: bool = False         # also write the rows as TensorBoard events (RUN/tensorboard/)
     seed: int = 0
     device: str = "auto"
     out: str = "runs"
@@ -312,6 +313,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"--momentum must be in [0, 1), got {cfg.momentum}")
     if not 0 <= cfg.bn_momentum <= 1:
         raise ConfigError(f"--bn-momentum must be in [0, 1], got {cfg.bn_momentum}")
+    if cfg.tensorboard:
+        from . import tensorboard
+
+        tensorboard.require("--tensorboard")
     if cfg.device == "cuda":
         import torch
 

@@ -45,6 +45,7 @@ NORM_SITE, EVAL_SITE = SITES.index("norm"), SITES.index("norm_eval")
 PER_SITE = 11    # 4 site statistics, drift since the previous log and since init (3 each), dead units
 PROBES = ("fixed", "train")
 STACK_LIMIT = 2**16      # sites of at most this many values are stacked and reduced together
+SAMPLE_SEED = 0          # the positions sampled for TensorBoard's activation histograms (a generator of their own)
 
 
 @contextmanager
@@ -109,9 +110,12 @@ class ActivationRecorder:
     `batch_stats`: the norm uses batch statistics, so `norm_eval` differs from `norm` and is measured
     in an eval-mode pass (`eval_pass`); otherwise it is a copy of `norm`, unless the model has noise
     after its norms (off in eval mode), which also needs the pass.
+    `samples` > 0 (ics train --tensorboard): each row also holds that many values of every site
+    tensor, at the same positions at every log step (`sample`), for TensorBoard's histograms; they
+    are read from the passes already made and change nothing else.
     """
 
-    def __init__(self, model: Net, track_units: int, batch_stats: bool, block: int = 256):
+    def __init__(self, model: Net, track_units: int, batch_stats: bool, block: int = 256, samples: int = 0):
         self.model, self.batch_stats = model, batch_stats or bool(noise.modules(model))
         self.layers = list(model.blocks)
         self._modules = list(model.modules())
@@ -121,6 +125,10 @@ class ActivationRecorder:
         L, S = len(self.layers), len(SITES)
         self.shapes = {"site": (L, S, PER_SITE), "mean": (L, S, width), "var": (L, S, width),
                        "pct": (L, S, self.units, 3)}
+        self.samples = samples
+        if samples:
+            self.shapes["sample"] = (L, S, samples)
+        self._positions: dict[int, torch.Tensor] = {}
         row_size = sum(torch.Size(s).numel() for s in self.shapes.values())
         self.rows = StepRows(max(1, min(block, 2**22 // row_size)), (row_size,), first.device)
         self.prev = None                    # (unit mean, unit var) at the previous log step
@@ -194,10 +202,31 @@ class ActivationRecorder:
         # drift_mean_scaled, drift_mean_scaled_init, dead_units.
         per_site = torch.cat([stats["site"], d_prev[..., :2], d_init[..., :2], d_prev[..., 2:],
                               d_init[..., 2:], dead], -1)
-        torch.cat([per_site.flatten(), now[0].flatten(), now[1].flatten(), stats["pct"].flatten()],
-                  out=self.rows.next())
+        parts = [per_site.flatten(), now[0].flatten(), now[1].flatten(), stats["pct"].flatten()]
+        if self.samples:
+            parts.append(self.sample().flatten())
+        torch.cat(parts, out=self.rows.next())
         self.rows.close(step)
         self._outs = [[None] * len(SITES) for _ in self.layers]
+
+    def sample(self) -> torch.Tensor:
+        """(layers, sites, samples): the captured sites' values at fixed positions (drawn once per
+        site size from a generator of their own, never a training stream); NaN past a smaller site."""
+        L, S = len(self.layers), len(SITES)
+        measured = S if self.batch_stats else S - 1       # else norm_eval is a copy of norm
+        out = self._outs[0][0].new_full((L, S, self.samples), float("nan"))
+        for li in range(L):
+            for si in range(measured):
+                flat = self._outs[li][si].reshape(-1)
+                if flat.numel() not in self._positions:
+                    gen = torch.Generator().manual_seed(SAMPLE_SEED)
+                    at = torch.randperm(flat.numel(), generator=gen)[:self.samples]
+                    self._positions[flat.numel()] = at.to(flat.device)
+                at = self._positions[flat.numel()]
+                out[li, si, :len(at)] = flat[at]
+        if measured < S:
+            out[:, EVAL_SITE] = out[:, NORM_SITE]
+        return out
 
     def measure(self, x: torch.Tensor) -> dict:
         """Probe x now (for a notebook or a test): its statistics as host arrays without the step axis.

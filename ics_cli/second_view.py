@@ -37,6 +37,7 @@ STABILITY_VALUES = ("beta_eff_cv", "loss_band_width_early", "grad_pred_early")
 REL_LOSS_VALUES = ("rel_loss", "log10_rel_loss")
 SHARPNESS_VALUES = ("sharpness", "sharpness_lr")
 DEPTH_VALUES = ("mean", "std")
+THRESHOLD_VALUES = ("alpha_blowup", "blown", "alpha_max", "log10_alpha_blowup")   # run_threshold's
 
 
 # --------------------------------------------------------------------------- one run
@@ -125,8 +126,9 @@ def _order(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
                              na_position="last").reset_index(drop=True)
 
 
-def build(runs: list[Run], key_cols: list[str]) -> dict[str, pd.DataFrame]:
-    """The tables of the second view (in TABLE_NAMES order) that the finished `runs` have data for.
+def build(runs: list[Run], key_cols: list[str]) -> compare.Tables:
+    """The tables of the second view (in TABLE_NAMES order) that the finished `runs` have data for, with
+    the per-seed rows behind each in `.long` (compare.Tables).
 
     `key_cols`: the configuration key of the whole comparison (compare.key_columns). A table no run
     has data for is left out, and every one of them when no run recorded a quantity of the view.
@@ -138,7 +140,7 @@ def build(runs: list[Run], key_cols: list[str]) -> dict[str, pd.DataFrame]:
         if run.status not in FINISHED:
             continue
         cfg = run_config(run)
-        key = {c: cfg.get(c) for c in key_cols}
+        key = {**{c: cfg.get(c) for c in key_cols}, "seed": cfg.get("seed"), "hash": run.hash}
         done.append((run, key))
         tables = {name: run.table(name) for name in QUANTITIES}
         recorded = recorded or any(len(t) for t in tables.values())
@@ -156,31 +158,33 @@ def build(runs: list[Run], key_cols: list[str]) -> dict[str, pd.DataFrame]:
             read["relative_loss"].append(_with_key(curve, key))
             thresholds.append(_with_key(run_threshold(rel), key))
     if not recorded:     # no finished run recorded a quantity of the second view
-        return {}
+        return compare.Tables()
     # layers.csv is in every run: once the view is on, every finished run has a depth profile.
     layers = [_with_key(run_depth(run.table("layers")), key) for run, key in done]
 
-    def curves(frames, by, values):
-        return _order(_aggregate(_concat(frames, key_cols, [*by, *values]), key_cols + by, values), by)
-
-    out = {
-        "grad_ics_curves": curves(read["grad_ics"], ["layer", "step"], GRAD_ICS_VALUES),
-        "landscape_curves": curves(read["landscape"], ["step"], LANDSCAPE_VALUES),
-        "landscape_stability": _order(_aggregate(pd.DataFrame(stability, columns=key_cols + list(
-            STABILITY_VALUES)), key_cols, STABILITY_VALUES), []),
-        "relative_loss_curves": curves(read["relative_loss"], ["step", "alpha"], REL_LOSS_VALUES),
-        "relative_loss_threshold": _threshold(thresholds, key_cols),
-        "sharpness_curves": curves(read["sharpness"], ["step"], SHARPNESS_VALUES),
-        "depth_profile": curves(layers, ["step", "site", "layer_index"], DEPTH_VALUES),
+    # Per table: the per-seed rows, their index (beside the key) and the values averaged over seeds.
+    per_seed = {
+        "grad_ics_curves": (read["grad_ics"], ["layer", "step"], GRAD_ICS_VALUES),
+        "landscape_curves": (read["landscape"], ["step"], LANDSCAPE_VALUES),
+        "landscape_stability": ([pd.DataFrame(stability, columns=[*key_cols, "seed", "hash",
+                                                                  *STABILITY_VALUES])], [], STABILITY_VALUES),
+        "relative_loss_curves": (read["relative_loss"], ["step", "alpha"], REL_LOSS_VALUES),
+        "relative_loss_threshold": (thresholds, ["step"], THRESHOLD_VALUES),
+        "sharpness_curves": (read["sharpness"], ["step"], SHARPNESS_VALUES),
+        "depth_profile": (layers, ["step", "site", "layer_index"], DEPTH_VALUES),
     }
-    return {name: out[name] for name in TABLE_NAMES if len(out[name])}
+    long = {name: _concat(frames, key_cols, [*by, *values]) for name, (frames, by, values) in per_seed.items()}
+    out = {name: _threshold(long[name], key_cols) if name == "relative_loss_threshold"
+           else _order(_aggregate(long[name], key_cols + by, values), by)
+           for name, (_, by, values) in per_seed.items()}
+    names = [name for name in TABLE_NAMES if len(out[name])]
+    return compare.Tables({name: out[name] for name in names}, long={name: long[name] for name in names})
 
 
-def _threshold(frames: list[pd.DataFrame], key_cols: list[str]) -> pd.DataFrame:
-    """Per configuration × step: n_blowup (seeds where some α blew up), alpha_max, and the mean / CI
-    over those seeds of log10 alpha_blowup, with alpha_blowup_gmean = 10 ** that mean."""
-    long = _concat(frames, key_cols, ["step", "alpha_blowup", "blown", "alpha_max",
-                                      "log10_alpha_blowup"])
+def _threshold(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """Per configuration × step, from the per-seed rows of run_threshold: n_blowup (seeds where some α
+    blew up), alpha_max, and the mean / CI over those seeds of log10 alpha_blowup, with
+    alpha_blowup_gmean = 10 ** that mean."""
     by = key_cols + ["step"]
     agg = _aggregate(long, by, ["log10_alpha_blowup"])
     if long.empty:

@@ -83,6 +83,11 @@ def csv_text(rows: list[tuple], kinds: str) -> str:
     return _NAN_CELL.sub(",", "".join(template % row for row in rows))
 
 
+def rows_text(rows: list[list]) -> str:
+    """Rows as CSV text, each cell formatted by `fmt`."""
+    return "".join(",".join(fmt(v) for v in row) + "\n" for row in rows)
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write a whole file under a temporary name, then rename it into place.
 
@@ -128,7 +133,7 @@ class CsvLog:
 
     def append(self, rows: list[list]) -> None:
         """Rows of values, each cell formatted by `fmt`."""
-        self.append_text("".join(",".join(fmt(v) for v in row) + "\n" for row in rows))
+        self.append_text(rows_text(rows))
 
     def append_text(self, text: str) -> None:
         """Rows already formatted as CSV text (whole lines)."""
@@ -867,9 +872,12 @@ def staged(dest: Path, owned: Callable[[str], bool]) -> Iterator[Path]:
     Yields the staging folder (`staging_folder(dest)`, marked by an INCOMPLETE file). When the block
     ends, every file in it moves into `dest` (created if missing), and every other file of `dest` that
     `owned(name)` claims (a file of the previous set that the new one lacks) is removed; for those few
-    renames `dest` holds the marker too. When the block raises (an error, Ctrl-C), the staging folder
-    is removed and `dest` keeps its previous set; a hard kill leaves the marked staging folder, which
-    the next call replaces. A `dest` that is itself a staging folder is written straight into.
+    renames `dest` holds the marker too. A subfolder of the set moves in file by file by the same rule
+    (`_move_in`: `owned` hears its files as `<folder>/<name>`, the folder itself as `<folder>/`); a file
+    where a subfolder goes stops it before anything moves. When the block raises (an error, Ctrl-C),
+    the staging folder is removed and `dest` keeps its previous set; a hard kill leaves the marked
+    staging folder, which the next call replaces. A `dest` that is itself a staging folder is written
+    straight into.
     """
     dest = Path(dest)
     if dest.name.startswith(".") and dest.name.endswith(INCOMPLETE) and is_incomplete(dest):
@@ -889,15 +897,59 @@ def staged(dest: Path, owned: Callable[[str], bool]) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     dest.mkdir(parents=True, exist_ok=True)
+    blocked = _in_the_way(stage, dest)
+    if blocked:                     # before anything moves: `dest` keeps its previous set
+        shutil.rmtree(stage)
+        raise IcsError(f"'{blocked}' is in the way: the outputs put a folder there, and it is not a "
+                       "folder; move it away")
     (dest / INCOMPLETE).write_text(INCOMPLETE_NOTE)
-    names = {p.name for p in stage.iterdir() if p.name != INCOMPLETE}
-    for name in sorted(names):
-        os.replace(stage / name, dest / name)
-    for old in dest.iterdir():
-        if old.name not in names and old.name != INCOMPLETE and not old.is_dir() and owned(old.name):
-            old.unlink()
+    _move_in(stage, dest, owned)
     (dest / INCOMPLETE).unlink()
     shutil.rmtree(stage)
+
+
+def _move_in(stage: Path, dest: Path, owned: Callable[[str], bool], prefix: str = "") -> None:
+    """Move the files of `stage` into `dest`, each subfolder's into `dest`'s subfolder of that name (file
+    by file: a user's own files in it stay); then remove what of `dest` the new set lacks and `owned`
+    claims: a file `owned(prefix + name)` claims, and of a folder `owned(prefix + name + "/")` claims,
+    the files it claims (and the folder, if that empties it)."""
+    names = {p.name for p in stage.iterdir() if p.name != INCOMPLETE}
+    for name in sorted(names):
+        src, dst = stage / name, dest / name
+        if not src.is_dir():
+            os.replace(src, dst)
+            continue
+        dst.mkdir(exist_ok=True)
+        _move_in(src, dst, owned, f"{prefix}{name}/")
+    for old in sorted(dest.iterdir()):
+        if old.name in names or old.name == INCOMPLETE:
+            continue
+        if not old.is_dir():
+            if owned(prefix + old.name):
+                old.unlink()
+        elif not old.is_symlink() and owned(f"{prefix}{old.name}/"):
+            _remove_owned(old, owned, f"{prefix}{old.name}/")
+
+
+def _in_the_way(stage: Path, dest: Path) -> Path | None:
+    """The first path of `dest` where a subfolder of `stage` goes and something other than a folder is."""
+    for src in sorted(p for p in stage.iterdir() if p.is_dir()):
+        dst = dest / src.name
+        if os.path.lexists(dst) and (dst.is_symlink() or not dst.is_dir()):
+            return dst
+        found = _in_the_way(src, dst) if dst.is_dir() else None
+        if found:
+            return found
+    return None
+
+
+def _remove_owned(folder: Path, owned: Callable[[str], bool], prefix: str) -> None:
+    """Remove the files of `folder` that `owned(prefix + name)` claims; then `folder` itself if empty."""
+    for old in sorted(folder.iterdir()):
+        if not old.is_dir() and owned(prefix + old.name):
+            old.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def run_config(run: Run) -> dict:

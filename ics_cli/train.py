@@ -12,6 +12,8 @@ Checkpoints are taken on a wall clock (`checkpoint_every` seconds), each after f
 a killed or interrupted run resumes from its last checkpoint, cuts its logs back to that step, and
 ends with the same bytes as an unbroken one (the recorded values do not depend on when checkpoints
 happened, or on how often the run is probed).
+With --tensorboard the same rows, as they are written, also become TensorBoard events in
+RUN/tensorboard/ (ics_cli/tensorboard.py), with a fixed sample of each site's activations per log step.
 What one update sees comes from ics_cli/sampling.py (i.i.d. or paired batches, one pass or one per
 --micro-batch slice); test_loss/test_acc use the statistics --bn-eval names, and FrozenBN holds from
 --freeze-bn-at on (ics_cli/population.py).
@@ -38,6 +40,7 @@ from typing import Callable
 import torch
 
 from . import __version__, blocks, data, lock, models, norms, population, quantities, sampling, store, tasks
+from . import tensorboard
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update
@@ -145,6 +148,8 @@ def train(cfg: RunConfig, *, force: bool = False,
     with lock.hold(run_dir), lock.writing(run_dir):
         summary = None if force else store.finished(run_dir)
         if summary:
+            if cfg.tensorboard:     # a run recorded without --tensorboard: its events from its tables
+                tensorboard.backfill(run_dir)
             return RunResult(run_dir, summary, skipped=True)
         ckpt_path = run_dir / "checkpoint.pt"
         resume = open_folder(run_dir, resumable=not force and ckpt_path.exists())
@@ -159,7 +164,8 @@ def train(cfg: RunConfig, *, force: bool = False,
             probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
             probe_x = ds.x_train[torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)]
         uses_batch_stats = norms.get(cfg.norm).batch_stats
-        acts = ActivationRecorder(model, cfg.track_units, batch_stats=uses_batch_stats)
+        acts = ActivationRecorder(model, cfg.track_units, batch_stats=uses_batch_stats,
+                                  samples=tensorboard.SAMPLES if cfg.tensorboard else 0)
         grads = GradientRecorder(model)
         second = quantities.active(cfg, model)      # the second view of ICS, each on its own cadence
         loss_fn = lambda out, target: tasks.loss(ds.task, out, target)  # noqa: E731
@@ -198,7 +204,8 @@ def train(cfg: RunConfig, *, force: bool = False,
                                f"{run_dir} to start the run afresh") from None
         else:
             store.write_json(run_dir / "config.json", provenance(cfg, device))
-        logs = blocks.RunLogs(run_dir, fresh=not resume, extra={q.name: q.columns for q in second})
+        logs = blocks.RunLogs(run_dir, fresh=not resume, extra={q.name: q.columns for q in second},
+                              tensorboard=cfg.tensorboard)
         if resume:
             logs.truncate(step, measured_after=tuple(q.name for q in second) + (
                 ("layers", "units") if cfg.probe == "train" else ()))
@@ -248,6 +255,7 @@ def train(cfg: RunConfig, *, force: bool = False,
             if steps:
                 logs.layers(blocks.layer_rows(steps, stats, acts.layers))
                 logs.units(blocks.unit_block(steps, stats, acts.layers))
+                logs.samples(steps, stats, acts.layers)     # TensorBoard's activation histograms
             steps, host = grads.flush()
             if steps:
                 logs.grads(blocks.grad_rows(steps, host, grads.names))
@@ -357,6 +365,8 @@ def train(cfg: RunConfig, *, force: bool = False,
             finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, logs,
                    keep_checkpoint=True)
             raise
+        finally:
+            logs.close()
         summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, logs)
         return RunResult(run_dir, summary)
 

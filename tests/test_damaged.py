@@ -345,7 +345,8 @@ def test_plot_and_load_refuse_a_folder_marked_incomplete(compared, capsys):
 
 
 def _fingerprint(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file of the output set, the long tables in long/ too, by its path in `folder`."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_a_compare_killed_while_drawing_leaves_the_previous_outputs_intact(compared, sweep, capsys,

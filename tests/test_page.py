@@ -102,6 +102,9 @@ def test_a_results_tree_report_holds_every_table_figure_and_claim(tree, tree_pag
     # The comparison: every table (by id) and every figure drawn, with its caption.
     for name in compare.load(tree / "default"):
         assert f"results-default-table-{name.replace('_', '-')}" in p.tables, name
+    assert len(list((tree / "default" / "long").glob("*.csv"))) >= 5
+    for long in (tree / "default" / "long").glob("*.csv"):    # the per-seed tables are named
+        assert f"<code>long/{long.name}</code>" in tree_page, long.name
     for stem in _figure_names(tree / "default"):
         assert f"results-default-fig-{stem.replace('_', '-')}" in ids, stem
     for study in ("ba2016", "wu2021"):

@@ -253,6 +253,11 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
     for name, df in tables.items():
         parts.append(_table_html(name, df, slug(ident, "table", name), opts, where(f"{name}.csv")))
         links[f"{rel}{name}.csv"] = slug(ident, "table", name)
+    long = sorted(q.stem for q in (folder / "long").glob("*.csv")) if (folder / "long").is_dir() else []
+    if long:
+        parts.append(f"<p>Per-seed tables, one row per run (and layer, site, step), the sources of the "
+                     f"tables above for your own analysis: {', '.join(f'<code>long/{esc(n)}.csv</code>' for n in long)} "
+                     f"<span class=muted>({esc(rel)}long/; columns: docs/metrics.md, “Long tables (per seed)”)</span>.</p>")
     links[rel or "."] = ident
     runs = tables.get("runs", pd.DataFrame())
     prov = [(f"{title}: folder", f"<code>{esc(str(folder))}</code>"), *_values(runs), *_versions(runs)]

@@ -1,0 +1,110 @@
+"""Tidy per-seed tables: the rows each wide compare table aggregates over seeds, one file per table.
+
+A wide table (compare.py, second_view.py, batch_view.py) has one row per configuration and, for each
+value x, the mean over seeds and its 95% t interval in `x_mean, x_ci_low, x_ci_high`. Its long table,
+`long/<the same name>.csv` in the compare folder, holds the rows that were aggregated: one per run and
+index (layer, site, step, ...), with the columns `columns(name, key_cols)`:
+
+    the wide table's key columns, seed, hash, INDEX (SCHEMA[name][0]), VALUES (SCHEMA[name][1])
+
+A value keeps the name of its wide `x_mean` column without the suffix. Grouping a long table by the key
+and the index and taking the mean and t interval of each value (compare._aggregate) gives the wide
+table's columns back, `n_seeds` being the rows of a group. Only finished runs have rows, as in the wide
+tables. runs.csv and percentiles.csv are per run already: they have no long table.
+
+`ics compare` writes these in the same output set as the wide tables (compare.save); compare.load and
+`ics plot` never read them, so a compare folder written before they existed works as it did. Every
+table is described in docs/metrics.md, "Long tables (per seed)".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import batch_view, compare, second_view, store
+from .errors import IcsError
+
+FOLDER = "long"
+IDENTITY = ("seed", "hash")      # which run a row is from: its seed, and its config hash (runs.csv's)
+
+# Per long table, in the order the wide tables are written: (index columns, value columns).
+SCHEMA = {
+    "drift": (("layer", "site"), compare.DRIFT_VALUES),
+    # grad_ratio_first_last is one number per run, repeated on each of its layer rows.
+    "gradient_stability": (("layer",), (*compare.GRAD_STAB_VALUES, "grad_ratio_first_last")),
+    "curves": (("step",), compare.CURVE_VALUES),
+    "layer_curves": (("layer", "site", "step"), compare.LAYER_VALUES),
+    "grad_curves": (("layer", "step"), compare.GRAD_VALUES),
+    "grad_ics_curves": (("layer", "step"), second_view.GRAD_ICS_VALUES),
+    "landscape_curves": (("step",), second_view.LANDSCAPE_VALUES),
+    "landscape_stability": ((), second_view.STABILITY_VALUES),
+    "relative_loss_curves": (("step", "alpha"), second_view.REL_LOSS_VALUES),
+    "relative_loss_threshold": (("step",), second_view.THRESHOLD_VALUES),
+    "sharpness_curves": (("step",), second_view.SHARPNESS_VALUES),
+    "depth_profile": (("step", "site", "layer_index"), second_view.DEPTH_VALUES),
+    "batch_size": (("norm_batch", "stats_batch"), ("diverged", "scored_by", *batch_view.ERRORS)),
+    # bn_eval: an index column unless it is a key column already.
+    "test_stats": (("bn_eval", "norm_batch", "stats_batch"),
+                   ("diverged", "scored_by", *batch_view.ERRORS, batch_view.GAP)),
+}
+NAMES = tuple(SCHEMA)
+
+
+def columns(name: str, key_cols: list[str]) -> list[str]:
+    """The columns of long table `name` in a comparison keyed by `key_cols`, in order."""
+    index, values = SCHEMA[name]
+    return [*key_cols, *IDENTITY, *(c for c in index if c not in key_cols), *values]
+
+
+def tidy(name: str, frame: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
+    """The per-run rows in `frame` as long table `name`: its columns (blank where `frame` lacks one),
+    rows sorted by key (norms in compare.NORM_ORDER), seed, hash, then index (compare._sort_key)."""
+    cols = columns(name, key_cols)
+    table = frame.reindex(columns=cols)
+    if table.empty:
+        return table.reset_index(drop=True)
+    by = [c for c in cols if c not in SCHEMA[name][1]]
+    return table.sort_values(by=by, key=compare._sort_key, kind="stable",
+                             na_position="last").reset_index(drop=True)
+
+
+def write(long: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+    """Write each table to `out_dir/long/<name>.csv` (compare.write: deterministic cells)."""
+    return compare.write(long, Path(out_dir) / FOLDER) if long else []
+
+
+def owns(name: str) -> bool:
+    """Whether a file called `name` in the long folder belongs to the output set: a long table, or a
+    temporary file that a killed `ics` left."""
+    stem, _, ext = name.rpartition(".")
+    return (name.startswith(".") and ".tmp" in name) or (ext == "csv" and stem in NAMES)
+
+
+def load(folder: Path, name: str) -> pd.DataFrame:
+    """Long table `name` of the compare folder `folder`, read back as it was written.
+
+    An IcsError, one line, for an unknown name, an output set that was never finished, a folder without
+    the table (written before long tables existed, or whose runs have no data for it), or a damaged file.
+    """
+    folder = Path(folder)
+    if name not in SCHEMA:
+        raise IcsError(f"no long table called '{name}'; the long tables are: {', '.join(NAMES)}")
+    if store.is_incomplete(folder):
+        raise IcsError(f"'{folder}' holds an incomplete set of compare outputs (the command writing it "
+                       "was stopped before it finished); rerun `ics compare`")
+    path = folder / FOLDER / f"{name}.csv"
+    if not path.is_file():
+        why = (f"its runs have no data for {name}.csv either" if (folder / FOLDER).is_dir()
+               else "an `ics compare` older than long tables wrote it; rerun `ics compare`")
+        raise IcsError(f"'{folder}' has no {FOLDER}/{name}.csv: {why}")
+    try:
+        text = store.read_text(path)
+        if not text.endswith("\n"):       # compare.write ends every table with a newline
+            raise store.DamagedFile(path, f"{path.name} is truncated (its last line is cut)")
+        # As compare.load: only a blank cell is missing, so a norm called "none" stays a string.
+        return store.parse_csv(path, text, keep_default_na=False, na_values=[""],
+                               dtype=compare._TEXT_COLUMNS)
+    except store.DamagedFile as e:
+        raise IcsError(f"{path.parent}: {e.reason}; rerun `ics compare` to rewrite it") from None

@@ -1,0 +1,324 @@
+"""Facts about TensorBoard output (ics_cli/tensorboard.py): the events read back with TensorBoard's own
+reader hold the documented tags with the CSVs' values at the CSVs' steps, live and exported alike;
+writing them changes no recorded byte; a resumed run holds each step once; export replaces what it
+exported before; a missing package or bad input is one line, exit 2.
+
+Runs use the tiny `synthetic` dataset (512 train images of 1x8x8, 10 classes; 8 steps per epoch).
+"""
+
+import math
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from ics_cli import compare, store
+from ics_cli import tensorboard as tb
+from ics_cli.cli import main
+from ics_cli.config import RunConfig
+from ics_cli.train import train
+
+from expect import refused
+
+# TensorBoard's own reader (the `tensorboard` extra, in `dev`).
+EventAccumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator").EventAccumulator
+KW = dict(dataset="synthetic", steps=40, log_every=10, eval_every=20)
+
+# The documented tag scheme (docs/metrics.md, "TensorBoard tags"), written out again here.
+METRICS = {"train_loss": "loss/train", "test_loss": "loss/test", "test_loss_batchstats": "loss/test_batchstats",
+           "train_acc": "accuracy/train", "test_acc": "accuracy/test",
+           "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr"}
+LAYER_COLUMNS = ("mean", "var", "unit_mean_abs", "unit_var_mean", "drift_mean", "drift_var", "drift_mean_init",
+                 "drift_var_init", "drift_mean_scaled", "drift_mean_scaled_init", "dead_units")
+
+
+def run(out, **kw):
+    return train(RunConfig(out=str(out), **{**KW, **kw}))
+
+
+def events(folder: Path) -> tuple[dict, dict]:
+    """{tag: [(step, value)]} of the scalars and {tag: [(step, histogram)]} of the histograms in
+    `folder`, read by TensorBoard's EventAccumulator, every event kept, in the order read."""
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    return ({t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags["scalars"]},
+            {t: [(e.step, e.histogram_value) for e in acc.Histograms(t)] for t in tags["histograms"]})
+
+
+def expected(run_dir: Path) -> dict:
+    """{tag: [(step, value)]}: every non-blank cell of the run's tables, tagged as documented."""
+    want = defaultdict(list)
+
+    def add(tag, step, value):
+        if not math.isnan(value):
+            want[tag].append((int(step), float(value)))
+
+    for _, r in store.read_table(run_dir, "metrics").iterrows():
+        for column, tag in METRICS.items():
+            add(tag, r.step, r[column])
+    for _, r in store.read_table(run_dir, "layers").iterrows():
+        for column in LAYER_COLUMNS:
+            add(f"{'drift' if column == 'drift_mean_scaled' else column}/{r.layer}/{r.site}", r.step, r[column])
+    for _, r in store.read_table(run_dir, "grads").iterrows():
+        for column in ("grad_norm", "weight_norm", "update_ratio"):
+            add(f"{column}/{r.layer}", r.step, r[column])
+    for _, r in store.read_table(run_dir, "grad_ics").iterrows():
+        for column in ("grad_norm", "ics_l2", "ics_cos"):
+            add(f"grad_ics/{column}/{r.layer}", r.step, r[column])
+    landscape = store.read_table(run_dir, "landscape")
+    for _, r in landscape.iterrows():
+        for column in ("eta", "loss", "grad_diff", "beta"):
+            add(f"landscape/{column}/eta_mult={store.fmt(float(r.eta_mult))}", r.step, r[column])
+    for _, r in landscape.drop_duplicates("step").iterrows():
+        add("landscape/loss0", r.step, r.loss0)
+        add("landscape/grad_norm", r.step, r.grad_norm)
+    return dict(want)
+
+
+def assert_scalars_are_the_csvs(scalars: dict, run_dir: Path) -> None:
+    want = expected(run_dir)
+    assert set(scalars) == set(want), set(scalars) ^ set(want)
+    for tag, rows in want.items():
+        got = sorted(scalars[tag])
+        assert [s for s, _ in got] == [s for s, _ in rows], tag            # each CSV step, once
+        assert [v for _, v in got] == pytest.approx([v for _, v in rows], rel=1e-6, abs=1e-30), tag
+
+
+def assert_unit_histograms_are_the_units_table(hists: dict, run_dir: Path) -> None:
+    units = store.read_table(run_dir, "units")
+    groups = units.groupby(["layer", "site"])
+    assert {t for t in hists if t.startswith("unit_mean/")} == {f"unit_mean/{l}/{s}" for l, s in groups.groups}
+    for (layer, site), rows in groups:
+        got = sorted(hists[f"unit_mean/{layer}/{site}"], key=lambda e: e[0])
+        by_step = rows.groupby("step")["mean"]
+        assert [s for s, _ in got] == sorted(by_step.groups)
+        for (step, h), (_, means) in zip(got, by_step):
+            assert h.num == len(means)                              # one value per unit
+            assert h.sum == pytest.approx(means.sum(), rel=1e-9, abs=1e-9)
+            assert (h.min, h.max) == pytest.approx((means.min(), means.max()))
+
+
+# --------------------------------------------------------------------------- live events
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """The same batch-norm run (with landscape probes) without and with --tensorboard."""
+    root = tmp_path_factory.mktemp("pair")
+    kw = dict(norm="batch", landscape_every=20, landscape_etas="0.5,2")
+    return run(root / "plain", **kw).path, run(root / "tb", tensorboard=True, **kw).path
+
+
+def test_live_events_hold_every_csv_value_at_its_step(pair):
+    _, folder = pair
+    scalars, hists = events(folder / "tensorboard")
+    assert_scalars_are_the_csvs(scalars, folder)
+    assert "drift/hidden1/norm_eval" in scalars and "landscape/loss/eta_mult=0.5" in scalars
+    assert [s for s, _ in sorted(scalars["update_ratio/hidden2"])] == [10, 20, 30, 40]     # blank between
+    assert_unit_histograms_are_the_units_table(hists, folder)
+    layer_steps = [0, 10, 20, 30, 40]
+    for layer in ("hidden1", "hidden2", "hidden3"):
+        for site in ("linear", "norm", "act", "norm_eval"):
+            samples = hists[f"activations/{layer}/{site}"]
+            assert [s for s, _ in samples] == layer_steps
+            assert all(h.num == tb.SAMPLES for _, h in samples)     # 512 of the 512 x 100 values
+
+
+def test_writing_events_changes_no_recorded_byte(pair):
+    plain, folder = pair
+    assert plain.name == folder.name                                # --tensorboard is not hashed
+    for name in ("layers.csv", "grads.csv", "landscape.csv", "units.parquet", "model.pt"):
+        assert (plain / name).read_bytes() == (folder / name).read_bytes(), name
+    strip = [ln.rsplit(",", 1)[0] for ln in (plain / "metrics.csv").read_text().splitlines()]
+    assert strip == [ln.rsplit(",", 1)[0] for ln in (folder / "metrics.csv").read_text().splitlines()]
+    assert not (plain / "tensorboard").exists()
+
+
+def test_a_training_probe_samples_without_effect(tmp_path):
+    """--probe train: the sample is read from the training pass itself; the run is unchanged."""
+    kw = dict(probe="train", steps=20, log_every=5)
+    plain, folder = run(tmp_path / "a", **kw).path, run(tmp_path / "b", tensorboard=True, **kw).path
+    for name in ("layers.csv", "grads.csv", "units.parquet"):
+        assert (plain / name).read_bytes() == (folder / name).read_bytes(), name
+    scalars, hists = events(folder / "tensorboard")
+    assert_scalars_are_the_csvs(scalars, folder)
+    assert [s for s, _ in hists["activations/hidden2/act"]] == [0, 5, 10, 15, 20]
+
+
+def test_the_flag_is_not_hashed_and_compare_does_not_key_on_it(pair):
+    assert RunConfig(tensorboard=True).hash() == RunConfig().hash()
+    meta = store.read_json(pair[0] / "config.json")
+    del meta["config"]["tensorboard"]                               # a config.json from before the flag
+    assert RunConfig.from_dict(meta["config"]).hash() == meta["hash"]
+    assert compare.key_columns(store.find_runs(*pair)) == list(compare.ALWAYS_KEY)
+
+
+# --------------------------------------------------------------------------- resume, rerun
+
+
+@pytest.mark.parametrize("probe", ["fixed", "train"])
+def test_a_killed_and_resumed_run_holds_each_step_once(tmp_path, probe):
+    """Killed at step 20 with its last checkpoint at 10: the tables and events hold steps past the
+    checkpoint, which the resumed run records again. Each step is then in the events once, with the
+    CSVs' values, and the events are those of an unbroken run."""
+    kw = dict(steps=30, probe=probe, log_every=5, eval_every=10, ics_every=10, checkpoint_every=0,
+              tensorboard=True)
+    ref = run(tmp_path / "ref", **kw).path
+    saved = tmp_path / "checkpoint-10.pt"
+
+    def kill(step):
+        if step == 10:
+            shutil.copy(tmp_path / "cut" / ref.name / "checkpoint.pt", saved)
+        if step == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(RunConfig(out=str(tmp_path / "cut"), **{**KW, **kw}), on_step=kill)
+    folder = tmp_path / "cut" / ref.name
+    assert max(s for s, _ in events(folder / "tensorboard")[0]["grad_norm/hidden1"]) == 20
+    shutil.copy(saved, folder / "checkpoint.pt")                    # as if killed at 20: back to 10
+    run(tmp_path / "cut", **kw)
+
+    assert (folder / "layers.csv").read_bytes() == (ref / "layers.csv").read_bytes()
+    scalars, hists = events(folder / "tensorboard")
+    assert_scalars_are_the_csvs(scalars, folder)
+    assert_unit_histograms_are_the_units_table(hists, folder)
+    want_scalars, want_hists = events(ref / "tensorboard")
+    assert {t: sorted(v) for t, v in scalars.items()} == {t: sorted(v) for t, v in want_scalars.items()}
+    summary = lambda h: (h.num, h.min, h.max, h.sum)               # noqa: E731
+    for tag, rows in want_hists.items():                            # the activation samples too
+        assert sorted((s, summary(h)) for s, h in hists[tag]) == sorted((s, summary(h)) for s, h in rows), tag
+
+
+def test_events_follow_the_tables_whatever_the_flag_was_before(tmp_path):
+    out = tmp_path / "runs"
+
+    def stop(step):
+        if step == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):                          # begun without --tensorboard
+        train(RunConfig(out=str(out), checkpoint_every=0, **KW), on_step=stop)
+    folder = run(out, tensorboard=True).path                        # resumed with it: steps 0-20 from the CSVs
+    scalars, hists = events(folder / "tensorboard")
+    assert_scalars_are_the_csvs(scalars, folder)
+    assert [s for s, _ in hists["activations/hidden1/linear"]] == [30, 40]     # live only
+    assert_unit_histograms_are_the_units_table(hists, folder)
+
+    train(RunConfig(out=str(out), **KW), force=True)
+    assert not (folder / "tensorboard").exists()                    # a fresh start keeps no stale events
+    assert run(out, tensorboard=True).skipped                       # finished: events from its tables
+    scalars, hists = events(folder / "tensorboard")
+    assert_scalars_are_the_csvs(scalars, folder)
+    assert not [t for t in hists if t.startswith("activations/")]
+    train(RunConfig(out=str(out), tensorboard=True, **KW), force=True)
+    [only] = tb.event_files(folder / "tensorboard")                 # --force: one fresh file
+    assert_scalars_are_the_csvs(events(folder / "tensorboard")[0], folder)
+
+
+# --------------------------------------------------------------------------- export
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "S"
+    assert main(["sweep", "--dataset", "synthetic", "--norms", "none,batch", "--seeds", "0", "--steps", "20",
+                 "--log-every", "10", "--eval-every", "10", "--jobs", "1", "--quiet", "--tensorboard",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_export_of_a_sweep_writes_the_live_tags_but_the_samples(sweep, tmp_path, capsys):
+    logdir = tmp_path / "tb"
+    assert main(["export", "tensorboard", str(sweep), "--logdir", str(logdir)]) == 0
+    assert capsys.readouterr().out.strip() == f"2 runs written to {logdir}"
+    runs = store.find_runs(sweep)
+    assert sorted(p.name for p in logdir.iterdir()) == sorted(r.path.name for r in runs)
+    for r in runs:
+        scalars, hists = events(logdir / r.path.name)
+        assert_scalars_are_the_csvs(scalars, r.path)
+        assert_unit_histograms_are_the_units_table(hists, r.path)
+        live_scalars, live_hists = events(r.path / "tensorboard")
+        assert {t: sorted(v) for t, v in scalars.items()} == {t: sorted(v) for t, v in live_scalars.items()}
+        assert set(hists) == {t for t in live_hists if not t.startswith("activations/")}
+
+    assert main(["export", "tensorboard", str(sweep), "--logdir", str(logdir)]) == 0    # again: replaced
+    for r in runs:
+        [only] = tb.event_files(logdir / r.path.name)
+        assert_scalars_are_the_csvs(events(logdir / r.path.name)[0], r.path)
+    assert [p.name for p in tmp_path.iterdir()] == ["tb"]           # no staging folder left
+
+
+def test_runs_with_a_tensorboard_folder_are_read_as_before(sweep):
+    folders = [p for p in sweep.iterdir() if (p / "tensorboard").is_dir()]
+    assert len(folders) == 2 and all(store.check_run(p) is None for p in folders)
+    damaged = []
+    assert len(compare.runs_under(sweep, on_damaged=lambda path, why: damaged.append(why))) == 2
+    assert damaged == []
+
+
+def test_export_skips_a_damaged_run_with_one_warning(sweep, tmp_path, capsys):
+    copy = tmp_path / "S"
+    shutil.copytree(sweep, copy)
+    damaged = next(p for p in sorted(copy.iterdir()) if p.is_dir() and p.name != "compare")
+    (damaged / "metrics.csv").write_bytes(b"\x00\x01binary")
+    assert main(["export", "tensorboard", str(copy), "--logdir", str(tmp_path / "tb")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ics: warning: skipping {damaged}: metrics.csv"), err
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == [p.name for p in copy.iterdir()
+                                                              if p.is_dir() and p not in (damaged, copy / "compare")]
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "file", "same names"])
+def test_export_bad_input_is_one_line_exit_2_and_writes_nothing(sweep, tmp_path, capsys, case):
+    logdir = tmp_path / "tb"
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": [tmp_path / "missing"], "empty": [tmp_path / "empty"], "file": [sweep],
+             "same names": [sweep, shutil.copytree(sweep, tmp_path / "copy")]}[case]
+    if case == "file":
+        logdir.write_text("not a folder")
+    rc = main(["export", "tensorboard", *map(str, paths), "--logdir", str(logdir)])
+    err = capsys.readouterr().err
+    needle = {"missing": "no such folder", "empty": "no run folders under", "file": "--logdir",
+              "same names": "two run folders are named"}[case]
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("ics: error: ") and needle in err, err
+    assert logdir.is_file() if case == "file" else not logdir.exists()
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_export_of_a_table_works_as_before(pair, tmp_path, capsys):
+    _, folder = pair
+    assert main(["export", str(folder), "--table", "units", "--out", str(tmp_path / "units.csv")]) == 0
+    assert main(["export", "table", str(folder), "--table", "units", "--out", str(tmp_path / "again.csv")]) == 0
+    assert (tmp_path / "units.csv").read_bytes() == (tmp_path / "again.csv").read_bytes()
+    assert len((tmp_path / "units.csv").read_text().splitlines()) == 1 + 5 * 3 * 4 * 100
+    capsys.readouterr()
+    assert main(["export", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "table" in text and "tensorboard" in text
+
+
+# --------------------------------------------------------------------------- without the package
+
+
+def test_without_tensorboard_the_flag_and_export_are_one_line(pair, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)          # `import tensorboard` fails
+    line = refused(capsys, ["train", "--dataset", "synthetic", "--tensorboard"], tmp_path / "out")
+    assert "pip install 'ics-cli[tensorboard]'" in line
+    rc = main(["export", "tensorboard", str(pair[1]), "--logdir", str(tmp_path / "tb")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "pip install 'ics-cli[tensorboard]'" in err, err
+    assert not (tmp_path / "tb").exists()
+
+
+def test_without_tensorboard_a_process_exits_2_with_one_line(pair, tmp_path):
+    code = ("import sys; sys.modules['tensorboard'] = None; from ics_cli.cli import main; "
+            f"sys.exit(main(['export', 'tensorboard', {str(pair[1])!r}, '--logdir', {str(tmp_path / 'tb')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.splitlines() == ["ics: error: ics export tensorboard needs TensorBoard, which is not "
+                                        "installed: pip install 'ics-cli[tensorboard]'"], done.stderr
