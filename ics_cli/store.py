@@ -112,6 +112,17 @@ def write_json(path: Path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def git_commit() -> str | None:
+    """The commit of the ics checkout running (provenance of a run or a report), or None outside git."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def read_json(path: Path):
     with open(path) as f:
         return json.load(f)

@@ -29,7 +29,6 @@ import io
 import math
 import platform
 import shutil
-import subprocess
 import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
@@ -102,11 +101,7 @@ def make_optimizer(cfg: RunConfig, params):
 
 
 def provenance(cfg: RunConfig, device: torch.device) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit = store.git_commit()
     return {"config": cfg.to_dict(), "hash": cfg.hash(), "name": cfg.name(),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "ics": __version__, "git_commit": commit},

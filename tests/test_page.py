@@ -230,7 +230,8 @@ def test_claim_refs_reads_the_claim_ids_a_caption_names(caption, refs):
     ((-0.0021, -0.00285, -0.00134), "-0.0021 [-0.0029, -0.0013]"),
     ((238.1, 219.3, 256.2), "238 [219, 256]"),
     ((3.55, 1.45, 8.69), "3.5 [1.4, 8.7]"),     # skewed (a ratio): rounded at its nearer side
-    ((0.5, float("nan"), float("nan")), "0.5 [–, –]"),
+    ((0.5, float("nan"), float("nan")), "0.5"),                 # one seed: no interval
+    ((17800.0, 10700.0, float("nan")), "17800 [10700, –]"),   # an open upper side
 ])
 def test_intervals_are_rounded_at_their_precision(args, text):
     assert interval(*args) == text

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,14 +37,6 @@ def made_line(now: datetime | None = None) -> str:
         now = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() \
             else datetime.now(timezone.utc)
     return f'<p class="provenance" id="{MADE_ID}">Made on {now:%Y-%m-%d %H:%M} UTC.</p>'
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _sections(paths: list[Path], opts: Options) -> tuple[list[Section], list[str]]:
@@ -114,7 +105,7 @@ def build(paths, *, title: str | None = None, opts: Options | None = None, all_f
 
     toc = "".join(f'<li><a href="#{s.id}">{esc(s.title)}</a></li>' for s in secs)
     prov = [("made by", f"ics {esc(__version__)}"),
-            ("git commit of ics", f"<code>{esc(_git_commit() or 'unknown (not a git checkout)')}</code>"),
+            ("git commit of ics", f"<code>{esc(store.git_commit() or 'unknown (not a git checkout)')}</code>"),
             ("python", esc(platform.python_version())),
             ("inputs", ", ".join(f"<code>{esc(str(p))}</code>" for p in paths)),
             ("figures", f"redrawn from the CSVs as {esc(opts.fmt.upper())}"),

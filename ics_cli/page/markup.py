@@ -54,9 +54,10 @@ def interval(mean, low, high) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return ""
     finite = [v for v in (low, high) if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
-    if len(finite) < 2:
-        return number(float(mean), 3) + ("" if low is None and high is None else
-                                         f" [{number(low, 3) or '–'}, {number(high, 3) or '–'}]")
+    if not finite:           # one seed, or an exact claim: no interval to show
+        return number(float(mean), 3)
+    if len(finite) < 2:      # an open side (a bracket with no upper bound): shown as –
+        return f"{number(float(mean), 3)} [{number(low, 3) or '–'}, {number(high, 3) or '–'}]"
     half = min(abs(mean - low), abs(high - mean)) or (high - low) / 2
     big = max(abs(mean), abs(low), abs(high))
     exponent = math.floor(math.log10(half)) if half > 0 else 0
