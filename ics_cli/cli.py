@@ -505,7 +505,9 @@ def report_cmd(
         raise IcsError(f"--out '{target}' cannot be written: its folder '{folder}' does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise IcsError(f"--out '{target}' is not writable ('{folder}' is read-only); give a file you can write")
-    with lock.writing(target):      # a full disk: one line naming the file, and no half-written page
+    # A full disk is one line naming the file (and no half-written page); a spinner on stderr meanwhile.
+    with lock.writing(target), err.status(f"ics report: redrawing the figures and tables of {len(paths)} "
+                                          f"folder{'s' if len(paths) > 1 else ''}"):
         written = page.write(paths, target, title=title, all_figures=all_figures,
                              opts=page.Options(fmt=fmt.value, max_rows=max_rows, jobs=jobs))
     out.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
