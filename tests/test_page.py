@@ -175,6 +175,8 @@ def test_a_sweep_without_compare_is_compared_for_the_report_and_left_untouched(t
     p = check_self_contained(out.read_text())
     assert "sweep-table-summary" in p.tables and "sweep-headline-table" in p.tables
     assert any(i.startswith("sweep-fig-drift") for i in p.ids)
+    assert "ics-report-" not in out.read_text()       # no temporary folder named in the provenance
+    assert f"{sweep} (compared for this report)" in out.read_text()
 
 
 def test_too_large_svg_figures_fall_back_to_png_when_that_is_smaller(monkeypatch):

@@ -213,9 +213,10 @@ def facts(rows: list[tuple[str, str]]) -> str:
 
 
 def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel: str = "",
-                    heading: int = 2, figures: bool = True) -> Section:
+                    heading: int = 2, figures: bool = True, source: str | None = None) -> Section:
     """The headline, every table and every figure of a compare folder (`figures` False: the figures
-    are named, not drawn)."""
+    are named, not drawn). `rel`: the folder's path in the page's links; `source`: the folder as the
+    provenance names it (default: its path)."""
     folder = Path(folder)
     tables = compare.load(folder)
     drawn = _drawn(opts, "compare", folder) if figures else []
@@ -260,7 +261,7 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
                      f"<span class=muted>({esc(rel)}long/; columns: docs/metrics.md, “Long tables (per seed)”)</span>.</p>")
     links[rel or "."] = ident
     runs = tables.get("runs", pd.DataFrame())
-    prov = [(f"{title}: folder", f"<code>{esc(str(folder))}</code>"), *_values(runs), *_versions(runs)]
+    prov = [(f"{title}: folder", f"<code>{esc(source or str(folder))}</code>"), *_values(runs), *_versions(runs)]
     return Section(ident, title, "\n".join(parts), findings=findings, links=links, provenance=prov)
 
 
@@ -279,11 +280,9 @@ def sweep_section(folder: Path, ident: str, title: str, opts: Options, heading: 
         runs = compare.runs_under(folder)
         with tempfile.TemporaryDirectory(prefix="ics-report-") as tmp:
             dest = Path(tmp) / "compare"
-            compare.save(compare.build(runs), dest, fmt=opts.fmt)   # as `ics compare` would write them
-            section = compare_section(dest, ident, title, opts, heading=heading)
-        section.html = section.html.replace(esc(str(dest)), esc(str(folder)))
-        section.provenance = [(k, v.replace(esc(str(dest)), esc(str(folder) + " (compared for this report)")))
-                              for k, v in section.provenance]
+            compare.write(compare.build(runs), dest)   # the tables `ics compare` would write; read back
+            section = compare_section(dest, ident, title, opts, heading=heading,
+                                      source=f"{folder} (compared for this report)")
     section.provenance = prov + section.provenance
     return section
 
