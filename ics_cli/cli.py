@@ -484,11 +484,12 @@ def report_cmd(
     all_figures: bool = flag(False, "--all-figures", help="In a report of a results folder, also draw each study's compare/ figures (a much larger page)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Processes drawing figures (default: one per CPU core)."),
 ):
-    """One self-contained HTML page (no network, figures inside) of comparisons, sweeps, studies or results/.
+    """A self-contained HTML report of sweeps, comparisons, studies or results/.
 
-    Findings first, then each table (sortable) and figure with a caption, each study's verdicts with
-    every claim linked to its evidence, its protocol, and the provenance. Built from the CSVs only;
-    the same inputs give the same bytes but for the line saying when it was made.
+    One file, no network, figures inside: findings first, then each table (sortable) and figure with
+    a caption, each study's verdicts with every claim linked to its evidence, its protocol, and the
+    provenance. Built from the CSVs only; the same inputs give the same bytes but for the line
+    saying when it was made.
     """
     from . import lock, page
 
