@@ -499,11 +499,7 @@ def report_cmd(
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
     paths = _existing(paths, "give comparison, sweep, study or results folders")
     target = dest if dest is not None else paths[0] / "report.html"
-    folder = target.absolute().parent
-    if target.is_dir():
-        raise IcsError(f"--out '{target}' is a folder; give an HTML file name")
-    if not folder.is_dir():
-        raise IcsError(f"--out '{target}' cannot be written: its folder '{folder}' does not exist")
+    folder = _output_file(target, "an HTML")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise IcsError(f"--out '{target}' is not writable ('{folder}' is read-only); give a file you can write")
     # A full disk is one line naming the file (and no half-written page); a spinner on stderr meanwhile.
@@ -548,13 +544,10 @@ def export(
     from . import lock, store
 
     [run_dir] = _existing([run_dir], "give a run folder")
-    if dest is not None and dest.is_dir():
-        raise IcsError(f"--out '{dest}' is a folder; give a CSV file name")
-    if dest is not None and not dest.absolute().parent.is_dir():
-        raise IcsError(f"--out '{dest}' cannot be written: its folder '{dest.absolute().parent}' does not exist")
     if dest is None:
         store.export_table(run_dir, table.value)
         return
+    _output_file(dest, "a CSV")
     with lock.writing(dest):        # a full disk or a read-only file: one line naming it
         store.export_table(run_dir, table.value, dest)
 
@@ -575,6 +568,17 @@ def export_tensorboard(
     with lock.writing(logdir):
         written = tensorboard.export(paths, logdir, on_damaged=_skipping)
     out.print(f"{len(written)} runs written to {logdir}")
+
+
+def _output_file(path: Path, kind: str) -> Path:
+    """Refuse an --out file that cannot be written (a folder, or in a folder that does not exist) with
+    one line, before any work; return its folder."""
+    folder = path.absolute().parent
+    if path.is_dir():
+        raise IcsError(f"--out '{path}' is a folder; give {kind} file name")
+    if not folder.is_dir():
+        raise IcsError(f"--out '{path}' cannot be written: its folder '{folder}' does not exist")
+    return folder
 
 
 def _note(message: str) -> None:

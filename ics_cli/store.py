@@ -877,6 +877,27 @@ def is_incomplete(folder: Path) -> bool:
 
 
 @contextmanager
+def staging(dest: Path) -> Iterator[Path]:
+    """A fresh staging folder for `dest` (`staging_folder(dest)`, marked by an INCOMPLETE file): one a
+    killed writer left is replaced; when the block raises (an error, Ctrl-C) it is removed. Moving
+    what it holds into `dest` is the caller's (`staged`: file by file; TensorBoard's export: a folder
+    per run)."""
+    stage = staging_folder(dest)
+    if stage.is_symlink() or (stage.exists() and not is_incomplete(stage)):
+        raise IcsError(f"'{stage}' is in the way: it is where the outputs for '{dest}' are staged, "
+                       "and it is not a staging folder; move it away")
+    if stage.exists():
+        shutil.rmtree(stage)        # left by a killed run: never a complete set
+    stage.mkdir(parents=True)
+    (stage / INCOMPLETE).write_text(INCOMPLETE_NOTE)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+@contextmanager
 def staged(dest: Path, owned: Callable[[str], bool]) -> Iterator[Path]:
     """Write an output set into a staging folder next to `dest`, then move it into `dest`.
 
@@ -894,19 +915,8 @@ def staged(dest: Path, owned: Callable[[str], bool]) -> Iterator[Path]:
     if dest.name.startswith(".") and dest.name.endswith(INCOMPLETE) and is_incomplete(dest):
         yield dest
         return
-    stage = staging_folder(dest)
-    if stage.is_symlink() or (stage.exists() and not is_incomplete(stage)):
-        raise IcsError(f"'{stage}' is in the way: it is where the outputs for '{dest}' are staged, "
-                       "and it is not a staging folder; move it away")
-    if stage.exists():
-        shutil.rmtree(stage)        # left by a killed run: never a complete set
-    stage.mkdir(parents=True)
-    (stage / INCOMPLETE).write_text(INCOMPLETE_NOTE)
-    try:
+    with staging(dest) as stage:
         yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     dest.mkdir(parents=True, exist_ok=True)
     blocked = _in_the_way(stage, dest)
     if blocked:                     # before anything moves: `dest` keeps its previous set

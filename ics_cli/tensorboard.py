@@ -297,22 +297,11 @@ def export(paths: list[Path], logdir: Path,
                            "export them into different --logdir folders")
         names[run.path.name] = run.path
     logdir = Path(logdir)
-    stage = store.staging_folder(logdir)
-    if stage.is_symlink() or (stage.exists() and not store.is_incomplete(stage)):
-        raise IcsError(f"'{stage}' is in the way: it is where the events for '{logdir}' are staged, "
-                       "and it is not a staging folder; move it away")
-    if stage.exists():
-        shutil.rmtree(stage)        # left by a killed export
-    stage.mkdir(parents=True)
-    (stage / store.INCOMPLETE).write_text(store.INCOMPLETE_NOTE)
-    try:
+    with store.staging(logdir) as stage:
         for run in runs:
             writer = _file_writer(stage / run.path.name)
             write_tables(writer, run.path)
             writer.close()
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     logdir.mkdir(parents=True, exist_ok=True)
     replaced = stage / ".replaced"
     replaced.mkdir()

@@ -16,6 +16,7 @@ from ics_cli import compare
 from ics_cli.errors import IcsError
 from ics_cli.store import find_runs
 
+from expect import one
 from fixtures_runs import write_runs
 
 T1, T2 = 12.706204736, 4.302652730
@@ -30,16 +31,6 @@ def sweep(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tables(sweep):
     return compare.build(find_runs(sweep), target=0.8)
-
-
-def row(table, **key):
-    """The one row of `table` whose columns equal `key`."""
-    mask = pd.Series(True, index=table.index)
-    for col, value in key.items():
-        mask &= table[col] == value
-    hits = table[mask]
-    assert len(hits) == 1, f"{len(hits)} rows for {key}"
-    return hits.iloc[0]
 
 
 def ci(table_row, name, mean, half):
@@ -125,12 +116,12 @@ def test_status_counts_and_seeds(tables):
     s = tables["summary"]
     assert list(zip(s["norm"], s["lr"])) == [("none", 0.1), ("none", 1.0), ("batch", 0.01),
                                              ("batch", 0.1), ("batch", 1.0)]
-    r = row(s, norm="none", lr=1.0)
+    r = one(s, norm="none", lr=1.0)
     assert (r["n_seeds"], r["n_completed"], r["n_diverged"], r["n_interrupted"], r["n_incomplete"]) \
         == (2, 1, 1, 0, 0)
-    r = row(s, norm="batch", lr=1.0)
+    r = one(s, norm="batch", lr=1.0)
     assert (r["n_seeds"], r["n_completed"], r["n_incomplete"], r["seeds"]) == (2, 2, 1, "0 1")
-    assert row(s, norm="none", lr=0.1)["seeds"] == "0 1 2"
+    assert one(s, norm="none", lr=0.1)["seeds"] == "0 1 2"
 
 
 # --------------------------------------------------------------------------- summary
@@ -138,42 +129,42 @@ def test_status_counts_and_seeds(tables):
 
 def test_summary_final_accuracy_and_loss(tables):
     s = tables["summary"]
-    ci(row(s, norm="none", lr=0.1), "final_test_acc", 0.82, T2 * 0.02 / SQ3)
-    ci(row(s, norm="none", lr=0.1), "final_test_loss", 0.36, T2 * 0.04 / SQ3)
+    ci(one(s, norm="none", lr=0.1), "final_test_acc", 0.82, T2 * 0.02 / SQ3)
+    ci(one(s, norm="none", lr=0.1), "final_test_loss", 0.36, T2 * 0.04 / SQ3)
     # Diverged seed: summary.json has no finite final accuracy, so its last finite logged one (0.35).
-    ci(row(s, norm="none", lr=1.0), "final_test_acc", 0.375, T1 * (0.05 / SQ2) / SQ2)
-    ci(row(s, norm="none", lr=1.0), "final_test_loss", 1.25, T1 * (0.1 / SQ2) / SQ2)
-    ci(row(s, norm="batch", lr=0.01), "final_test_acc", 0.80, math.nan)
-    ci(row(s, norm="batch", lr=0.1), "final_test_acc", 0.91, T1 * (0.02 / SQ2) / SQ2)
-    ci(row(s, norm="batch", lr=0.1), "best_test_acc", 0.925, T1 * (0.01 / SQ2) / SQ2)
-    ci(row(s, norm="none", lr=1.0), "best_test_acc", 0.475, T1 * (0.25 / SQ2) / SQ2)
+    ci(one(s, norm="none", lr=1.0), "final_test_acc", 0.375, T1 * (0.05 / SQ2) / SQ2)
+    ci(one(s, norm="none", lr=1.0), "final_test_loss", 1.25, T1 * (0.1 / SQ2) / SQ2)
+    ci(one(s, norm="batch", lr=0.01), "final_test_acc", 0.80, math.nan)
+    ci(one(s, norm="batch", lr=0.1), "final_test_acc", 0.91, T1 * (0.02 / SQ2) / SQ2)
+    ci(one(s, norm="batch", lr=0.1), "best_test_acc", 0.925, T1 * (0.01 / SQ2) / SQ2)
+    ci(one(s, norm="none", lr=1.0), "best_test_acc", 0.475, T1 * (0.25 / SQ2) / SQ2)
 
 
 def test_summary_steps_to_target(tables):
     s = tables["summary"]
     assert (s["target"] == 0.8).all()
-    r = row(s, norm="none", lr=0.1)  # reached at steps 40, 40, 20
+    r = one(s, norm="none", lr=0.1)  # reached at steps 40, 40, 20
     ci(r, "steps_to_target", 100 / 3, T2 * (20 / SQ3) / SQ3)
     assert r["n_reached_target"] == 3
-    r = row(s, norm="none", lr=1.0)
+    r = one(s, norm="none", lr=1.0)
     assert r["n_reached_target"] == 0 and math.isnan(r["steps_to_target_mean"])
-    ci(row(s, norm="batch", lr=0.1), "steps_to_target", 10.0, 0.0)
+    ci(one(s, norm="batch", lr=0.1), "steps_to_target", 10.0, 0.0)
 
 
 def test_default_target_is_a_fraction_of_the_best_configuration(sweep):
     s = compare.build(find_runs(sweep))["summary"]
     assert s["target"].iloc[0] == pytest.approx(0.9 * 0.95)  # batch lr 1: best acc 0.94, 0.96
-    assert row(s, norm="batch", lr=0.1)["n_reached_target"] == 2  # 0.90 and 0.93 >= 0.855
+    assert one(s, norm="batch", lr=0.1)["n_reached_target"] == 2  # 0.90 and 0.93 >= 0.855
 
 
 def test_incomplete_runs_are_counted_never_aggregated(tables):
     # batch lr 1.0 seed 2 logged acc 0.99 and drift 9 before it was killed; none of it may show up.
-    assert row(tables["summary"], norm="batch", lr=1.0)["best_test_acc_mean"] == pytest.approx(0.95)
-    c = row(tables["curves"], norm="batch", lr=1.0, step=10)
+    assert one(tables["summary"], norm="batch", lr=1.0)["best_test_acc_mean"] == pytest.approx(0.95)
+    c = one(tables["curves"], norm="batch", lr=1.0, step=10)
     assert (c["n_seeds"], c["test_acc_mean"]) == (2, pytest.approx(0.87))
-    d = row(tables["drift"], norm="batch", lr=1.0, layer="hidden1", site="norm")
+    d = one(tables["drift"], norm="batch", lr=1.0, layer="hidden1", site="norm")
     ci(d, "drift_mean_total", 0.025, 0.0)
-    g = row(tables["grad_curves"], norm="batch", lr=1.0, layer="hidden1", step=10)
+    g = one(tables["grad_curves"], norm="batch", lr=1.0, layer="hidden1", step=10)
     assert g["grad_norm_mean"] == 2.0
     runs = tables["runs"]
     assert (runs["status"] == "incomplete").sum() == 1
@@ -184,7 +175,7 @@ def test_incomplete_runs_are_counted_never_aggregated(tables):
 
 
 def test_drift_totals_steps_and_final_drift_from_init(tables):
-    d = row(tables["drift"], norm="none", lr=0.1, layer="hidden1", site="norm")
+    d = one(tables["drift"], norm="none", lr=0.1, layer="hidden1", site="norm")
     assert d["n_seeds"] == 3
     # 0.5 x sum|ΔM|: seed 0: 0.5(0.2+0.3+0.1) = 0.3, seed 1: 0.5(0.4+0.4) = 0.4, seed 2: 0.5(0.6) = 0.3
     s = math.sqrt(((0.3 - 1 / 3) ** 2 * 2 + (0.4 - 1 / 3) ** 2) / 2)
@@ -195,12 +186,12 @@ def test_drift_totals_steps_and_final_drift_from_init(tables):
     assert d["drift_var_total_mean"] == pytest.approx(1.75 / 3)
     assert d["drift_var_init_final_mean"] == pytest.approx(1.75 / 3)
     # hidden2 act: factor 2 x 0.1 = 0.2 -> 0.12, 0.16, 0.12
-    d2 = row(tables["drift"], norm="none", lr=0.1, layer="hidden2", site="act")
+    d2 = one(tables["drift"], norm="none", lr=0.1, layer="hidden2", site="act")
     assert d2["drift_mean_total_mean"] == pytest.approx(0.4 / 3)
 
 
 def test_drift_of_a_diverged_run_uses_its_finite_steps(tables):
-    d = row(tables["drift"], norm="none", lr=1.0, layer="hidden1", site="norm")
+    d = one(tables["drift"], norm="none", lr=1.0, layer="hidden1", site="norm")
     # seed 0: 0.5(1+1+1+1) = 2; diverged seed 1: 0.5(2+2) = 2 over its 2 finite steps.
     ci(d, "drift_mean_total", 2.0, 0.0)
     assert d["drift_mean_step_mean"] == pytest.approx((0.5 + 1.0) / 2)
@@ -210,15 +201,15 @@ def test_drift_of_a_diverged_run_uses_its_finite_steps(tables):
 def test_scale_free_drift_totals_steps_and_final(tables):
     """drift_mean_scaled = f|ΔM| (f = 1 at linear, 0.4 at norm_eval), whatever the layer."""
     for layer in ("hidden1", "hidden2"):
-        d = row(tables["drift"], norm="none", lr=0.1, layer=layer, site="linear")
+        d = one(tables["drift"], norm="none", lr=0.1, layer=layer, site="linear")
         s = math.sqrt(((0.6 - 2 / 3) ** 2 * 2 + (0.8 - 2 / 3) ** 2) / 2)
         ci(d, "drift_mean_scaled_total", 2 / 3, T2 * s / SQ3)  # Σ|ΔM| = 0.6, 0.8, 0.6
         ci(d, "drift_mean_scaled_step", 2 / 3 / 4, T2 * s / 4 / SQ3)
         assert d["drift_mean_scaled_init_final_mean"] == pytest.approx((0.4 + 0.8 + 0.6) / 3)
-    e = row(tables["drift"], norm="none", lr=0.1, layer="hidden2", site="norm_eval")
+    e = one(tables["drift"], norm="none", lr=0.1, layer="hidden2", site="norm_eval")
     assert e["drift_mean_scaled_total_mean"] == pytest.approx(0.4 * 2 / 3)
     # Diverged seed 1 of none lr 1: M = 0, 2, 4, blank -> Σ = 4 over its finite steps, like seed 0's.
-    d = row(tables["drift"], norm="none", lr=1.0, layer="hidden1", site="linear")
+    d = one(tables["drift"], norm="none", lr=1.0, layer="hidden1", site="linear")
     ci(d, "drift_mean_scaled_total", 4.0, 0.0)
     assert d["drift_mean_scaled_step_mean"] == pytest.approx((1.0 + 2.0) / 2)
     assert d["drift_mean_scaled_init_final_mean"] == pytest.approx(4.0)
@@ -230,7 +221,7 @@ def test_runs_recorded_before_the_scale_free_drift_still_compare(tmp_path):
     assert "norm_eval" not in set(tables["drift"]["site"])
     assert tables["drift"]["drift_mean_scaled_total_mean"].isna().all()
     assert tables["layer_curves"]["dead_units_mean"].isna().all()
-    ci(row(tables["drift"], norm="none", lr=0.1, layer="hidden1", site="norm"),
+    ci(one(tables["drift"], norm="none", lr=0.1, layer="hidden1", site="norm"),
        "drift_mean_total", 1 / 3, T2 * math.sqrt((2 * (1 / 30) ** 2 + (1 / 15) ** 2) / 2) / SQ3)
     h = compare.headline(tables)
     assert h["drift_linear_scaled"].isna().all() and h["drift_norm_eval_scaled"].isna().all()
@@ -241,16 +232,16 @@ def test_runs_recorded_before_the_scale_free_drift_still_compare(tmp_path):
 
 
 def test_gradient_norm_mean_cv_and_spikes(tables):
-    g = row(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden1")
+    g = one(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden1")
     ci(g, "grad_norm_mean", 2.5, T2 * 0.5 / SQ3)  # means of [1,1,1,5], [1,2,3,4], [2,1,7,2]
     cvs = [math.sqrt(3) / 2, math.sqrt(1.25) / 2.5, math.sqrt(5.5) / 3]
     assert g["grad_norm_cv_mean"] == pytest.approx(sum(cvs) / 3)
     # spikes: 5 > 3·median(1,1,1,5)=3 (1 of 4); none in 1,2,3,4; 7 > 3·median(2,1,7)=6 (1 of 4)
     assert g["spike_frac_mean"] == pytest.approx((0.25 + 0 + 0.25) / 3)
-    h2 = row(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden2")
+    h2 = one(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden2")
     assert h2["grad_norm_mean_mean"] == pytest.approx((2 / 2 + 2.5 / 3 + 3 / 4) / 3)
     assert h2["grad_norm_cv_mean"] == pytest.approx(g["grad_norm_cv_mean"])  # scale-free
-    out = row(tables["gradient_stability"], norm="none", lr=0.1, layer="output")
+    out = one(tables["gradient_stability"], norm="none", lr=0.1, layer="output")
     assert out["grad_norm_mean_mean"] == pytest.approx(2.5 / 4)
 
 
@@ -263,21 +254,21 @@ def test_gradient_ratio_first_last_is_per_configuration(tables):
 
 
 def test_gradient_stability_skips_non_finite_norms(tables):
-    g = row(tables["gradient_stability"], norm="none", lr=1.0, layer="hidden1")
+    g = one(tables["gradient_stability"], norm="none", lr=1.0, layer="hidden1")
     # seed 0: [1,1,1,1]; diverged seed 1: [1, 2, inf] -> [1, 2]
     assert g["grad_norm_mean_mean"] == pytest.approx((1 + 1.5) / 2)
     assert g["grad_norm_cv_mean"] == pytest.approx((0 + 0.5 / 1.5) / 2)
 
 
 def test_gradient_jitter_is_the_spread_around_a_running_median(tables):
-    g = row(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden1")
+    g = one(tables["gradient_stability"], norm="none", lr=0.1, layer="hidden1")
     s = math.sqrt(sum((j - sum(JITTER_NONE_01) / 3) ** 2 for j in JITTER_NONE_01) / 2)
     ci(g, "grad_norm_jitter", sum(JITTER_NONE_01) / 3, T2 * s / SQ3)
     for layer in ("hidden2", "output"):  # G / R and G / 4: scale-free, so the same
-        other = row(tables["gradient_stability"], norm="none", lr=0.1, layer=layer)
+        other = one(tables["gradient_stability"], norm="none", lr=0.1, layer=layer)
         assert other["grad_norm_jitter_mean"] == pytest.approx(g["grad_norm_jitter_mean"])
     # none lr 1: seed 0 constant (0); diverged seed 1 keeps [1, 2]: median ln√2, r = ∓ln2/2
-    d = row(tables["gradient_stability"], norm="none", lr=1.0, layer="hidden1")
+    d = one(tables["gradient_stability"], norm="none", lr=1.0, layer="hidden1")
     assert d["grad_norm_jitter_mean"] == pytest.approx((0 + LN2 / 2) / 2)
 
 
@@ -300,12 +291,12 @@ def test_gradient_jitter_ignores_a_smooth_decay_that_inflates_the_cv():
 def test_lr_tolerance(tables):
     t = tables["lr_tolerance"]
     assert list(t["norm"]) == ["none", "batch"] and "lr" not in t.columns
-    none = row(t, norm="none")
+    none = one(t, norm="none")
     assert none["best_acc"] == pytest.approx(0.82) and none["threshold"] == pytest.approx(0.738)
     # lr 1 is below threshold and has a diverged seed
     assert (none["max_stable_lr"], none["min_good_lr"], none["good_range_decades"]) == (0.1, 0.1, 0.0)
     assert none["stable_lr_vs_none"] == 1.0 and none["acc_by_lr"] == "0.1=0.8200 1=0.3750(div1/2)"
-    batch = row(t, norm="batch")
+    batch = one(t, norm="batch")
     assert batch["best_acc"] == pytest.approx(0.95) and batch["best_lr"] == 1.0
     assert batch["threshold"] == pytest.approx(0.855)
     # lr 0.01 (0.80) is below 0.855; lr 0.1 (0.91) and 1 (0.95) are good
@@ -317,7 +308,7 @@ def test_lr_tolerance(tables):
 
 def test_lr_tolerance_follows_the_tolerance(sweep):
     t = compare.build(find_runs(sweep), tolerance=0.97)["lr_tolerance"]
-    batch = row(t, norm="batch")  # threshold 0.9215: only lr 1
+    batch = one(t, norm="batch")  # threshold 0.9215: only lr 1
     assert (batch["n_good_lrs"], batch["min_good_lr"], batch["good_range_decades"]) == (1, 1.0, 0.0)
 
 
@@ -340,12 +331,12 @@ def test_best_lr_on_the_fixture(tables):
                                "note"]
     # none: lr 1 has a diverged seed 1, so only the fold without seed 1 could pick it, and its
     # 0.40 loses to 0.82: lr 0.1 for every held-out seed, scores 0.80, 0.82, 0.84.
-    none = row(b, norm="none")
+    none = one(b, norm="none")
     assert (none["n_seeds"], none["seeds"], none["lrs_chosen"]) == (3, "0 1 2", "0.1 0.1 0.1")
     ci(none, "final_test_acc", 0.82, T2 * 0.02 / SQ3)
     # batch: seed 0 held out -> seed 1 has lrs 0.1 (0.90), 1 (0.96): lr 1, seed 0 scores 0.94;
     # seed 1 held out -> seed 0: 0.80, 0.92, 0.94: lr 1, seed 1 scores 0.96. Incomplete seed 2 is out.
-    batch = row(b, norm="batch")
+    batch = one(b, norm="batch")
     assert (batch["n_seeds"], batch["n_lrs"], batch["lrs_chosen"]) == (2, 3, "1 1")
     ci(batch, "final_test_acc", 0.95, T1 * (0.02 / SQ2) / SQ2)
     assert b["note"].isna().all()
@@ -386,7 +377,7 @@ def test_best_lr_ties_go_to_the_smaller_lr_and_one_seed_says_so():
 def test_lr_curve_is_long(tables):
     c = tables["lr_curve"]
     assert len(c) == 5
-    r = row(c, norm="none", lr=1.0)
+    r = one(c, norm="none", lr=1.0)
     assert (r["n_seeds"], r["n_diverged"]) == (2, 1)
     assert r["final_test_acc_mean"] == pytest.approx(0.375)
 
@@ -395,23 +386,23 @@ def test_lr_curve_is_long(tables):
 
 
 def test_step_tables(tables):
-    c = row(tables["curves"], norm="none", lr=0.1, step=10)
+    c = one(tables["curves"], norm="none", lr=0.1, step=10)
     ci(c, "test_acc", 0.5, T2 * 0.05 / SQ3)
     # The diverged seed has a row at step 30 with blank accuracy: counted as a run, not in the mean.
-    c = row(tables["curves"], norm="none", lr=1.0, step=30)
+    c = one(tables["curves"], norm="none", lr=1.0, step=30)
     assert (c["n_seeds"], c["test_acc_mean"]) == (2, pytest.approx(0.5))
     assert math.isnan(c["test_acc_ci_low"])
-    assert row(tables["curves"], norm="none", lr=1.0, step=40)["n_seeds"] == 1
-    lc = row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1", site="norm", step=20)
+    assert one(tables["curves"], norm="none", lr=1.0, step=40)["n_seeds"] == 1
+    lc = one(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1", site="norm", step=20)
     assert lc["mean_mean"] == pytest.approx((0.25 + 0.2 + 0.15) / 3)
     assert lc["drift_mean_mean"] == pytest.approx(0.5 * (0.3 + 0 + 0.2) / 3)
-    assert math.isnan(row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1",
+    assert math.isnan(one(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1",
                           site="norm", step=0)["drift_mean_mean"])
-    lc = row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1", site="linear", step=20)
+    lc = one(tables["layer_curves"], norm="none", lr=0.1, layer="hidden1", site="linear", step=20)
     assert lc["drift_mean_scaled_mean"] == pytest.approx((0.3 + 0 + 0.2) / 3)  # |ΔM| at step 20
-    assert row(tables["layer_curves"], norm="none", lr=0.1, layer="hidden2", site="act",
+    assert one(tables["layer_curves"], norm="none", lr=0.1, layer="hidden2", site="act",
                step=30)["dead_units_mean"] == 3  # the 4th log step
-    g = row(tables["grad_curves"], norm="none", lr=0.1, layer="hidden1", step=40)
+    g = one(tables["grad_curves"], norm="none", lr=0.1, layer="hidden1", step=40)
     assert g["grad_norm_mean"] == pytest.approx((5 + 4 + 2) / 3)
 
 
@@ -421,7 +412,7 @@ def test_percentiles_are_per_seed_never_averaged(tables):
     assert "seed" in pct.columns and "p50_mean" not in pct.columns
     # hidden2 norm site: p50 = 2·0.5·M_40 + 0.1 for unit 1, M_40 = 0.4, 0.8, 0.6 for seeds 0, 1, 2
     for seed, m in ((0, 0.4), (1, 0.8), (2, 0.6)):
-        p = row(pct, norm="none", lr=0.1, seed=seed, layer="hidden2", site="norm", unit=1, step=40)
+        p = one(pct, norm="none", lr=0.1, seed=seed, layer="hidden2", site="norm", unit=1, step=40)
         assert (p["p15"], p["p50"], p["p85"]) == pytest.approx((m - 0.9, m + 0.1, m + 1.1))
     assert set(pct["unit"]) == {0, 1}  # untracked unit 2 has no percentiles
     assert set(pct.loc[pct["norm"] == "batch", "seed"]) == {0, 1}  # incomplete seed 2 left out
@@ -559,6 +550,6 @@ def test_interrupted_runs_are_counted_not_aggregated(tmp_path):
     target = next(p for p in sweep.iterdir() if "batch-sigmoid-lr0.1-bs60-s1" in p.name)
     summary = json.loads((target / "summary.json").read_text())
     (target / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
-    r = row(compare.build(find_runs(sweep))["summary"], norm="batch", lr=0.1)
+    r = one(compare.build(find_runs(sweep))["summary"], norm="batch", lr=0.1)
     assert (r["n_seeds"], r["n_completed"], r["n_interrupted"], r["seeds"]) == (1, 1, 1, "0")
     assert r["final_test_acc_mean"] == pytest.approx(0.92)  # seed 0 alone

@@ -39,11 +39,10 @@ def made_line(now: datetime | None = None) -> str:
     return f'<p class="provenance" id="{MADE_ID}">Made on {now:%Y-%m-%d %H:%M} UTC.</p>'
 
 
-def _sections(paths: list[Path], opts: Options) -> tuple[list[Section], list[str]]:
+def _sections(kinds: dict[Path, str], opts: Options) -> tuple[list[Section], list[str]]:
     out, found = [], []
-    many = len(paths) > 1
-    for i, path in enumerate(paths):
-        what = sections.kind(path)
+    many = len(kinds) > 1
+    for i, (path, what) in enumerate(kinds.items()):
         ident = markup.slug(path.name if path.name not in ("", ".") else "report", i if many else None)
         if what == "collection":
             secs, sentences = sections.collection_sections(path, opts)
@@ -72,15 +71,16 @@ def build(paths, *, title: str | None = None, opts: Options | None = None, all_f
     for p in paths:
         if not p.is_dir():
             raise IcsError(f"no such folder: '{p}'; give comparison, sweep, study or results folders")
-    opts.study_compare_figures = all_figures or not any(sections.kind(p) == "collection" for p in paths)
-    jobs = [job for p in paths for job in sections.figure_jobs(p, opts)]
+    kinds = {p: sections.kind(p) for p in paths}
+    opts.study_compare_figures = all_figures or "collection" not in kinds.values()
+    jobs = [job for p, what in kinds.items() for job in sections.figure_jobs(p, opts, what)]
     opts.drawn.update(figs.draw_all([j for j in dict.fromkeys(jobs) if j not in opts.drawn], opts.fmt,
                                     opts.jobs))
-    secs, sentences = _sections(paths, opts)
+    secs, sentences = _sections(kinds, opts)
     links = {}
     for s in secs:
         links.update(s.links)
-    link = lambda target: links.get(target.lstrip("./") if target.startswith("./") else target)  # noqa: E731
+    link = lambda target: links.get(target.removeprefix("./"))  # noqa: E731
     title = title or "ics report: " + ", ".join(str(p) for p in paths)
 
     findings = []

@@ -85,10 +85,11 @@ def _drawn(opts: Options, what: str, folder: Path) -> list[figs.Drawn]:
     return opts.drawn[key]
 
 
-def figure_jobs(path: Path, opts: Options) -> list[tuple[str, Path]]:
-    """The figure sets the report of `path` shows, as (what, folder), so they can be drawn in parallel."""
+def figure_jobs(path: Path, opts: Options, what: str | None = None) -> list[tuple[str, Path]]:
+    """The figure sets the report of `path` (of kind `what`, default: found) shows, as (what, folder),
+    so they can be drawn in parallel."""
     path = Path(path)
-    what = kind(path)
+    what = what or kind(path)
     if what == "compare":
         return [("compare", path)]
     if what == "study":
@@ -96,7 +97,7 @@ def figure_jobs(path: Path, opts: Options) -> list[tuple[str, Path]]:
                                     and (path / "compare" / "summary.csv").is_file() else [])
     if what == "sweep":
         return [("compare", path / "compare")] if (path / "compare" / "summary.csv").is_file() else []
-    return [job for child in _children(path) if kind_or_none(child) for job in figure_jobs(child, opts)]
+    return [job for child in _children(path) if (k := kind_or_none(child)) for job in figure_jobs(child, opts, k)]
 
 
 # --------------------------------------------------------------------------- what a folder is
@@ -134,7 +135,7 @@ def _children(path: Path) -> list[Path]:
 # --------------------------------------------------------------------------- pieces
 
 
-def _table_html(name: str, df: pd.DataFrame, ident: str, opts: Options, where: str) -> str:
+def _table_html(name: str, df: pd.DataFrame, ident: str, max_rows: int, where: str) -> str:
     note = TABLE_NOTES.get(name, "")
     caption = (f"<code>{esc(name)}.csv</code> ({len(df):,} rows)"
                + (f": {inline(note)}" if note else "") + f". <span class=muted>{esc(where)}</span>")
@@ -142,7 +143,7 @@ def _table_html(name: str, df: pd.DataFrame, ident: str, opts: Options, where: s
         inner = table(df, ident=ident, caption=caption, max_rows=FIGURE_DATA_ROWS)
         return (f"<details><summary>{esc(name)} ({len(df):,} rows, figure data)</summary>{inner}"
                 "</details>")
-    return table(df, ident=ident, caption=caption, max_rows=opts.max_rows)
+    return table(df, ident=ident, caption=caption, max_rows=max_rows)
 
 
 def _figure_html(drawn: figs.Drawn, ident: str, where: str) -> str:
@@ -252,7 +253,7 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
                      "draws them.</p>")
     parts.append(f"<{sub} id=\"{ident}-tables\">Tables</{sub}>")
     for name, df in tables.items():
-        parts.append(_table_html(name, df, slug(ident, "table", name), opts, where(f"{name}.csv")))
+        parts.append(_table_html(name, df, slug(ident, "table", name), opts.max_rows, where(f"{name}.csv")))
         links[f"{rel}{name}.csv"] = slug(ident, "table", name)
     long = sorted(q.stem for q in (folder / "long").glob("*.csv")) if (folder / "long").is_dir() else []
     if long:
@@ -425,7 +426,7 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
                      f"<code>{esc(g.name)}</code> (what the claims and figures read)</{sub}>")
         for name, df in tabs.items():
             gid = slug(ident, "group", g.name, name)
-            inner.append(_table_html(name, df, gid, Options(opts.fmt, max_rows=FIGURE_DATA_ROWS),
+            inner.append(_table_html(name, df, gid, FIGURE_DATA_ROWS,
                                      f"{rel}tables/{g.name}/{name}.csv"))
             links[f"{rel}tables/{g.name}/{name}.csv"] = gid
     if inner:
