@@ -21,9 +21,9 @@ from rich.console import Console
 
 from . import __version__
 from . import config as config_mod
-from . import norms
+from .net import norms
 from .config import RunConfig
-from .data import DATASETS
+from .net.data import DATASETS
 from .errors import IcsError
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -185,7 +185,7 @@ def backend_options(f):
 
 def check_backend(backend: str, ray_address: str | None, ray_retries: int, jobs: int | None) -> None:
     """One line for a backend option that does not go with the others, or Ray missing."""
-    from . import ray_backend
+    from .sweep import ray as ray_backend
 
     if backend != "ray":
         if ray_address is not None:
@@ -258,7 +258,7 @@ def train(
     **options,
 ):
     """Train one network and record how its layers' statistics and gradients move."""
-    from . import report
+    from .report import terminal as report
     from .train import prepare, train as run_train
 
     cfg = RunConfig(**plain(options))
@@ -278,7 +278,7 @@ def train(
 @app.command("norms")
 def norms_cmd():
     """The normalization variants and what each one normalizes over."""
-    from . import report
+    from .report import terminal as report
 
     report.print_norms(out)
 
@@ -306,8 +306,8 @@ def sweep(
     The runs go to local processes (--backend local, the default) or to Ray (--backend ray), on this
     machine or on a cluster (--ray-address auto); the run folders under --out are the same.
     """
-    from . import report
-    from . import sweep as sweep_mod
+    from .report import terminal as report
+    from .sweep import run as sweep_mod
 
     backend, ray_address, ray_retries = (options.pop(k) for k in ("backend", "ray_address", "ray_retries"))
     given = {k: v for k, v in plain(options).items()
@@ -353,8 +353,8 @@ def compare(
     quiet: bool = flag(False, "--quiet", "-q", help="Print nothing but errors."),
 ):
     """Tables (CSV) and figures comparing runs across norms, aggregated over seeds."""
-    from . import compare as compare_mod
-    from . import report
+    from .analyse import compare as compare_mod
+    from .report import terminal as report
 
     if not 0 < tolerance <= 1:
         raise IcsError(f"--tolerance must be in (0, 1], got {tolerance}")
@@ -381,8 +381,10 @@ def plot(
     fmt: Format = typer.Option(Format.png, "--format", metavar="<format>", help=f"Figure format: {listed(Format)}."),
 ):
     """Redraw the figures from saved CSVs, without training: a study folder gets its own figures too."""
-    from . import compare as compare_mod
-    from . import plots, store, studies
+    from .analyse import compare as compare_mod
+    from .figures import plots
+    from .store import runs as store
+    from . import studies
 
     [path] = _existing([path], "give a compare folder, a folder holding one, or a study folder")
     folder = path / "compare" if (path / "compare").is_dir() else path
@@ -415,8 +417,9 @@ def reproduce(
     **options,
 ):
     """Run a study: the runs a paper's protocol needs, then each claim measured and given a verdict."""
-    from . import report, studies
-    from . import sweep as sweep_mod
+    from .report import terminal as report
+    from . import studies
+    from .sweep import run as sweep_mod
 
     backend, ray_address, ray_retries = options["backend"].value, options["ray_address"], options["ray_retries"]
 
@@ -447,7 +450,7 @@ def reproduce(
 
 def _seeds(text: str) -> list[int]:
     """--seeds '10,11,12' -> [10, 11, 12]: distinct non-negative integers, or a one-line error."""
-    from .sweep import parse_list
+    from .sweep.run import parse_list
 
     seeds = parse_list("--seeds", text, int)
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
@@ -462,7 +465,7 @@ def summarize(
     sweeps: list[Path] = typer.Option([], "--sweep", help="Sweep folders behind the comparison (their sweep.json)."),
 ):
     """Write ROOT/README.md from the comparison tables and the studies' verdicts (make reproduce)."""
-    from . import readme
+    from .report import readme
 
     _existing([root], "give the results folder whose README.md to write")
     _existing([compare_dir], "give the comparison folder (`ics compare --out`) inside ROOT")
@@ -491,7 +494,8 @@ def report_cmd(
     provenance. Built from the CSVs only; the same inputs give the same bytes but for the line
     saying when it was made.
     """
-    from . import lock, page
+    from .store import lock
+    from .report import page
 
     if max_rows < 1:
         raise IcsError(f"--max-rows must be an integer >= 1, got {max_rows}")
@@ -541,7 +545,7 @@ def export(
 ):
     """One table of a run as CSV (units.parquet included): to a file, or to stdout. The default command:
     `ics export RUN` is `ics export table RUN`."""
-    from . import lock, store
+    from .store import lock, runs as store
 
     [run_dir] = _existing([run_dir], "give a run folder")
     if dest is None:
@@ -560,7 +564,7 @@ def export_tensorboard(
 ):
     """Runs as TensorBoard event files, from their tables: the tags `ics train --tensorboard` writes,
     without its sampled activations (needs pip install 'ics-cli\\[tensorboard]')."""
-    from . import lock, tensorboard
+    from .store import lock, tensorboard
 
     tensorboard.require("ics export tensorboard")
     paths = _existing(paths)

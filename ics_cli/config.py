@@ -240,8 +240,9 @@ def _positive(option: str, value, *, integer: bool = False, allow_zero: bool = F
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every user-settable value and combination; return the resolved config."""
-    from . import models, norms, quantities
-    from .data import DATASETS
+    from .net import models, norms
+    from . import quantities
+    from .net.data import DATASETS
 
     for f in fields(cfg):
         value = getattr(cfg, f.name)
@@ -314,7 +315,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not 0 <= cfg.bn_momentum <= 1:
         raise ConfigError(f"--bn-momentum must be in [0, 1], got {cfg.bn_momentum}")
     if cfg.tensorboard:
-        from . import tensorboard
+        from .store import tensorboard
 
         tensorboard.require("--tensorboard")
     if cfg.device == "cuda":
@@ -364,7 +365,7 @@ def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
     β; rms: a gain), and a bias unless the norm has a β (the dln: never), then a linear head (with a
     bias, except the dln's). The dln's `depth` counts its head.
     """
-    from . import norms
+    from .net import norms
 
     width, depth = cfg.hidden_width, cfg.hidden_depth
     c, h, w = input_shape
@@ -387,7 +388,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
     Call after `validate`, before building the model: every check here is arithmetic.
     `class_counts` (training images per class), when known, lets the paired sampler be checked.
     """
-    from . import models, norms
+    from .net import models, norms
 
     n, shape = f"{train_size:,}", "x".join(map(str, input_shape))
     if test_size < 1:
@@ -417,7 +418,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
 
 def _paired(cfg: RunConfig, num_classes: int, class_counts: list[int] | None) -> None:
     """--batch-sampler paired: batch_size / 2 distinct classes of a classification set, 2 images each."""
-    from .data import REGRESSION
+    from .net.data import REGRESSION
 
     b = cfg.batch_size
     if cfg.dataset in REGRESSION:

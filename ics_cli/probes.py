@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics, noise
-from .models import SITES as TRAIN_SITES
-from .models import Net, weighted_layers
+from . import metrics
+from .net import noise
+from .net.models import SITES as TRAIN_SITES
+from .net.models import Net, weighted_layers
 
 SITES = TRAIN_SITES + ("norm_eval",)
 NORM_SITE, EVAL_SITE = SITES.index("norm"), SITES.index("norm_eval")

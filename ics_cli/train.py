@@ -38,8 +38,10 @@ from typing import Callable
 
 import torch
 
-from . import __version__, blocks, data, lock, models, norms, population, quantities, sampling, store, tasks
-from . import tensorboard
+from . import __version__, quantities
+from .store import logs as blocks, lock, runs as store
+from .net import data, models, norms, population, sampling, tasks
+from .store import tensorboard
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
 from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_update

@@ -8,7 +8,7 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
 
 1. Overhead of training: default `ics train --norm batch` (MLP, 2000 steps, a log step every 100)
    ÷ a bare loop of the same model, steps, batch size (60) and SGD (lr 0.5): data in memory via
-   `ics_cli.data.load`, no hooks, no logging. Measured twice: whole-process wall time of the two
+   `ics_cli.net.data.load`, no hooks, no logging. Measured twice: whole-process wall time of the two
    as subprocesses (start-up counts on both sides), and time per step in this process (`train()`
    vs the loop; the ics side includes its log steps). Target ≤ 1.10.
 2. Dense recording: `ics train --norm batch --probe train --log-every 1` (statistics of every
@@ -63,7 +63,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ics_cli import data, models
+from ics_cli.net import data, models
 from ics_cli.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -385,7 +385,7 @@ def second_view_cost(device: str, steps: int, repeats: int) -> list[tuple]:
 
 def ray_backend(device: str, steps: int, repeats: int) -> list[tuple]:
     """Ratio 7: --backend ray ÷ --backend local --jobs 2, 16 runs, whole process (Ray's start-up included)."""
-    from ics_cli import ray_backend as rb
+    from ics_cli.sweep import ray as rb
 
     label = f"7. sweep 16 runs x {steps} steps: --backend ray / local --jobs 2, whole process"
     if not rb.available():

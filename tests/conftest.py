@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from ics_cli import data
+from ics_cli.net import data
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from ics_cli import store
+from ics_cli.store import runs as store
 from ics_cli.config import RunConfig
 from ics_cli.probes import SITES
 from ics_cli.studies.context import Context

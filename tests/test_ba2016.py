@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ics_cli import data
+from ics_cli.net import data
 from ics_cli.studies import REGISTRY, ba2016 as ba
 
 from synthetic import context, write_run

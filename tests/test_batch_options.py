@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ics_cli import data, models, norms, population, sampling
+from ics_cli.net import data, models, norms, population, sampling
 from ics_cli.config import RunConfig, validate
 from ics_cli.train import evaluate, load_model, make_optimizer, train
 
@@ -373,7 +373,7 @@ def test_linear_lr_scaling_multiplies_the_lr_by_batch_over_base(tmp_path):
 def test_every_pass_sees_the_number_of_updates_done(tmp_path, monkeypatch):
     """Batch renorm's schedule reads the step: the training forward of update s + 1 and the probe of
     step s (after s updates) both see s."""
-    from ics_cli.batchnorms import BatchRenorm
+    from ics_cli.net.batchnorms import BatchRenorm
 
     seen, forward = [], BatchRenorm.forward
 

@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ics_cli import batch_plots, batch_view, compare, plots, store
+from ics_cli.figures import batch as batch_plots, plots
+from ics_cli.analyse import batch as batch_view, compare
+from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.config import HASHED_UNLESS, RunConfig
-from ics_cli.store import find_runs
+from ics_cli.store.runs import find_runs
 
 from expect import ci, one
 from synthetic import write_run

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 import typer
 
-from ics_cli import __version__, config, norms, report, studies
+from ics_cli import __version__, config, studies
+from ics_cli.net import norms
+from ics_cli.report import terminal as report
 from ics_cli.cli import app, main
-from ics_cli.data import DATASETS
+from ics_cli.net.data import DATASETS
 from ics_cli.errors import IcsError
 
 
@@ -196,14 +198,15 @@ def fixture_sweep(tmp_path, monkeypatch):
     """The hand-made runs of tests/fixtures_runs.py, with figure drawing skipped (see test_plots.py)."""
     from fixtures_runs import write_runs
 
-    from ics_cli import plots
+    from ics_cli.figures import plots
 
     monkeypatch.setattr(plots, "draw_all", lambda tables, folder, fmt="png": [])
     return write_runs(tmp_path / "runs")
 
 
 def test_compare_piped_prints_every_headline_column_unbroken(fixture_sweep, capsys):
-    from ics_cli import compare, store
+    from ics_cli.analyse import compare
+    from ics_cli.store import runs as store
 
     assert main(["compare", str(fixture_sweep)]) == 0
     out = capsys.readouterr().out
@@ -305,7 +308,8 @@ def test_an_unknown_study_is_refused(fake_study, capsys):
 @pytest.fixture
 def drawn(monkeypatch):
     """plots.draw_all and studies.redraw replaced by recorders (figures are tested in test_plots.py)."""
-    from ics_cli import compare, plots
+    from ics_cli.analyse import compare
+    from ics_cli.figures import plots
 
     calls = []
     monkeypatch.setattr(compare, "load", lambda folder: {"folder": folder})

@@ -6,7 +6,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from ics_cli import store
+from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 
@@ -89,7 +89,7 @@ def ctrl_c_at_step_5(monkeypatch):
     """Make the run's progress callback raise KeyboardInterrupt after update 5, as Ctrl-C would."""
     from contextlib import contextmanager
 
-    from ics_cli import report
+    from ics_cli.report import terminal as report
 
     @contextmanager
     def interrupting(cfg, enabled=True):

@@ -1,4 +1,4 @@
-"""Facts about ics_cli.compare, checked against numbers worked out by hand from tests/fixtures_runs.py.
+"""Facts about ics_cli.analyse.compare, checked against numbers worked out by hand from tests/fixtures_runs.py.
 
 t quantiles used below (from printed tables, not from scipy): t(0.975, 1) = 12.7062047,
 t(0.975, 2) = 4.3026527.
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ics_cli import compare
+from ics_cli.analyse import compare
 from ics_cli.errors import IcsError
-from ics_cli.store import find_runs
+from ics_cli.store.runs import find_runs
 
 from expect import one
 from fixtures_runs import write_runs

@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ics_cli import compare, plots, store
+from ics_cli.analyse import compare
+from ics_cli.figures import plots
+from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.errors import IcsError
 

@@ -1,4 +1,4 @@
-"""Facts about ics_cli.data: splits, normalization, determinism, real on-disk formats, error messages."""
+"""Facts about ics_cli.net.data: splits, normalization, determinism, real on-disk formats, error messages."""
 
 import os
 import pickle
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ics_cli import data
+from ics_cli.net import data
 from ics_cli.errors import DataError
 
 
@@ -35,7 +35,7 @@ def test_registry_order_and_unknown_name():
 
 def test_import_is_light():
     # torchvision costs over a second to import and mlxtend is only for the converter script.
-    code = "import sys, ics_cli.data; print('torchvision' in sys.modules, 'mlxtend' in sys.modules)"
+    code = "import sys, ics_cli.net.data; print('torchvision' in sys.modules, 'mlxtend' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from ics_cli import norms
+from ics_cli.net import norms
 from ics_cli.config import RunConfig
 from ics_cli.studies import REGISTRY, claims, exact, ioffe2015, note
 from ics_cli.train import train

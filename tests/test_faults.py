@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ics_cli import lock, store, sweep
+from ics_cli.store import lock, runs as store
+from ics_cli.sweep import run as sweep
 from ics_cli import train as train_mod
 from ics_cli.cli import main
 from ics_cli.config import RunConfig

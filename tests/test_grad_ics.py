@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ics_cli import data, models
+from ics_cli.net import data, models
 from ics_cli.config import RunConfig, validate
 from ics_cli.quantities import Probe
 from ics_cli.quantities.grad_ics import GradICS, shifted, weight_grad

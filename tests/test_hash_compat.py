@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ics_cli import config, sweep
+from ics_cli import config
+from ics_cli.sweep import run as sweep
 from ics_cli.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent

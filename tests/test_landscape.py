@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from ics_cli import models, quantities
+from ics_cli.net import models
+from ics_cli import quantities
 from ics_cli.cli import main
 from ics_cli.config import RunConfig, validate
 from ics_cli.errors import ConfigError

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ics_cli import batch_plots, compare, long_tables, plots, second_plots, store
+from ics_cli.figures import batch as batch_plots, plots, quantities as second_plots
+from ics_cli.analyse import compare, long as long_tables
+from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.errors import IcsError
 

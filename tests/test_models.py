@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from ics_cli import data, models, noise, norms
+from ics_cli.net import data, models, noise, norms
 from ics_cli.config import MODELS, RunConfig, param_count, validate
 from ics_cli.errors import ConfigError
 from ics_cli.probes import ActivationRecorder

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ics_cli import models, noise
+from ics_cli.net import models, noise
 from ics_cli.config import RunConfig, validate
 from ics_cli.probes import ActivationRecorder
 from ics_cli.train import evaluate, train

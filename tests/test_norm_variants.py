@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ics_cli import models, norms
-from ics_cli.batchnorms import BatchRenorm, GhostBatchNorm, RenormSchedule, RMSNorm, last_ghost
+from ics_cli.net import models, norms
+from ics_cli.net.batchnorms import BatchRenorm, GhostBatchNorm, RenormSchedule, RMSNorm, last_ghost
 from ics_cli.cli import main
 from ics_cli.config import RunConfig, validate
 from ics_cli.probes import batch_stats_without_update
@@ -438,7 +438,7 @@ def test_a_short_run_with_each_variant_finishes(tmp_path, model, norm):
 def test_test_time_batch_statistics_of_renorm_are_the_batch_s_own():
     """evaluate(batch_stats=True) and PreciseBN's passes normalize batch renorm by each batch alone:
     with running statistics far from the batch's and the ramps done, they equal plain batch norm's."""
-    from ics_cli import population
+    from ics_cli.net import population
     from ics_cli.train import evaluate
 
     cfg = validate(RunConfig(dataset="synthetic", norm="batch-renorm", steps=16, renorm_warmup=0,

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ics_cli import data, models, norms, store
+from ics_cli.net import data, models, norms
+from ics_cli.store import runs as store
 from ics_cli.config import RunConfig, validate
 from ics_cli.train import PROBE_SEED_OFFSET, train
 

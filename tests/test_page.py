@@ -20,11 +20,13 @@ import pandas as pd
 import pytest
 
 from fixtures_runs import write_runs
-from ics_cli import compare, page, store
+from ics_cli.analyse import compare
+from ics_cli.report import page
+from ics_cli.store import runs as store
 from ics_cli.cli import main
-from ics_cli.page import figures as figs
-from ics_cli.page.markup import interval, markdown
-from ics_cli.page.sections import claim_refs
+from ics_cli.report.page import figures as figs
+from ics_cli.report.page.markup import interval, markdown
+from ics_cli.report.page.sections import claim_refs
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 NOW = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)

@@ -1,13 +1,14 @@
-"""Facts about ics_cli.plots: every figure is a real image, drawn from the written CSVs alone."""
+"""Facts about ics_cli.figures.plots: every figure is a real image, drawn from the written CSVs alone."""
 
 import json
 import shutil
 
 import pytest
 
-from ics_cli import compare, plots
+from ics_cli.analyse import compare
+from ics_cli.figures import plots
 from ics_cli.errors import IcsError
-from ics_cli.store import find_runs
+from ics_cli.store.runs import find_runs
 
 from fixtures_runs import write_runs
 

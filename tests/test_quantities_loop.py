@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ics_cli import quantities, store
+from ics_cli import quantities
+from ics_cli.store import runs as store
 from ics_cli.config import RunConfig, validate
 from ics_cli.errors import ConfigError
 from ics_cli.train import train

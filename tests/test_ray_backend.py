@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ics_cli import ray_backend, store, sweep
+from ics_cli.sweep import ray as ray_backend, run as sweep
+from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from ics_cli import data, metrics, models, store
+from ics_cli.net import data, models
+from ics_cli import metrics
+from ics_cli.store import runs as store
 from ics_cli.config import RunConfig, validate
 from ics_cli.train import batches, train
 

@@ -7,10 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from ics_cli import compare, data, models, plots, tasks, train
+from ics_cli.analyse import compare
+from ics_cli.net import data, models, tasks
+from ics_cli.figures import plots
+from ics_cli import train
 from ics_cli.config import RunConfig, validate
 from ics_cli.errors import ConfigError
-from ics_cli.store import find_runs, read_run
+from ics_cli.store.runs import find_runs, read_run
 
 DLN = dict(model="dln", dataset="gaussian-linear", activation="identity", batch_size=1000, device="cpu",
            optimizer="sgd", log_every=10, eval_every=10, checkpoint_every=0.0)

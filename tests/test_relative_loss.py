@@ -13,7 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from ics_cli import blocks, models, quantities, store
+from ics_cli.store import logs as blocks, runs as store
+from ics_cli.net import models
+from ics_cli import quantities
 from ics_cli.config import RunConfig, validate
 from ics_cli.errors import ConfigError
 from ics_cli.quantities.relative_loss import RelativeLoss, ratio

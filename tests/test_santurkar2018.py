@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import pytest
 
-from ics_cli import plots
+from ics_cli.figures import plots
 from ics_cli.studies import REGISTRY, run_study, santurkar2018 as st
 
 from synthetic import HIDDEN, context, write_quantity, write_run

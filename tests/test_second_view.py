@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ics_cli import compare, plots, second_plots, second_view
+from ics_cli.analyse import compare, quantities as second_view
+from ics_cli.figures import plots, quantities as second_plots
 from ics_cli.cli import main
-from ics_cli.store import find_runs
+from ics_cli.store.runs import find_runs
 
 from expect import ci, one
 from fixtures_runs import RUNS, write_runs

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from ics_cli import norms, studies
+from ics_cli.net import norms
+from ics_cli import studies
 from ics_cli.config import RunConfig
 from ics_cli.errors import IcsError
 from ics_cli.studies import ioffe2015, note

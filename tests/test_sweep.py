@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ics_cli import compare, store, sweep
+from ics_cli.analyse import compare
+from ics_cli.store import runs as store
+from ics_cli.sweep import run as sweep
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 from ics_cli.errors import ConfigError

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ics_cli import compare, store
-from ics_cli import tensorboard as tb
+from ics_cli.analyse import compare
+from ics_cli.store import runs as store
+from ics_cli.store import tensorboard as tb
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 from ics_cli.train import train

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ics_cli import data, metrics, models, store
+from ics_cli.net import data, models
+from ics_cli import metrics
+from ics_cli.store import runs as store
 from ics_cli import train as train_mod
 from ics_cli.config import RunConfig, validate
 from ics_cli.probes import SITES, ActivationRecorder

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ics_cli import store
+from ics_cli.store import runs as store
 from ics_cli.cli import Table, main
 
 needs_pyarrow = pytest.mark.skipif(not store.parquet_available(), reason="pyarrow is not installed")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ics_cli import data
+from ics_cli.net import data
 from ics_cli.studies import REGISTRY, wu2018 as wu
 
 from synthetic import context, write_run

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ics_cli import store
+from ics_cli.store import runs as store
 from ics_cli.studies import REGISTRY, wu2021 as wu
 
 from synthetic import context, write_run

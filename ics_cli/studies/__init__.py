@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import compare
+from ..analyse import compare
 from ..errors import IcsError
-from ..store import read_json, write_atomic, write_json
+from ..store.runs import read_json, write_atomic, write_json
 from . import ba2016, bjorck2018, ioffe2015, ioffe2017, note, readme, santurkar2018, wu2018, wu2021
 from .claims import (FAIL, INCONCLUSIVE, PASS, Claim, Measurement, MissingData, Study)
 from .context import Context

@@ -19,9 +19,9 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ..config import RunConfig
-from ..plots import lr_tolerance as draw_lr_tolerance
-from ..store import run_config
-from ..sweep import Sweep
+from ..figures.plots import lr_tolerance as draw_lr_tolerance
+from ..store.runs import run_config
+from ..sweep.run import Sweep
 from . import figures as fig
 from .claims import (Claim, Interval, Measurement, MissingData, Study, bracketed, combine, decide,
                      directional, exp_interval, family, fmt_ci, interval, measurement, paired)

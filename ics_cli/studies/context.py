@@ -16,8 +16,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import compare, store, sweep
-from ..store import FINISHED, Run
+from ..analyse import compare
+from ..store import runs as store
+from ..sweep import run as sweep
+from ..store.runs import FINISHED, Run
 from .claims import MissingData
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import data, models, norms
+from ..net import data, models, norms
 from ..config import RunConfig, validate
 
 BATCHES = 3               # training batches each check is run on

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from ..store import run_config
-from ..sweep import Sweep
+from ..store.runs import run_config
+from ..sweep.run import Sweep
 from . import figures as fig
 from .claims import (Claim, Measurement, MissingData, Study, bracketed, combine, decide,
                      directional, exp_interval, family, fmt_ci, interval, measurement, paired)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import compare
+from ..analyse import compare
 from ..config import RunConfig
-from ..sweep import Sweep
+from ..sweep.run import Sweep
 from . import figures as fig
 from .claims import Claim, Measurement, MissingData, Study, directional, fmt_ci, interval, measurement, paired
 from .context import Context, Plan, listing, run_groups

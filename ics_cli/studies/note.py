@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from ..plots import lr_tolerance as draw_lr_tolerance
-from ..store import run_config
-from ..sweep import Sweep
+from ..figures.plots import lr_tolerance as draw_lr_tolerance
+from ..store.runs import run_config
+from ..sweep.run import Sweep
 from ..train import evaluate, load_model
 from . import exact
 from . import figures as fig

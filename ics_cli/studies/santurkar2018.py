@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from ..second_view import EARLY_FRACTION, run_landscape
-from ..store import run_config
-from ..sweep import Sweep
+from ..analyse.quantities import EARLY_FRACTION, run_landscape
+from ..store.runs import run_config
+from ..sweep.run import Sweep
 from . import figures as fig
 from .claims import (Claim, Interval, Measurement, MissingData, Study, decide, directional, family,
                      fmt_ci, interval, measurement, paired, ratio)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import data
+from ..net import data
 from ..config import RunConfig
-from ..sweep import Sweep
+from ..sweep.run import Sweep
 from . import figures as fig
 from .claims import (Claim, Interval, Measurement, MissingData, Study, combine, decide, directional,
                      family, fmt_ci, measurement, paired)

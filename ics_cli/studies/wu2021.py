@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import compare
+from ..analyse import compare
 from ..config import RunConfig
-from ..sweep import Sweep
+from ..sweep.run import Sweep
 from . import figures as fig
 from .claims import (Claim, Measurement, MissingData, Study, decide, directional, family, fmt_ci, interval,
                      measurement, paired, ratio)

@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import norms, store
+from ..net import norms
+from ..store import runs as store
 
 
 def status_console() -> Console:
@@ -117,7 +118,7 @@ def retried(outcome) -> str:
 
 def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Console | None = None):
     """sweep.run with a Rich progress bar (on stderr): one tick per finished run, a line per outcome, an ETA."""
-    from . import sweep
+    from ..sweep import run as sweep
 
     if not enabled:
         return sweep.run(plan, out_dir, jobs=jobs)
@@ -191,7 +192,7 @@ def print_studies(console: Console, registry) -> None:
 
 def run_study(name: str, out_dir, *, quick: bool, seeds=None, jobs, console: Console | None = None):
     """studies.run_study with a spinner and a line per finished run (on stderr)."""
-    from . import studies
+    from .. import studies
 
     console = console or status_console()
 

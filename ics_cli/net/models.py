@@ -29,7 +29,7 @@ import math
 from torch import nn
 
 from . import noise, norms
-from .errors import ConfigError
+from ..errors import ConfigError
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "identity": nn.Identity}
 SITES = ("linear", "norm", "act")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import compare, store
-from ..errors import IcsError
+from ...analyse import compare
+from ...store import runs as store
+from ...errors import IcsError
 from . import figures as figs
 from .markup import badge, esc, figure, inline, interval, markdown, number, slug, table
 
@@ -338,7 +339,7 @@ def _evidence(claim: str, refs: list[str]) -> bool:
 def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", heading: int = 2) -> Section:
     """Verdicts (marked), each claim with its measured value and evidence, figures, protocol, and the
     study's comparison of all its runs, folded."""
-    from ..studies import REGISTRY, VERDICT_COLUMNS
+    from ...studies import REGISTRY, VERDICT_COLUMNS
 
     folder = Path(folder)
     meta = store.read_json(folder / "study.json")
@@ -445,8 +446,8 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
 def collection_sections(root: Path, opts: Options) -> tuple[list[Section], list[str]]:
     """results/: its comparisons first, then its studies in the registry's order; and its findings
     (the sentences results/README.md leads with), when it holds studies."""
-    from ..studies import REGISTRY
-    from ..studies.findings import sentences
+    from ...studies import REGISTRY
+    from ...studies.findings import sentences
 
     root = Path(root)
     kids = [(p, kind_or_none(p)) for p in _children(root)]

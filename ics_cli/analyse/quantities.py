@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import compare
 from .compare import _aggregate, _columns, _concat, _finite, _with_key
-from .store import FINISHED, Run, run_config
+from ..store.runs import FINISHED, Run, run_config
 
 TABLE_NAMES = compare.SECOND_VIEW_NAMES
 # The quantity tables of a run folder (ics_cli/quantities): recording any one of them asks for the view.

@@ -24,10 +24,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import compare, norms
+from . import compare
+from ..net import norms
 from .compare import _aggregate, _final, _finite, _sort
-from .config import HASHED_UNLESS
-from .store import FINISHED, Run, run_config
+from ..config import HASHED_UNLESS
+from ..store.runs import FINISHED, Run, run_config
 
 TABLE_NAMES = compare.BATCH_VIEW_NAMES
 ERRORS = ("final_test_error", "final_test_error_batchstats")

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import lock, store
+from . import lock, runs as store
 from . import tensorboard as tb
-from .probes import SITES
+from ..probes import SITES
 
 
 def layer_rows(steps: list[int], stats: dict, layers: list[str]) -> list[tuple]:

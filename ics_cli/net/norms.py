@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .batchnorms import BatchRenorm, GhostBatchNorm, RenormSchedule, RMSNorm
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class BatchNormNoGrad(nn.modules.batchnorm._BatchNorm):

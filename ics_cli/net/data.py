@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ics_cli.errors import DataError
+from ..errors import DataError
 
 DATASETS: dict[str, str] = {
     "mnist-5k": "5000 MNIST digits embedded in the package (4000 train / 1000 test), offline",
@@ -47,7 +47,7 @@ DATASETS: dict[str, str] = {
 REGRESSION = ("gaussian-linear",)       # datasets whose task is "regress": y holds numbers, not labels
 GAUSSIAN_LINEAR_SEED = 0
 
-_MNIST5K_FILE = Path(__file__).parent / "data" / "mnist5k.npz"
+_MNIST5K_FILE = Path(__file__).parent.parent / "data" / "mnist5k.npz"
 
 # torchvision class name and the folder (under data_dir) where its files must lie.
 _TORCHVISION = {

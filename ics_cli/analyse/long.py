@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import batch_view, compare, second_view, store
-from .errors import IcsError
+from . import batch as batch_view, compare, quantities as second_view
+from ..store import runs as store
+from ..errors import IcsError
 
 FOLDER = "long"
 IDENTITY = ("seed", "hash")      # which run a row is from: its seed, and its config hash (runs.csv's)

@@ -19,8 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import compare, plots
-from ..errors import IcsError
+from ...analyse import compare
+from ...figures import plots
+from ...errors import IcsError
 
 FORMATS = ("svg", "png")
 SVG_LIMIT = 200_000
@@ -67,9 +68,9 @@ def _of_compare(folder: Path, fmt: str) -> list[Drawn]:
 
 def _of_study(folder: Path, fmt: str) -> list[Drawn]:
     """A study folder's own figures (those its README shows), with their captions."""
-    from ..studies import REGISTRY, MissingData
-    from ..studies.context import Context
-    from ..store import read_json
+    from ...studies import REGISTRY, MissingData
+    from ...studies.context import Context
+    from ...store.runs import read_json
 
     meta = read_json(Path(folder) / "study.json")
     study = REGISTRY.get(meta.get("study"))

@@ -17,10 +17,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from . import compare
-from .plots import (BAND_ALPHA, BAND_NOTE, _all_layers, _check, _figure, _label, _legend, _log_y, _models,
-                    _rows, _save, _series, _suptitle, _values, _varying, _wants_log, norm_color)
-from .second_view import BLOWUP
+from ..analyse import compare
+from .plots import (
+    BAND_ALPHA, BAND_NOTE, _all_layers, _check,
+    _figure, _label, _legend, _log_y,
+    _models, _rows, _save, _series,
+    _suptitle, _values, _varying, _wants_log,
+    norm_color,
+)
+from ..analyse.quantities import BLOWUP
 
 STYLES = ("-", "--", ":", "-.")
 MAX_PANELS = 4          # layers (or steps) shown side by side: evenly spaced, the first and last among them

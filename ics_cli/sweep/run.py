@@ -35,9 +35,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import lock, store
-from .config import RunConfig, check_writable, validate
-from .errors import ConfigError, IcsError
+from ..store import lock, runs as store
+from ..config import RunConfig, check_writable, validate
+from ..errors import ConfigError, IcsError
 
 AXES = {"norms": ("norm", str), "lrs": ("lr", float), "seeds": ("seed", int),
         "batch_sizes": ("batch_size", int)}
@@ -76,8 +76,8 @@ class Sweep:
         Each is checked against its dataset's size and image shape too (data.sizes reads the files
         once), and has its steps resolved from --epochs, so its hash is its run folder's.
         """
-        from . import data
-        from .config import check_data
+        from ..net import data
+        from ..config import check_data
 
         for axis in AXES:
             if not getattr(self, axis):
@@ -108,7 +108,7 @@ def load_toml(path: Path) -> dict:
     """
     from dataclasses import fields
 
-    from .config import type_problem
+    from ..config import type_problem
 
     path = Path(path)
     if not path.is_file():
@@ -207,7 +207,7 @@ def run_one(cfg_dict: dict, threads: int | None = None,
     """
     import torch
 
-    from .train import train
+    from ..train import train
 
     if threads:
         torch.set_num_threads(threads)
@@ -287,7 +287,7 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
     configs = sweep.configs()
     check_writable(out)
     if chosen.name == "ray":
-        from . import ray_backend
+        from . import ray as ray_backend
 
         # Connected, and --out seen by every node, before anything is written.
         with ray_backend.session(chosen.address, out):
@@ -356,7 +356,7 @@ PR_SET_PDEATHSIG = 1     # linux/prctl.h
 # What the fork server imports, once for all workers: torch and ics (about 1.5 s here), and
 # torch._dynamo, which torch.optim imports at the first optimizer (another second); the `ics`
 # script's module reimports the CLI in each worker. A name that does not import is skipped.
-PRELOAD = ["ics_cli.cli", "ics_cli.sweep", "ics_cli.train", "torch._dynamo"]
+PRELOAD = ["ics_cli.cli", "ics_cli.sweep.run", "ics_cli.train", "torch._dynamo"]
 _STOP = None             # in a pool worker: the sweep's stop event (None in the sweep's own process)
 
 

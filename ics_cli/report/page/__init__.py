@@ -17,8 +17,9 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import __version__, store
-from ..errors import IcsError
+from ... import __version__
+from ...store import runs as store
+from ...errors import IcsError
 from . import figures as figs
 from . import markup, sections
 from .figures import FORMATS

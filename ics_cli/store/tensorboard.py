@@ -50,9 +50,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import store
-from .errors import IcsError
-from .probes import SITES
+from . import runs as store
+from ..errors import IcsError
+from ..probes import SITES
 
 FOLDER = "tensorboard"              # RUN/tensorboard/: the live events of a run
 SAMPLES = 512                       # activation values sampled per site and log step (live only)
@@ -286,7 +286,7 @@ def export(paths: list[Path], logdir: Path,
     Damaged run folders are skipped (`on_damaged` hears of each); an IcsError when none is left, or
     when two runs share a folder name. Everything is written beside `logdir` first, then moved in.
     """
-    from .compare import runs_under
+    from ..analyse.compare import runs_under
 
     require("ics export tensorboard")
     runs = runs_under(*paths, on_damaged=on_damaged)

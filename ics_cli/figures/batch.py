@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from . import compare
-from .plots import (BAND_ALPHA, BAND_NOTE, DIVERGED_COLOR, _check, _figure, _label, _legend, _models,
-                    _plain, _save, _suptitle, _varying, norm_color)
+from ..analyse import compare
+from .plots import (
+    BAND_ALPHA, BAND_NOTE, DIVERGED_COLOR, _check,
+    _figure, _label, _legend, _models,
+    _plain, _save, _suptitle, _varying,
+    norm_color,
+)
 
 X = "norm_batch"
 STYLES = ("-", "--", ":", "-.")

@@ -36,8 +36,9 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from . import compare, store
-from .errors import IcsError
+from ..analyse import compare
+from ..store import runs as store
+from ..errors import IcsError
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
@@ -607,7 +608,7 @@ CAPTIONS = {
 
 def caption(path: Path | str) -> str:
     """The CAPTIONS entry of a figure file written by draw_all (`drift_heatmap_cnn.png` -> drift_heatmap)."""
-    from . import batch_plots, second_plots   # the views' figures (drawn with the helpers here), captions
+    from . import batch as batch_plots, quantities as second_plots  # the views' figures (drawn with the helpers here), captions
 
     stem = Path(path).stem
     captions = {**CAPTIONS, **second_plots.CAPTIONS, **batch_plots.CAPTIONS}
@@ -633,7 +634,7 @@ def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
     def owned(name: str) -> bool:   # a figure of this format, or a temporary file a kill left
         return (name.startswith(".") and ".tmp" in name) or (name.endswith(f".{fmt}") and _is_figure(name))
 
-    from . import batch_plots, second_plots   # their figures: drawn only where their tables were written
+    from . import batch as batch_plots, quantities as second_plots  # their figures: drawn only where their tables were written
 
     figures = FIGURES + second_plots.FIGURES + batch_plots.FIGURES
     with store.staged(out_dir, owned) as stage:

@@ -36,7 +36,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import IcsError
+from ..errors import IcsError
 
 WRITE_ERRNOS = {errno.ENOSPC: "free space", errno.EDQUOT: "free space",
                 errno.EACCES: "make it writable", errno.EPERM: "make it writable",

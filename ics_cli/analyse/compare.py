@@ -44,10 +44,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import NOT_HASHED, RunConfig
-from .errors import IcsError
-from . import store
-from .store import FINISHED, Run, find_runs, run_config, write_atomic
+from ..config import NOT_HASHED, RunConfig
+from ..errors import IcsError
+from ..store import runs as store
+from ..store.runs import FINISHED, Run, find_runs, run_config, write_atomic
 
 TABLE_NAMES = ("summary", "drift", "gradient_stability", "lr_tolerance", "best_lr")
 # Companion tables: tidy per-lr and per-step tables (plots read these, never run folders), and
@@ -468,7 +468,7 @@ def build(runs: list[Run], *, target: float | None = None,
         "grad_curves": _sort(_aggregate(long["grad_curves"], key_cols + ["layer", "step"], GRAD_VALUES)),
         "runs": runs_out,
     }
-    from . import batch_view, long_tables, second_view     # families of their own, on the helpers here
+    from . import batch as batch_view, long as long_tables, quantities as second_view  # families of their own, on the helpers here
     views = [second_view.build(runs, key_cols), batch_view.build(runs, key_cols)]
     for view in views:
         long.update(view.long)
@@ -825,8 +825,8 @@ def owns(name: str) -> bool:
     or a temporary file that a killed `ics` left (hidden, with `.tmp` in its name); and the folder of
     long tables, as `long/` (store.staged's name for a folder), and `long/<name>` when
     long_tables.owns(name)."""
-    from . import long_tables
-    from .plots import FORMATS, caption
+    from . import long as long_tables
+    from ..figures.plots import FORMATS, caption
 
     folder, _, name = name.rpartition("/")
     if folder:
@@ -855,7 +855,8 @@ def save(tables: dict[str, pd.DataFrame], dest: Path, fmt: str = "png") -> list[
     drawn from the CSVs written, as `ics plot` redraws them: the same bytes either way.
     Returns the paths in `dest`: wide tables, long tables, figures.
     """
-    from . import long_tables, plots
+    from . import long as long_tables
+    from ..figures import plots
 
     with store.staged(dest, owns) as stage:
         paths = write(tables, stage) + long_tables.write(getattr(tables, "long", {}), stage)
@@ -867,7 +868,7 @@ def save(tables: dict[str, pd.DataFrame], dest: Path, fmt: str = "png") -> list[
 def load_long(out_dir: Path, name: str) -> pd.DataFrame:
     """Long table `name` (one row per run × layer × site × step, ...: long_tables.py) of a compare
     folder, e.g. `load_long("runs/compare", "drift")`; `load` never reads these."""
-    from . import long_tables
+    from . import long as long_tables
 
     return long_tables.load(out_dir, name)
 

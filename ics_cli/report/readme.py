@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import compare, store
-from .errors import IcsError
+from ..analyse import compare
+from ..store import runs as store
+from ..errors import IcsError
 
 
 def md_cell(v) -> str:
@@ -98,7 +99,7 @@ def _verdict_line(study_dir: Path, root: Path) -> str | None:
 
 def _changes(root: Path) -> list[str]:
     """Per claim of every study under root: the previous release's verdict, this one, and why."""
-    from .studies import REGISTRY
+    from ..studies import REGISTRY
 
     lines = []
     for name, study in REGISTRY.items():
@@ -123,8 +124,8 @@ def _changes(root: Path) -> list[str]:
 
 def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
     """Write root/README.md: findings, what was run, the headline tables, figures, the studies' verdicts."""
-    from .plots import CAPTIONS
-    from .studies.findings import sentences
+    from ..figures.plots import CAPTIONS
+    from ..studies.findings import sentences
 
     root, compare_dir = Path(root), Path(compare_dir)
     try:

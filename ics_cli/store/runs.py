@@ -47,9 +47,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import HASHED_UNLESS
-from .errors import IcsError
-from .quantities import KEYS as QUANTITY_KEYS, TABLES as QUANTITY_TABLES
+from ..config import HASHED_UNLESS
+from ..errors import IcsError
+from ..quantities import KEYS as QUANTITY_KEYS, TABLES as QUANTITY_TABLES
 
 METRICS_COLUMNS = ["step", "train_loss", "train_acc", "test_loss", "test_acc",
                    "test_loss_batchstats", "test_acc_batchstats", "lr", "elapsed_s"]
