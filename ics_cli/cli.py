@@ -183,22 +183,6 @@ def backend_options(f):
     return f
 
 
-def check_backend(backend: str, ray_address: str | None, ray_retries: int, jobs: int | None) -> None:
-    """One line for a backend option that does not go with the others, or Ray missing."""
-    from .sweep import ray as ray_backend
-
-    if backend != "ray":
-        if ray_address is not None:
-            raise IcsError("--ray-address applies to --backend ray only; add --backend ray or drop it")
-        return
-    if jobs is not None:
-        raise IcsError("--jobs applies to --backend local only; with --backend ray every run is a task "
-                       "of 1 CPU and Ray fills the cluster's CPUs")
-    if ray_retries < 0:
-        raise IcsError(f"--ray-retries must be an integer >= 0, got {ray_retries}")
-    ray_backend.require()
-
-
 def run_option(name: str, annotation, default):
     """The option for RunConfig field `name`: an Enum for a choice, a bare flag for a bool."""
     opt = "--" + name.replace("_", "-")
@@ -314,7 +298,7 @@ def sweep(
              if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
-    check_backend(backend.value, ray_address, ray_retries, jobs)
+    sweep_mod.check_backend(backend.value, ray_address, ray_retries, jobs)
     toml = sweep_mod.load_toml(grid_file) if grid_file else None
     grid = {"norms": norms_, "lrs": lrs, "seeds": seeds, "batch_sizes": batch_sizes}
     plan = sweep_mod.make_sweep(given, grid, toml)
@@ -354,6 +338,8 @@ def compare(
 ):
     """Tables (CSV) and figures comparing runs across norms, aggregated over seeds."""
     from .analyse import compare as compare_mod
+    from .figures import draw
+    from .store.runs import runs_under
     from .report import terminal as report
 
     if not 0 < tolerance <= 1:
@@ -363,10 +349,10 @@ def compare(
     paths = _existing(paths)
     dest = out_dir or paths[0] / "compare"
     config_mod.check_writable(dest, "--out", beside=True)     # before any work
-    runs = compare_mod.runs_under(*paths, on_damaged=_skipping)
+    runs = runs_under(*paths, on_damaged=_skipping)
     tables = compare_mod.build(runs, target=target, tolerance=tolerance)
     # Tables and figures (drawn from the CSVs, as `ics plot` does) staged, then moved into dest.
-    written = compare_mod.save(tables, dest, fmt=fmt.value)
+    written = draw.save(tables, dest, fmt=fmt.value)
     head = compare_mod.headline(tables)
     if json_out:
         out.print_json(head.to_json(orient="records"))
@@ -381,20 +367,20 @@ def plot(
     fmt: Format = typer.Option(Format.png, "--format", metavar="<format>", help=f"Figure format: {listed(Format)}."),
 ):
     """Redraw the figures from saved CSVs, without training: a study folder gets its own figures too."""
-    from .analyse import compare as compare_mod
-    from .figures import plots
-    from .store import runs as store
+    from .analyse import outputs
+    from .figures import draw
+    from .store import staging
     from . import studies
 
     [path] = _existing([path], "give a compare folder, a folder holding one, or a study folder")
     folder = path / "compare" if (path / "compare").is_dir() else path
     if not (folder / "summary.csv").exists():
         stopped = (" (an `ics compare` into it was stopped before it finished)"
-                   if any(store.is_incomplete(store.staging_folder(f)) for f in (path / "compare", folder))
+                   if any(staging.is_incomplete(staging.staging_folder(f)) for f in (path / "compare", folder))
                    else "")
         raise IcsError(f"no comparison tables in '{folder}'{stopped}; run `ics compare {path}` first")
     config_mod.check_writable(folder, "PATH", beside=True)
-    files = plots.draw_all(compare_mod.load(folder), folder, fmt=fmt.value)
+    files = draw.draw_all(outputs.load(folder), folder, fmt=fmt.value)
     out.print(f"{len(files)} figures written to {folder}")
     if (path / "verdicts.csv").exists():        # a study folder: its own figures, from its own CSVs
         own = studies.redraw(path, fmt=fmt.value)
@@ -429,8 +415,8 @@ def reproduce(
     chosen = studies.select(name)
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
-    check_backend(backend, ray_address, ray_retries, jobs)
-    seed_list = _seeds(seeds) if seeds is not None else None
+    sweep_mod.check_backend(backend, ray_address, ray_retries, jobs)
+    seed_list = sweep_mod.parse_seeds(seeds) if seeds is not None else None
     for study in chosen:
         folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
         with sweep_mod.backend(backend, ray_address, ray_retries):     # the study's sweep.run calls
@@ -446,16 +432,6 @@ def reproduce(
             else:
                 _note(f"{study}: no committed result to compare with ({reference} does not exist)")
     return 0
-
-
-def _seeds(text: str) -> list[int]:
-    """--seeds '10,11,12' -> [10, 11, 12]: distinct non-negative integers, or a one-line error."""
-    from .sweep.run import parse_list
-
-    seeds = parse_list("--seeds", text, int)
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise IcsError(f"--seeds '{text}' must be distinct non-negative integers, e.g. --seeds 10,11,12")
-    return seeds
 
 
 @app.command()
@@ -503,7 +479,7 @@ def report_cmd(
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
     paths = _existing(paths, "give comparison, sweep, study or results folders")
     target = dest if dest is not None else paths[0] / "report.html"
-    folder = _output_file(target, "an HTML")
+    folder = config_mod.check_output_file(target, "an HTML")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise IcsError(f"--out '{target}' is not writable ('{folder}' is read-only); give a file you can write")
     # A full disk is one line naming the file (and no half-written page); a spinner on stderr meanwhile.
@@ -551,7 +527,7 @@ def export(
     if dest is None:
         store.export_table(run_dir, table.value)
         return
-    _output_file(dest, "a CSV")
+    config_mod.check_output_file(dest, "a CSV")
     with lock.writing(dest):        # a full disk or a read-only file: one line naming it
         store.export_table(run_dir, table.value, dest)
 
@@ -572,17 +548,6 @@ def export_tensorboard(
     with lock.writing(logdir):
         written = tensorboard.export(paths, logdir, on_damaged=_skipping)
     out.print(f"{len(written)} runs written to {logdir}")
-
-
-def _output_file(path: Path, kind: str) -> Path:
-    """Refuse an --out file that cannot be written (a folder, or in a folder that does not exist) with
-    one line, before any work; return its folder."""
-    folder = path.absolute().parent
-    if path.is_dir():
-        raise IcsError(f"--out '{path}' is a folder; give {kind} file name")
-    if not folder.is_dir():
-        raise IcsError(f"--out '{path}' cannot be written: its folder '{folder}' does not exist")
-    return folder
 
 
 def _note(message: str) -> None:

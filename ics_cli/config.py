@@ -28,7 +28,7 @@ import typing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, IcsError, require
 
 MODELS = ("mlp", "cnn", "resmlp", "vgg", "dln")
 NOISES = ("none", "santurkar")
@@ -315,16 +315,14 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not 0 <= cfg.bn_momentum <= 1:
         raise ConfigError(f"--bn-momentum must be in [0, 1], got {cfg.bn_momentum}")
     if cfg.tensorboard:
-        from .store import tensorboard
-
-        tensorboard.require("--tensorboard")
+        require("tensorboard", "TensorBoard", "--tensorboard")
     if cfg.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     cfg = cfg.resolved()
-    norms.check(cfg)
+    models.check_norm(cfg)
     models.check(cfg)
     quantities.check(cfg)
     return cfg
@@ -388,7 +386,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
     Call after `validate`, before building the model: every check here is arithmetic.
     `class_counts` (training images per class), when known, lets the paired sampler be checked.
     """
-    from .net import models, norms
+    from .net import models
 
     n, shape = f"{train_size:,}", "x".join(map(str, input_shape))
     if test_size < 1:
@@ -411,7 +409,7 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
                           f"({n} images); use a value in [{cfg.norm_batch}, {train_size}]")
     if cfg.batch_sampler == "paired":
         _paired(cfg, num_classes, class_counts)
-    norms.check_input(cfg, input_shape)
+    models.check_norm_input(cfg, input_shape)
     models.check_input(cfg, input_shape)
     return cfg.resolved(train_size)
 
@@ -460,3 +458,14 @@ def check_writable(out: str | Path, option: str = "--out", *, beside: bool = Fal
             pass
     except OSError as e:
         raise ConfigError(f"{option} '{out}' is not writable ({e.strerror}); give a folder you can write to") from None
+
+
+def check_output_file(path: Path, kind: str) -> Path:
+    """Refuse an --out file that cannot be written (a folder, or in a folder that does not exist) with
+    one line, before any work; return its folder."""
+    folder = path.absolute().parent
+    if path.is_dir():
+        raise IcsError(f"--out '{path}' is a folder; give {kind} file name")
+    if not folder.is_dir():
+        raise IcsError(f"--out '{path}' cannot be written: its folder '{folder}' does not exist")
+    return folder

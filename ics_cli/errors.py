@@ -1,5 +1,7 @@
 """Errors a user can cause. The CLI turns each into one line on stderr and exit code 2."""
 
+import importlib.util
+
 
 class IcsError(Exception):
     """Bad input: the message names the problem and what is allowed."""
@@ -11,3 +13,14 @@ class ConfigError(IcsError):
 
 class DataError(IcsError):
     """A dataset that cannot be loaded (missing files, failed download, bad format)."""
+
+
+def installed(package: str) -> bool:
+    """Whether an optional package is installed (without importing it: Ray and TensorBoard take seconds)."""
+    return importlib.util.find_spec(package) is not None
+
+
+def require(package: str, label: str, what: str) -> None:
+    """One line naming the fix when the optional `package` (the extra of ics-cli of that name) is missing."""
+    if not installed(package):
+        raise IcsError(f"{what} needs {label}, which is not installed: pip install 'ics-cli[{package}]'")

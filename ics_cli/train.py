@@ -40,6 +40,9 @@ import torch
 
 from . import __version__, quantities
 from .store import logs as blocks, lock, runs as store
+from .store import files
+from .store import schema
+from .store.provenance import git_commit
 from .net import data, models, norms, population, sampling, tasks
 from .store import tensorboard
 from .config import RunConfig, check_writable, validate
@@ -103,7 +106,7 @@ def make_optimizer(cfg: RunConfig, params):
 
 
 def provenance(cfg: RunConfig, device: torch.device) -> dict:
-    commit = store.git_commit()
+    commit = git_commit()
     return {"config": cfg.to_dict(), "hash": cfg.hash(), "name": cfg.name(),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "ics": __version__, "git_commit": commit},
@@ -200,7 +203,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                                f"damaged, or more than tensors and numbers); remove the run folder "
                                f"{run_dir} to start the run afresh") from None
         else:
-            store.write_json(run_dir / "config.json", provenance(cfg, device))
+            files.write_json(run_dir / "config.json", provenance(cfg, device))
         logs = blocks.RunLogs(run_dir, fresh=not resume, extra={q.name: q.columns for q in second},
                               tensorboard=cfg.tensorboard)
         if resume:
@@ -240,7 +243,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                    "train_acc": correct / n if n else math.nan, "test_loss": host[0], "test_acc": host[1],
                    "test_loss_batchstats": host[2], "test_acc_batchstats": host[3],
                    "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - start, 3)}
-            logs.metrics([[row[c] for c in store.METRICS_COLUMNS]])
+            logs.metrics([[row[c] for c in schema.METRICS_COLUMNS]])
             interval = fresh_interval()
             last_row, evaluated = row, step
             if on_log:
@@ -416,7 +419,7 @@ def finish(run_dir: Path, cfg: RunConfig, status: str, step: int, diverged_at: i
                "final": final, "final_step": last_row.get("step"),
                "wall_s": round(wall_s, 3), "steps_per_s": round(step / wall_s, 2) if wall_s > 0 else None}
     with lock.writing(run_dir / "summary.json"):
-        store.write_json(run_dir / "summary.json", summary)
+        files.write_json(run_dir / "summary.json", summary)
     if not keep_checkpoint:
         # Only after summary.json exists: a kill before this point resumes, after it reads as finished.
         with lock.writing(run_dir / "units"):

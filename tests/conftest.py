@@ -1,10 +1,15 @@
-"""Shared test fixtures: no test reaches the network; dataset caches can be reset around a test."""
+"""Shared test fixtures: no test reaches the network; dataset caches can be reset around a test;
+a finished run of a configuration is trained once per session for the tests that only read it."""
 
+import dataclasses
 import socket
 
 import pytest
 
+from ics_cli.config import RunConfig
 from ics_cli.net import data
+
+from helpers import run
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +29,21 @@ def fresh_cache():
     data.clear_cache()
     yield
     data.clear_cache()
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+    """`reference_run(**kw)`: the folder of a finished run of RunConfig(**kw) (the synthetic dataset
+    unless kw names one), trained the first time a test of the session asks for that configuration
+    (every field alike, defaults included) and shared from then on. For tests that only read it: a
+    test that writes into a run folder trains its own."""
+    root = tmp_path_factory.mktemp("reference")
+    done = {}
+
+    def get(**kw):
+        key = repr(sorted(dataclasses.asdict(RunConfig(**{"dataset": "synthetic", **kw})).items()))
+        if key not in done:
+            done[key] = run(root / str(len(done)), **kw).path
+        return done[key]
+
+    return get

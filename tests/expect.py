@@ -1,6 +1,7 @@
 """Assertions the tests share.
 
-`refused`: `ics` refuses bad input with one line, exit 2, nothing written. For compare tables
+`error_line`: a command ended with one line `ics: error: ...` on stderr, exit 2, no traceback;
+`refused`: `ics` refuses bad input with that one line and writes nothing. For compare tables
 checked against numbers computed by hand: `one` finds the single row of a table with given key
 values; `half` is the half-width of a 95% t interval (scipy's t quantile, s with ddof 1); `ci`
 asserts that a row holds the mean and 95% t interval of given per-seed values.
@@ -45,16 +46,27 @@ def ci(r: pd.Series, name: str, values) -> None:
         assert (r[f"{name}_ci_low"], r[f"{name}_ci_high"]) == pytest.approx((mean - h, mean + h), abs=1e-9)
 
 
-def refused(capsys, argv: list[str], out, *needles: str) -> str:
-    """Run `ics argv --out out`; assert the one-line refusal (exit 2, no traceback), that it names
-    every one of `needles`, and that `out` is empty; return the line."""
-    rc = main([*argv, "--out", str(out)])
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+def error_line(rc: int, capsys, *needles: str, absent: tuple[str, ...] = ()) -> str:
+    """Exit code `rc` is 2 and what was captured is one line `ics: error: ...` on stderr (newline
+    ended) naming every one of `needles` and none of `absent`, with no traceback on stderr or stdout;
+    return the line."""
+    captured = capsys.readouterr()
+    err = captured.err
+    lines = err.splitlines()
     assert rc == 2, err
-    assert len(lines) == 1 and lines[0].startswith("ics: error: "), err
-    assert "Traceback" not in err
+    assert len(lines) == 1 and err == lines[0] + "\n", err
+    assert lines[0].startswith("ics: error: "), err
+    assert "Traceback" not in err + captured.out, err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
-    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+    for word in absent:
+        assert word not in err, (word, err)
     return lines[0]
+
+
+def refused(capsys, argv: list[str], out, *needles: str) -> str:
+    """Run `ics argv --out out`; assert the one-line refusal (`error_line`) naming every one of
+    `needles`, and that `out` is empty; return the line."""
+    line = error_line(main([*argv, "--out", str(out)]), capsys, *needles)
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+    return line

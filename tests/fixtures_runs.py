@@ -35,6 +35,8 @@ from pathlib import Path
 
 from ics_cli.config import RunConfig
 
+from synthetic import write_config, write_csv
+
 STEPS = [0, 10, 20, 30, 40]
 LAYERS = {"hidden1": 1, "hidden2": 2}
 SITES = {"linear": 1.0, "norm": 0.5, "act": 0.1, "norm_eval": 0.4}
@@ -72,16 +74,6 @@ RUNS = [
     dict(norm="batch", lr=1.0, seed=2, status="incomplete", acc=[0.10, 0.99],
          m=[0.0, 9.0], v=[0.0, 9.0], g=[99], r=1),
 ]
-
-
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return "" if v != v else format(v, ".9g")
-    return str(v)
-
-
-def _csv(path: Path, columns: list[str], rows: list[list]) -> None:
-    path.write_text(",".join(columns) + "\n" + "".join(",".join(_cell(v) for v in r) + "\n" for r in rows))
 
 
 def _metrics(spec) -> list[list]:
@@ -148,19 +140,16 @@ def write_runs(root: Path, runs: list[dict] = RUNS, *, legacy: bool = False) -> 
                         log_every=10, track_units=2, device="cpu").resolved()
         folder = sweep / cfg.name()
         folder.mkdir(parents=True)
-        (folder / "config.json").write_text(json.dumps({
-            "config": cfg.to_dict(), "hash": cfg.hash(), "name": cfg.name(),
-            "versions": {"python": "3", "torch": "2", "ics": "0"}, "device": "cpu",
-            "timestamp": "2024-01-01T00:00:00"}, indent=2))
-        _csv(folder / "metrics.csv", ["step", "train_loss", "train_acc", "test_loss", "test_acc",
-                                      "test_loss_batchstats", "test_acc_batchstats", "lr", "elapsed_s"],
-             _metrics(spec))
-        _csv(folder / "layers.csv", columns,
-             [row[: len(columns)] for row in _layers(spec, sites)])
-        _csv(folder / "units.csv", ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
-             _units(spec, sites))
-        _csv(folder / "grads.csv", ["step", "layer", "grad_norm", "weight_norm", "update_ratio"],
-             _grads(spec))
+        write_config(folder, cfg, timestamp="2024-01-01T00:00:00", indent=2)
+        write_csv(folder / "metrics.csv", ["step", "train_loss", "train_acc", "test_loss", "test_acc",
+                                           "test_loss_batchstats", "test_acc_batchstats", "lr", "elapsed_s"],
+                  _metrics(spec))
+        write_csv(folder / "layers.csv", columns,
+                  [row[: len(columns)] for row in _layers(spec, sites)])
+        write_csv(folder / "units.csv", ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
+                  _units(spec, sites))
+        write_csv(folder / "grads.csv", ["step", "layer", "grad_norm", "weight_norm", "update_ratio"],
+                  _grads(spec))
         if spec["status"] == "incomplete":
             continue
         diverged = spec["status"] == "diverged"

@@ -7,7 +7,6 @@ batch 4 and 128 per norm and seed. Test names start with the claim id.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from ics_cli.net import data
 from ics_cli.studies import REGISTRY, ba2016 as ba
 
-from synthetic import context, write_run
+from synthetic import context, edit_config, write_run
 
 SEEDS = range(5)
 ROWS = 40                                   # metrics rows after step 0
@@ -38,9 +37,7 @@ def run_with(root: Path, *, norm: str, seed: int, batch_size: int, err: float, l
     at metrics row k (row 0, before any update, blank)."""
     folder = write_run(Path(root) / f"{norm}-bs{batch_size}", norm=norm, seed=seed, log_every=100,
                        test_acc=[0.1] + [1 - err] * ROWS)
-    meta = json.loads((folder / "config.json").read_text())
-    meta["config"].update(batch_size=batch_size)
-    (folder / "config.json").write_text(json.dumps(meta))
+    edit_config(folder, batch_size=batch_size)
     metrics = pd.read_csv(folder / "metrics.csv")
     k = np.arange(len(metrics), dtype=float)
     z = np.random.default_rng([seed, batch_size, ba.NORMS.index(norm)]).standard_normal(len(metrics))

@@ -16,15 +16,9 @@ from ics_cli.config import RunConfig, validate
 from ics_cli.train import evaluate, load_model, make_optimizer, train
 
 from expect import refused
+from helpers import runner, strip_elapsed
 
-
-def run(out, on_step=None, **kw):
-    kw = {"log_every": 4, "eval_every": 4, **kw}
-    return train(RunConfig(dataset="synthetic", out=str(out), **kw), on_step=on_step)
-
-
-def strip_elapsed(path) -> list[str]:
-    return [ln.rsplit(",", 1)[0] for ln in path.read_text().splitlines()]
+run = runner(log_every=4, eval_every=4)
 
 
 def built(norm="none", seed=0, model="mlp", **kw):
@@ -349,11 +343,12 @@ def test_a_frozen_run_trains_with_the_population_statistics_of_the_freeze_step(t
 
 
 @pytest.mark.parametrize("stop, bn_eval", [(6, "precise"), (9, "precise"), (9, "ema")])
-def test_a_frozen_run_resumed_after_a_checkpoint_has_the_bytes_of_an_unbroken_one(tmp_path, stop, bn_eval):
+def test_a_frozen_run_resumed_after_a_checkpoint_has_the_bytes_of_an_unbroken_one(tmp_path, stop, bn_eval,
+                                                                                  reference_run):
     """Stopped at the freeze step (6) or after it, and resumed: the same bytes as an unbroken run."""
     kw = dict(norm="batch", steps=12, seed=6, freeze_bn_at=0.5, bn_eval=bn_eval, precise_samples=120,
               log_every=2, eval_every=3)
-    unbroken = run(tmp_path / "unbroken", **kw).path
+    unbroken = reference_run(**kw)
     resumed = resume_after(tmp_path / "broken", stop, **kw)
     same_bytes(unbroken, resumed)
 

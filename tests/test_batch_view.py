@@ -17,14 +17,20 @@ import pandas as pd
 import pytest
 
 from ics_cli.figures import batch as batch_plots, plots
+from ics_cli.figures import draw
+from ics_cli.figures import style
 from ics_cli.analyse import batch as batch_view, compare
+from ics_cli.analyse.base import ALL_TABLE_NAMES, BATCH_VIEW_NAMES
+from ics_cli.analyse import outputs
+from ics_cli.analyse.keys import ALWAYS_KEY, key_columns, table_key
 from ics_cli.store import runs as store
+from ics_cli.store import files
 from ics_cli.cli import main
 from ics_cli.config import HASHED_UNLESS, RunConfig
 from ics_cli.store.runs import find_runs
 
 from expect import ci, one
-from synthetic import write_run
+from synthetic import edit_config, write_run
 
 ACC = {("batch", 4): [0.60, 0.70, 0.65], ("batch", 32): [0.90, 0.92, 0.91],
        ("layer", 4): [0.85, 0.86, 0.88], ("layer", 32): [0.87, 0.86, 0.89]}
@@ -43,20 +49,14 @@ def batch_run(root, *, norm, seed, acc, acc_batch=None, batch_size=60, status="c
     folder = write_run(where, norm=norm, seed=seed, test_acc=[0.1, acc], log_every=10, lr=lr,
                        model=model, status=status)
     acc_batch = acc if acc_batch is None else acc_batch
-    meta = json.loads((folder / "config.json").read_text())
-    cfg = {**meta["config"], "batch_size": batch_size, **fields}
-    resolved = RunConfig.from_dict(cfg)
-    if old:
-        cfg = {k: v for k, v in cfg.items() if k not in HASHED_UNLESS}
-    meta.update(config=cfg, hash=resolved.hash(), name=resolved.name())
-    (folder / "config.json").write_text(json.dumps(meta))
+    edit_config(folder, rehash=True, drop=HASHED_UNLESS if old else (), batch_size=batch_size, **fields)
     metrics = pd.read_csv(folder / "metrics.csv")
     metrics["test_acc_batchstats"] = [0.1, acc_batch]
     (folder / "metrics.csv").write_text(metrics.to_csv(index=False, na_rep=""))
     summary = json.loads((folder / "summary.json").read_text())
     if summary["final"] is not None:
         summary["final"]["test_acc_batchstats"] = acc_batch
-    store.write_json(folder / "summary.json", summary)
+    files.write_json(folder / "summary.json", summary)
     return folder
 
 
@@ -84,7 +84,7 @@ def tables(sweep):
 
 
 def test_the_batch_view_follows_the_other_tables(tables):
-    assert tuple(tables) == compare.ALL_TABLE_NAMES + compare.BATCH_VIEW_NAMES
+    assert tuple(tables) == ALL_TABLE_NAMES + BATCH_VIEW_NAMES
 
 
 def test_batch_size_table_holds_the_error_means_and_intervals_over_seeds(tables):
@@ -101,7 +101,7 @@ def test_batch_size_table_holds_the_error_means_and_intervals_over_seeds(tables)
 
 
 def test_error_is_one_minus_the_summary_accuracy(tables):
-    merged = tables["batch_size"].merge(tables["summary"], on=compare.ALWAYS_KEY)
+    merged = tables["batch_size"].merge(tables["summary"], on=ALWAYS_KEY)
     assert np.allclose(merged["final_test_error_mean"], 1 - merged["final_test_acc_mean"], atol=1e-12)
     assert np.allclose(merged["final_test_error_ci_low"], 1 - merged["final_test_acc_ci_high"], atol=1e-12)
 
@@ -111,8 +111,8 @@ def test_one_batch_size_and_default_options_write_no_batch_view(tmp_path):
         batch_run(tmp_path, norm="batch", seed=seed, acc=0.9, acc_batch=0.8, batch_size=60)
         batch_run(tmp_path, norm="none", seed=seed, acc=0.8, batch_size=60)
     tables = compare.build(find_runs(tmp_path))
-    assert tuple(tables) == compare.ALL_TABLE_NAMES
-    assert compare.key_columns(find_runs(tmp_path)) == list(compare.ALWAYS_KEY)
+    assert tuple(tables) == ALL_TABLE_NAMES
+    assert key_columns(find_runs(tmp_path)) == list(ALWAYS_KEY)
 
 
 def test_only_models_with_a_batch_axis_get_one(tmp_path):
@@ -155,7 +155,7 @@ def test_regression_runs_have_no_error(tmp_path):
         (folder / "metrics.csv").write_text(metrics.to_csv(index=False, na_rep=""))
         summary = json.loads((folder / "summary.json").read_text())
         summary["final"].update(test_acc=None, test_acc_batchstats=None)
-        store.write_json(folder / "summary.json", summary)
+        files.write_json(folder / "summary.json", summary)
     t = compare.build(find_runs(tmp_path))["batch_size"]
     assert set(t["scored_by"]) == {"final_loss_drop"}
     assert t["final_test_error_mean"].isna().all() and t["final_test_error_batchstats_mean"].isna().all()
@@ -188,7 +188,7 @@ def bn_eval_runs(root):
 def test_runs_differing_only_in_bn_eval_are_separate_configurations(tmp_path):
     own, batch = bn_eval_runs(tmp_path)
     runs = find_runs(tmp_path)
-    assert compare.key_columns(runs) == [*compare.ALWAYS_KEY, "bn_eval"]
+    assert key_columns(runs) == [*ALWAYS_KEY, "bn_eval"]
     tables = compare.build(runs)
     summary = tables["summary"]
     assert list(summary["bn_eval"]) == ["ema", "precise"] and list(summary["n_seeds"]) == [2, 2]
@@ -211,12 +211,6 @@ def test_test_stats_names_the_runs_own_statistics_when_bn_eval_does_not_vary(tab
     ci(r, "error_own_minus_batchstats", [b - a for a, b in zip(ACC["batch", 32], BATCHSTATS["batch", 32])])
 
 
-def strip_new_keys(folder):
-    meta = json.loads((folder / "config.json").read_text())
-    meta["config"] = {k: v for k, v in meta["config"].items() if k not in HASHED_UNLESS}
-    (folder / "config.json").write_text(json.dumps(meta))
-
-
 def test_old_runs_without_the_new_config_keys_read_them_as_defaults(tmp_path):
     old = [batch_run(tmp_path, norm="batch", seed=s, acc=0.9, batch_size=bs, old=True)
            for s in (0, 1) for bs in (4, 32)]
@@ -225,7 +219,7 @@ def test_old_runs_without_the_new_config_keys_read_them_as_defaults(tmp_path):
     runs = find_runs(tmp_path)
     assert store.run_config(runs[0])["bn_eval"] == "ema"
     # Old (no bn_eval key) and new (bn_eval "ema") runs of one batch size are seeds of one configuration.
-    assert compare.key_columns(runs) == list(compare.ALWAYS_KEY)
+    assert key_columns(runs) == list(ALWAYS_KEY)
     t = compare.build(runs)["batch_size"]
     assert list(t["n_seeds"]) == [3, 3]
     ci(one(t, batch_size=4), "final_test_error", [0.1, 0.1, 0.2])
@@ -242,16 +236,16 @@ def test_old_runs_without_the_new_config_keys_read_them_as_defaults(tmp_path):
 
 def test_every_figure_kind_has_a_caption():
     assert set(batch_plots.CAPTIONS) == {f.__name__ for f in batch_plots.FIGURES}
-    assert plots.caption("batch_size_mlp.png") == batch_plots.CAPTIONS["batch_size"]
-    assert plots.caption("test_stats.svg") == batch_plots.CAPTIONS["test_stats"]
-    assert compare.owns("batch_size.csv") and compare.owns("test_stats.png")
+    assert draw.caption("batch_size_mlp.png") == batch_plots.CAPTIONS["batch_size"]
+    assert draw.caption("test_stats.svg") == batch_plots.CAPTIONS["test_stats"]
+    assert draw.owns("batch_size.csv") and draw.owns("test_stats.png")
 
 
 @pytest.fixture
 def drawn(monkeypatch):
     """What each saved figure showed, captured before the figure is cleared."""
     figures = {}
-    save = plots._save
+    save = style.save_figure
 
     def spy(fig, out_dir, name, fmt):
         figures[name] = [{"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "xscale": ax.get_xscale(),
@@ -260,13 +254,13 @@ def drawn(monkeypatch):
                                                                        for ln in ax.get_lines()]}
                          for ax in fig.axes]
         return save(fig, out_dir, name, fmt)
-    monkeypatch.setattr(batch_plots, "_save", spy)
+    monkeypatch.setattr(batch_plots, "save_figure", spy)
     return figures
 
 
 def test_error_against_batch_size_has_a_log2_axis_and_a_line_per_norm(tables, tmp_path, drawn):
-    compare.write(tables, tmp_path / "c")
-    loaded = compare.load(tmp_path / "c")
+    files.write_tables(tables, tmp_path / "c")
+    loaded = outputs.load(tmp_path / "c")
     for figure in batch_plots.FIGURES:
         figure(loaded, tmp_path / "figs")
     assert set(drawn) == {"batch_size", "test_stats"}
@@ -274,8 +268,8 @@ def test_error_against_batch_size_has_a_log2_axis_and_a_line_per_norm(tables, tm
     assert ax["xscale"] == "log" and ax["xticks"] == [4, 32] and ax["xlabel"].startswith("batch size")
     assert "%" in ax["ylabel"]
     lines = {label: (color, x) for label, color, x in ax["lines"]}
-    assert lines["batch"] == (plots.norm_color("batch"), [4.0, 32.0])
-    assert lines["layer"] == (plots.norm_color("layer"), [4.0, 32.0])
+    assert lines["batch"] == (style.norm_color("batch"), [4.0, 32.0])
+    assert lines["layer"] == (style.norm_color("layer"), [4.0, 32.0])
     both, gap = drawn["test_stats"]
     assert [label for label, *_ in both["lines"] if not label.startswith("_")][0] == "batch"
     assert gap["xticks"] == [4, 32]
@@ -299,7 +293,7 @@ def test_lines_keep_one_point_per_batch_size_when_each_runs_the_same_epochs(tmp_
         for norm in ("batch", "layer"):
             batch_run(tmp_path, norm=norm, seed=0, acc=0.8, batch_size=bs, steps=1600 // bs)
     t = compare.build(find_runs(tmp_path))["batch_size"]
-    assert "steps" in compare.table_key(t)
+    assert "steps" in table_key(t)
     lines = batch_plots._lines(t)
     assert [(norm, list(df["norm_batch"])) for norm, _, _, df in lines] == [("batch", [4, 16]),
                                                                            ("layer", [4, 16])]
@@ -308,12 +302,12 @@ def test_lines_keep_one_point_per_batch_size_when_each_runs_the_same_epochs(tmp_
 def test_compare_and_plot_draw_the_same_bytes(sweep, tmp_path, monkeypatch):
     """`ics compare` writes the tables and draws the figures; `ics plot` redraws them from the CSVs alone
     (the run folders gone) to the same bytes."""
-    monkeypatch.setattr(plots, "FIGURES", ())      # the core figures are test_plots' business (and slow)
+    monkeypatch.setattr(draw, "FIGURES", tuple(f for f in draw.FIGURES if f not in plots.FIGURES))  # the core figures are test_plots' business (and slow)
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy)
     out = tmp_path / "out"
     assert main(["compare", str(copy), "--out", str(out), "--quiet", "--format", "svg"]) == 0
-    for name in compare.BATCH_VIEW_NAMES:
+    for name in BATCH_VIEW_NAMES:
         assert (out / f"{name}.csv").is_file(), name
     first = {k: (out / f"{k}.svg").read_bytes() for k in ("batch_size", "test_stats")}
     assert all(b"<svg" in data[:2000] for data in first.values())
@@ -347,7 +341,7 @@ def test_real_tiny_runs_at_two_batch_sizes(tmp_path):
         assert r["final_test_error_mean"] == pytest.approx(1 - final["test_acc"])
         assert r["final_test_error_batchstats_mean"] == pytest.approx(1 - final["test_acc_batchstats"])
     assert set(tables["test_stats"]["norm"]) == {"batch"}
-    compare.write(tables, tmp_path / "c")
+    files.write_tables(tables, tmp_path / "c")
     for figure in batch_plots.FIGURES:
-        (path,) = figure(compare.load(tmp_path / "c"), tmp_path / "figs")
+        (path,) = figure(outputs.load(tmp_path / "c"), tmp_path / "figs")
         assert path.read_bytes()[:8] == PNG_MAGIC

@@ -12,11 +12,14 @@ import pytest
 import typer
 
 from ics_cli import __version__, config, studies
+from ics_cli.figures import draw
 from ics_cli.net import norms
 from ics_cli.report import terminal as report
 from ics_cli.cli import app, main
 from ics_cli.net.data import DATASETS
 from ics_cli.errors import IcsError
+
+from expect import error_line
 
 
 
@@ -25,16 +28,6 @@ def bar(label: str, total: int, text: str) -> bool:
     return re.search(rf"^{re.escape(label)} .*\b{total}/{total}\b", text, re.M) is not None
 
 COMMANDS = typer.main.get_command(app).commands
-
-
-def refused(rc, capsys, *needles):
-    """One line `ics: error: ...` on stderr naming every needle, exit code 2, no traceback."""
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert rc == 2 and len(lines) == 1, captured.err
-    assert lines[0].startswith("ics: error: ") and all(n in lines[0] for n in needles), lines[0]
-    assert "Traceback" not in captured.err + captured.out
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- the app itself
@@ -136,7 +129,7 @@ def test_a_choice_is_an_enum_listed_in_help_and_completed(command, option, allow
 def test_a_bad_choice_is_one_line_naming_the_option_and_the_allowed_values(command, option, allowed,
                                                                            capsys, tmp_path):
     argv = [command, str(tmp_path)] if command in ("compare", "plot") else [command, "--out", str(tmp_path)]
-    refused(main(argv + [option, "nope"]), capsys, option, "nope", *allowed)
+    error_line(main(argv + [option, "nope"]), capsys, option, "nope", *allowed)
     assert not any(tmp_path.iterdir())
 
 
@@ -198,9 +191,8 @@ def fixture_sweep(tmp_path, monkeypatch):
     """The hand-made runs of tests/fixtures_runs.py, with figure drawing skipped (see test_plots.py)."""
     from fixtures_runs import write_runs
 
-    from ics_cli.figures import plots
 
-    monkeypatch.setattr(plots, "draw_all", lambda tables, folder, fmt="png": [])
+    monkeypatch.setattr(draw, "draw_all", lambda tables, folder, fmt="png": [])
     return write_runs(tmp_path / "runs")
 
 
@@ -293,12 +285,12 @@ def test_reproduce_on_fresh_seeds_without_a_committed_result_says_so_in_one_line
 
 @pytest.mark.parametrize("seeds", ["-1", "a,b", ",", "3,3", "1.5"])
 def test_bad_seeds_are_refused_before_anything_runs(fake_study, capsys, seeds):
-    refused(main(["reproduce", "note", "--seeds", seeds]), capsys, "--seeds")
+    error_line(main(["reproduce", "note", "--seeds", seeds]), capsys, "--seeds")
     assert fake_study == []
 
 
 def test_an_unknown_study_is_refused(fake_study, capsys):
-    refused(main(["reproduce", "nope"]), capsys, "nope", "note", "all")
+    error_line(main(["reproduce", "nope"]), capsys, "nope", "note", "all")
     assert fake_study == []
 
 
@@ -307,13 +299,12 @@ def test_an_unknown_study_is_refused(fake_study, capsys):
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """plots.draw_all and studies.redraw replaced by recorders (figures are tested in test_plots.py)."""
+    """draw.draw_all and studies.redraw replaced by recorders (figures are tested in test_plots.py)."""
     from ics_cli.analyse import compare
-    from ics_cli.figures import plots
 
     calls = []
     monkeypatch.setattr(compare, "load", lambda folder: {"folder": folder})
-    monkeypatch.setattr(plots, "draw_all", lambda tables, folder, fmt: calls.append(("compare", folder, fmt))
+    monkeypatch.setattr(draw, "draw_all", lambda tables, folder, fmt: calls.append(("compare", folder, fmt))
                         or [folder / f"a.{fmt}", folder / f"b.{fmt}", folder / f"c.{fmt}"])
     monkeypatch.setattr(studies, "redraw", lambda folder, fmt="png": calls.append(("study", folder, fmt))
                         or [folder / "figures" / f"x.{fmt}"], raising=False)
@@ -342,5 +333,5 @@ def test_plot_of_a_comparison_redraws_only_the_comparison(tmp_path, capsys, draw
 
 
 def test_plot_without_comparison_tables_is_refused(tmp_path, capsys, drawn):
-    refused(main(["plot", str(tmp_path)]), capsys, "ics compare")
+    error_line(main(["plot", str(tmp_path)]), capsys, "ics compare")
     assert drawn == []

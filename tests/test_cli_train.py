@@ -10,6 +10,8 @@ from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 
+from expect import error_line
+
 BASE = ["train", "--dataset", "synthetic", "--steps", "3", "--log-every", "10", "--quiet"]
 
 CONTRACT = {
@@ -160,13 +162,13 @@ BAD = [
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, needle):
     out = tmp_path / "runs"
     rc = main(BASE + ["--out", str(out)] + extra)
-    _assert_refused(rc, capsys, needle)
+    error_line(rc, capsys, needle)
     assert run_dirs(out) == [] and (not out.exists() or not any(out.iterdir()))
 
 
 def test_an_out_below_a_file_is_refused(tmp_path, capsys):
     out = _file_below(tmp_path)
-    _assert_refused(main(BASE + ["--out", str(out)]), capsys, "--out")
+    error_line(main(BASE + ["--out", str(out)]), capsys, "--out")
     assert (tmp_path / "a-file").read_text() == "not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
@@ -175,7 +177,7 @@ def test_a_missing_offline_dataset_is_refused(tmp_path, capsys):
     empty, out = tmp_path / "empty", tmp_path / "runs"
     empty.mkdir()
     rc = main(["train", "--dataset", "mnist", "--data-dir", str(empty), "--steps", "3", "--quiet", "--out", str(out)])
-    _assert_refused(rc, capsys, "mnist")
+    error_line(rc, capsys, "mnist")
     assert not out.exists() and not any(empty.iterdir())      # no download attempted, nothing written
 
 
@@ -188,14 +190,5 @@ def test_a_missing_offline_dataset_is_refused(tmp_path, capsys):
 def test_cnn_norms_with_one_value_per_group_are_refused(tmp_path, capsys, extra):
     out = tmp_path / "runs"
     rc = main(BASE + ["--out", str(out)] + extra)
-    _assert_refused(rc, capsys, "--")
+    error_line(rc, capsys, "--")
     assert run_dirs(out) == []
-
-
-def _assert_refused(rc, capsys, needle):
-    captured = capsys.readouterr()
-    assert rc == 2
-    lines = captured.err.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), captured.err
-    assert lines[0].startswith("ics: error: ") and needle in lines[0]
-    assert "Traceback" not in captured.err + captured.out

@@ -13,11 +13,18 @@ import pandas as pd
 import pytest
 
 from ics_cli.analyse import compare
+from ics_cli.store import files
+from ics_cli.analyse.base import ALL_TABLE_NAMES, TABLE_NAMES
+from ics_cli.analyse import outputs
+from ics_cli.analyse.keys import key_columns
+from ics_cli.analyse.stats import mean_ci, t_crit
+from ics_cli.store.runs import runs_under
 from ics_cli.errors import IcsError
 from ics_cli.store.runs import find_runs
 
 from expect import one
 from fixtures_runs import write_runs
+from synthetic import edit_config
 
 T1, T2 = 12.706204736, 4.302652730
 SQ2, SQ3 = math.sqrt(2), math.sqrt(3)
@@ -53,16 +60,16 @@ def ci(table_row, name, mean, half):
 ])
 def test_t_crit_matches_printed_tables(n, confidence, expected):
     """t((1 + confidence)/2, n - 1), the values of a printed Student-t table."""
-    assert compare.t_crit(n, confidence) == pytest.approx(expected, abs=1e-7)
+    assert t_crit(n, confidence) == pytest.approx(expected, abs=1e-7)
 
 
 def test_t_crit_needs_two_values_and_tends_to_the_normal_quantile():
-    assert math.isnan(compare.t_crit(1)) and math.isnan(compare.t_crit(0))
-    assert compare.t_crit(100_001) == pytest.approx(1.959963985, abs=1e-4)
+    assert math.isnan(t_crit(1)) and math.isnan(t_crit(0))
+    assert t_crit(100_001) == pytest.approx(1.959963985, abs=1e-4)
 
 
 def test_mean_ci_follows_the_confidence():
-    mean, low, high, n = compare.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], confidence=0.99)
+    mean, low, high, n = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], confidence=0.99)
     s = math.sqrt(17.5 / 5)
     assert (mean, n) == (3.5, 6)
     assert (low, high) == pytest.approx((3.5 - 4.032142984 * s / math.sqrt(6),
@@ -70,16 +77,16 @@ def test_mean_ci_follows_the_confidence():
 
 
 def test_mean_ci_is_the_t_interval():
-    mean, low, high, n = compare.mean_ci([1.0, 2.0, 3.0])
+    mean, low, high, n = mean_ci([1.0, 2.0, 3.0])
     assert (mean, n) == (2.0, 3)
     assert (low, high) == pytest.approx((2 - T2 / SQ3, 2 + T2 / SQ3))
 
 
 def test_mean_ci_edge_cases_skip_non_finite_values():
-    mean, low, high, n = compare.mean_ci([5.0])
+    mean, low, high, n = mean_ci([5.0])
     assert (mean, n) == (5.0, 1) and math.isnan(low) and math.isnan(high)
-    assert compare.mean_ci([])[3] == 0 and math.isnan(compare.mean_ci([])[0])
-    mean, low, high, n = compare.mean_ci([1.0, math.inf, math.nan, 3.0])
+    assert mean_ci([])[3] == 0 and math.isnan(mean_ci([])[0])
+    mean, low, high, n = mean_ci([1.0, math.inf, math.nan, 3.0])
     assert (mean, n) == (2.0, 2)
     assert high - mean == pytest.approx(T1 * math.sqrt(2) / SQ2)
 
@@ -88,24 +95,21 @@ def test_mean_ci_edge_cases_skip_non_finite_values():
 
 
 def test_build_returns_every_table(tables):
-    assert tuple(tables) == compare.ALL_TABLE_NAMES
-    assert tuple(tables)[:5] == compare.TABLE_NAMES == ("summary", "drift", "gradient_stability",
+    assert tuple(tables) == ALL_TABLE_NAMES
+    assert tuple(tables)[:5] == TABLE_NAMES == ("summary", "drift", "gradient_stability",
                                                         "lr_tolerance", "best_lr")
 
 
 def test_key_is_model_norm_lr_batch_size_when_nothing_else_varies(sweep):
-    assert compare.key_columns(find_runs(sweep)) == ["model", "norm", "lr", "batch_size"]
+    assert key_columns(find_runs(sweep)) == ["model", "norm", "lr", "batch_size"]
 
 
 def test_a_varying_hashed_field_joins_the_key_and_splits_configurations(tmp_path):
     sweep = write_runs(tmp_path)
     target = next(p for p in sweep.iterdir() if "batch-sigmoid-lr0.1-bs60-s1" in p.name)
-    meta = json.loads((target / "config.json").read_text())
-    meta["config"]["activation"] = "relu"
-    meta["config"]["out"] = "elsewhere"  # not hashed: must not join the key
-    (target / "config.json").write_text(json.dumps(meta))
+    edit_config(target, activation="relu", out="elsewhere")  # out is not hashed: must not join the key
     runs = find_runs(sweep)
-    assert compare.key_columns(runs) == ["model", "norm", "lr", "batch_size", "activation"]
+    assert key_columns(runs) == ["model", "norm", "lr", "batch_size", "activation"]
     summary = compare.build(runs)["summary"]
     split = summary[(summary["norm"] == "batch") & (summary["lr"] == 0.1)]
     assert sorted(split["activation"]) == ["relu", "sigmoid"]
@@ -506,14 +510,14 @@ def test_headline_at_a_given_lr_and_with_one_lr(tables, sweep):
 
 
 def test_write_load_round_trip_and_bytes_are_deterministic(tables, sweep, tmp_path):
-    paths = compare.write(tables, tmp_path / "a")
-    assert [p.name for p in paths] == [f"{n}.csv" for n in compare.ALL_TABLE_NAMES]
-    loaded = compare.load(tmp_path / "a")
+    paths = files.write_tables(tables, tmp_path / "a")
+    assert [p.name for p in paths] == [f"{n}.csv" for n in ALL_TABLE_NAMES]
+    loaded = outputs.load(tmp_path / "a")
     for name, table in tables.items():
         pd.testing.assert_frame_equal(loaded[name], table, check_dtype=False, rtol=1e-8)
     pd.testing.assert_frame_equal(compare.headline(loaded), compare.headline(tables),
                                   check_dtype=False, rtol=1e-8)
-    again = compare.write(compare.build(list(reversed(find_runs(sweep))), target=0.8), tmp_path / "b")
+    again = files.write_tables(compare.build(list(reversed(find_runs(sweep))), target=0.8), tmp_path / "b")
     for a, b in zip(paths, again):
         assert a.read_bytes() == b.read_bytes(), a.name
     assert not list((tmp_path / "a").glob(".*.tmp"))
@@ -521,11 +525,11 @@ def test_write_load_round_trip_and_bytes_are_deterministic(tables, sweep, tmp_pa
 
 def test_errors_are_one_line(tmp_path):
     with pytest.raises(IcsError, match=r"no run folders under .*; run `ics train` or `ics sweep` first"):
-        compare.runs_under(tmp_path)
+        runs_under(tmp_path)
     with pytest.raises(IcsError, match="no run folders"):
         compare.build([])
     with pytest.raises(IcsError, match="no compare tables"):
-        compare.load(tmp_path)
+        outputs.load(tmp_path)
 
 
 @pytest.mark.parametrize("option", [{"tolerance": 0.0}, {"tolerance": 1.5}, {"target": 2.0}])

@@ -7,17 +7,23 @@ import gzip
 import os
 import pickle
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ics_cli.analyse import compare
-from ics_cli.figures import plots
+from ics_cli.analyse.base import ALL_TABLE_NAMES
+from ics_cli.analyse import outputs
+from ics_cli.figures import draw
+from ics_cli.figures import style
 from ics_cli.store import runs as store
+from ics_cli.store import staging
 from ics_cli.cli import main
 from ics_cli.errors import IcsError
 
+from expect import error_line
 from fixtures_runs import RUNS, write_runs
 
 # Five of the hand-made runs (none and batch at lr 0.1): enough to damage one, and fast to compare.
@@ -41,26 +47,20 @@ def fast_figures(monkeypatch):
     """One small real figure instead of the seven (figures are tested in test_plots.py): draw_all and
     its staging still run for real."""
     def one(tables, out_dir, fmt="png"):
-        return [plots._save(plots._figure(1, 1), out_dir, "lr_tolerance", fmt)]
-    monkeypatch.setattr(plots, "FIGURES", (one,))
+        return [style.save_figure(style.new_figure(1, 1), out_dir, "lr_tolerance", fmt)]
+    monkeypatch.setattr(draw, "FIGURES", (one,))
 
 
 def run_folder(sweep: Path, part: str) -> Path:
     return next(p for p in sorted(sweep.iterdir()) if part in p.name)
 
 
-def one_error(rc, capsys, *needles) -> str:
-    """One line `ics: error: ...` on stderr naming every needle, exit code 2, no traceback."""
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert rc == 2 and len(lines) == 1, captured.err
-    assert lines[0].startswith("ics: error: ") and all(n in lines[0] for n in needles), lines[0]
-    assert "Traceback" not in captured.err + captured.out and "interrupted" not in captured.err
-    return lines[0]
+# One line `ics: error: ...` naming every needle, exit code 2, no traceback, and never an interrupt.
+one_error = partial(error_line, absent=("interrupted",))
 
 
 def runs_compared(folder: Path) -> list[str]:
-    return list(compare.load(folder)["runs"]["path"])
+    return list(outputs.load(folder)["runs"]["path"])
 
 
 # --------------------------------------------------------------------------- damaged run folders
@@ -333,14 +333,14 @@ def test_plot_redraws_as_one_set_and_removes_stale_figures_of_its_format(compare
     assert main(["plot", str(compared.parent)]) == 0
     assert "1 figures written" in capsys.readouterr().out
     assert not stale.exists() and mine.read_text() == "kept"
-    assert not store.is_incomplete(compared) and not store.staging_folder(compared).exists()
+    assert not staging.is_incomplete(compared) and not staging.staging_folder(compared).exists()
 
 
 def test_plot_and_load_refuse_a_folder_marked_incomplete(compared, capsys):
-    (compared / store.INCOMPLETE).write_text(store.INCOMPLETE_NOTE)   # a kill while files moved in
+    (compared / staging.INCOMPLETE).write_text(staging.INCOMPLETE_NOTE)   # a kill while files moved in
     one_error(main(["plot", str(compared.parent)]), capsys, str(compared), "incomplete", "ics compare")
     with pytest.raises(IcsError, match="incomplete set of compare outputs"):
-        compare.load(compared)
+        outputs.load(compared)
 
 
 # --------------------------------------------------------------------------- a killed compare
@@ -354,8 +354,8 @@ def _fingerprint(folder: Path) -> dict[str, bytes]:
 def test_a_compare_killed_while_drawing_leaves_the_previous_outputs_intact(compared, sweep, capsys,
                                                                            monkeypatch):
     before = _fingerprint(compared)
-    stage = store.staging_folder(compared)
-    real = plots.draw_all
+    stage = staging.staging_folder(compared)
+    real = draw.draw_all
     seen = {}
 
     def killed(tables, out_dir, fmt="png"):
@@ -364,32 +364,32 @@ def test_a_compare_killed_while_drawing_leaves_the_previous_outputs_intact(compa
         # ... what a hard kill would leave now: the destination as it was, the staging folder marked.
         assert _fingerprint(compared) == before
         with pytest.raises(IcsError, match="incomplete set of compare outputs"):
-            compare.load(out_dir)
+            outputs.load(out_dir)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(plots, "draw_all", killed)
+    monkeypatch.setattr(draw, "draw_all", killed)
     run_folder(sweep, "none-sigmoid-lr0.1-bs60-s2").joinpath("summary.json").unlink()   # new tables
     assert main(["compare", str(sweep), "--quiet"]) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert Path(seen["stage"][0]) == Path(store.INCOMPLETE) and "summary.csv" in seen["stage"]
+    assert Path(seen["stage"][0]) == Path(staging.INCOMPLETE) and "summary.csv" in seen["stage"]
     assert _fingerprint(compared) == before            # the previous complete set, byte for byte
     assert not stage.exists()                          # and no half set beside it
     assert not [p for p in compared.iterdir() if ".tmp" in p.name]
-    monkeypatch.setattr(plots, "draw_all", real)
+    monkeypatch.setattr(draw, "draw_all", real)
     assert main(["plot", str(sweep)]) == 0              # still a complete, readable set
 
 
 def test_a_hard_kill_leaves_a_marked_staging_folder_that_the_next_compare_replaces(compared, sweep,
                                                                                    capsys):
-    stage = store.staging_folder(compared)
+    stage = staging.staging_folder(compared)
     stage.mkdir()
-    (stage / store.INCOMPLETE).write_text(store.INCOMPLETE_NOTE)
+    (stage / staging.INCOMPLETE).write_text(staging.INCOMPLETE_NOTE)
     (stage / "summary.csv").write_text("model,norm\nmlp,bat")
     (stage / ".drift.tmp.png").write_bytes(b"half")
     with pytest.raises(IcsError, match="incomplete set"):
-        compare.load(stage)
+        outputs.load(stage)
     assert main(["compare", str(sweep), "--quiet"]) == 0
-    assert not stage.exists() and not store.is_incomplete(compared)
+    assert not stage.exists() and not staging.is_incomplete(compared)
     assert len(runs_compared(compared)) == N_RUNS
 
 
@@ -400,7 +400,7 @@ def test_compare_removes_outputs_of_an_earlier_set_and_leftover_temporaries(comp
     assert main(["compare", str(sweep), "--quiet"]) == 0
     names = {p.name for p in compared.iterdir()}
     assert "drift_heatmap_cnn.svg" not in names and ".lr_tolerance.tmp.png" not in names
-    assert "notes.txt" in names and {f"{n}.csv" for n in compare.ALL_TABLE_NAMES} <= names
+    assert "notes.txt" in names and {f"{n}.csv" for n in ALL_TABLE_NAMES} <= names
 
 
 # --------------------------------------------------------------------------- ics summarize
@@ -433,7 +433,7 @@ def test_summarize_refuses_a_sweep_folder_without_sweep_json(tmp_path, compared,
 
 
 def test_plot_where_only_a_killed_first_compare_left_its_staging_folder_says_so(sweep, capsys):
-    stage = store.staging_folder(sweep / "compare")
+    stage = staging.staging_folder(sweep / "compare")
     stage.mkdir()
-    (stage / store.INCOMPLETE).write_text(store.INCOMPLETE_NOTE)
+    (stage / staging.INCOMPLETE).write_text(staging.INCOMPLETE_NOTE)
     one_error(main(["plot", str(sweep)]), capsys, "no comparison tables", "was stopped before it finished")

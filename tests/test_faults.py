@@ -25,11 +25,15 @@ import pytest
 import torch
 
 from ics_cli.store import lock, runs as store
+from ics_cli.store import files
 from ics_cli.sweep import run as sweep
 from ics_cli import train as train_mod
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 from ics_cli.errors import IcsError
+
+from expect import error_line
+from helpers import csv_lines, strip_elapsed
 
 # Checkpoints every 0.1 s rather than every 30: a run is caught between two of them.
 FAST = ["--dataset", "synthetic", "--log-every", "50", "--probe-size", "64", "--checkpoint-every", "0.1"]
@@ -119,13 +123,6 @@ def _workers(parent: int) -> list[int]:
     return found
 
 
-def _csv_lines(path: Path) -> list[str]:
-    import gzip
-
-    raw = path.read_bytes()
-    return (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode().splitlines()
-
-
 def _assert_each_run_once(out: Path, n: int) -> None:
     """n finished runs, nothing left over, no step recorded twice."""
     runs = store.find_runs(out)
@@ -133,10 +130,10 @@ def _assert_each_run_once(out: Path, n: int) -> None:
     assert not list(out.glob("*/checkpoint.pt")) and not list(out.rglob("*.tmp"))
     assert not list(out.glob("*/error.txt"))
     for run in runs:
-        steps = [int(ln.split(",", 1)[0]) for ln in _csv_lines(run.path / "metrics.csv")[1:]]
+        steps = [int(ln.split(",", 1)[0]) for ln in csv_lines(run.path / "metrics.csv")[1:]]
         assert steps == sorted(set(steps)) and steps[-1] == run.summary["steps_done"], (run.path.name, steps)
         for name, key in (("layers.csv", 3), ("grads.csv", 2)):
-            rows = [tuple(ln.split(",")[:key]) for ln in _csv_lines(run.path / name)[1:]]
+            rows = [tuple(ln.split(",")[:key]) for ln in csv_lines(run.path / name)[1:]]
             assert len(rows) == len(set(rows)), (run.path.name, name)
         units = store.read_table(run.path, "units")
         assert not units.duplicated(["step", "layer", "site", "unit"]).any(), run.path.name
@@ -148,8 +145,7 @@ def _assert_same_bytes(out: Path, ref: Path) -> None:
     for run in _run_dirs(ref):
         for name in ("layers.csv", "grads.csv", "units.parquet"):
             assert (out / run.name / name).read_bytes() == (run / name).read_bytes(), (run.name, name)
-        strip = [ln.rsplit(",", 1)[0] for ln in _csv_lines(run / "metrics.csv")]
-        assert [ln.rsplit(",", 1)[0] for ln in _csv_lines(out / run.name / "metrics.csv")] == strip
+        assert strip_elapsed(out / run.name / "metrics.csv") == strip_elapsed(run / "metrics.csv")
 
 
 def _rerun_finishes_every_run_once(out: Path, ref: Path) -> None:
@@ -158,12 +154,6 @@ def _rerun_finishes_every_run_once(out: Path, ref: Path) -> None:
     assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
     _assert_each_run_once(out, 4)
     _assert_same_bytes(out, ref)
-
-
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("ics: error: ") and "Traceback" not in err, err
-    return err.strip()
 
 
 @pytest.fixture(scope="module")
@@ -262,9 +252,9 @@ def test_a_run_another_process_holds_is_neither_trained_nor_touched(tmp_path, ca
                                str(run_dir)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert main(TRAIN_ARGV + ["--out", str(out)]) == 2
-        assert _one_line(capsys) == (f"ics: error: run folder {run_dir} is being written by another process "
-                                     f"(pid {holder.pid}); wait for it to end (or stop it), then rerun")
+        rc = main(TRAIN_ARGV + ["--out", str(out)])
+        assert error_line(rc, capsys) == (f"ics: error: run folder {run_dir} is being written by another "
+                                          f"process (pid {holder.pid}); wait for it to end (or stop it), then rerun")
         assert not run_dir.exists()
 
         other = RunConfig(out=str(out), **{**RUN_KW, "norm": "none"})
@@ -373,8 +363,8 @@ def test_a_planted_pickle_checkpoint_runs_no_code(tmp_path, capsys):
     assert marker.exists()
     marker.unlink()
 
-    assert main(TRAIN_ARGV + ["--out", str(out)]) == 2
-    line = _one_line(capsys)
+    rc = main(TRAIN_ARGV + ["--out", str(out)])
+    line = error_line(rc, capsys)
     assert f"{run / 'checkpoint.pt'} is not a checkpoint ics can load safely" in line and "afresh" in line
     assert not marker.exists() and _run_dirs(out) == [run]
 
@@ -395,8 +385,8 @@ def test_no_write_goes_through_a_planted_link(tmp_path, capsys, where):
     before = _snapshot(target) if target.is_dir() else None
     before_run = _snapshot(run)
 
-    assert main(TRAIN_ARGV + ["--out", str(out)]) == 2
-    line = _one_line(capsys)
+    rc = main(TRAIN_ARGV + ["--out", str(out)])
+    line = error_line(rc, capsys)
     assert f"{named} is a symbolic link" in line or f"run folder {named} is a symbolic link" in line, line
     assert _snapshot(run) == before_run
     assert (_snapshot(target) if target.is_dir() else None) == before
@@ -423,10 +413,10 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path, c
         return real_fsync(fd)
 
     monkeypatch.setattr(store.os, "fsync", full)
-    assert main(TRAIN_ARGV + ["--out", str(out)]) == 2
+    rc = main(TRAIN_ARGV + ["--out", str(out)])
     [run] = _run_dirs(out)
-    assert _one_line(capsys) == (f"ics: error: cannot write {run / 'checkpoint.pt'}: No space left on device; "
-                                 "free space and rerun to resume")
+    assert error_line(rc, capsys) == (f"ics: error: cannot write {run / 'checkpoint.pt'}: No space left on "
+                                      "device; free space and rerun to resume")
     assert not list(run.glob(".*")) and not list(out.glob(".*"))     # no temporary file, no lock file
     assert (run / "checkpoint.pt").exists() and not (run / "summary.json").exists()
 
@@ -439,7 +429,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path, c
 def test_a_full_disk_mid_row_is_one_line_and_the_torn_row_is_dropped(tmp_path, capsys, monkeypatch,
                                                                      unbroken_run):
     out = tmp_path / "runs"
-    real_append, count = store.CsvLog.append_text, {"n": 0}
+    real_append, count = files.CsvLog.append_text, {"n": 0}
 
     def torn(self, text):
         if self.path.name == "layers.csv":
@@ -450,12 +440,12 @@ def test_a_full_disk_mid_row_is_one_line_and_the_torn_row_is_dropped(tmp_path, c
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_append(self, text)
 
-    monkeypatch.setattr(store.CsvLog, "append_text", torn)
-    assert main(TRAIN_ARGV + ["--out", str(out)]) == 2
+    monkeypatch.setattr(files.CsvLog, "append_text", torn)
+    rc = main(TRAIN_ARGV + ["--out", str(out)])
     [run] = _run_dirs(out)
-    assert _one_line(capsys) == (f"ics: error: cannot write {run / 'layers.csv'}: No space left on device; "
-                                 "free space and rerun to resume")
-    monkeypatch.setattr(store.CsvLog, "append_text", real_append)
+    assert error_line(rc, capsys) == (f"ics: error: cannot write {run / 'layers.csv'}: No space left on "
+                                      "device; free space and rerun to resume")
+    monkeypatch.setattr(files.CsvLog, "append_text", real_append)
     assert main(TRAIN_ARGV + ["--out", str(out)]) == 0
     _assert_each_run_once(out, 1)
     _assert_same_bytes(out, unbroken_run.parent)

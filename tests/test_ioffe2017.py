@@ -7,14 +7,13 @@ small or non-i.i.d. setting of each group. Test names start with the claim id.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from ics_cli.studies import REGISTRY, ioffe2017 as io
 
-from synthetic import context, write_run
+from synthetic import context, edit_config, write_run
 
 SEEDS = range(5)
 CURVE = [0.1, 0.6, 0.8, 0.9]
@@ -32,10 +31,7 @@ def batch_run(root: Path, *, norm: str, seed: int, final: float, status: str = "
     """A finished run whose config.json holds `options` (micro_batch, batch_sampler, batch_size, ...)."""
     folder = Path(root) / "-".join(f"{k}{v}" for k, v in sorted(options.items()))
     path = write_run(folder, norm=norm, seed=seed, model="cnn", test_acc=CURVE[:-1] + [final], status=status)
-    meta = json.loads((path / "config.json").read_text())
-    meta["config"].update(options)
-    (path / "config.json").write_text(json.dumps(meta))
-    return path
+    return edit_config(path, **options)
 
 
 # A small wobble per arm (BN i.i.d., BN, batch renorm) and seed, each of mean 0 over the seeds, so

@@ -22,6 +22,9 @@ from ics_cli.quantities.landscape import Landscape
 from ics_cli.quantities.relative_loss import RelativeLoss
 from ics_cli.train import train
 
+from expect import error_line
+from helpers import strip_elapsed
+
 N, D = 40, 6
 
 
@@ -173,9 +176,7 @@ def test_the_cli_refuses_a_zero_step_size_with_one_line_and_exit_2(tmp_path, cap
     out = tmp_path / "runs"
     rc = main(["train", "--dataset", "synthetic", "--steps", "3", "--landscape-every", "1",
                "--landscape-etas", "0,1", "--quiet", "--out", str(out)])
-    err = capsys.readouterr().err
-    assert rc == 2
-    assert len(err.splitlines()) == 1 and "--landscape-etas" in err and "'0,1'" in err, err
+    error_line(rc, capsys, "--landscape-etas", "'0,1'")
     assert not out.exists()
 
 
@@ -200,8 +201,4 @@ def test_a_run_writes_the_landscape_and_relative_loss_tables_and_changes_nothing
     assert rel.loss0.iloc[0] == pytest.approx(land.loss0.iloc[0], rel=1e-7)
     for name in ("grads.csv", "layers.csv", "model.pt"):
         assert (plain.path / name).read_bytes() == (probed.path / name).read_bytes(), name
-
-    def strip_elapsed(path):
-        return [ln.rsplit(",", 1)[0] for ln in path.read_text().splitlines()]
-
     assert strip_elapsed(plain.path / "metrics.csv") == strip_elapsed(probed.path / "metrics.csv")

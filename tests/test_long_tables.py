@@ -14,9 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ics_cli.figures import batch as batch_plots, plots, quantities as second_plots
+from ics_cli.figures import draw
+from ics_cli.figures import style
 from ics_cli.analyse import compare, long as long_tables
+from ics_cli.analyse import outputs
+from ics_cli.analyse.keys import SITE_ORDER, table_key
+from ics_cli.analyse.stats import aggregate
 from ics_cli.store import runs as store
+from ics_cli.store import staging
 from ics_cli.cli import main
 from ics_cli.errors import IcsError
 
@@ -50,27 +55,23 @@ def runs(sweep):
 
 @pytest.fixture(scope="module")
 def compared(sweep, runs):
-    """`compare.save` of every run, figures left out (test_plots.py draws them): the tables as written."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plots, "draw_all", _no_figures)
-        compare.save(compare.build(runs), sweep / "compare")
+    """`outputs.save` of every run (tables only: figures/draw.save adds the figures): the tables as written."""
+    outputs.save(compare.build(runs), sweep / "compare")
     return sweep / "compare"
 
 
 @pytest.fixture
 def no_figures(monkeypatch):
-    monkeypatch.setattr(plots, "draw_all", _no_figures)
+    monkeypatch.setattr(draw, "draw_all", _no_figures)
 
 
 @pytest.fixture
 def one_figure(monkeypatch):
     """One small real figure instead of every one (test_plots.py draws them): draw_all, its reading of
-    compare.load's tables and its staging still run for real."""
+    outputs.load's tables and its staging still run for real."""
     def one(tables, out_dir, fmt="png"):
-        return [plots._save(plots._figure(1, 1), out_dir, "lr_tolerance", fmt)]
-    monkeypatch.setattr(plots, "FIGURES", (one,))
-    monkeypatch.setattr(second_plots, "FIGURES", ())
-    monkeypatch.setattr(batch_plots, "FIGURES", ())
+        return [style.save_figure(style.new_figure(1, 1), out_dir, "lr_tolerance", fmt)]
+    monkeypatch.setattr(draw, "FIGURES", (one,))
 
 
 def fingerprint(folder: Path) -> dict[str, bytes]:
@@ -81,13 +82,13 @@ def fingerprint(folder: Path) -> dict[str, bytes]:
 
 
 def test_every_wide_table_over_seeds_has_a_long_table_of_the_documented_columns(compared):
-    wide = compare.load(compared)
+    wide = outputs.load(compared)
     names = sorted(p.stem for p in (compared / long_tables.FOLDER).iterdir())
     assert names == sorted(set(wide) - NOT_LONG) == sorted(long_tables.NAMES)    # every family recorded
-    key = compare.table_key(wide["summary"])
+    key = table_key(wide["summary"])
     assert key == ["model", "norm", "lr", "batch_size"]
     for name in names:
-        table = compare.load_long(compared, name)
+        table = outputs.load_long(compared, name)
         assert list(table.columns) == long_tables.columns(name, key), name
         index, values = long_tables.SCHEMA[name]
         # A value is named as its wide column `<value>_mean`, less the suffix.
@@ -104,8 +105,8 @@ def test_every_wide_table_over_seeds_has_a_long_table_of_the_documented_columns(
 
 
 def test_rows_are_one_per_run_and_index_in_reading_order(compared, runs):
-    runs_csv = compare.load(compared)["runs"]
-    layers = compare.load_long(compared, "layer_curves")
+    runs_csv = outputs.load(compared)["runs"]
+    layers = outputs.load_long(compared, "layer_curves")
     # One row per run × layer × site × step: the 8 runs, 3 layers (hidden1, hidden2, output)...
     assert not layers.duplicated(["hash", "layer", "site", "step"]).any()
     assert set(layers["hash"]) == set(runs_csv["hash"]) and len(set(layers["hash"])) == len(runs) == 8
@@ -113,10 +114,10 @@ def test_rows_are_one_per_run_and_index_in_reading_order(compared, runs):
     joined = layers.merge(runs_csv, on="hash", suffixes=("", "_run"))
     for col in ("model", "norm", "lr", "batch_size", "seed"):
         assert (joined[col] == joined[f"{col}_run"]).all(), col
-    drift = compare.load_long(compared, "drift")
+    drift = outputs.load_long(compared, "drift")
     assert list(drift["norm"].drop_duplicates()) == ["none", "batch"]               # NORM_ORDER
     first = drift[drift["hash"] == drift["hash"].iloc[0]]
-    assert list(first["site"].drop_duplicates()) == [s for s in compare.SITE_ORDER if s in set(first["site"])]
+    assert list(first["site"].drop_duplicates()) == [s for s in SITE_ORDER if s in set(first["site"])]
     assert list(first["layer"].drop_duplicates()) == ["hidden1", "hidden2", "hidden3"]
     assert drift.groupby(["norm", "batch_size"], sort=False)["seed"].apply(
         lambda s: list(dict.fromkeys(s))).tolist() == [[0, 1]] * 4
@@ -126,17 +127,17 @@ def test_rows_are_one_per_run_and_index_in_reading_order(compared, runs):
 
 
 def _derived(name: str, long: pd.DataFrame, key: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """The wide table's n_seeds and `<v>_mean, _ci_low, _ci_high` from the long one, by compare._aggregate."""
+    """The wide table's n_seeds and `<v>_mean, _ci_low, _ci_high` from the long one, by aggregate."""
     index, values = long_tables.SCHEMA[name]
     by = key + [c for c in index if c not in key]
     averaged = [v for v in values if v not in NOT_AVERAGED.get(name, ())]
     if name == "gradient_stability":        # the ratio: one number per run, repeated on its layers
         ratio = averaged.pop()
         per_run = long.drop_duplicates("hash")
-        out = compare._aggregate(long, by, averaged).merge(
-            compare._aggregate(per_run, key, [ratio]).drop(columns="n_seeds"), on=key)
+        out = aggregate(long, by, averaged).merge(
+            aggregate(per_run, key, [ratio]).drop(columns="n_seeds"), on=key)
         return out, by
-    out = compare._aggregate(long, by, averaged)
+    out = aggregate(long, by, averaged)
     g = long.groupby(by, dropna=False, sort=False)
     if name == "relative_loss_threshold":
         out = out.merge(pd.DataFrame({"n_blowup": g["blown"].sum(), "alpha_max": g["alpha_max"].max()})
@@ -159,9 +160,9 @@ def _close(a: pd.Series, b: pd.Series, scale: pd.Series) -> bool:
 
 @pytest.mark.parametrize("name", long_tables.NAMES)
 def test_grouping_a_long_table_and_taking_compares_mean_and_interval_gives_the_wide_table(compared, name):
-    wide = compare.load(compared)[name]
-    key = compare.table_key(compare.load(compared)["summary"])
-    derived, by = _derived(name, compare.load_long(compared, name), key)
+    wide = outputs.load(compared)[name]
+    key = table_key(outputs.load(compared)["summary"])
+    derived, by = _derived(name, outputs.load_long(compared, name), key)
     assert len(derived) == len(wide)
     both = wide.merge(derived, on=by, how="outer", suffixes=("", "_long"), validate="one_to_one",
                       indicator=True)
@@ -184,7 +185,7 @@ def test_one_seed_still_gives_a_long_table_whose_rows_are_the_wide_means(runs, t
     tables = compare.build(one)
     assert set(tables.long) == set(long_tables.NAMES)
     long_tables.write(tables.long, tmp_path)
-    key = compare.table_key(tables["summary"])
+    key = table_key(tables["summary"])
     for name in ("drift", "curves", "landscape_stability"):
         long = long_tables.load(tmp_path, name)
         wide = tables[name]
@@ -209,7 +210,7 @@ def test_the_same_runs_give_the_same_bytes_in_any_order(compared, runs, tmp_path
 
 
 def test_save_lists_the_long_tables_between_the_wide_tables_and_the_figures(runs, tmp_path, one_figure):
-    written = compare.save(compare.build(runs[:2]), tmp_path / "c")
+    written = outputs.save(compare.build(runs[:2]), tmp_path / "c")
     rel = [str(p.relative_to(tmp_path / "c")) for p in written]
     wide = [r for r in rel if "/" not in r and r.endswith(".csv")]
     long = [r for r in rel if r.startswith("long/")]
@@ -224,18 +225,18 @@ def test_a_rerun_replaces_the_long_tables_and_removes_those_the_new_set_lacks(co
     (dest / "long" / "notes.txt").write_text("mine")
     plain = [r for r in runs if store.run_config(r)["batch_size"] == 60]     # no batch axis: no batch view
     tables = compare.build(plain)
-    compare.save(tables, dest)
+    outputs.save(tables, dest)
     assert not (dest / "long" / "batch_size.csv").exists() and not (dest / "batch_size.csv").exists()
-    assert len(compare.load_long(dest, "curves")) == len(compare.load_long(compared, "curves")) // 2
+    assert len(outputs.load_long(dest, "curves")) == len(outputs.load_long(compared, "curves")) // 2
     assert (dest / "long" / "notes.txt").read_text() == "mine"
     # A set without long tables (a plain dict) leaves none of the earlier set's behind it.
-    compare.save(dict(tables), dest)
+    outputs.save(dict(tables), dest)
     assert sorted(p.name for p in (dest / "long").iterdir()) == ["notes.txt"]
     (dest / "long" / "notes.txt").unlink()
-    compare.save(dict(tables), dest)
+    outputs.save(dict(tables), dest)
     assert not (dest / "long").exists()
     with pytest.raises(IcsError, match="older than long tables"):
-        compare.load_long(dest, "curves")
+        outputs.load_long(dest, "curves")
 
 
 def test_a_compare_killed_while_writing_leaves_the_previous_set_whole(compared, runs, tmp_path, monkeypatch):
@@ -246,35 +247,35 @@ def test_a_compare_killed_while_writing_leaves_the_previous_set_whole(compared, 
         assert (Path(out_dir) / "long" / "drift.csv").is_file()      # the new long tables, staged...
         raise KeyboardInterrupt                                      # ... and a Ctrl-C before the figures
 
-    monkeypatch.setattr(plots, "draw_all", killed)
+    monkeypatch.setattr(draw, "draw_all", killed)
     with pytest.raises(KeyboardInterrupt):
-        compare.save(compare.build(runs[:3]), dest)
-    assert fingerprint(dest) == before and not store.staging_folder(dest).exists()
-    (dest / store.INCOMPLETE).write_text(store.INCOMPLETE_NOTE)     # a hard kill while files moved in
+        outputs.save(compare.build(runs[:3]), dest)
+    assert fingerprint(dest) == before and not staging.staging_folder(dest).exists()
+    (dest / staging.INCOMPLETE).write_text(staging.INCOMPLETE_NOTE)     # a hard kill while files moved in
     with pytest.raises(IcsError, match="incomplete set of compare outputs"):
-        compare.load_long(dest, "drift")
+        outputs.load_long(dest, "drift")
 
 
 def test_a_compare_folder_from_before_long_tables_still_loads_and_plots(compared, tmp_path, capsys,
                                                                        one_figure):
     old = Path(shutil.copytree(compared, tmp_path / "old", ignore=shutil.ignore_patterns("long")))
-    tables = compare.load(old)
+    tables = outputs.load(old)
     assert set(tables) == {p.stem for p in compared.glob("*.csv")}
     assert main(["plot", str(old)]) == 0
     assert (old / "lr_tolerance.png").is_file() and "1 figures written" in capsys.readouterr().out
     assert not (old / "long").exists()                  # `ics plot` neither needs nor writes them
     with pytest.raises(IcsError, match="older than long tables wrote it; rerun `ics compare`"):
-        compare.load_long(old, "drift")
+        outputs.load_long(old, "drift")
     with pytest.raises(IcsError, match="the long tables are: drift, gradient_stability"):
-        compare.load_long(compared, "summary")
+        outputs.load_long(compared, "summary")
 
 
 def test_owns_claims_the_long_folder_and_its_tables_only():
-    assert compare.owns("long/") and compare.owns("long/layer_curves.csv") and compare.owns("long/.x.csv.1.tmp")
-    assert not compare.owns("long/notes.txt") and not compare.owns("long/runs.csv")
-    assert not compare.owns("other/") and not compare.owns("other/drift.csv") and compare.owns("drift.csv")
+    assert outputs.owns("long/") and outputs.owns("long/layer_curves.csv") and outputs.owns("long/.x.csv.1.tmp")
+    assert not outputs.owns("long/notes.txt") and not outputs.owns("long/runs.csv")
+    assert not outputs.owns("other/") and not outputs.owns("other/drift.csv") and outputs.owns("drift.csv")
     # A file called `long` is not one of the set's files (a report lists the files owns claims as figures).
-    assert not compare.owns("long")
+    assert not outputs.owns("long")
 
 
 def test_a_file_in_the_way_of_the_long_folder_stops_the_compare_and_is_kept(compared, runs, tmp_path,
@@ -283,7 +284,7 @@ def test_a_file_in_the_way_of_the_long_folder_stops_the_compare_and_is_kept(comp
     dest.mkdir()
     (dest / "long").write_text("mine")
     with pytest.raises(IcsError, match="is in the way"):
-        compare.save(compare.build(runs[:2]), dest)
+        outputs.save(compare.build(runs[:2]), dest)
     assert (dest / "long").read_text() == "mine" and sorted(p.name for p in dest.iterdir()) == ["long"]
-    assert not store.staging_folder(dest).exists()
+    assert not staging.staging_folder(dest).exists()
 

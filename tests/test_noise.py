@@ -14,13 +14,9 @@ from ics_cli.config import RunConfig, validate
 from ics_cli.probes import ActivationRecorder
 from ics_cli.train import evaluate, train
 
+from helpers import runner, strip_elapsed
 
-def run(out, on_step=None, **kw):
-    return train(RunConfig(dataset="synthetic", out=str(out), noise="santurkar", **kw), on_step=on_step)
-
-
-def strip_elapsed(path) -> list[str]:
-    return [ln.rsplit(",", 1)[0] for ln in path.read_text().splitlines()]
+run = runner(noise="santurkar")
 
 
 def scale_shift(module, shape):

@@ -21,6 +21,8 @@ import pytest
 
 from fixtures_runs import write_runs
 from ics_cli.analyse import compare
+from ics_cli.figures import draw
+from ics_cli.analyse import outputs
 from ics_cli.report import page
 from ics_cli.store import runs as store
 from ics_cli.cli import main
@@ -82,7 +84,7 @@ def tree(tmp_path_factory):
     committed studies, copied without their run folders."""
     root = tmp_path_factory.mktemp("page") / "results"
     sweep = write_runs(root.parent / "sweep")
-    compare.save(compare.build(store.find_runs(sweep)), root / "default")
+    draw.save(compare.build(store.find_runs(sweep)), root / "default")
     shutil.rmtree(sweep)
     for name in ("ba2016", "wu2021"):
         shutil.copytree(RESULTS / name, root / name, ignore=shutil.ignore_patterns("runs"))
@@ -102,7 +104,7 @@ def test_a_results_tree_report_holds_every_table_figure_and_claim(tree, tree_pag
     p = check_self_contained(tree_page)
     ids = set(p.ids)
     # The comparison: every table (by id) and every figure drawn, with its caption.
-    for name in compare.load(tree / "default"):
+    for name in outputs.load(tree / "default"):
         assert f"results-default-table-{name.replace('_', '-')}" in p.tables, name
     assert len(list((tree / "default" / "long").glob("*.csv"))) >= 5
     for long in (tree / "default" / "long").glob("*.csv"):    # the per-seed tables are named
@@ -118,7 +120,7 @@ def test_a_results_tree_report_holds_every_table_figure_and_claim(tree, tree_pag
         named = "".join(p.text)
         for stem in _figure_names(folder / "compare"):
             assert stem in named, stem
-        for name in compare.load(folder / "compare"):
+        for name in outputs.load(folder / "compare"):
             assert f"results-study-{study}-compare-table-{name.replace('_', '-')}" in p.tables
         for group in (folder / "tables").iterdir():
             for csv in group.glob("*.csv"):

@@ -1,16 +1,20 @@
 """Facts about ics_cli.figures.plots: every figure is a real image, drawn from the written CSVs alone."""
 
-import json
 import shutil
 
 import pytest
 
 from ics_cli.analyse import compare
+from ics_cli.store import files
+from ics_cli.analyse import outputs
 from ics_cli.figures import plots
+from ics_cli.figures import draw
+from ics_cli.figures import style
 from ics_cli.errors import IcsError
 from ics_cli.store.runs import find_runs
 
 from fixtures_runs import write_runs
+from synthetic import edit_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["accuracy_loss", "distribution_shift", "drift", "percentiles", "grad_norms",
@@ -22,13 +26,13 @@ def tables(tmp_path_factory):
     """build -> write -> load, then the run folders are deleted: figures can only use the CSVs."""
     root = tmp_path_factory.mktemp("plots")
     sweep = write_runs(root)
-    compare.write(compare.build(find_runs(sweep)), root / "compare")
+    files.write_tables(compare.build(find_runs(sweep)), root / "compare")
     shutil.rmtree(sweep)
-    return compare.load(root / "compare")
+    return outputs.load(root / "compare")
 
 
 def test_draw_all_writes_every_figure_as_a_png(tables, tmp_path):
-    paths = plots.draw_all(tables, tmp_path / "figs")
+    paths = draw.draw_all(tables, tmp_path / "figs")
     assert [p.name for p in paths] == [f"{name}.png" for name in FIGURES]
     for path in paths:
         data = path.read_bytes()
@@ -55,9 +59,7 @@ def test_one_file_per_model(tmp_path):
     for folder in sorted(sweep.iterdir()):  # a second model, same numbers
         copy = sweep / (folder.name + "-cnn")
         shutil.copytree(folder, copy)
-        meta = json.loads((copy / "config.json").read_text())
-        meta["config"]["model"] = "cnn"
-        (copy / "config.json").write_text(json.dumps(meta))
+        edit_config(copy, model="cnn")
     tables = compare.build(find_runs(sweep))
     paths = plots.accuracy_loss(tables, tmp_path / "figs") + plots.lr_tolerance(tables, tmp_path / "figs")
     assert sorted(p.name for p in paths) == ["accuracy_loss_cnn.png", "accuracy_loss_mlp.png",
@@ -66,15 +68,15 @@ def test_one_file_per_model(tmp_path):
 
 def test_norm_colours_are_fixed_and_distinct():
     known = ["none", "batch", "layer", "instance", "group", "batch-nograd"]
-    assert len({plots.norm_color(n) for n in known}) == len(known)
-    assert plots.norm_color("weight") == plots.norm_color("weight")
-    assert plots.norm_color("weight") not in {plots.norm_color(n) for n in known}
+    assert len({style.norm_color(n) for n in known}) == len(known)
+    assert style.norm_color("weight") == style.norm_color("weight")
+    assert style.norm_color("weight") not in {style.norm_color(n) for n in known}
 
 
 def test_every_norm_is_drawn_at_the_headline_lr(tables):
     """Common lrs 0.1 and 1; a none seed diverged at 1, so both norms are drawn at 0.1, not batch at
     its own best lr 1."""
-    picks, note = plots._picks(tables, "mlp")
+    picks, note = style.matched_picks(tables, "mlp")
     assert [(norm, key["lr"], label) for norm, key, label in picks] == [("none", 0.1, "none"),
                                                                         ("batch", 0.1, "batch")]
     assert note == "all norms at lr 0.1 (matched: best mean over norms)"
@@ -82,7 +84,7 @@ def test_every_norm_is_drawn_at_the_headline_lr(tables):
     summary = tables["summary"].copy()
     summary.loc[(summary["norm"] == "none") & (summary["lr"] == 1.0), ["final_test_acc_mean", "n_diverged"]] \
         = [0.99, 0]
-    picks, note = plots._picks({**tables, "summary": summary}, "mlp")
+    picks, note = style.matched_picks({**tables, "summary": summary}, "mlp")
     assert [key["lr"] for _, key, _ in picks] == [1.0, 1.0] and note.startswith("all norms at lr 1 ")
 
 
@@ -90,7 +92,7 @@ def test_every_norm_is_drawn_at_the_headline_lr(tables):
 def drawn(monkeypatch):
     """What each saved figure showed: {file stem: Figure}, captured before the figure is cleared."""
     seen = {}
-    save = plots._save
+    save = style.save_figure
 
     def spy(fig, out_dir, name, fmt):
         title = fig._suptitle.get_text() if fig._suptitle else ""
@@ -102,12 +104,12 @@ def drawn(monkeypatch):
                       "shared_y": [fig.axes[0].get_shared_y_axes().joined(fig.axes[0], ax)
                                    for ax in fig.axes]}
         return save(fig, out_dir, name, fmt)
-    monkeypatch.setattr(plots, "_save", spy)
+    monkeypatch.setattr(plots, "save_figure", spy)
     return seen
 
 
 def test_side_by_side_figures_say_the_matched_lr(tables, tmp_path, drawn):
-    plots.draw_all(tables, tmp_path)
+    draw.draw_all(tables, tmp_path)
     for name in ("accuracy_loss", "distribution_shift", "drift", "percentiles", "grad_norms",
                  "drift_heatmap"):
         assert "all norms at lr 0.1" in drawn[name]["title"], name
@@ -146,11 +148,11 @@ def test_degenerate_figures_are_not_drawn(tmp_path):
     sweep = write_runs(tmp_path / "one")
     one = compare.build([r for r in find_runs(sweep) if r.config["config"]["lr"] == 0.1])
     assert plots.lr_tolerance(one, tmp_path / "figs") == []
-    names = [p.stem for p in plots.draw_all(one, tmp_path / "figs")]
+    names = [p.stem for p in draw.draw_all(one, tmp_path / "figs")]
     assert names == ["accuracy_loss", "distribution_shift", "drift", "percentiles", "grad_norms",
                      "drift_heatmap"]
     legacy = compare.build(find_runs(write_runs(tmp_path / "legacy", legacy=True)))
-    names = [p.stem for p in plots.draw_all(legacy, tmp_path / "old")]
+    names = [p.stem for p in draw.draw_all(legacy, tmp_path / "old")]
     assert names == ["accuracy_loss", "distribution_shift", "percentiles", "grad_norms", "lr_tolerance"]
 
 
@@ -158,15 +160,15 @@ def test_every_figure_kind_has_a_one_sentence_caption(tmp_path):
     assert set(plots.CAPTIONS) == {f.__name__ for f in plots.FIGURES}
     for text in plots.CAPTIONS.values():
         assert text.endswith(".") and text.count(". ") == 0
-    assert plots.caption(tmp_path / "drift_heatmap_cnn.png") == plots.CAPTIONS["drift_heatmap"]
-    assert plots.caption("drift.svg") == plots.CAPTIONS["drift"]
-    assert plots.caption("drift_mlp.png").startswith("Scale-free drift")
+    assert draw.caption(tmp_path / "drift_heatmap_cnn.png") == plots.CAPTIONS["drift_heatmap"]
+    assert draw.caption("drift.svg") == plots.CAPTIONS["drift"]
+    assert draw.caption("drift_mlp.png").startswith("Scale-free drift")
     for kind in plots.CAPTIONS:
-        assert plots.caption(f"{kind}.png") == plots.caption(f"{kind}_cnn.pdf") == plots.CAPTIONS[kind]
+        assert draw.caption(f"{kind}.png") == draw.caption(f"{kind}_cnn.pdf") == plots.CAPTIONS[kind]
     with pytest.raises(KeyError):
-        plots.caption("summary.png")
+        draw.caption("summary.png")
 
 
 def test_unknown_format_is_refused(tables, tmp_path):
     with pytest.raises(IcsError, match="figure format 'gif' is not one of: png, svg, pdf"):
-        plots.draw_all(tables, tmp_path, fmt="gif")
+        draw.draw_all(tables, tmp_path, fmt="gif")

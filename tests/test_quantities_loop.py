@@ -14,16 +14,11 @@ from ics_cli.config import RunConfig, validate
 from ics_cli.errors import ConfigError
 from ics_cli.train import train
 
+from helpers import runner, strip_elapsed
+
 ALL = dict(ics_every=3, landscape_every=4, relative_loss_every=5, sharpness_every=4, sharpness_iters=3)
 TABLES = ("metrics.csv", "grads.csv", "layers.csv")
-
-
-def run(out, **kw):
-    return train(RunConfig(dataset="synthetic", out=str(out), log_every=4, eval_every=4, **kw))
-
-
-def strip_elapsed(path) -> list[str]:
-    return [ln.rsplit(",", 1)[0] for ln in path.read_text().splitlines()]
+run = runner(log_every=4, eval_every=4)
 
 
 def same_run(a, b) -> None:

@@ -26,6 +26,8 @@ from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 
+from expect import error_line
+
 FAST = ["--dataset", "synthetic", "--log-every", "10", "--probe-size", "64"]
 # Fields that depend on the wall clock or on where and how the run was executed, not on its results.
 WALL_CLOCK = {"metrics.csv": {"elapsed_s"}, "summary.json": {"wall_s", "steps_per_s"},
@@ -189,20 +191,14 @@ def test_ctrl_c_cancels_outstanding_runs_and_keeps_finished_ones(ray_instance, t
 # --------------------------------------------------------------------------- errors (no Ray needed)
 
 
-def _one_line_error(capsys, rc: int) -> str:
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("ics: error:"), err
-    return err
-
-
 def test_backend_ray_without_ray_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ray_backend, "available", lambda: False)
     out = tmp_path / "S"
-    err = _one_line_error(capsys, main(_grid(out, 5, "--backend", "ray")))
+    err = error_line(main(_grid(out, 5, "--backend", "ray")), capsys)
     assert "pip install 'ics-cli[ray]'" in err
     assert not out.exists()
-    assert "pip install 'ics-cli[ray]'" in _one_line_error(
-        capsys, main(["reproduce", "ba2016", "--quick", "--backend", "ray", "--out", str(out)]))
+    assert "pip install 'ics-cli[ray]'" in error_line(
+        main(["reproduce", "ba2016", "--quick", "--backend", "ray", "--out", str(out)]), capsys)
     assert not out.exists()
 
 
@@ -215,7 +211,7 @@ def test_backend_ray_without_ray_is_one_line_naming_the_extra(tmp_path, capsys, 
 def test_backend_options_that_do_not_fit_are_one_line(tmp_path, capsys, monkeypatch, extra, needle):
     monkeypatch.setattr(ray_backend, "available", lambda: True)     # the check comes before Ray is used
     out = tmp_path / "S"
-    assert needle in _one_line_error(capsys, main(_grid(out, 5, *extra)))
+    assert needle in error_line(main(_grid(out, 5, *extra)), capsys)
     assert not out.exists()
 
 

@@ -17,13 +17,7 @@ from ics_cli.store import runs as store
 from ics_cli.config import RunConfig, validate
 from ics_cli.train import batches, train
 
-
-def run(out, on_step=None, **kw):
-    return train(RunConfig(dataset="synthetic", out=str(out), **kw), on_step=on_step)
-
-
-def strip_elapsed(path) -> list[str]:
-    return [ln.rsplit(",", 1)[0] for ln in path.read_text().splitlines()]
+from helpers import run, strip_elapsed
 
 
 # --------------------------------------------------------------------------- --probe train
@@ -157,16 +151,16 @@ RESUME_KW = dict(norm="batch", steps=24, log_every=4, eval_every=6, seed=6)
 
 
 @pytest.fixture(scope="module")
-def unbroken(tmp_path_factory):
-    return run(tmp_path_factory.mktemp("unbroken"), **RESUME_KW).path
+def unbroken(reference_run):
+    return reference_run(**RESUME_KW)
 
 
 @pytest.mark.parametrize("probe", ["fixed", "train"])
 @pytest.mark.parametrize("stop_at", [5, 8, 13])
 def test_a_run_stopped_after_a_forced_checkpoint_resumes_to_the_same_bytes(tmp_path, stop_at, probe,
-                                                                           tmp_path_factory):
+                                                                           reference_run):
     kw = {**RESUME_KW, "probe": probe}
-    unbroken = run(tmp_path / "unbroken", **kw).path
+    unbroken = reference_run(**kw)
     ckpts = []
 
     def interrupt(step):

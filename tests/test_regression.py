@@ -10,6 +10,7 @@ import torch
 from ics_cli.analyse import compare
 from ics_cli.net import data, models, tasks
 from ics_cli.figures import plots
+from ics_cli.figures import draw
 from ics_cli import train
 from ics_cli.config import RunConfig, validate
 from ics_cli.errors import ConfigError
@@ -142,4 +143,4 @@ def test_plots_draw_a_regression_sweep(sweep, tmp_path):
     paths = plots.accuracy_loss(tables, tmp_path) + plots.lr_tolerance(tables, tmp_path)
     assert sorted(p.name for p in paths) == ["accuracy_loss.png", "lr_tolerance.png"]
     assert all(p.stat().st_size > 0 for p in paths)
-    assert plots.draw_all(tables, tmp_path / "all")
+    assert draw.draw_all(tables, tmp_path / "all")

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import pytest
 
-from ics_cli.figures import plots
+from ics_cli.figures import draw
 from ics_cli.studies import REGISTRY, run_study, santurkar2018 as st
 
 from synthetic import HIDDEN, context, write_quantity, write_run
@@ -264,7 +264,7 @@ def test_s8_an_unprobed_run_is_inconclusive_not_a_pass(tmp_path):
 def test_the_study_runs_end_to_end_on_a_tiny_protocol(tmp_path, monkeypatch):
     """Real runs of every group (a few steps), every claim measured, the figures drawn and redrawn."""
     # The compare figures of all runs (24 DLN layers) are tested elsewhere and cost most of a minute.
-    monkeypatch.setattr(plots, "draw_all", lambda *a, **k: [])
+    monkeypatch.setattr(draw, "draw_all", lambda *a, **k: [])
     monkeypatch.setitem(st.QUICK, "mlp_steps", 30)
     monkeypatch.setitem(st.QUICK, "eval_every", 5)       # the first 20% of 30 updates: one window
     monkeypatch.setitem(st.QUICK, "dln_steps", 60)

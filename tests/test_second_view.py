@@ -21,12 +21,18 @@ import pandas as pd
 import pytest
 
 from ics_cli.analyse import compare, quantities as second_view
+from ics_cli.figures import style
+from ics_cli.store import files
+from ics_cli.analyse.base import ALL_TABLE_NAMES, SECOND_VIEW_NAMES
+from ics_cli.analyse import outputs
 from ics_cli.figures import plots, quantities as second_plots
+from ics_cli.figures import draw
 from ics_cli.cli import main
 from ics_cli.store.runs import find_runs
 
 from expect import ci, one
 from fixtures_runs import RUNS, write_runs
+from synthetic import write_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 K = {("none", 0): 1.0, ("none", 1): 3.0, ("batch", 0): 0.1, ("batch", 1): 0.2}
@@ -39,15 +45,6 @@ REL = {("none", 0, 0): [1.0, 5.0, 2e3, 1e6], ("none", 1, 0): [1.0, 2e3, INF, NAN
        ("none", 0, 20): [1.0, 1.0, 1.0, 1.0], ("none", 1, 20): [1.0, 1.0, 1.0, 1.0],
        ("batch", 0, 20): [1.0, 1.0, 1.0, 1.0], ("batch", 1, 20): [1.0, NAN, 1.0, 1.0]}
 LR = 0.1
-
-
-def cell(v) -> str:
-    return "" if v != v else ("inf" if v == INF else format(v, ".9g"))
-
-
-def write_csv(path, columns, rows):
-    path.write_text(",".join(columns) + "\n" + "".join(",".join(cell(float(v)) if not isinstance(v, str)
-                                                                else v for v in r) + "\n" for r in rows))
 
 
 def add_quantities(folder, norm, seed):
@@ -97,8 +94,8 @@ def tables(sweep):
 
 
 def test_the_second_view_tables_follow_the_core_tables(tables):
-    assert tuple(tables)[:len(compare.ALL_TABLE_NAMES)] == compare.ALL_TABLE_NAMES
-    assert tuple(tables)[len(compare.ALL_TABLE_NAMES):] == compare.SECOND_VIEW_NAMES
+    assert tuple(tables)[:len(ALL_TABLE_NAMES)] == ALL_TABLE_NAMES
+    assert tuple(tables)[len(ALL_TABLE_NAMES):] == SECOND_VIEW_NAMES
 
 
 def test_landscape_band_predictiveness_and_beta_over_seeds(tables):
@@ -208,27 +205,27 @@ def test_without_the_second_view_nothing_changes(sweep, tmp_path):
     they share with a comparison of the same runs plus the view are the same bytes."""
     plain = write_view(tmp_path / "plain", quantities=False)
     old = compare.build(find_runs(plain))
-    assert tuple(old) == compare.ALL_TABLE_NAMES
-    written = compare.write(old, tmp_path / "out")
-    assert [p.stem for p in written] == list(compare.ALL_TABLE_NAMES)
-    assert all(figure(compare.load(tmp_path / "out"), tmp_path / "figs") == []
+    assert tuple(old) == ALL_TABLE_NAMES
+    written = files.write_tables(old, tmp_path / "out")
+    assert [p.stem for p in written] == list(ALL_TABLE_NAMES)
+    assert all(figure(outputs.load(tmp_path / "out"), tmp_path / "figs") == []
                for figure in second_plots.FIGURES)
     # An empty quantity table (asked for, no row) is no record either.
     folder = next(plain.iterdir())
     (folder / "sharpness.csv").write_text("step,sharpness,lr,sharpness_lr,iterations,rel_change\n")
-    assert tuple(compare.build(find_runs(plain))) == compare.ALL_TABLE_NAMES
+    assert tuple(compare.build(find_runs(plain))) == ALL_TABLE_NAMES
     new = compare.build(find_runs(sweep))
-    for name in compare.ALL_TABLE_NAMES:
+    for name in ALL_TABLE_NAMES:
         if name != "runs":          # runs.csv names the folders, which differ
-            assert compare.to_csv(old[name]) == compare.to_csv(new[name]), name
+            assert files.to_csv(old[name]) == files.to_csv(new[name]), name
 
 
 def test_write_load_round_trip(tables, tmp_path):
-    compare.write(tables, tmp_path / "c")
-    back = compare.load(tmp_path / "c")
+    files.write_tables(tables, tmp_path / "c")
+    back = outputs.load(tmp_path / "c")
     assert tuple(back) == tuple(tables)
-    for name in compare.SECOND_VIEW_NAMES:
-        assert compare.to_csv(back[name]) == compare.to_csv(tables[name]), name
+    for name in SECOND_VIEW_NAMES:
+        assert files.to_csv(back[name]) == files.to_csv(tables[name]), name
 
 
 # --------------------------------------------------------------------------- figures and the CLI
@@ -236,16 +233,16 @@ def test_write_load_round_trip(tables, tmp_path):
 
 def test_every_figure_kind_has_a_caption():
     assert set(second_plots.CAPTIONS) == {f.__name__ for f in second_plots.FIGURES}
-    assert plots.caption("landscape_mlp.png") == second_plots.CAPTIONS["landscape"]
-    assert plots.caption("depth_profile.svg") == second_plots.CAPTIONS["depth_profile"]
+    assert draw.caption("landscape_mlp.png") == second_plots.CAPTIONS["landscape"]
+    assert draw.caption("depth_profile.svg") == second_plots.CAPTIONS["depth_profile"]
 
 
 def test_ics_compare_and_ics_plot_write_the_tables_and_figures(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(plots, "FIGURES", ())      # the core figures are test_plots' business (and slow)
+    monkeypatch.setattr(draw, "FIGURES", tuple(f for f in draw.FIGURES if f not in plots.FIGURES))  # the core figures are test_plots' business (and slow)
     sweep = write_view(tmp_path)
     assert main(["compare", str(sweep), "--quiet"]) == 0
     out = sweep / "compare"
-    for name in compare.SECOND_VIEW_NAMES:
+    for name in SECOND_VIEW_NAMES:
         assert (out / f"{name}.csv").is_file(), name
     kinds = [f.__name__ for f in second_plots.FIGURES]
     for kind in kinds:
@@ -265,20 +262,20 @@ def test_ics_compare_and_ics_plot_write_the_tables_and_figures(tmp_path, capsys,
 def drawn(monkeypatch):
     """What each saved figure showed: {file stem: Figure}, captured before the figure is cleared."""
     figures = {}
-    save = plots._save
+    save = style.save_figure
 
     def spy(fig, out_dir, name, fmt):
         figures[name] = {"title": fig._suptitle.get_text() if fig._suptitle else "",
                          "axes": [(ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), ax.get_xscale(),
                                    ax.get_yscale(), len(ax.get_lines())) for ax in fig.axes]}
         return save(fig, out_dir, name, fmt)
-    monkeypatch.setattr(second_plots, "_save", spy)
+    monkeypatch.setattr(second_plots, "save_figure", spy)
     return figures
 
 
 def test_figures_are_titled_labelled_and_log_where_values_span_decades(tables, tmp_path, drawn):
-    compare.write(tables, tmp_path / "c")
-    loaded = compare.load(tmp_path / "c")
+    files.write_tables(tables, tmp_path / "c")
+    loaded = outputs.load(tmp_path / "c")
     for figure in second_plots.FIGURES:
         figure(loaded, tmp_path / "figs")
     assert set(drawn) == {f.__name__ for f in second_plots.FIGURES}
@@ -318,8 +315,8 @@ def test_real_tiny_runs_give_every_table_and_figure(tmp_path):
                         out=str(tmp_path / "runs")))
     runs = find_runs(tmp_path / "runs")
     tables = compare.build(runs)
-    assert tuple(tables)[len(compare.ALL_TABLE_NAMES):] == compare.SECOND_VIEW_NAMES
-    for name in compare.SECOND_VIEW_NAMES:
+    assert tuple(tables)[len(ALL_TABLE_NAMES):] == SECOND_VIEW_NAMES
+    for name in SECOND_VIEW_NAMES:
         assert set(tables[name]["norm"]) == {"none", "batch"}, name
     # One seed: each mean is the run's own number, worked out here from its landscape.csv.
     run = next(r for r in runs if r.config["config"]["norm"] == "batch")
@@ -332,8 +329,8 @@ def test_real_tiny_runs_give_every_table_and_figure(tmp_path):
     assert list(tables["relative_loss_threshold"]["step"]) == [0, 0]
     assert set(tables["depth_profile"]["layer_index"]) == {1, 2, 3}
     assert set(tables["grad_ics_curves"]["step"]) == {0, 4}
-    compare.write(tables, tmp_path / "c")
-    loaded = compare.load(tmp_path / "c")
+    files.write_tables(tables, tmp_path / "c")
+    loaded = outputs.load(tmp_path / "c")
     for figure in second_plots.FIGURES:
         (path,) = figure(loaded, tmp_path / "figs")
         assert path.read_bytes()[:8] == PNG_MAGIC

@@ -14,11 +14,16 @@ import pandas as pd
 import pytest
 
 from ics_cli.analyse import compare
+from ics_cli.store import files
+from ics_cli.analyse.base import TABLE_NAMES
+from ics_cli.analyse import outputs
 from ics_cli.store import runs as store
 from ics_cli.sweep import run as sweep
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 from ics_cli.errors import ConfigError
+
+from expect import error_line
 
 FAST = ["--dataset", "synthetic", "--log-every", "10", "--probe-size", "64"]
 
@@ -65,13 +70,6 @@ def test_toml_grid_and_explicit_options(tmp_path):
         sweep.load_toml(bad)
 
 
-def _one_line_error(capsys, rc):
-    err = capsys.readouterr().err.strip()
-    assert rc == 2
-    assert len(err.splitlines()) == 1 and "Traceback" not in err and err.startswith("ics: error:")
-    return err
-
-
 @pytest.mark.parametrize("args,needle", [
     (["sweep", "--norms", "", "--steps", "5"], "--norms is empty"),
     (["sweep", "--lrs", "0.1,fast", "--steps", "5"], "--lrs"),
@@ -80,17 +78,17 @@ def _one_line_error(capsys, rc):
 ])
 def test_sweep_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
     out = tmp_path / "S"
-    err = _one_line_error(capsys, main(args + FAST + ["--out", str(out)]))
+    err = error_line(main(args + FAST + ["--out", str(out)]), capsys)
     assert needle in err
     assert not out.exists()
 
 
 def test_compare_bad_input(tmp_path, capsys):
-    assert "no such folder" in _one_line_error(capsys, main(["compare", str(tmp_path / "missing")]))
+    assert "no such folder" in error_line(main(["compare", str(tmp_path / "missing")]), capsys)
     (tmp_path / "empty").mkdir()
-    assert "no run folders" in _one_line_error(capsys, main(["compare", str(tmp_path / "empty")]))
-    assert "--format" in _one_line_error(capsys, main(["compare", str(tmp_path), "--format", "gif"]))
-    assert "no comparison tables" in _one_line_error(capsys, main(["plot", str(tmp_path / "empty")]))
+    assert "no run folders" in error_line(main(["compare", str(tmp_path / "empty")]), capsys)
+    assert "--format" in error_line(main(["compare", str(tmp_path), "--format", "gif"]), capsys)
+    assert "no comparison tables" in error_line(main(["plot", str(tmp_path / "empty")]), capsys)
 
 
 def _sweep_cmd(out: Path, steps: int) -> list[str]:
@@ -100,7 +98,7 @@ def _sweep_cmd(out: Path, steps: int) -> list[str]:
 
 
 def _equal_tables(a: Path, b: Path) -> None:
-    ta, tb = compare.load(a), compare.load(b)
+    ta, tb = outputs.load(a), outputs.load(b)
     for name in ("summary", "drift", "gradient_stability", "lr_tolerance", "curves", "layer_curves"):
         pd.testing.assert_frame_equal(ta[name], tb[name], check_exact=True, obj=name)
 
@@ -139,8 +137,8 @@ def test_sweep_killed_with_sigkill_resumes_to_the_same_tables(tmp_path):
         for run in runs:
             assert (run.path / name).read_bytes() == (clean / run.path.name / name).read_bytes(), (run.path, name)
 
-    compare.write(compare.build(store.find_runs(killed)), tmp_path / "ck")
-    compare.write(compare.build(store.find_runs(clean)), tmp_path / "cc")
+    files.write_tables(compare.build(store.find_runs(killed)), tmp_path / "ck")
+    files.write_tables(compare.build(store.find_runs(clean)), tmp_path / "cc")
     _equal_tables(tmp_path / "ck", tmp_path / "cc")
 
 
@@ -161,7 +159,7 @@ def test_sweep_cli_end_to_end_records_divergence_and_compare_draws(tmp_path, cap
 
     assert main(["compare", str(out), "--quiet"]) == 0
     cmp = out / "compare"
-    for name in compare.TABLE_NAMES:
+    for name in TABLE_NAMES:
         assert (cmp / f"{name}.csv").stat().st_size > 0
     pngs = list(cmp.glob("*.png"))
     assert len(pngs) >= 7 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

@@ -15,18 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from ics_cli.analyse import compare
+from ics_cli.analyse.keys import ALWAYS_KEY, key_columns
+from ics_cli.store.runs import runs_under
 from ics_cli.store import runs as store
+from ics_cli.store import files
 from ics_cli.store import tensorboard as tb
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
 from ics_cli.train import train
 
-from expect import refused
+from expect import error_line, refused
+from helpers import runner
 
 # TensorBoard's own reader (the `tensorboard` extra, in `dev`).
 EventAccumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator").EventAccumulator
 KW = dict(dataset="synthetic", steps=40, log_every=10, eval_every=20)
+run = runner(**KW)
 
 # The documented tag scheme (docs/metrics.md, "TensorBoard tags"), written out again here.
 METRICS = {"train_loss": "loss/train", "test_loss": "loss/test", "test_loss_batchstats": "loss/test_batchstats",
@@ -34,10 +38,6 @@ METRICS = {"train_loss": "loss/train", "test_loss": "loss/test", "test_loss_batc
            "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr"}
 LAYER_COLUMNS = ("mean", "var", "unit_mean_abs", "unit_var_mean", "drift_mean", "drift_var", "drift_mean_init",
                  "drift_var_init", "drift_mean_scaled", "drift_mean_scaled_init", "dead_units")
-
-
-def run(out, **kw):
-    return train(RunConfig(out=str(out), **{**KW, **kw}))
 
 
 def events(folder: Path) -> tuple[dict, dict]:
@@ -73,7 +73,7 @@ def expected(run_dir: Path) -> dict:
     landscape = store.read_table(run_dir, "landscape")
     for _, r in landscape.iterrows():
         for column in ("eta", "loss", "grad_diff", "beta"):
-            add(f"landscape/{column}/eta_mult={store.fmt(float(r.eta_mult))}", r.step, r[column])
+            add(f"landscape/{column}/eta_mult={files.fmt(float(r.eta_mult))}", r.step, r[column])
     for _, r in landscape.drop_duplicates("step").iterrows():
         add("landscape/loss0", r.step, r.loss0)
         add("landscape/grad_norm", r.step, r.grad_norm)
@@ -155,7 +155,7 @@ def test_the_flag_is_not_hashed_and_compare_does_not_key_on_it(pair):
     meta = store.read_json(pair[0] / "config.json")
     del meta["config"]["tensorboard"]                               # a config.json from before the flag
     assert RunConfig.from_dict(meta["config"]).hash() == meta["hash"]
-    assert compare.key_columns(store.find_runs(*pair)) == list(compare.ALWAYS_KEY)
+    assert key_columns(store.find_runs(*pair)) == list(ALWAYS_KEY)
 
 
 # --------------------------------------------------------------------------- resume, rerun
@@ -178,7 +178,7 @@ def test_a_killed_and_resumed_run_holds_each_step_once(tmp_path, probe):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(RunConfig(out=str(tmp_path / "cut"), **{**KW, **kw}), on_step=kill)
+        run(tmp_path / "cut", on_step=kill, **kw)
     folder = tmp_path / "cut" / ref.name
     assert max(s for s, _ in events(folder / "tensorboard")[0]["grad_norm/hidden1"]) == 20
     shutil.copy(saved, folder / "checkpoint.pt")                    # as if killed at 20: back to 10
@@ -203,7 +203,7 @@ def test_events_follow_the_tables_whatever_the_flag_was_before(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):                          # begun without --tensorboard
-        train(RunConfig(out=str(out), checkpoint_every=0, **KW), on_step=stop)
+        run(out, on_step=stop, checkpoint_every=0)
     folder = run(out, tensorboard=True).path                        # resumed with it: steps 0-20 from the CSVs
     scalars, hists = events(folder / "tensorboard")
     assert_scalars_are_the_csvs(scalars, folder)
@@ -258,7 +258,7 @@ def test_runs_with_a_tensorboard_folder_are_read_as_before(sweep):
     folders = [p for p in sweep.iterdir() if (p / "tensorboard").is_dir()]
     assert len(folders) == 2 and all(store.check_run(p) is None for p in folders)
     damaged = []
-    assert len(compare.runs_under(sweep, on_damaged=lambda path, why: damaged.append(why))) == 2
+    assert len(runs_under(sweep, on_damaged=lambda path, why: damaged.append(why))) == 2
     assert damaged == []
 
 
@@ -283,10 +283,9 @@ def test_export_bad_input_is_one_line_exit_2_and_writes_nothing(sweep, tmp_path,
     if case == "file":
         logdir.write_text("not a folder")
     rc = main(["export", "tensorboard", *map(str, paths), "--logdir", str(logdir)])
-    err = capsys.readouterr().err
     needle = {"missing": "no such folder", "empty": "no run folders under", "file": "--logdir",
               "same names": "two run folders are named"}[case]
-    assert rc == 2 and err.count("\n") == 1 and err.startswith("ics: error: ") and needle in err, err
+    error_line(rc, capsys, needle)
     assert logdir.is_file() if case == "file" else not logdir.exists()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
@@ -311,8 +310,7 @@ def test_without_tensorboard_the_flag_and_export_are_one_line(pair, tmp_path, ca
     line = refused(capsys, ["train", "--dataset", "synthetic", "--tensorboard"], tmp_path / "out")
     assert "pip install 'ics-cli[tensorboard]'" in line
     rc = main(["export", "tensorboard", str(pair[1]), "--logdir", str(tmp_path / "tb")])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "pip install 'ics-cli[tensorboard]'" in err, err
+    error_line(rc, capsys, "pip install 'ics-cli[tensorboard]'")
     assert not (tmp_path / "tb").exists()
 
 

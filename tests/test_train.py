@@ -6,7 +6,6 @@ Runs use the tiny `synthetic` dataset (512 train images of 1x8x8, 10 classes): w
 batch of 60 one epoch is 8 steps.
 """
 
-import gzip
 import math
 
 import numpy as np
@@ -24,24 +23,14 @@ from ics_cli.config import RunConfig, validate
 from ics_cli.probes import SITES, ActivationRecorder
 from ics_cli.train import evaluate, train
 
+from helpers import csv_lines, run, strip_elapsed
+
 STEPS_PER_EPOCH = 512 // 60          # 8: the default batch of 60, the remainder dropped
-
-
-def run(out, on_step=None, **kw):
-    return train(RunConfig(dataset="synthetic", out=str(out), **kw), on_step=on_step)
-
-
-def lines(path) -> list[str]:
-    """A CSV's lines (header first), gunzipped if needed."""
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    return raw.decode().splitlines()
 
 
 def rows_at(path, steps) -> list[str]:
     """The CSV lines whose step (first column) is in `steps`, in file order."""
-    return [ln for ln in lines(path)[1:] if int(ln.split(",", 1)[0]) in steps]
+    return [ln for ln in csv_lines(path)[1:] if int(ln.split(",", 1)[0]) in steps]
 
 
 def table(path) -> pd.DataFrame:
@@ -200,10 +189,9 @@ def test_same_seed_same_bytes_different_seed_different_bytes(tmp_path):
         assert (a / name).read_bytes() != (c / name).read_bytes(), name
     ma, mb = table(a / "metrics.csv"), table(b / "metrics.csv")
     assert list(ma.columns) == list(mb.columns) and "elapsed_s" in ma.columns
-    strip = [ln.rsplit(",", 1)[0] for ln in lines(a / "metrics.csv")]
-    assert lines(a / "metrics.csv")[0].endswith(",elapsed_s")
-    assert strip == [ln.rsplit(",", 1)[0] for ln in lines(b / "metrics.csv")]
-    assert strip != [ln.rsplit(",", 1)[0] for ln in lines(c / "metrics.csv")]
+    assert csv_lines(a / "metrics.csv")[0].endswith(",elapsed_s")
+    assert strip_elapsed(a / "metrics.csv") == strip_elapsed(b / "metrics.csv")
+    assert strip_elapsed(a / "metrics.csv") != strip_elapsed(c / "metrics.csv")
 
 
 # --------------------------------------------------------------------------- divergence is a result

@@ -1,4 +1,4 @@
-"""Facts about the per-unit table on disk (store.UnitsLog): blocks read back as written, with the
+"""Facts about the per-unit table on disk (UnitsLog): blocks read back as written, with the
 same dtypes from Parquet, gzipped CSV or the parts of an unfinished run (Arrow IPC files); the same
 rows give the same bytes however they were split, and whether layer and site came as strings or as
 Categoricals; a resume drops exactly the rows past its step; without pyarrow the table is
@@ -11,9 +11,14 @@ import pandas as pd
 import pytest
 
 from ics_cli.store import runs as store
+from ics_cli.store import files
+from ics_cli.store import schema
+from ics_cli.store.units import PARTS, UNITS_VALUES, UnitsLog, _arrow_table, _block, _csv_rows, parquet_available
 from ics_cli.cli import Table, main
 
-needs_pyarrow = pytest.mark.skipif(not store.parquet_available(), reason="pyarrow is not installed")
+from expect import error_line
+
+needs_pyarrow = pytest.mark.skipif(not parquet_available(), reason="pyarrow is not installed")
 LAYERS, SITES, UNITS = ("hidden1", "hidden2"), ("linear", "norm", "act"), 4
 TRACKED = 2        # units 0, 1 have percentiles; the others are NaN there, as in a real run
 
@@ -28,7 +33,7 @@ def rows(steps) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(s)
         block = {"step": step.astype(np.int64), "layer": layer, "site": site.astype(object),
                  "unit": unit.astype(np.int64)}
-        for c in store.UNITS_VALUES:
+        for c in UNITS_VALUES:
             v = (rng.standard_normal(len(key)) * 10.0 ** rng.integers(-6, 6, len(key))).astype(np.float32)
             if c.startswith("p"):
                 v[unit >= TRACKED] = np.nan
@@ -45,12 +50,12 @@ def cut(block, at: list[int]) -> list[dict]:
 
 
 def join(*blocks) -> dict[str, np.ndarray]:
-    return {c: np.concatenate([b[c] for b in blocks]) for c in store.UNITS_COLUMNS}
+    return {c: np.concatenate([b[c] for b in blocks]) for c in schema.UNITS_COLUMNS}
 
 
 def write(run_dir, blocks, finish=True):
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = store.UnitsLog(run_dir, fresh=True)
+    log = UnitsLog(run_dir, fresh=True)
     for b in blocks:
         log.append(b)
     return log.finish() if finish else log
@@ -58,14 +63,14 @@ def write(run_dir, blocks, finish=True):
 
 def assert_table_is(table: pd.DataFrame, block: dict[str, np.ndarray]) -> None:
     """`table` (read_table) holds exactly `block`'s rows in order, in the documented dtypes."""
-    assert list(table.columns) == store.UNITS_COLUMNS
+    assert list(table.columns) == schema.UNITS_COLUMNS
     assert table["step"].dtype == np.int64 and table["unit"].dtype == np.int64
     for c in ("layer", "site"):
         assert pd.api.types.is_string_dtype(table[c]) and all(type(v) is str for v in table[c])
         assert list(table[c]) == list(block[c])
     for c in ("step", "unit"):
         np.testing.assert_array_equal(table[c].to_numpy(), block[c])
-    for c in store.UNITS_VALUES:
+    for c in UNITS_VALUES:
         assert table[c].dtype == np.float64
         # Parquet holds the float32 values; CSV holds 9 significant digits, which round-trip float32.
         np.testing.assert_array_equal(table[c].to_numpy().astype(np.float32), block[c])
@@ -74,7 +79,7 @@ def assert_table_is(table: pd.DataFrame, block: dict[str, np.ndarray]) -> None:
 @pytest.fixture(params=["parquet", "csv"])
 def fmt(request, monkeypatch):
     """Each test once with pyarrow (units.parquet) and once as if it were not installed (units.csv.gz)."""
-    if request.param == "parquet" and not store.parquet_available():
+    if request.param == "parquet" and not parquet_available():
         pytest.skip("pyarrow is not installed")
     if request.param == "csv":
         monkeypatch.setattr(store, "parquet_available", lambda: False)
@@ -98,14 +103,14 @@ def test_blocks_read_back_as_written_in_one_final_file(tmp_path, fmt):
 def test_an_unfinished_runs_parts_are_read_as_one_table(tmp_path, fmt):
     blocks = [rows([0]), rows([10]), rows([20, 30])]
     write(tmp_path, blocks, finish=False)
-    assert len(list((tmp_path / store.PARTS).iterdir())) == 3
+    assert len(list((tmp_path / PARTS).iterdir())) == 3
     assert not (tmp_path / FINAL[fmt]).exists()
     assert_table_is(store.read_table(tmp_path, "units"), join(*blocks))
 
 
 def test_a_run_without_units_reads_as_an_empty_table_of_the_same_dtypes(tmp_path):
     table = store.read_table(tmp_path, "units")
-    assert len(table) == 0 and list(table.columns) == store.UNITS_COLUMNS
+    assert len(table) == 0 and list(table.columns) == schema.UNITS_COLUMNS
     assert table["step"].dtype == np.int64 and table["mean"].dtype == np.float64
 
 
@@ -159,28 +164,28 @@ def test_csv_cells_are_formatted_as_fmt_formats_them(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "parquet_available", lambda: False)
     block = rows([0, 10])
     text = gzip.decompress(write(tmp_path, [block]).read_bytes()).decode()
-    expected = [",".join(store.UNITS_COLUMNS)] + [
-        ",".join(store.fmt(plain(block[c][i])) for c in store.UNITS_COLUMNS)
+    expected = [",".join(schema.UNITS_COLUMNS)] + [
+        ",".join(files.fmt(plain(block[c][i])) for c in schema.UNITS_COLUMNS)
         for i in range(len(block["step"]))]
     assert text == "\n".join(expected) + "\n"
 
 
 def test_rows_out_of_step_order_or_other_columns_are_refused(tmp_path):
-    log = store.UnitsLog(tmp_path, fresh=True)
+    log = UnitsLog(tmp_path, fresh=True)
     log.append(rows([10]))
     with pytest.raises(ValueError, match="ordered by step"):
         log.append(rows([0]))
     with pytest.raises(ValueError, match="columns"):
         log.append({c: v for c, v in rows([20]).items() if c != "p85"})
     log.append({c: v[:0] for c, v in rows([20]).items()})     # an empty block writes nothing
-    assert len(list((tmp_path / store.PARTS).iterdir())) == 1
+    assert len(list((tmp_path / PARTS).iterdir())) == 1
 
 
 def test_a_fresh_log_removes_every_earlier_units_file(tmp_path):
     for name in ("units.parquet", "units.csv.gz", "units.csv"):
         (tmp_path / name).write_text("old")
     write(tmp_path, [rows([0])], finish=False)
-    store.UnitsLog(tmp_path, fresh=True)
+    UnitsLog(tmp_path, fresh=True)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -194,7 +199,7 @@ def test_truncate_drops_exactly_the_rows_past_the_step_and_resumes_to_the_same_b
     kept = join(*blocks)
     kept = {c: v[kept["step"] <= 25] for c, v in kept.items()}
     assert_table_is(store.read_table(tmp_path / "killed", "units"), kept)
-    resumed = store.UnitsLog(tmp_path / "killed", fresh=False)     # a new process resumes
+    resumed = UnitsLog(tmp_path / "killed", fresh=False)     # a new process resumes
     resumed.truncate(25)
     resumed.append(rows([30]))
     resumed.append(rows([40, 50]))
@@ -207,7 +212,7 @@ def test_truncate_drops_exactly_the_rows_past_the_step_and_resumes_to_the_same_b
 
 def test_a_kill_while_truncate_rewrites_a_part_leaves_each_row_once(tmp_path, fmt):
     log = write(tmp_path, [rows([0]), rows([10, 20])], finish=False)
-    parts = tmp_path / store.PARTS
+    parts = tmp_path / PARTS
     before = {p.name: p.read_bytes() for p in parts.iterdir()}
     log.truncate(10)
     for name, data in before.items():       # the original of the rewritten part, left by a kill
@@ -215,16 +220,16 @@ def test_a_kill_while_truncate_rewrites_a_part_leaves_each_row_once(tmp_path, fm
     assert len(list(parts.iterdir())) == 3
     expected = join(rows([0]), {c: v[rows([10, 20])["step"] == 10] for c, v in rows([10, 20]).items()})
     assert_table_is(store.read_table(tmp_path, "units"), expected)
-    store.UnitsLog(tmp_path, fresh=False).truncate(10)      # the resume after the kill tidies up
+    UnitsLog(tmp_path, fresh=False).truncate(10)      # the resume after the kill tidies up
     assert len(list(parts.iterdir())) == 2
     assert_table_is(store.read_table(tmp_path, "units"), expected)
 
 
 def test_an_older_versions_units_csv_is_truncated_and_taken_over(tmp_path, fmt):
     old = rows([0, 10, 20])
-    text = store._csv_rows(old, header=True)
+    text = _csv_rows(old, header=True)
     (tmp_path / "units.csv").write_text(text + "20,hidden1,lin")      # a torn last line
-    log = store.UnitsLog(tmp_path, fresh=False)
+    log = UnitsLog(tmp_path, fresh=False)
     log.truncate(10)
     log.append(rows([20]))
     log.finish()
@@ -238,11 +243,11 @@ def test_parts_of_an_earlier_version_in_parquet_are_read_and_joined(tmp_path):
     import pyarrow as pa
 
     old = rows([0, 10])       # as an earlier version wrote a part: Parquet, layer and site strings
-    schema = pa.schema([(c, pa.string() if c in ("layer", "site") else pa.int64() if c in ("step", "unit")
-                         else pa.float32()) for c in store.UNITS_COLUMNS])
-    (tmp_path / store.PARTS).mkdir()
-    pq.write_table(pa.table(old, schema=schema), tmp_path / store.PARTS / "000000000010-000001.parquet")
-    log = store.UnitsLog(tmp_path, fresh=False)
+    part_schema = pa.schema([(c, pa.string() if c in ("layer", "site") else pa.int64() if c in ("step", "unit")
+                              else pa.float32()) for c in schema.UNITS_COLUMNS])
+    (tmp_path / PARTS).mkdir()
+    pq.write_table(pa.table(old, schema=part_schema), tmp_path / PARTS / "000000000010-000001.parquet")
+    log = UnitsLog(tmp_path, fresh=False)
     log.append(rows([20]))
     assert_table_is(store.read_table(tmp_path, "units"), join(old, rows([20])))
     final = log.finish()
@@ -259,24 +264,24 @@ def test_parts_are_arrow_files_and_a_linked_or_damaged_part_is_one_line(tmp_path
     write(tmp_path / "elsewhere", [rows([0])], finish=False)
     run = tmp_path / "run"
     write(run, [rows([0]), rows([10])], finish=False)
-    parts = sorted((run / store.PARTS).iterdir())
+    parts = sorted((run / PARTS).iterdir())
     assert [p.suffix for p in parts] == [".arrow", ".arrow"]
     for p in parts:
         assert pa.ipc.open_file(pa.memory_map(str(p))).read_all().num_rows == len(rows([0])["step"])
     first = parts[0]
     data = first.read_bytes()
     first.unlink()
-    first.symlink_to(next((tmp_path / "elsewhere" / store.PARTS).iterdir()))
+    first.symlink_to(next((tmp_path / "elsewhere" / PARTS).iterdir()))
     with pytest.raises(store.DamagedRun, match=f"{first.name} is a symbolic link"):
         store.read_table(run, "units")
     first.unlink()
     first.write_bytes(data[: len(data) // 2])
     with pytest.raises(store.DamagedRun) as e:
         store.read_table(run, "units")
-    assert e.value.reason.startswith(f"{store.PARTS}/{first.name} is truncated or not an Arrow file")
+    assert e.value.reason.startswith(f"{PARTS}/{first.name} is truncated or not an Arrow file")
     assert "\n" not in str(e.value)
     with pytest.raises(store.IcsError, match=f"{first.name} is truncated"):
-        store.UnitsLog(run, fresh=False).finish()
+        UnitsLog(run, fresh=False).finish()
 
 
 
@@ -299,11 +304,11 @@ def test_a_units_parquet_with_a_row_twice_or_without_a_column_is_damaged(tmp_pat
     import pyarrow.parquet as pq
 
     block = rows([0])
-    pq.write_table(store._arrow_table(store._block(join(block, cut(block, [1])[0]))), tmp_path / "units.parquet")
+    pq.write_table(_arrow_table(_block(join(block, cut(block, [1])[0]))), tmp_path / "units.parquet")
     with pytest.raises(store.DamagedRun, match="units.parquet holds step 0, layer hidden1, site linear, "
                                                "unit 0 twice"):
         store.read_table(tmp_path, "units")
-    pq.write_table(store._arrow_table(store._block(block)).drop_columns(["unit"]), tmp_path / "units.parquet")
+    pq.write_table(_arrow_table(_block(block)).drop_columns(["unit"]), tmp_path / "units.parquet")
     with pytest.raises(store.DamagedRun, match="units.parquet is not a units log: no column unit"):
         store.read_table(tmp_path, "units")
 
@@ -326,12 +331,12 @@ def test_a_linked_units_file_or_parts_folder_is_not_read(tmp_path, fmt):
         store.read_table(run, "units")
     (run / final.name).unlink()
     write(elsewhere / "unfinished", [rows([0])], finish=False)
-    (run / store.PARTS).symlink_to(elsewhere / "unfinished" / store.PARTS)
-    with pytest.raises(store.DamagedRun, match=f"{store.PARTS} is a symbolic link"):
+    (run / PARTS).symlink_to(elsewhere / "unfinished" / PARTS)
+    with pytest.raises(store.DamagedRun, match=f"{PARTS} is a symbolic link"):
         store.read_table(run, "units")
     with pytest.raises(store.IcsError, match="does not write through links"):
-        store.UnitsLog(run, fresh=False).append(rows([10]))
-    assert len(list((elsewhere / "unfinished" / store.PARTS).iterdir())) == 1     # nothing written there
+        UnitsLog(run, fresh=False).append(rows([10]))
+    assert len(list((elsewhere / "unfinished" / PARTS).iterdir())) == 1     # nothing written there
 
 
 # --------------------------------------------------------------------------- export
@@ -372,10 +377,7 @@ def test_export_of_a_csv_table_reads_back_equal(run, tmp_path):
 ])
 def test_ics_export_bad_input_is_one_line_exit_2(run, tmp_path, capsys, args, needle):
     args = [a.format(tmp=tmp_path) for a in args]
-    rc = main(["export", str(run), *args])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.splitlines() == [err.strip()], err
-    assert err.startswith("ics: error: ") and needle in err, err
+    error_line(main(["export", str(run), *args]), capsys, needle)
 
 
 def test_ics_export_of_no_run_folder_is_one_line_exit_2(tmp_path, capsys):

@@ -7,7 +7,6 @@ which synthetic.write_run leaves at their defaults. Test names start with the cl
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from ics_cli.net import data
 from ics_cli.studies import REGISTRY, wu2018 as wu
 
-from synthetic import context, write_run
+from synthetic import context, edit_config, write_run
 
 SEEDS = range(5)
 
@@ -35,10 +34,7 @@ def run_at(root: Path, *, norm: str, seed: int, err: float, batch_size: int = wu
     """A finished CNN run whose final test error is `err`, at this batch size and group count."""
     folder = write_run(Path(root) / f"{norm}-bs{batch_size}-g{groups}", norm=norm, seed=seed, model="cnn",
                        test_acc=[0.1, 0.5, 1 - err], status=status)
-    meta = json.loads((folder / "config.json").read_text())
-    meta["config"].update(batch_size=batch_size, groups=groups)
-    (folder / "config.json").write_text(json.dumps(meta))
-    return folder
+    return edit_config(folder, batch_size=batch_size, groups=groups)
 
 
 def wobble(seed: int, k: int) -> float:

@@ -8,16 +8,14 @@ for P3 to P5. Test names start with the claim id.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ics_cli.store import runs as store
 from ics_cli.studies import REGISTRY, wu2021 as wu
 
-from synthetic import context, write_run
+from synthetic import context, edit_config, write_run
 
 SEEDS = range(5)
 # Mean-zero wobbles per seed, one row per arm, so intervals have a width.
@@ -38,16 +36,8 @@ def option_run(root: Path, *, seed: int, test_acc: list[float], batchstats: list
     accuracy (and batch-statistics accuracy) per evaluation."""
     folder = Path(root) / ("-".join(f"{k}{v}" for k, v in sorted(options.items())) or "plain")
     path = write_run(folder, norm="batch", seed=seed, model=model, test_acc=test_acc, log_every=log_every,
-                     status=status)
-    meta = json.loads((path / "config.json").read_text())
-    meta["config"].update(options)
-    (path / "config.json").write_text(json.dumps(meta))
-    batchstats = batchstats or [float("nan")] * len(test_acc)
-    rows = [[k * log_every, 2 * (1 - a), a, 2 * (1 - a), a, 2 * (1 - b), b, 0.5, 0.0]
-            for k, (a, b) in enumerate(zip(test_acc, batchstats))]
-    (path / "metrics.csv").write_text(",".join(store.METRICS_COLUMNS) + "\n"
-                                      + "".join(",".join(store.fmt(v) for v in r) + "\n" for r in rows))
-    return path
+                     status=status, batchstats=batchstats)
+    return edit_config(path, **options)
 
 
 # --------------------------------------------------------------------------- P1, P2: EMA vs PreciseBN

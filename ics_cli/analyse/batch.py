@@ -1,7 +1,7 @@
 """Tables across runs and seeds for the batch axis: error against batch size, and test-time statistics.
 
 Two tables, each built from the finished runs by compare.py's rules (key columns first; the mean over
-seeds with its 95% t interval, compare._aggregate; non-finite values left out of the column they are
+seeds with its 95% t interval, aggregate; non-finite values left out of the column they are
 in), which batch_plots.py draws:
 
 * `batch_size`: the final test error of every configuration, beside the normalization batch it was
@@ -24,13 +24,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import compare
+from .base import BATCH_VIEW_NAMES, Tables, scored_by
 from ..net import norms
-from .compare import _aggregate, _final, _finite, _sort
+from .stats import aggregate, finite
+from .base import final_value
+from .keys import sort_rows
 from ..config import HASHED_UNLESS
-from ..store.runs import FINISHED, Run, run_config
+from ..store.schema import FINISHED
+from ..store.runs import Run, run_config
 
-TABLE_NAMES = compare.BATCH_VIEW_NAMES
+TABLE_NAMES = BATCH_VIEW_NAMES
 ERRORS = ("final_test_error", "final_test_error_batchstats")
 GAP = "error_own_minus_batchstats"
 
@@ -64,9 +67,9 @@ def run_errors(run: Run, cfg: dict) -> dict:
     the batch-statistics one of a batch-statistics run trained with --no-eval-batchstats (train.py then
     copies test_acc into that column)."""
     metrics = run.table("metrics").sort_values("step")
-    by = compare.scored_by(metrics)
-    acc = _final(run, metrics, "test_acc")
-    acc_batch = _final(run, metrics, "test_acc_batchstats")
+    by = scored_by(metrics)
+    acc = final_value(run, metrics, "test_acc")
+    acc_batch = final_value(run, metrics, "test_acc_batchstats")
     if by != "final_test_acc":
         acc = acc_batch = math.nan
     if uses_batch_stats(cfg["norm"]) and not cfg.get("eval_batchstats", True):
@@ -105,15 +108,15 @@ def _batch_options(runs: list[Run]) -> bool:
                for k, v in HASHED_UNLESS.items())
 
 
-def build(runs: list[Run], key_cols: list[str]) -> compare.Tables:
+def build(runs: list[Run], key_cols: list[str]) -> Tables:
     """The tables of the batch view (in TABLE_NAMES order) that the finished `runs` call for, with the
-    per-seed rows behind each in `.long` (compare.Tables).
+    per-seed rows behind each in `.long` (Tables).
 
-    `key_cols`: the configuration key of the whole comparison (compare.key_columns).
+    `key_cols`: the configuration key of the whole comparison (key_columns).
     """
     long = _per_run(runs, key_cols)
     if long.empty:
-        return compare.Tables()
+        return Tables()
     axis = _on_batch_axis(long)
     per_seed = {}
     if len(axis):
@@ -124,7 +127,7 @@ def build(runs: list[Run], key_cols: list[str]) -> compare.Tables:
         per_seed["test_stats"] = _with_gap(batch_norms, key_cols)
     out = {"batch_size": _batch_size, "test_stats": _test_stats}
     names = [name for name in TABLE_NAMES if name in per_seed]
-    return compare.Tables({name: out[name](per_seed[name], key_cols) for name in names},
+    return Tables({name: out[name](per_seed[name], key_cols) for name in names},
                           long={name: per_seed[name] for name in names})
 
 
@@ -138,11 +141,11 @@ def _batch_size(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     """Per configuration: norm_batch, stats_batch, n_seeds, n_diverged, scored_by, and the mean / CI over
     seeds of the final test error under the run's own statistics and under batch statistics."""
     by = key_cols + ["norm_batch", "stats_batch"]
-    agg = _aggregate(long, by, ERRORS)
+    agg = aggregate(long, by, ERRORS)
     out = agg.merge(_counts(long, by), on=by, how="left", sort=False)
     cols = by + ["n_seeds", "n_diverged", "scored_by"] + [f"{e}_{s}" for e in ERRORS
                                                           for s in ("mean", "ci_low", "ci_high")]
-    return _sort(out[cols])
+    return sort_rows(out[cols])
 
 
 def _with_gap(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
@@ -152,7 +155,7 @@ def _with_gap(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     bn_eval = long.pop("_bn_eval")
     if "bn_eval" not in key_cols:
         long.insert(long.columns.get_loc("hash") + 1, "bn_eval", bn_eval)
-    long[GAP] = _finite(long["final_test_error"]) - _finite(long["final_test_error_batchstats"])
+    long[GAP] = finite(long["final_test_error"]) - finite(long["final_test_error_batchstats"])
     return long
 
 
@@ -163,7 +166,7 @@ def _test_stats(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     with both, n_paired)."""
     own = [] if "bn_eval" in key_cols else ["bn_eval"]
     by = key_cols + own + ["norm_batch", "stats_batch"]
-    agg = _aggregate(long, by, [*ERRORS, GAP])
+    agg = aggregate(long, by, [*ERRORS, GAP])
     paired = long.assign(_has=np.isfinite(long[GAP].astype(float)))
     n_paired = paired.groupby(by, dropna=False, sort=False)["_has"].sum().astype(int).rename("n_paired")
     out = agg.merge(_counts(long, by), on=by, how="left", sort=False)
@@ -171,4 +174,4 @@ def _test_stats(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     cols = by + ["n_seeds", "n_diverged", "scored_by"] + [f"{e}_{s}" for e in ERRORS
                                                           for s in ("mean", "ci_low", "ci_high")]
     cols += ["n_paired", f"{GAP}_mean", f"{GAP}_ci_low", f"{GAP}_ci_high"]
-    return _sort(out[cols])
+    return sort_rows(out[cols])

@@ -32,55 +32,27 @@ Rules shared by every table:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import os
-from dataclasses import fields
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ..config import NOT_HASHED, RunConfig
 from ..errors import IcsError
-from ..store import runs as store
-from ..store.runs import FINISHED, Run, find_runs, run_config, write_atomic
+from ..store.schema import FINISHED
+from ..store.runs import Run, run_config
+from .keys import (columns, concat, key_columns, layer_rank, match_rows, same_value, sort_rows, table_key,
+                   with_key)
+from . import batch as batch_view, long as long_tables, quantities as second_view  # families of their own
+from .base import (ALL_TABLE_NAMES, CURVE_VALUES, DRIFT_VALUES, DRIFTS, GRAD_STAB_VALUES, GRAD_VALUES,
+                   LAYER_VALUES, PERCENTILE_VALUES, Tables, final_value, loss_drop, scored_by)
+from .stats import aggregate, finite, mean_ci
 
-TABLE_NAMES = ("summary", "drift", "gradient_stability", "lr_tolerance", "best_lr")
-# Companion tables: tidy per-lr and per-step tables (plots read these, never run folders), and
-# one row per run so every aggregate can be traced back to the folders behind it.
-STEP_TABLE_NAMES = ("lr_curve", "curves", "layer_curves", "percentiles", "grad_curves", "runs")
-ALL_TABLE_NAMES = TABLE_NAMES + STEP_TABLE_NAMES
-# The second view's tables (second_view.py), after those: each written only when a run recorded its data.
-SECOND_VIEW_NAMES = ("grad_ics_curves", "landscape_curves", "landscape_stability", "relative_loss_curves",
-                     "relative_loss_threshold", "sharpness_curves", "depth_profile")
-# The batch view's tables (batch_view.py), last: written only when the runs have a batch axis to show.
-BATCH_VIEW_NAMES = ("batch_size", "test_stats")
 
-ALWAYS_KEY = ("model", "norm", "lr", "batch_size")
-NORM_ORDER = ("none", "batch", "batch-nograd", "layer", "instance", "group")
-SITE_ORDER = ("linear", "norm", "act", "norm_eval")
 SPIKE_FACTOR = 3.0
 JITTER_WINDOW = 5
 DEFAULT_TARGET_FRACTION = 0.9
 DEFAULT_TOLERANCE = 0.9
-CONFIDENCE = 0.95
 
-CURVE_VALUES = ("test_acc", "test_loss", "train_acc", "train_loss")
-LAYER_VALUES = ("mean", "var", "unit_mean_abs", "unit_var_mean",
-                "drift_mean", "drift_var", "drift_mean_init", "drift_var_init",
-                "drift_mean_scaled", "drift_mean_scaled_init", "dead_units")
-PERCENTILE_VALUES = ("p15", "p50", "p85")
-GRAD_VALUES = ("grad_norm", "weight_norm", "update_ratio")
-# Per-run drift summaries, for each recorded drift d (mean, var, mean_scaled): total, final from init, step.
-DRIFTS = ("mean", "var", "mean_scaled")
-DRIFT_VALUES = ("drift_mean_total", "drift_var_total", "drift_mean_init_final",
-                "drift_var_init_final", "drift_mean_step", "drift_var_step",
-                "drift_mean_scaled_total", "drift_mean_scaled_step", "drift_mean_scaled_init_final")
-GRAD_STAB_VALUES = ("grad_norm_mean", "grad_norm_cv", "grad_norm_jitter", "spike_frac")
 
 LR_RULE_ONLY = "only lr"
 LR_RULE_MATCHED = "matched: best mean over norms"
@@ -91,175 +63,26 @@ ONE_SEED_NOTE = "one seed: no other seeds to choose the lr on"
 # --------------------------------------------------------------------------- statistics
 
 
-def t_crit(n: int, confidence: float = CONFIDENCE) -> float:
-    """t((1 + confidence)/2, n − 1), the half-width factor of a t interval over n values; NaN for n < 2."""
-    if n < 2:
-        return math.nan
-    return float(stats.t.ppf(0.5 + confidence / 2.0, int(n) - 1))
-
-
-def _t_crits(n: pd.Series, confidence: float = CONFIDENCE) -> np.ndarray:
-    """t_crit of every count in `n` at once (NaN where n < 2)."""
-    n = np.asarray(n, dtype=float)
-    return stats.t.ppf(0.5 + confidence / 2.0, np.where(n >= 2, n - 1, np.nan))
-
-
-def mean_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float, int]:
-    """(mean, ci_low, ci_high, n) over the finite values: mean ± t((1+c)/2, n-1)·s/√n, s with ddof=1.
-
-    n = 0 gives all-NaN; n = 1 gives the value with NaN bounds.
-    """
-    x = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
-    x = x[np.isfinite(x)]
-    n = int(x.size)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n == 1:
-        return mean, math.nan, math.nan, 1
-    half = t_crit(n, confidence) * float(x.std(ddof=1)) / math.sqrt(n)
-    return mean, mean - half, mean + half, n
-
-
-def _finite(frame: pd.DataFrame | pd.Series):
-    """Numeric copy with every non-finite value (inf, -inf, blank) turned into NaN."""
-    num = frame.apply(pd.to_numeric, errors="coerce") if isinstance(frame, pd.DataFrame) \
-        else pd.to_numeric(frame, errors="coerce")
-    return num.astype(float).where(np.isfinite(num.astype(float)))
-
-
-def _aggregate(long: pd.DataFrame, by: list[str], values, *, ci: bool = True) -> pd.DataFrame:
-    """Group `long` (one row per run and group) by `by`; mean (and CI) of each value over the rows.
-
-    `n_seeds` is the number of rows (runs) in the group; each value column uses only its finite values.
-    """
-    values = list(values)
-    if long.empty:
-        cols = by + ["n_seeds"] + [f"{v}_{s}" for v in values
-                                   for s in (("mean", "ci_low", "ci_high") if ci else ("mean",))]
-        return pd.DataFrame(columns=cols)
-    x = _finite(long[values])
-    x = pd.concat([long[by].reset_index(drop=True), x.reset_index(drop=True)], axis=1)
-    g = x.groupby(by, dropna=False, sort=False)
-    out = g.size().rename("n_seeds").to_frame()
-    mean, std, n = g[values].mean(), g[values].std(ddof=1), g[values].count()
-    for v in values:
-        out[f"{v}_mean"] = mean[v]
-        if ci:
-            half = _t_crits(n[v]) * std[v] / np.sqrt(n[v])
-            out[f"{v}_ci_low"] = mean[v] - half
-            out[f"{v}_ci_high"] = mean[v] + half
-    return out.reset_index()
-
-
 # --------------------------------------------------------------------------- keys and order
-
-
-def key_columns(runs: list[Run]) -> list[str]:
-    """model, norm, lr, batch_size, then every other hashed field that varies across `runs`."""
-    extra = []
-    for f in fields(RunConfig):
-        if f.name in ALWAYS_KEY or f.name in NOT_HASHED or f.name == "seed":
-            continue
-        seen = {json.dumps(run_config(r).get(f.name), sort_keys=True) for r in runs}
-        if len(seen) > 1:
-            extra.append(f.name)
-    return list(ALWAYS_KEY) + extra
-
-
-def table_key(table: pd.DataFrame) -> list[str]:
-    """The configuration-key columns of a table written by `build`: its columns named after config fields."""
-    return [c for c in table.columns if c in _CONFIG_FIELDS and c != "seed"]
-
-
-_CONFIG_FIELDS = {f.name for f in fields(RunConfig)}
-
-
-def _rank(values: pd.Series, order) -> pd.Series:
-    """Known names in `order` first, in that order; unknown names after, alphabetically."""
-    known = {name: i for i, name in enumerate(order)}
-    others = sorted(set(values.dropna().astype(str)) - set(known))
-    known.update({name: len(order) + i for i, name in enumerate(others)})
-    return values.map(lambda v: known.get(str(v), math.nan))
-
-
-def _layer_rank(values: pd.Series) -> pd.Series:
-    """hidden1, hidden2, ..., hidden10 in numeric order, then output, then anything else."""
-    def rank(v):
-        s = str(v)
-        if s.startswith("hidden") and s[6:].isdigit():
-            return int(s[6:])
-        return 10**6 if s == "output" else 10**6 + 1
-    return values.map(rank)
-
-
-def _sort_key(col: pd.Series) -> pd.Series:
-    if col.name == "norm":
-        return _rank(col, NORM_ORDER)
-    if col.name == "site":
-        return _rank(col, SITE_ORDER)
-    if col.name == "layer":
-        return _layer_rank(col)
-    numeric = pd.to_numeric(col, errors="coerce")
-    if numeric.notna().sum() == col.notna().sum():
-        return numeric
-    return col.map(lambda v: "" if v is None or v != v else str(v))
-
-
-def _sort(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows in reading order: key columns (norms in NORM_ORDER), then seed (one run's rows together),
-    layer, site, unit, step."""
-    if table.empty:
-        return table.reset_index(drop=True)
-    by = table_key(table) + [c for c in ("seed", "layer", "site", "unit", "step") if c in table.columns]
-    return table.sort_values(by=by, key=_sort_key, kind="stable", na_position="last").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- one run
 
 
-def _final(run: Run, metrics: pd.DataFrame, column: str) -> float:
-    """The run's end value of `column`: summary.json `final` if finite, else the last finite logged value."""
-    value = ((run.summary or {}).get("final") or {}).get(column)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = math.nan
-    if math.isfinite(value):
-        return value
-    logged = _finite(metrics[column]).dropna() if column in metrics else pd.Series(dtype=float)
-    return float(logged.iloc[-1]) if len(logged) else math.nan
-
-
-def scored_by(metrics: pd.DataFrame) -> str:
-    """What a run is scored by: "final_test_acc", or "final_loss_drop" when its test accuracy is blank
-    at every logged step (regression)."""
-    acc = _finite(metrics["test_acc"]).dropna() if "test_acc" in metrics else ()
-    return "final_test_acc" if len(acc) or not len(metrics) else "final_loss_drop"
-
-
 def _steps_to(metrics: pd.DataFrame, target: float, scored_by: str = "final_test_acc") -> float:
     """The first logged step whose test accuracy (or, for a run scored by loss drop, loss drop) >= target."""
-    value = _finite(metrics["test_acc"]) if scored_by == "final_test_acc" else _loss_drop(metrics)
+    value = finite(metrics["test_acc"]) if scored_by == "final_test_acc" else loss_drop(metrics)
     reached = metrics["step"][value >= target]
     return float(reached.iloc[0]) if len(reached) else math.nan
-
-
-def _loss_drop(metrics: pd.DataFrame) -> pd.Series:
-    """1 − test_loss / the first row's test_loss (step 0), per metrics row: the fraction of the
-    initial test loss removed (1: all of it; 0: none; negative: the loss grew)."""
-    loss = _finite(metrics["test_loss"])
-    first = loss.iloc[0] if len(loss) else math.nan
-    return 1.0 - loss / first if first == first and first > 0 else loss * math.nan
 
 
 def _score(frame: pd.DataFrame, suffix: str = "") -> pd.Series:
     """Per row, the value of the column its `scored_by` names (+ suffix): final_test_acc, or, for a
     regression, final_loss_drop. Higher is better either way."""
-    acc = _finite(frame[f"final_test_acc{suffix}"])
+    acc = finite(frame[f"final_test_acc{suffix}"])
     if "scored_by" not in frame or f"final_loss_drop{suffix}" not in frame:
         return acc
-    return acc.where(frame["scored_by"] != "final_loss_drop", _finite(frame[f"final_loss_drop{suffix}"]))
+    return acc.where(frame["scored_by"] != "final_loss_drop", finite(frame[f"final_loss_drop{suffix}"]))
 
 
 def _spike_frac(norms: np.ndarray) -> float:
@@ -270,11 +93,6 @@ def _spike_frac(norms: np.ndarray) -> float:
     return float(np.count_nonzero(norms > SPIKE_FACTOR * running)) / norms.size
 
 
-def _columns(frame: pd.DataFrame, cols) -> pd.DataFrame:
-    """`frame` with exactly these columns; a column that an older run folder lacks is blank (NaN)."""
-    return frame.reindex(columns=list(cols))
-
-
 def _run_drift(layers: pd.DataFrame) -> pd.DataFrame:
     """Per layer and site: total, mean per log interval, and final-from-init of each recorded drift."""
     rows = []
@@ -282,8 +100,8 @@ def _run_drift(layers: pd.DataFrame) -> pd.DataFrame:
         later = d[d["step"] > 0]
         row = {"layer": layer, "site": site}
         for stat in DRIFTS:
-            step_drift = _finite(later[f"drift_{stat}"]).dropna()
-            init_drift = _finite(d[f"drift_{stat}_init"]).dropna()
+            step_drift = finite(later[f"drift_{stat}"]).dropna()
+            init_drift = finite(d[f"drift_{stat}_init"]).dropna()
             row[f"drift_{stat}_total"] = float(step_drift.sum()) if len(step_drift) else math.nan
             row[f"drift_{stat}_step"] = float(step_drift.mean()) if len(step_drift) else math.nan
             row[f"drift_{stat}_init_final"] = float(init_drift.iloc[-1]) if len(init_drift) else math.nan
@@ -309,7 +127,7 @@ def _jitter(norms: np.ndarray) -> float:
 def _run_grads(grads: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for layer, d in grads.sort_values("step").groupby("layer", sort=False):
-        g = _finite(d["grad_norm"]).dropna().to_numpy()
+        g = finite(d["grad_norm"]).dropna().to_numpy()
         mean = float(g.mean()) if g.size else math.nan
         cv = float(g.std(ddof=0)) / mean if g.size and mean != 0 else math.nan
         rows.append({"layer": layer, "grad_norm_mean": mean, "grad_norm_cv": cv,
@@ -319,7 +137,7 @@ def _run_grads(grads: pd.DataFrame) -> pd.DataFrame:
     if hidden.empty:
         ratio = math.nan
     else:
-        ranks = _layer_rank(hidden["layer"])
+        ranks = layer_rank(hidden["layer"])
         first = hidden.loc[ranks.idxmin(), "grad_norm_mean"]
         last = hidden.loc[ranks.idxmax(), "grad_norm_mean"]
         ratio = first / last if last and math.isfinite(last) else math.nan
@@ -328,36 +146,6 @@ def _run_grads(grads: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- all runs
-
-
-def _with_key(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
-    frame = frame.copy()
-    for i, (name, value) in enumerate(key.items()):
-        frame.insert(i, name, [value] * len(frame))
-    return frame
-
-
-def runs_under(*paths: Path, on_damaged=None) -> list[Run]:
-    """Every readable run folder at or below `paths`, every table checked (store.find_runs).
-
-    A damaged folder is skipped and `on_damaged(path, reason)` hears of it (default: a warning); an
-    IcsError when no readable folder is left.
-    """
-    skipped: list[tuple[Path, str]] = []
-
-    def damaged(path: Path, reason: str) -> None:
-        skipped.append((path, reason))
-        (on_damaged or store.warn_damaged)(path, reason)
-
-    runs = find_runs(*paths, on_damaged=damaged)
-    if not runs:
-        where = ", ".join(str(p) for p in paths) or "."
-        if skipped:
-            path, reason = skipped[0]
-            raise IcsError(f"no readable run folders under {where}: all {len(skipped)} are damaged "
-                           f"(the first, {path}: {reason})")
-        raise IcsError(f"no run folders under {where}; run `ics train` or `ics sweep` first")
-    return runs
 
 
 def build(runs: list[Run], *, target: float | None = None,
@@ -393,28 +181,28 @@ def build(runs: list[Run], *, target: float | None = None,
                "steps_done": (run.summary or {}).get("steps_done"),
                "diverged_at_step": (run.summary or {}).get("diverged_at_step")}
         if aggregated:
-            row["final_test_acc"] = _final(run, metrics, "test_acc")
-            row["final_test_loss"] = _final(run, metrics, "test_loss")
-            row["final_train_loss"] = _final(run, metrics, "train_loss")
-            acc = _finite(metrics["test_acc"]).dropna()
+            row["final_test_acc"] = final_value(run, metrics, "test_acc")
+            row["final_test_loss"] = final_value(run, metrics, "test_loss")
+            row["final_train_loss"] = final_value(run, metrics, "train_loss")
+            acc = finite(metrics["test_acc"]).dropna()
             row["best_test_acc"] = float(acc.max()) if len(acc) else math.nan
-            drop = _loss_drop(metrics)
-            first = _finite(metrics["test_loss"]).iloc[0] if len(metrics) else math.nan
+            drop = loss_drop(metrics)
+            first = finite(metrics["test_loss"]).iloc[0] if len(metrics) else math.nan
             row["final_loss_drop"] = 1.0 - row["final_test_loss"] / first if first > 0 else math.nan
             row["best_loss_drop"] = float(drop.max()) if drop.notna().any() else math.nan
             row["scored_by"] = scored_by(metrics)
-            curves.append(_with_key(_columns(metrics, ["step", *CURVE_VALUES]), ident))
-            lay = _columns(run.table("layers"), ["layer", "site", "step", *LAYER_VALUES])
-            layers.append(_with_key(lay, ident))
-            drifts.append(_with_key(_run_drift(lay), ident))
-            units = _columns(run.table("units"), ["layer", "site", "unit", "step", *PERCENTILE_VALUES])
-            tracked = units[_finite(units["p50"]).notna()]
+            curves.append(with_key(columns(metrics, ["step", *CURVE_VALUES]), ident))
+            lay = columns(run.table("layers"), ["layer", "site", "step", *LAYER_VALUES])
+            layers.append(with_key(lay, ident))
+            drifts.append(with_key(_run_drift(lay), ident))
+            units = columns(run.table("units"), ["layer", "site", "unit", "step", *PERCENTILE_VALUES])
+            tracked = units[finite(units["p50"]).notna()]
             # Per seed, never averaged: unit 0 of one seed and unit 0 of another are different units.
-            pcts.append(_with_key(tracked, {**key, "seed": cfg.get("seed")}))
-            gr = _columns(run.table("grads"), ["layer", "step", *GRAD_VALUES])
+            pcts.append(with_key(tracked, {**key, "seed": cfg.get("seed")}))
+            gr = columns(run.table("grads"), ["layer", "step", *GRAD_VALUES])
             # Curves at the log steps (where weight norms are measured); stability over every update.
-            grads.append(_with_key(gr[gr["weight_norm"].notna()], ident))
-            stabs.append(_with_key(_run_grads(gr), ident))
+            grads.append(with_key(gr[gr["weight_norm"].notna()], ident))
+            stabs.append(with_key(_run_grads(gr), ident))
         per_run.append(row)
 
     runs_table = pd.DataFrame(per_run)
@@ -431,8 +219,8 @@ def build(runs: list[Run], *, target: float | None = None,
     targets = {}
     for by, best_col in (("final_test_acc", "best_test_acc"), ("final_loss_drop", "best_loss_drop")):
         scored = runs_table[runs_table["aggregated"] & (runs_table["scored_by"] == by)]
-        best = _aggregate(scored, key_cols, [best_col], ci=False)
-        top = _finite(best[f"{best_col}_mean"]).max() if len(best) else math.nan
+        best = aggregate(scored, key_cols, [best_col], ci=False)
+        top = finite(best[f"{best_col}_mean"]).max() if len(best) else math.nan
         targets[by] = target if target is not None else (
             DEFAULT_TARGET_FRACTION * top if top == top else math.nan)
     runs_table["target"] = runs_table["scored_by"].map(targets)
@@ -442,33 +230,32 @@ def build(runs: list[Run], *, target: float | None = None,
 
     summary = _summary(runs_table, key_cols)
     lr_curve = _lr_curve(summary, key_cols)
-    runs_out = _sort(runs_table.drop(columns="aggregated")[
+    runs_out = sort_rows(runs_table.drop(columns="aggregated")[
         key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
                     "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
                     "best_loss_drop", "scored_by", "steps_to_target", "path"]])
     # The per-seed rows behind each wide table below: its long table (long_tables.py), same name.
-    long = {"drift": _concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
-            "gradient_stability": _concat(stabs, key_cols,
+    long = {"drift": concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
+            "gradient_stability": concat(stabs, key_cols,
                                           ["layer", *GRAD_STAB_VALUES, "grad_ratio_first_last"]),
-            "curves": _concat(curves, key_cols, ["step", *CURVE_VALUES]),
-            "layer_curves": _concat(layers, key_cols, ["layer", "site", "step", *LAYER_VALUES]),
-            "grad_curves": _concat(grads, key_cols, ["layer", "step", *GRAD_VALUES])}
+            "curves": concat(curves, key_cols, ["step", *CURVE_VALUES]),
+            "layer_curves": concat(layers, key_cols, ["layer", "site", "step", *LAYER_VALUES]),
+            "grad_curves": concat(grads, key_cols, ["layer", "step", *GRAD_VALUES])}
     tables = {
         "summary": summary,
-        "drift": _sort(_aggregate(long["drift"], key_cols + ["layer", "site"], DRIFT_VALUES)),
+        "drift": sort_rows(aggregate(long["drift"], key_cols + ["layer", "site"], DRIFT_VALUES)),
         "gradient_stability": _gradient_stability(long["gradient_stability"], key_cols),
         "lr_tolerance": _lr_tolerance(lr_curve, key_cols, tolerance),
         "best_lr": best_lr(runs_out),
         "lr_curve": lr_curve,
-        "curves": _sort(_aggregate(long["curves"], key_cols + ["step"], CURVE_VALUES)),
-        "layer_curves": _sort(_aggregate(long["layer_curves"], key_cols + ["layer", "site", "step"],
+        "curves": sort_rows(aggregate(long["curves"], key_cols + ["step"], CURVE_VALUES)),
+        "layer_curves": sort_rows(aggregate(long["layer_curves"], key_cols + ["layer", "site", "step"],
                                          LAYER_VALUES)),
-        "percentiles": _sort(_concat(pcts, key_cols,
+        "percentiles": sort_rows(concat(pcts, key_cols,
                                      ["seed", "layer", "site", "unit", "step", *PERCENTILE_VALUES])),
-        "grad_curves": _sort(_aggregate(long["grad_curves"], key_cols + ["layer", "step"], GRAD_VALUES)),
+        "grad_curves": sort_rows(aggregate(long["grad_curves"], key_cols + ["layer", "step"], GRAD_VALUES)),
         "runs": runs_out,
     }
-    from . import batch as batch_view, long as long_tables, quantities as second_view  # families of their own, on the helpers here
     views = [second_view.build(runs, key_cols), batch_view.build(runs, key_cols)]
     for view in views:
         long.update(view.long)
@@ -480,28 +267,13 @@ def build(runs: list[Run], *, target: float | None = None,
     return out
 
 
-class Tables(dict):
-    """What `build` returns: the wide tables by name, in file order (one row per configuration), and in
-    `long` the per-seed tables they aggregate (long_tables.py), by the name of the wide table each one
-    aggregates into. `save` writes both; `write` and `load` only the wide ones."""
-
-    def __init__(self, tables=(), long: dict[str, pd.DataFrame] | None = None):
-        super().__init__(tables)
-        self.long = dict(long or {})
-
-
-def _concat(frames: list[pd.DataFrame], key_cols: list[str], cols: list[str]) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=key_cols + cols)
-
-
 def _summary(runs_table: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     values = ["final_test_acc", "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
               "best_loss_drop", "steps_to_target"]
     masked = runs_table.copy()
     masked.loc[~masked["aggregated"], values] = math.nan
     masked["seed_aggregated"] = masked["seed"].where(masked["aggregated"])
-    agg = _aggregate(masked, key_cols, values).drop(columns="n_seeds")
+    agg = aggregate(masked, key_cols, values).drop(columns="n_seeds")
     g = masked.groupby(key_cols, dropna=False, sort=False)
     counts = pd.DataFrame({
         "n_seeds": g["aggregated"].sum().astype(int),
@@ -515,22 +287,22 @@ def _summary(runs_table: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     out.insert(out.columns.get_loc("steps_to_target_mean"), "target", out.pop("target"))
     reached = g["steps_to_target"].count().rename("n_reached_target").reset_index()
     out = out.merge(reached, on=key_cols, how="left", sort=False)
-    return _sort(out)
+    return sort_rows(out)
 
 
 def _gradient_stability(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
-    per_layer = _aggregate(long, key_cols + ["layer"], GRAD_STAB_VALUES)
+    per_layer = aggregate(long, key_cols + ["layer"], GRAD_STAB_VALUES)
     # The ratio is one number per run, repeated on its layer rows: aggregate one row per run.
     ratio_rows = long[long["layer"] == "hidden1"] if len(long) else long
-    ratio = _aggregate(ratio_rows, key_cols, ["grad_ratio_first_last"]).drop(columns="n_seeds")
-    return _sort(per_layer.merge(ratio, on=key_cols, how="left", sort=False))
+    ratio = aggregate(ratio_rows, key_cols, ["grad_ratio_first_last"]).drop(columns="n_seeds")
+    return sort_rows(per_layer.merge(ratio, on=key_cols, how="left", sort=False))
 
 
 def _lr_curve(summary: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     cols = key_cols + ["n_seeds", "n_completed", "n_diverged", "n_interrupted", "n_incomplete", "scored_by",
                        "final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high",
                        "final_loss_drop_mean", "final_loss_drop_ci_low", "final_loss_drop_ci_high"]
-    return _sort(summary[cols].copy())
+    return sort_rows(summary[cols].copy())
 
 
 def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float) -> pd.DataFrame:
@@ -571,7 +343,7 @@ def _lr_tolerance(lr_curve: pd.DataFrame, key_cols: list[str], tolerance: float)
     else:
         table["_none_lr"] = baseline["_none_lr"].iloc[0] if len(baseline) else math.nan
     table["stable_lr_vs_none"] = table["max_stable_lr"] / table["_none_lr"]
-    return _sort(table.drop(columns="_none_lr")[cols])
+    return sort_rows(table.drop(columns="_none_lr")[cols])
 
 
 # --------------------------------------------------------------------------- best lr, held out
@@ -623,14 +395,14 @@ def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
                 held = d[(d["seed"] == s) & (d["lr"].astype(float) == lr)]
                 chosen.append(lr)
                 for c, values in scores.items():
-                    v = _finite(held[c]) if c in held else pd.Series(dtype=float)
+                    v = finite(held[c]) if c in held else pd.Series(dtype=float)
                     values.append(float(v.iloc[0]) if len(v) else math.nan)
             for c, values in scores.items():
                 mean, low, high, _ = mean_ci(values)
                 row.update({f"{c}_mean": mean, f"{c}_ci_low": low, f"{c}_ci_high": high})
             row["lrs_chosen"] = " ".join(f"{lr:g}" for lr in chosen)
         rows.append(row)
-    return _sort(pd.DataFrame(rows, columns=cols))
+    return sort_rows(pd.DataFrame(rows, columns=cols))
 
 
 # --------------------------------------------------------------------------- headline
@@ -670,7 +442,7 @@ def headline_lrs(summary: pd.DataFrame, lr: float | None = None) -> pd.DataFrame
     key_cols = table_key(summary)
     group_cols = [c for c in key_cols if c not in ("lr", "norm")]
     live = summary[summary["n_seeds"] > 0]
-    if lr is not None and not any(_same(v, lr) for v in live["lr"]):
+    if lr is not None and not any(same_value(v, lr) for v in live["lr"]):
         swept = ", ".join(f"{v:g}" for v in sorted(set(live["lr"].astype(float))))
         raise IcsError(f"lr {lr:g} has no finished runs; the lrs with runs are: {swept}")
     rows = []
@@ -693,7 +465,7 @@ def _mean_of(table: pd.DataFrame, column: str, *, site: str | None = None) -> fl
     if site is not None:
         table = table[(table["site"].astype(str) == site)
                       & table["layer"].astype(str).str.fullmatch(r"hidden\d+")]
-    return float(_finite(table[column]).mean()) if len(table) else math.nan
+    return float(finite(table[column]).mean()) if len(table) else math.nan
 
 
 def headline(tables: dict[str, pd.DataFrame], lr: float | None = None) -> pd.DataFrame:
@@ -716,15 +488,15 @@ def headline(tables: dict[str, pd.DataFrame], lr: float | None = None) -> pd.Dat
     rows = []
     for _, chosen in headline_lrs(summary, lr).iterrows():
         group = {c: chosen[c] for c in group_cols}
-        norms = dict.fromkeys(_match(live, group)["norm"])
+        norms = dict.fromkeys(match_rows(live, group)["norm"])
         for norm in norms:
             key = {c: group.get(c) for c in key_cols}
             key.update(norm=norm, lr=chosen["lr"])
-            conf = _match(live, key)
+            conf = match_rows(live, key)
             no_lr = {c: v for c, v in key.items() if c != "lr"}
-            tol = _match(tables.get("lr_tolerance", pd.DataFrame()), no_lr)
-            drift = _match(tables.get("drift", pd.DataFrame()), key)
-            stab = _match(tables.get("gradient_stability", pd.DataFrame()), key)
+            tol = match_rows(tables.get("lr_tolerance", pd.DataFrame()), no_lr)
+            drift = match_rows(tables.get("drift", pd.DataFrame()), key)
+            stab = match_rows(tables.get("gradient_stability", pd.DataFrame()), key)
             first = conf.iloc[0] if len(conf) else {}
             rows.append({
                 **key, "lr_rule": chosen["lr_rule"],
@@ -740,185 +512,9 @@ def headline(tables: dict[str, pd.DataFrame], lr: float | None = None) -> pd.Dat
                 "grad_norm_cv": _mean_of(stab, "grad_norm_cv_mean"),
                 "grad_norm_jitter": _mean_of(stab, "grad_norm_jitter_mean"),
             })
-    return _sort(pd.DataFrame(rows, columns=cols))
-
-
-def _same(a, b) -> bool:
-    missing_a = a is None or (isinstance(a, float) and a != a)
-    missing_b = b is None or (isinstance(b, float) and b != b)
-    if missing_a or missing_b:
-        return missing_a and missing_b
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return str(a) == str(b)
-
-
-def _match(table: pd.DataFrame, key: dict) -> pd.DataFrame:
-    """Rows of `table` whose key columns equal `key` (blank equals blank; 1 equals 1.0)."""
-    if table.empty:
-        return table
-    mask = np.ones(len(table), dtype=bool)
-    for col, value in key.items():
-        if col in table.columns:
-            mask &= _same_column(table[col], value)
-    return table[mask]
-
-
-def _same_column(col: pd.Series, value) -> np.ndarray:
-    """`_same` of every cell of `col` with `value`, vectorized (per-step tables have 10⁵ rows)."""
-    missing = col.isna().to_numpy()
-    if value is None or (isinstance(value, float) and value != value):
-        return missing
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return ~missing & (col.astype(str).to_numpy() == str(value))
-    cells = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-    same = cells == number
-    words = ~missing & np.isnan(cells)          # cells that are not numbers: compared as text
-    if words.any():
-        same[words] = col[words].astype(str).to_numpy() == str(value)
-    return same & ~missing
+    return sort_rows(pd.DataFrame(rows, columns=cols))
 
 
 # --------------------------------------------------------------------------- files
 
 
-def _cell(value) -> str:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return "" if value != value else format(value, ".9g")
-    return str(value)
-
-
-def to_csv(table: pd.DataFrame) -> str:
-    """CSV text with deterministic cells: floats to 9 significant digits, NaN blank."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(list(table.columns))
-    for row in table.itertuples(index=False, name=None):
-        writer.writerow([_cell(v) for v in row])
-    return buf.getvalue()
-
-
-def write(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
-    """Write each table to `out_dir/<name>.csv` atomically; return the paths in table order."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, table in tables.items():
-        path = out_dir / f"{name}.csv"
-        write_atomic(path, to_csv(table))
-        paths.append(path)
-    return paths
-
-
-def owns(name: str) -> bool:
-    """Whether a file called `name` in a compare folder belongs to its output set: a table, a figure,
-    or a temporary file that a killed `ics` left (hidden, with `.tmp` in its name); and the folder of
-    long tables, as `long/` (store.staged's name for a folder), and `long/<name>` when
-    long_tables.owns(name)."""
-    from . import long as long_tables
-    from ..figures.plots import FORMATS, caption
-
-    folder, _, name = name.rpartition("/")
-    if folder:
-        return folder == long_tables.FOLDER and (name == "" or long_tables.owns(name))
-    stem, _, ext = name.rpartition(".")
-    if name.startswith(".") and ".tmp" in name:
-        return True
-    if ext == "csv":
-        return stem in ALL_TABLE_NAMES + SECOND_VIEW_NAMES + BATCH_VIEW_NAMES
-    if ext in FORMATS:
-        try:
-            caption(name)
-        except KeyError:
-            return False
-        return True
-    return False
-
-
-def save(tables: dict[str, pd.DataFrame], dest: Path, fmt: str = "png") -> list[Path]:
-    """The tables and every figure drawn from them, written into `dest` as one output set.
-
-    `tables`: what `build` returns; the long tables in its `.long` (Tables) go to `dest/long/`
-    (long_tables.py). Staged beside `dest` and moved into place at the end (store.staged), so `dest`
-    holds the previous complete set or this one, never a mix; files of an earlier set that this one
-    lacks are removed (a plain dict has no long tables: those of an earlier set go too). Figures are
-    drawn from the CSVs written, as `ics plot` redraws them: the same bytes either way.
-    Returns the paths in `dest`: wide tables, long tables, figures.
-    """
-    from . import long as long_tables
-    from ..figures import plots
-
-    with store.staged(dest, owns) as stage:
-        paths = write(tables, stage) + long_tables.write(getattr(tables, "long", {}), stage)
-        paths += plots.draw_all(_read(stage), stage, fmt=fmt)
-        names = [p.relative_to(stage) for p in paths]
-    return [Path(dest) / name for name in names]
-
-
-def load_long(out_dir: Path, name: str) -> pd.DataFrame:
-    """Long table `name` (one row per run × layer × site × step, ...: long_tables.py) of a compare
-    folder, e.g. `load_long("runs/compare", "drift")`; `load` never reads these."""
-    from . import long as long_tables
-
-    return long_tables.load(out_dir, name)
-
-
-# Columns that are text even when every cell looks like a number (a hash "12345678", seeds "0").
-_TEXT_COLUMNS = {"seeds": str, "acc_by_lr": str, "hash": str, "path": str, "status": str,
-                 "lrs_chosen": str, "note": str}
-# Tables that `build` never leaves empty, and the columns they cannot lack.
-_NOT_EMPTY = {"summary": (*ALWAYS_KEY, "n_seeds"), "runs": (*ALWAYS_KEY, "seed", "status")}
-
-
-def load(out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Read back every table that `write` put in `out_dir` (known names first, in their order).
-
-    An IcsError, one line, when `out_dir` holds an output set that was never finished (store.staged)
-    or a table that is not a whole CSV (empty, binary, cut short, or a header with no rows where
-    `build` always writes rows).
-    """
-    out_dir = Path(out_dir)
-    if store.is_incomplete(out_dir):
-        raise IcsError(f"'{out_dir}' holds an incomplete set of compare outputs (the command writing it "
-                       "was stopped before it finished); rerun `ics compare`")
-    return _read(out_dir)
-
-
-def _read(out_dir: Path) -> dict[str, pd.DataFrame]:
-    names = [n for n in ALL_TABLE_NAMES + SECOND_VIEW_NAMES + BATCH_VIEW_NAMES
-             if os.path.lexists(out_dir / f"{n}.csv")]
-    if not names:
-        raise IcsError(f"no compare tables in {out_dir}; run `ics compare` first")
-    return {n: _read_table(out_dir / f"{n}.csv", n) for n in names}
-
-
-def _read_table(path: Path, name: str) -> pd.DataFrame:
-    try:
-        text = store.read_text(path)
-        if not text:
-            raise store.DamagedFile(path, f"{path.name} is empty")
-        if not text.endswith("\n"):       # `write` ends every table with a newline
-            raise store.DamagedFile(path, f"{path.name} is truncated (its last line is cut)")
-        # Only a blank cell is missing: a norm called "none" or a value "NA" stays a string.
-        table = store.parse_csv(path, text, keep_default_na=False, na_values=[""], dtype=_TEXT_COLUMNS)
-        missing = [c for c in _NOT_EMPTY.get(name, ()) if c not in table.columns]
-        if missing:
-            raise store.DamagedFile(path, f"{path.name} is not a compare table (no column "
-                                          f"{', '.join(missing)})")
-        if name in _NOT_EMPTY and table.empty:
-            raise store.DamagedFile(path, f"{path.name} is truncated (a header and no rows; "
-                                          "`ics compare` writes a row per configuration)")
-    except store.DamagedFile as e:
-        raise IcsError(f"{path.parent}: {e.reason}; its figures are not from these tables: rerun "
-                       "`ics compare` to rewrite both") from None
-    return table

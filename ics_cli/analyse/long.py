@@ -8,11 +8,11 @@ index (layer, site, step, ...), with the columns `columns(name, key_cols)`:
     the wide table's key columns, seed, hash, INDEX (SCHEMA[name][0]), VALUES (SCHEMA[name][1])
 
 A value keeps the name of its wide `x_mean` column without the suffix. Grouping a long table by the key
-and the index and taking the mean and t interval of each value (compare._aggregate) gives the wide
+and the index and taking the mean and t interval of each value (aggregate) gives the wide
 table's columns back, `n_seeds` being the rows of a group. Only finished runs have rows, as in the wide
 tables. runs.csv and percentiles.csv are per run already: they have no long table.
 
-`ics compare` writes these in the same output set as the wide tables (compare.save); compare.load and
+`ics compare` writes these in the same output set as the wide tables (outputs.save, figures/draw.save); outputs.load and
 `ics plot` never read them, so a compare folder written before they existed works as it did. Every
 table is described in docs/metrics.md, "Long tables (per seed)".
 """
@@ -23,8 +23,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import batch as batch_view, compare, quantities as second_view
+from . import batch as batch_view, quantities as second_view
+from .base import CURVE_VALUES, DRIFT_VALUES, GRAD_STAB_VALUES, GRAD_VALUES, LAYER_VALUES, TEXT_COLUMNS
+
+from .keys import sort_key
 from ..store import runs as store
+from ..store import files
+from ..store import staging
 from ..errors import IcsError
 
 FOLDER = "long"
@@ -32,12 +37,12 @@ IDENTITY = ("seed", "hash")      # which run a row is from: its seed, and its co
 
 # Per long table, in the order the wide tables are written: (index columns, value columns).
 SCHEMA = {
-    "drift": (("layer", "site"), compare.DRIFT_VALUES),
+    "drift": (("layer", "site"), DRIFT_VALUES),
     # grad_ratio_first_last is one number per run, repeated on each of its layer rows.
-    "gradient_stability": (("layer",), (*compare.GRAD_STAB_VALUES, "grad_ratio_first_last")),
-    "curves": (("step",), compare.CURVE_VALUES),
-    "layer_curves": (("layer", "site", "step"), compare.LAYER_VALUES),
-    "grad_curves": (("layer", "step"), compare.GRAD_VALUES),
+    "gradient_stability": (("layer",), (*GRAD_STAB_VALUES, "grad_ratio_first_last")),
+    "curves": (("step",), CURVE_VALUES),
+    "layer_curves": (("layer", "site", "step"), LAYER_VALUES),
+    "grad_curves": (("layer", "step"), GRAD_VALUES),
     "grad_ics_curves": (("layer", "step"), second_view.GRAD_ICS_VALUES),
     "landscape_curves": (("step",), second_view.LANDSCAPE_VALUES),
     "landscape_stability": ((), second_view.STABILITY_VALUES),
@@ -61,19 +66,19 @@ def columns(name: str, key_cols: list[str]) -> list[str]:
 
 def tidy(name: str, frame: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     """The per-run rows in `frame` as long table `name`: its columns (blank where `frame` lacks one),
-    rows sorted by key (norms in compare.NORM_ORDER), seed, hash, then index (compare._sort_key)."""
+    rows sorted by key (norms in NORM_ORDER), seed, hash, then index (sort_key)."""
     cols = columns(name, key_cols)
     table = frame.reindex(columns=cols)
     if table.empty:
         return table.reset_index(drop=True)
     by = [c for c in cols if c not in SCHEMA[name][1]]
-    return table.sort_values(by=by, key=compare._sort_key, kind="stable",
+    return table.sort_values(by=by, key=sort_key, kind="stable",
                              na_position="last").reset_index(drop=True)
 
 
 def write(long: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
-    """Write each table to `out_dir/long/<name>.csv` (compare.write: deterministic cells)."""
-    return compare.write(long, Path(out_dir) / FOLDER) if long else []
+    """Write each table to `out_dir/long/<name>.csv` (files.write_tables: the one cell rule)."""
+    return files.write_tables(long, Path(out_dir) / FOLDER) if long else []
 
 
 def owns(name: str) -> bool:
@@ -92,7 +97,7 @@ def load(folder: Path, name: str) -> pd.DataFrame:
     folder = Path(folder)
     if name not in SCHEMA:
         raise IcsError(f"no long table called '{name}'; the long tables are: {', '.join(NAMES)}")
-    if store.is_incomplete(folder):
+    if staging.is_incomplete(folder):
         raise IcsError(f"'{folder}' holds an incomplete set of compare outputs (the command writing it "
                        "was stopped before it finished); rerun `ics compare`")
     path = folder / FOLDER / f"{name}.csv"
@@ -101,11 +106,11 @@ def load(folder: Path, name: str) -> pd.DataFrame:
                else "an `ics compare` older than long tables wrote it; rerun `ics compare`")
         raise IcsError(f"'{folder}' has no {FOLDER}/{name}.csv: {why}")
     try:
-        text = store.read_text(path)
-        if not text.endswith("\n"):       # compare.write ends every table with a newline
+        text = files.read_text(path)
+        if not text.endswith("\n"):       # files.write_tables ends every table with a newline
             raise store.DamagedFile(path, f"{path.name} is truncated (its last line is cut)")
-        # As compare.load: only a blank cell is missing, so a norm called "none" stays a string.
-        return store.parse_csv(path, text, keep_default_na=False, na_values=[""],
-                               dtype=compare._TEXT_COLUMNS)
+        # As outputs.load: only a blank cell is missing, so a norm called "none" stays a string.
+        return files.parse_csv(path, text, keep_default_na=False, na_values=[""],
+                               dtype=TEXT_COLUMNS)
     except store.DamagedFile as e:
         raise IcsError(f"{path.parent}: {e.reason}; rerun `ics compare` to rewrite it") from None

@@ -4,7 +4,7 @@ The quantities of ics_cli/quantities write one table each to a run folder (grad_
 relative_loss, sharpness); this module turns them, with the activation statistics of layers.csv, into
 the compare tables that plots draw (second_plots.py) and the studies read. The rules are compare.py's:
 key columns first, only finished runs, `<x>_mean, <x>_ci_low, <x>_ci_high` the mean over seeds and
-its 95% t interval (compare._aggregate), non-finite values left out of the column they are in.
+its 95% t interval (aggregate), non-finite values left out of the column they are in.
 
 A table is built only when some finished run recorded the quantity behind it, and `depth_profile`
 (from layers.csv, for every finished run) only when some run recorded any of them: a comparison of runs without the second view gets no new
@@ -19,11 +19,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import compare
-from .compare import _aggregate, _columns, _concat, _finite, _with_key
-from ..store.runs import FINISHED, Run, run_config
+from .base import SECOND_VIEW_NAMES, Tables
+from .keys import sort_key, table_key
+from .stats import aggregate, finite
+from .keys import columns, concat, with_key
+from ..store.schema import FINISHED
+from ..store.runs import Run, run_config
 
-TABLE_NAMES = compare.SECOND_VIEW_NAMES
+TABLE_NAMES = SECOND_VIEW_NAMES
 # The quantity tables of a run folder (ics_cli/quantities): recording any one of them asks for the view.
 QUANTITIES = ("grad_ics", "landscape", "relative_loss", "sharpness")
 
@@ -52,8 +55,8 @@ def run_landscape(table: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for step, d in table.groupby("step", sort=True):
-        loss, diff, beta = (_finite(d[c]).dropna() for c in ("loss", "grad_diff", "beta"))
-        loss0 = _finite(d["loss0"]).dropna()
+        loss, diff, beta = (finite(d[c]).dropna() for c in ("loss", "grad_diff", "beta"))
+        loss0 = finite(d["loss0"]).dropna()
         low, high = (float(loss.min()), float(loss.max())) if len(loss) else (math.nan, math.nan)
         rows.append({"step": int(step), "loss0": float(loss0.iloc[0]) if len(loss0) else math.nan,
                      "loss_band_min": low, "loss_band_max": high, "loss_band_width": high - low,
@@ -68,18 +71,18 @@ def run_stability(per_step: pd.DataFrame, steps: float) -> dict:
     configured step count): beta_eff_cv = std (ddof 0) / mean of beta_eff over the steps (blank with
     fewer than 2 finite values or mean 0); loss_band_width_early and grad_pred_early = their means over
     the recorded steps t with t <= EARLY_FRACTION x steps."""
-    beta = _finite(per_step["beta_eff"]).dropna().to_numpy()
+    beta = finite(per_step["beta_eff"]).dropna().to_numpy()
     mean = float(beta.mean()) if beta.size else math.nan
     cv = float(beta.std(ddof=0)) / mean if beta.size >= 2 and mean != 0 else math.nan
     early = per_step[per_step["step"] <= EARLY_FRACTION * steps]
     return {"beta_eff_cv": cv,
-            "loss_band_width_early": float(_finite(early["loss_band_width"]).mean()),
-            "grad_pred_early": float(_finite(early["grad_pred"]).mean())}
+            "loss_band_width_early": float(finite(early["loss_band_width"]).mean()),
+            "grad_pred_early": float(finite(early["grad_pred"]).mean())}
 
 
 def log10(values) -> pd.Series:
     """log10 of the finite positive values; blank elsewhere (0, negative, inf, blank)."""
-    x = _finite(pd.Series(values, dtype=float) if not isinstance(values, pd.Series) else values)
+    x = finite(pd.Series(values, dtype=float) if not isinstance(values, pd.Series) else values)
     return np.log10(x.where(x > 0))
 
 
@@ -90,7 +93,7 @@ def run_threshold(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for step, d in table.groupby("step", sort=True):
         alpha = pd.to_numeric(d["alpha"], errors="coerce")
-        rel, loss = _finite(d["rel_loss"]), _finite(d["loss"])
+        rel, loss = finite(d["rel_loss"]), finite(d["loss"])
         blown = ~(rel <= BLOWUP) | loss.isna()       # NaN compares False: a blank or inf loss blew up
         first = float(alpha[blown].min()) if blown.any() else math.nan
         rows.append({"step": int(step), "alpha_blowup": first, "blown": int(blown.any()),
@@ -108,29 +111,29 @@ def run_depth(layers: pd.DataFrame) -> pd.DataFrame:
     steps = pd.to_numeric(layers["step"])
     hidden = layers["layer"].astype(str).str.fullmatch(r"hidden\d+")
     d = layers[hidden & steps.isin([0, steps.max()])]
-    var = _finite(d["var"])
+    var = finite(d["var"])
     return pd.DataFrame({"step": pd.to_numeric(d["step"]).astype(int),
                          "site": d["site"].astype(str),
                          "layer_index": d["layer"].astype(str).str[6:].astype(int),
-                         "mean": _finite(d["mean"]), "std": np.sqrt(var.where(var >= 0))})
+                         "mean": finite(d["mean"]), "std": np.sqrt(var.where(var >= 0))})
 
 
 # --------------------------------------------------------------------------- all runs
 
 
 def _order(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Rows in reading order: key columns (norms in compare.NORM_ORDER), then `by` (layers hidden1,
-    hidden2, ..., hidden10, output; sites in compare.SITE_ORDER; numbers in numeric order)."""
-    cols = compare.table_key(table) + by
-    return table.sort_values(by=cols, key=compare._sort_key, kind="stable",
+    """Rows in reading order: key columns (norms in NORM_ORDER), then `by` (layers hidden1,
+    hidden2, ..., hidden10, output; sites in SITE_ORDER; numbers in numeric order)."""
+    cols = table_key(table) + by
+    return table.sort_values(by=cols, key=sort_key, kind="stable",
                              na_position="last").reset_index(drop=True)
 
 
-def build(runs: list[Run], key_cols: list[str]) -> compare.Tables:
+def build(runs: list[Run], key_cols: list[str]) -> Tables:
     """The tables of the second view (in TABLE_NAMES order) that the finished `runs` have data for, with
-    the per-seed rows behind each in `.long` (compare.Tables).
+    the per-seed rows behind each in `.long` (Tables).
 
-    `key_cols`: the configuration key of the whole comparison (compare.key_columns). A table no run
+    `key_cols`: the configuration key of the whole comparison (key_columns). A table no run
     has data for is left out, and every one of them when no run recorded a quantity of the view.
     """
     read = {name: [] for name in QUANTITIES}
@@ -145,22 +148,22 @@ def build(runs: list[Run], key_cols: list[str]) -> compare.Tables:
         tables = {name: run.table(name) for name in QUANTITIES}
         recorded = recorded or any(len(t) for t in tables.values())
         # Only the columns aggregated: sharpness.csv's own `lr` must not meet the key's.
-        read["grad_ics"].append(_with_key(_columns(tables["grad_ics"], ["layer", "step", *GRAD_ICS_VALUES]), key))
-        read["sharpness"].append(_with_key(_columns(tables["sharpness"], ["step", *SHARPNESS_VALUES]), key))
+        read["grad_ics"].append(with_key(columns(tables["grad_ics"], ["layer", "step", *GRAD_ICS_VALUES]), key))
+        read["sharpness"].append(with_key(columns(tables["sharpness"], ["step", *SHARPNESS_VALUES]), key))
         if len(tables["landscape"]):
             per_step = run_landscape(tables["landscape"])
-            read["landscape"].append(_with_key(per_step, key))
+            read["landscape"].append(with_key(per_step, key))
             steps = cfg.get("steps") or (run.summary or {}).get("steps_done") or per_step["step"].max()
             stability.append({**key, **run_stability(per_step, float(steps))})
         rel = tables["relative_loss"]
         if len(rel):
-            curve = _columns(rel, ["step", "alpha", "rel_loss"]).assign(log10_rel_loss=log10(rel["rel_loss"]))
-            read["relative_loss"].append(_with_key(curve, key))
-            thresholds.append(_with_key(run_threshold(rel), key))
+            curve = columns(rel, ["step", "alpha", "rel_loss"]).assign(log10_rel_loss=log10(rel["rel_loss"]))
+            read["relative_loss"].append(with_key(curve, key))
+            thresholds.append(with_key(run_threshold(rel), key))
     if not recorded:     # no finished run recorded a quantity of the second view
-        return compare.Tables()
+        return Tables()
     # layers.csv is in every run: once the view is on, every finished run has a depth profile.
-    layers = [_with_key(run_depth(run.table("layers")), key) for run, key in done]
+    layers = [with_key(run_depth(run.table("layers")), key) for run, key in done]
 
     # Per table: the per-seed rows, their index (beside the key) and the values averaged over seeds.
     per_seed = {
@@ -173,12 +176,12 @@ def build(runs: list[Run], key_cols: list[str]) -> compare.Tables:
         "sharpness_curves": (read["sharpness"], ["step"], SHARPNESS_VALUES),
         "depth_profile": (layers, ["step", "site", "layer_index"], DEPTH_VALUES),
     }
-    long = {name: _concat(frames, key_cols, [*by, *values]) for name, (frames, by, values) in per_seed.items()}
+    long = {name: concat(frames, key_cols, [*by, *values]) for name, (frames, by, values) in per_seed.items()}
     out = {name: _threshold(long[name], key_cols) if name == "relative_loss_threshold"
-           else _order(_aggregate(long[name], key_cols + by, values), by)
+           else _order(aggregate(long[name], key_cols + by, values), by)
            for name, (_, by, values) in per_seed.items()}
     names = [name for name in TABLE_NAMES if len(out[name])]
-    return compare.Tables({name: out[name] for name in names}, long={name: long[name] for name in names})
+    return Tables({name: out[name] for name in names}, long={name: long[name] for name in names})
 
 
 def _threshold(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
@@ -186,7 +189,7 @@ def _threshold(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     blew up), alpha_max, and the mean / CI over those seeds of log10 alpha_blowup, with
     alpha_blowup_gmean = 10 ** that mean."""
     by = key_cols + ["step"]
-    agg = _aggregate(long, by, ["log10_alpha_blowup"])
+    agg = aggregate(long, by, ["log10_alpha_blowup"])
     if long.empty:
         return agg
     g = long.groupby(by, dropna=False, sort=False)

@@ -18,12 +18,8 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from ..analyse import compare
-from .plots import (
-    BAND_ALPHA, BAND_NOTE, DIVERGED_COLOR, _check,
-    _figure, _label, _legend, _models,
-    _plain, _save, _suptitle, _varying,
-    norm_color,
-)
+from ..analyse.keys import match_rows
+from .style import BAND_ALPHA, BAND_NOTE, DIVERGED_COLOR, check_format, new_figure, line_label, figure_legend, model_names, plain_number, save_figure, suptitle, varying_keys, norm_color
 
 X = "norm_batch"
 STYLES = ("-", "--", ":", "-.")
@@ -50,14 +46,14 @@ def _lines(table: pd.DataFrame) -> list[tuple[str, str, int, pd.DataFrame]]:
     """[(norm, legend label, index of the line among its norm's, rows sorted by X)] in table order."""
     cols = _line_columns(table)
     configs = table[cols].drop_duplicates()
-    varying = _varying(configs, cols)
+    varying = varying_keys(configs, cols)
     several_lrs = "lr" in cols and configs["lr"].astype(float).nunique() > 1
     lines, seen = [], {}
     for _, r in configs.iterrows():
         norm = str(r["norm"])
         seen[norm] = seen.get(norm, -1) + 1
-        rows = compare._match(table, {c: r[c] for c in cols})
-        lines.append((norm, _label(r, varying, lr=several_lrs), seen[norm],
+        rows = match_rows(table, {c: r[c] for c in cols})
+        lines.append((norm, line_label(r, varying, lr=several_lrs), seen[norm],
                       rows.sort_values(X, key=lambda x: pd.to_numeric(x))))
     return lines
 
@@ -117,7 +113,7 @@ def _batch_axis(ax, table: pd.DataFrame) -> None:
     sizes = sorted(set(pd.to_numeric(table[X]).astype(int)))
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes)
-    ax.xaxis.set_major_formatter(FuncFormatter(_plain))
+    ax.xaxis.set_major_formatter(FuncFormatter(plain_number))
     ax.xaxis.set_minor_locator(NullLocator())
     if len(sizes) == 1:
         ax.set_xlim(sizes[0] / 2, sizes[0] * 2)
@@ -136,7 +132,7 @@ def _per_model(tables: dict[str, pd.DataFrame], name: str):
     table = tables.get(name)
     if table is None or table.empty:
         return
-    for model, suffix in _models(tables):
+    for model, suffix in model_names(tables):
         mine = table[table["model"].astype(str) == model]
         if len(mine):
             yield model, suffix, mine
@@ -148,10 +144,10 @@ def _per_model(tables: dict[str, pd.DataFrame], name: str):
 def batch_size(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Wu & He 2018, Fig. 1: final test error (%) against the batch size (log2), one line per norm
     (or variant), each run evaluated with its own test-time statistics; diverged seeds marked."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     for model, suffix, mine in _per_model(tables, "batch_size"):
-        fig = _figure(7.5, 5.2)
+        fig = new_figure(7.5, 5.2)
         ax = fig.subplots()
         drawn, marked = False, False
         lines = _lines(mine)
@@ -168,11 +164,11 @@ def batch_size(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png")
         _clamp_percent(ax)
         ax.set_ylabel("final test error (%)")
         ax.grid(alpha=0.3)
-        _suptitle(fig, f"{model}: test error against batch size (cf. Wu & He 2018, Fig. 1)",
+        suptitle(fig, f"{model}: test error against batch size (cf. Wu & He 2018, Fig. 1)",
                   "each run evaluated with its own test-time statistics (--bn-eval: running averages unless "
                   f"set); {BAND_NOTE}; {DIVERGED_NOTE}", fontsize="medium")
-        _legend(fig, ax)
-        paths.append(_save(fig, out_dir, f"batch_size{suffix}", fmt))
+        figure_legend(fig, ax)
+        paths.append(save_figure(fig, out_dir, f"batch_size{suffix}", fmt))
     return paths
 
 
@@ -180,10 +176,10 @@ def test_stats(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png")
     """Wu & Johnson 2021: final test error (%) of the batch-statistics norms under the run's own
     test-time statistics (solid) and under the test batch's statistics (dashed) against the
     normalization batch (left), and their paired difference own − batch per seed (right)."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     for model, suffix, mine in _per_model(tables, "test_stats"):
-        fig = _figure(12.0, 5.2)
+        fig = new_figure(12.0, 5.2)
         both_ax, gap_ax = fig.subplots(1, 2)
         drawn = False
         lines = _lines(mine)
@@ -211,11 +207,11 @@ def test_stats(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png")
         both_ax.set(title="test error under each kind of statistics", ylabel="final test error (%)")
         gap_ax.set(title="paired difference per seed: own − batch statistics",
                    ylabel="error difference (percentage points)\n(> 0: population statistics worse)")
-        _suptitle(fig, f"{model}: test-time statistics, the run's own (running averages, PreciseBN or the "
+        suptitle(fig, f"{model}: test-time statistics, the run's own (running averages, PreciseBN or the "
                   "test batch's, per --bn-eval) against the test batch's own statistics over chunks of "
                   "the normalization batch (cf. Wu & Johnson 2021)", BAND_NOTE, fontsize="medium")
-        _legend(fig, both_ax)
-        paths.append(_save(fig, out_dir, f"test_stats{suffix}", fmt))
+        figure_legend(fig, both_ax)
+        paths.append(save_figure(fig, out_dir, f"test_stats{suffix}", fmt))
     return paths
 
 

@@ -1,6 +1,6 @@
 """Figures drawn from the tables that compare.py writes (never from live training objects).
 
-Every figure takes the dict that `compare.load` returns, so it can be remade from CSVs without
+Every figure takes the dict that `outputs.load` returns, so it can be remade from CSVs without
 training. Conventions shared by all figures:
 
 * one colour per norm everywhere (NORM_COLORS, then a fixed fallback palette keyed by the name);
@@ -21,9 +21,6 @@ training. Conventions shared by all figures:
 from __future__ import annotations
 
 import math
-import os
-import textwrap
-import zlib
 from pathlib import Path
 
 import matplotlib
@@ -33,216 +30,19 @@ matplotlib.use("Agg")  # files only, never a window; set before anything imports
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm, Normalize
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from ..analyse import compare
-from ..store import runs as store
-from ..errors import IcsError
-
-FORMATS = ("png", "svg", "pdf")
-DPI = 150
-LOG_SPAN = 30.0
-BAND_ALPHA = 0.2
-DIVERGED_COLOR = "#d62728"
-NORM_COLORS = {
-    "none": "#404040",
-    "batch": "#1f77b4",
-    "batch-nograd": "#17becf",
-    "layer": "#2ca02c",
-    "instance": "#9467bd",
-    "group": "#ff7f0e",
-}
-# Fallback for norms added later: stable across runs and processes (crc32, not hash()).
-_FALLBACK = ("#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a", "#c5b0d5", "#c49c94")
-BAND_NOTE = "lines: mean over seeds; bands: 95% t-interval over seeds"
-
-
-def norm_color(norm: str) -> str:
-    """The colour of `norm` in every figure."""
-    if norm in NORM_COLORS:
-        return NORM_COLORS[norm]
-    return _FALLBACK[zlib.crc32(str(norm).encode()) % len(_FALLBACK)]
+from .style import (BAND_NOTE, DIVERGED_COLOR, all_layers, check_format, clamp_fraction, draw_series,
+                    figure_legend, finite_values, hidden_layers, log_y, matched_picks, model_names,
+                    new_figure, no_data, norm_color, plain_number, rows_of, save_figure, short_value, suptitle,
+                    varying_keys, wants_log)
 
 
 # --------------------------------------------------------------------------- selection
 
 
-def _models(tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
-    """[(model, file-name suffix)]: no suffix when there is one model."""
-    models = list(dict.fromkeys(tables["summary"]["model"].astype(str)))
-    return [(m, f"_{m}" if len(models) > 1 else "") for m in models]
-
-
-def _label(row: pd.Series, varying: list[str], *, lr: bool = True) -> str:
-    parts = ([f"lr={float(row['lr']):g}"] if lr else []) + [f"{c}={_short(row[c])}" for c in varying]
-    return f"{row['norm']} ({', '.join(parts)})" if parts else str(row["norm"])
-
-
-def _short(value) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{value:g}"
-    return str(value)
-
-
-def _varying(table: pd.DataFrame, key_cols: list[str]) -> list[str]:
-    """Key columns besides model, norm and lr whose value differs between the rows of `table`."""
-    return [c for c in key_cols if c not in ("model", "norm", "lr")
-            and table[c].astype(str).nunique(dropna=False) > 1]
-
-
-def _picks(tables: dict[str, pd.DataFrame], model: str) -> tuple[list[tuple[str, dict, str]], str]:
-    """([(norm, key, legend label)], note): every norm of `model` at the headline's matched lr.
-
-    The lr is `compare.headline_lrs` (one per combination of the other key values), so norms are
-    compared on equal terms, never each at an lr picked for it alone. `note` says which lr, for titles.
-    """
-    summary = tables["summary"]
-    summary = summary[summary["model"].astype(str) == model]
-    live = summary[summary["n_seeds"] > 0]
-    key_cols = compare.table_key(summary)
-    varying = _varying(summary, key_cols)
-    chosen = compare.headline_lrs(summary)
-    lrs = sorted(set(chosen["lr"].astype(float)))
-    picks = []
-    for _, c in chosen.iterrows():
-        group = {col: c[col] for col in chosen.columns if col not in ("lr", "lr_rule")}
-        for _, r in compare._match(live, {**group, "lr": c["lr"]}).iterrows():
-            picks.append((str(r["norm"]), {k: r[k] for k in key_cols}, _label(r, varying, lr=len(lrs) > 1)))
-    if len(lrs) == 1:
-        note = f"all norms at lr {lrs[0]:g} ({chosen['lr_rule'].iloc[0]})"
-    else:
-        note = "norms compared at one matched lr per configuration (lr in the legend)"
-    return picks, note
-
-
-def _rows(table: pd.DataFrame | None, key: dict, **where) -> pd.DataFrame:
-    if table is None or table.empty:
-        return pd.DataFrame()
-    rows = compare._match(table, key)
-    for col, value in where.items():
-        rows = rows[rows[col].astype(str) == str(value)]
-    return rows.sort_values("step") if "step" in rows.columns else rows
-
-
-def _hidden_layers(table: pd.DataFrame) -> list[str]:
-    layers = [str(x) for x in dict.fromkeys(table["layer"])] if len(table) else []
-    return sorted((x for x in layers if x.startswith("hidden")), key=lambda x: int(x[6:] or 0))
-
-
-def _all_layers(table: pd.DataFrame) -> list[str]:
-    layers = _hidden_layers(table)
-    return layers + (["output"] if len(table) and (table["layer"] == "output").any() else [])
-
-
 # --------------------------------------------------------------------------- drawing helpers
-
-
-def _values(frames: list[tuple[pd.DataFrame, str]]) -> np.ndarray:
-    parts = [pd.to_numeric(df[c], errors="coerce").to_numpy(float) for df, c in frames
-             if len(df) and c in df.columns]
-    x = np.concatenate(parts) if parts else np.array([])
-    return x[np.isfinite(x)]
-
-
-def _wants_log(values: np.ndarray) -> bool:
-    return bool(values.size) and bool((values > 0).all()) and values.max() / values.min() > LOG_SPAN
-
-
-def _series(ax, df: pd.DataFrame, x: str, name: str, *, color: str, label: str | None,
-            band: bool = True, log: bool = False, **style) -> None:
-    """Mean line of `name_mean` over `x`, with its CI band where both bounds are finite."""
-    if df.empty or f"{name}_mean" not in df.columns:
-        return
-    xs = pd.to_numeric(df[x]).to_numpy(float)
-    mean = pd.to_numeric(df[f"{name}_mean"], errors="coerce").to_numpy(float)
-    ok = np.isfinite(mean) & (mean > 0 if log else True)
-    ax.plot(xs[ok], mean[ok], color=color, label=label, lw=1.8, **style)
-    low_col, high_col = f"{name}_ci_low", f"{name}_ci_high"
-    if band and low_col in df.columns:
-        low = pd.to_numeric(df[low_col], errors="coerce").to_numpy(float)
-        high = pd.to_numeric(df[high_col], errors="coerce").to_numpy(float)
-        if log:
-            # A t-interval may reach below zero; on a log axis the band stops at the mean instead.
-            low = np.where(low > 0, low, mean)
-        has = ok & np.isfinite(low) & np.isfinite(high)
-        if has.any():
-            ax.fill_between(xs, np.where(has, low, np.nan), np.where(has, high, np.nan),
-                            color=color, alpha=BAND_ALPHA, lw=0)
-
-
-def _plain(value: float, _pos=None) -> str:
-    return f"{value:g}"
-
-
-def _log_y(ax) -> None:
-    """Log y axis with plain tick labels (0.5, 2, 10), not 5×10⁻¹; minor labels only on short ranges."""
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(_plain))
-
-    def minor(value, _pos=None):
-        low, high = ax.get_ylim()
-        mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
-        return _plain(value) if high / low < 100 and mantissa in (2, 5) else ""
-    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
-
-
-def _clamp_fraction(ax) -> None:
-    """Accuracy lives in [0, 1]: a wide t-interval from few seeds may not stretch the axis past it."""
-    low, high = ax.get_ylim()
-    ax.set_ylim(max(low, -0.02), min(high, 1.02))
-
-
-def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
-def _suptitle(fig: Figure, *lines: str, fontsize: str = "large") -> None:
-    """The figure's title, each line wrapped to the figure's width so that none runs off the edge."""
-    chars_per_inch = 11.5 if fontsize == "medium" else 9.5
-    width = max(40, int(fig.get_figwidth() * chars_per_inch))
-    fig.suptitle("\n".join(textwrap.fill(line, width) for line in lines), fontsize=fontsize)
-
-
-def _legend(fig: Figure, ax) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
-                   frameon=False)
-
-
-def _no_data(ax, what: str) -> None:
-    ax.text(0.5, 0.5, f"no {what} recorded", ha="center", va="center", transform=ax.transAxes,
-            color="0.4")
-
-
-def _save(fig: Figure, out_dir: Path, name: str, fmt: str) -> Path:
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    path = Path(out_dir) / f"{name}.{fmt}"
-    savefig(fig, path, fmt)
-    fig.clear()
-    return path
-
-
-def savefig(fig: Figure, path: Path, fmt: str, dpi: int = DPI) -> None:
-    """Write `fig` to `path` atomically, with the same bytes for the same figure in every format."""
-    tmp = path.with_name(f".{path.stem}.tmp.{fmt}")
-    # No timestamps in vector files and fixed SVG ids, so the same CSVs give the same bytes.
-    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
-    try:
-        with matplotlib.rc_context({"svg.hashsalt": "ics"}):
-            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:       # an error or Ctrl-C mid-save leaves no temporary file behind
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _check(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise IcsError(f"figure format '{fmt}' is not one of: {', '.join(FORMATS)}")
 
 
 # --------------------------------------------------------------------------- figures
@@ -253,70 +53,70 @@ def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
 
     A regression (accuracy blank at every step) shows its test loss in the first panel instead.
     """
-    _check(fmt)
+    check_format(fmt)
     paths = []
     curves = tables.get("curves")
-    for model, suffix in _models(tables):
-        picks, note = _picks(tables, model)
-        rows = [(_rows(curves, key), norm, label) for norm, key, label in picks]
-        regress = not _values([(df, "test_acc_mean") for df, _, _ in rows]).size
+    for model, suffix in model_names(tables):
+        picks, note = matched_picks(tables, model)
+        rows = [(rows_of(curves, key), norm, label) for norm, key, label in picks]
+        regress = not finite_values([(df, "test_acc_mean") for df, _, _ in rows]).size
         first = "test_loss" if regress else "test_acc"
-        if not _values([(df, f"{first}_mean") for df, _, _ in rows]).size:
+        if not finite_values([(df, f"{first}_mean") for df, _, _ in rows]).size:
             continue
-        fig = _figure(11, 4.6)
+        fig = new_figure(11, 4.6)
         acc_ax, loss_ax = fig.subplots(1, 2)
-        log = _wants_log(_values([(df, "train_loss_mean") for df, _, _ in rows]))
-        log_first = regress and _wants_log(_values([(df, "test_loss_mean") for df, _, _ in rows]))
+        log = wants_log(finite_values([(df, "train_loss_mean") for df, _, _ in rows]))
+        log_first = regress and wants_log(finite_values([(df, "test_loss_mean") for df, _, _ in rows]))
         for df, norm, label in rows:
-            _series(acc_ax, df, "step", first, color=norm_color(norm), label=label, log=log_first)
-            _series(loss_ax, df, "step", "train_loss", color=norm_color(norm), label=None, log=log)
+            draw_series(acc_ax, df, "step", first, color=norm_color(norm), label=label, log=log_first)
+            draw_series(loss_ax, df, "step", "train_loss", color=norm_color(norm), label=None, log=log)
         if log:
-            _log_y(loss_ax)
+            log_y(loss_ax)
         unit = "squared error, mean over outputs" if regress else "cross-entropy, nats"
         if regress:
             if log_first:
-                _log_y(acc_ax)
+                log_y(acc_ax)
             acc_ax.set(title="Test loss", xlabel="step (updates)", ylabel=f"test loss per sample ({unit})")
         else:
-            _clamp_fraction(acc_ax)
+            clamp_fraction(acc_ax)
             acc_ax.set(title="Test accuracy", xlabel="step (updates)",
                        ylabel="test accuracy (fraction correct)")
         loss_ax.set(title="Training loss", xlabel="step (updates)",
                     ylabel=f"training loss per sample ({unit})")
         for ax in (acc_ax, loss_ax):
             ax.grid(alpha=0.3)
-        _suptitle(fig, f"{model}: accuracy and loss during training, {note}", BAND_NOTE)
-        _legend(fig, acc_ax)
-        paths.append(_save(fig, out_dir, f"accuracy_loss{suffix}", fmt))
+        suptitle(fig, f"{model}: accuracy and loss during training, {note}", BAND_NOTE)
+        figure_legend(fig, acc_ax)
+        paths.append(save_figure(fig, out_dir, f"accuracy_loss{suffix}", fmt))
     return paths
 
 
 def distribution_shift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Per layer one column: activation mean and variance at the norm and act sites vs step."""
-    _check(fmt)
+    check_format(fmt)
     panels = [("norm", "mean", "mean at norm output"), ("norm", "var", "variance at norm output"),
               ("act", "mean", "mean after activation"), ("act", "var", "variance after activation")]
     paths = []
     lc = tables.get("layer_curves")
-    for model, suffix in _models(tables):
-        picks, note = _picks(tables, model)
-        layers = _hidden_layers(lc) if lc is not None else []
-        data = {(layer, site): [(_rows(lc, key, layer=layer, site=site), norm, label)
+    for model, suffix in model_names(tables):
+        picks, note = matched_picks(tables, model)
+        layers = hidden_layers(lc) if lc is not None else []
+        data = {(layer, site): [(rows_of(lc, key, layer=layer, site=site), norm, label)
                                 for norm, key, label in picks]
                 for layer in layers for site in ("norm", "act")}
-        if not _values([(df, "mean_mean") for rows in data.values() for df, _, _ in rows]).size:
+        if not finite_values([(df, "mean_mean") for rows in data.values() for df, _, _ in rows]).size:
             continue
-        fig = _figure(3.3 * len(layers) + 1.0, 9.5)
+        fig = new_figure(3.3 * len(layers) + 1.0, 9.5)
         axes = np.atleast_2d(fig.subplots(len(panels), len(layers), squeeze=False))
         for j, layer in enumerate(layers):
             for i, (site, stat, ylabel) in enumerate(panels):
                 ax = axes[i, j]
                 rows = data[layer, site]
-                log = stat == "var" and _wants_log(_values([(df, "var_mean") for df, _, _ in rows]))
+                log = stat == "var" and wants_log(finite_values([(df, "var_mean") for df, _, _ in rows]))
                 for df, norm, label in rows:
-                    _series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
+                    draw_series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
                 if log:
-                    _log_y(ax)
+                    log_y(ax)
                 ax.grid(alpha=0.3)
                 if i == 0:
                     ax.set_title(layer)
@@ -325,10 +125,10 @@ def distribution_shift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str 
                 if j == 0:
                     ax.set_ylabel(f"{ylabel}\n(activation units)" if stat == "mean"
                                   else f"{ylabel}\n(activation units²)")
-        _suptitle(fig, f"{model}: distribution of each layer's activations on the probe batch "
+        suptitle(fig, f"{model}: distribution of each layer's activations on the probe batch "
                   f"(averaged over units), {note}", BAND_NOTE)
-        _legend(fig, axes[0, 0])
-        paths.append(_save(fig, out_dir, f"distribution_shift{suffix}", fmt))
+        figure_legend(fig, axes[0, 0])
+        paths.append(save_figure(fig, out_dir, f"distribution_shift{suffix}", fmt))
     return paths
 
 
@@ -343,30 +143,30 @@ def drift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> l
     """Scale-free drift of the unit means (drift_mean_scaled) vs step, one column per layer, one line
     per norm: a row for the linear site (the input each norm receives) and, where recorded, one for
     norm_eval."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     lc = tables.get("layer_curves")
-    for model, suffix in _models(tables):
-        picks, note = _picks(tables, model)
-        layers = _hidden_layers(lc) if lc is not None else []
-        data = {(layer, site): [(_later(_rows(lc, key, layer=layer, site=site)), norm, label)
+    for model, suffix in model_names(tables):
+        picks, note = matched_picks(tables, model)
+        layers = hidden_layers(lc) if lc is not None else []
+        data = {(layer, site): [(_later(rows_of(lc, key, layer=layer, site=site)), norm, label)
                                 for norm, key, label in picks]
                 for layer in layers for site in DRIFT_SITES}
-        sites = [s for s in DRIFT_SITES if _values([(df, "drift_mean_scaled_mean")
+        sites = [s for s in DRIFT_SITES if finite_values([(df, "drift_mean_scaled_mean")
                                                     for layer in layers for df, _, _ in data[layer, s]]).size]
         if not sites:
             continue
-        fig = _figure(3.3 * len(layers) + 1.0, 3.2 * len(sites) + 1.6)
+        fig = new_figure(3.3 * len(layers) + 1.0, 3.2 * len(sites) + 1.6)
         axes = np.atleast_2d(fig.subplots(len(sites), len(layers), squeeze=False))
         for i, site in enumerate(sites):
             for j, layer in enumerate(layers):
                 ax = axes[i, j]
                 rows = data[layer, site]
-                log = _wants_log(_values([(df, "drift_mean_scaled_mean") for df, _, _ in rows]))
+                log = wants_log(finite_values([(df, "drift_mean_scaled_mean") for df, _, _ in rows]))
                 for df, norm, label in rows:
-                    _series(ax, df, "step", "drift_mean_scaled", color=norm_color(norm), label=label, log=log)
+                    draw_series(ax, df, "step", "drift_mean_scaled", color=norm_color(norm), label=label, log=log)
                 if log:
-                    _log_y(ax)
+                    log_y(ax)
                 ax.grid(alpha=0.3)
                 ax.set_title(f"{layer}, {site} site")
                 if i == len(sites) - 1:
@@ -374,10 +174,10 @@ def drift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> l
                 if j == 0:
                     ax.set_ylabel(f"drift at the {site} site\n(mean |Δμ|/σ per log interval)")
         where = "; ".join(DRIFT_SITES[s] for s in sites)
-        _suptitle(fig, f"{model}: how far each layer's unit means move between log steps, {note}",
+        suptitle(fig, f"{model}: how far each layer's unit means move between log steps, {note}",
                   SCALED_NOTE, where, BAND_NOTE)
-        _legend(fig, axes[0, 0])
-        paths.append(_save(fig, out_dir, f"drift{suffix}", fmt))
+        figure_legend(fig, axes[0, 0])
+        paths.append(save_figure(fig, out_dir, f"drift{suffix}", fmt))
     return paths
 
 
@@ -392,29 +192,29 @@ def percentiles(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png"
     One seed per norm, the smallest: unit 0 of one seed and unit 0 of another are different units
     (different initial weights), so their percentiles are never averaged. The panels share the y axis.
     """
-    _check(fmt)
+    check_format(fmt)
     paths = []
     pct = tables.get("percentiles")
-    for model, suffix in _models(tables):
-        picks, note = _picks(tables, model)
+    for model, suffix in model_names(tables):
+        picks, note = matched_picks(tables, model)
         panels, layer = [], ""
         for norm, key, label in picks:
-            mine = _rows(pct, key)
-            layers = _hidden_layers(mine)
+            mine = rows_of(pct, key)
+            layers = hidden_layers(mine)
             layer = layers[-1] if layers else layer
-            df = _rows(mine, {}, layer=layer, site="norm", unit=0) if layers else mine
+            df = rows_of(mine, {}, layer=layer, site="norm", unit=0) if layers else mine
             if "seed" not in df.columns:  # a table from before percentiles were kept per seed
                 df = pd.DataFrame()
             seed = int(df["seed"].min()) if len(df) else None
             panels.append((norm, label, seed, df[df["seed"] == seed] if len(df) else df))
         if all(df.empty for *_, df in panels):
             continue
-        fig = _figure(3.6 * len(panels) + 0.6, 4.4)
+        fig = new_figure(3.6 * len(panels) + 0.6, 4.4)
         axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False, sharey=True)[0])
         for ax, (norm, label, seed, df) in zip(axes, panels):
             color = norm_color(norm)
             if df.empty:
-                _no_data(ax, "tracked units")
+                no_data(ax, "tracked units")
                 ax.set(title=label, xlabel="step (updates)")
             else:
                 steps = df["step"].to_numpy(float)
@@ -427,42 +227,42 @@ def percentiles(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png"
         axes[0].set_ylabel("input to the activation (activation units)")
         seeds = sorted({seed for *_, seed, df in panels if seed is not None})
         which = f"seed {seeds[0]}" if len(seeds) == 1 else "each norm's smallest seed"
-        _suptitle(fig, f"{model}: {layer or 'last hidden layer'}, unit 0, at the norm site "
+        suptitle(fig, f"{model}: {layer or 'last hidden layer'}, unit 0, at the norm site "
                   f"(input to the nonlinearity), {note}",
                   f"percentiles over the probe batch of one run ({which}): units of different seeds "
                   "are different units, so they are not averaged (cf. Ioffe & Szegedy 2015, Fig. 1b,c)",
                   fontsize="medium")
-        paths.append(_save(fig, out_dir, f"percentiles{suffix}", fmt))
+        paths.append(save_figure(fig, out_dir, f"percentiles{suffix}", fmt))
     return paths
 
 
 def grad_norms(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Gradient norm of each layer's weights vs step (log y), one line per norm, all at the matched lr."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     gc = tables.get("grad_curves")
-    for model, suffix in _models(tables):
-        picks, note = _picks(tables, model)
-        layers = _all_layers(gc) if gc is not None else []
-        data = {layer: [(_rows(gc, key, layer=layer), norm, label) for norm, key, label in picks]
+    for model, suffix in model_names(tables):
+        picks, note = matched_picks(tables, model)
+        layers = all_layers(gc) if gc is not None else []
+        data = {layer: [(rows_of(gc, key, layer=layer), norm, label) for norm, key, label in picks]
                 for layer in layers}
-        if not _values([(df, "grad_norm_mean") for rows in data.values() for df, _, _ in rows]).size:
+        if not finite_values([(df, "grad_norm_mean") for rows in data.values() for df, _, _ in rows]).size:
             continue
-        fig = _figure(3.3 * len(layers) + 1.0, 4.6)
+        fig = new_figure(3.3 * len(layers) + 1.0, 4.6)
         axes = np.atleast_1d(fig.subplots(1, len(layers), squeeze=False)[0])
         for ax, layer in zip(axes, layers):
             rows = data[layer]
-            log = bool((_values([(df, "grad_norm_mean") for df, _, _ in rows]) > 0).all())
+            log = bool((finite_values([(df, "grad_norm_mean") for df, _, _ in rows]) > 0).all())
             for df, norm, label in rows:
-                _series(ax, df, "step", "grad_norm", color=norm_color(norm), label=label, log=log)
+                draw_series(ax, df, "step", "grad_norm", color=norm_color(norm), label=label, log=log)
             if log:
-                _log_y(ax)
+                log_y(ax)
             ax.set(title=layer, xlabel="step (updates)")
             ax.grid(alpha=0.3, which="both")
         axes[0].set_ylabel("gradient norm ‖∂L/∂W‖₂ (log scale)")
-        _suptitle(fig, f"{model}: per-layer gradient norm at the logged steps, {note}", BAND_NOTE)
-        _legend(fig, axes[0])
-        paths.append(_save(fig, out_dir, f"grad_norms{suffix}", fmt))
+        suptitle(fig, f"{model}: per-layer gradient norm at the logged steps, {note}", BAND_NOTE)
+        figure_legend(fig, axes[0])
+        paths.append(save_figure(fig, out_dir, f"grad_norms{suffix}", fmt))
     return paths
 
 
@@ -472,26 +272,26 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
 
     A model swept at one lr only has no curve to show: no file.
     """
-    _check(fmt)
+    check_format(fmt)
     paths = []
     curve = tables.get("lr_curve")
-    for model, suffix in _models(tables):
+    for model, suffix in model_names(tables):
         mine = curve[curve["model"].astype(str) == model] if curve is not None else pd.DataFrame()
         mine = mine[mine["n_seeds"] > 0] if len(mine) else mine
         if not len(mine) or mine["lr"].nunique() < 2:
             continue
         regress = not _finite_any(mine["final_test_acc_mean"]) and "final_loss_drop_mean" in mine
         score = "final_loss_drop" if regress else "final_test_acc"
-        fig = _figure(7.5, 5.0)
+        fig = new_figure(7.5, 5.0)
         ax = fig.subplots()
         key_cols = compare.table_key(mine)
         others = [c for c in key_cols if c != "lr"]
-        varying = _varying(mine, key_cols)
+        varying = varying_keys(mine, key_cols)
         marked = False
         for _, d in mine.groupby(others, dropna=False, sort=False):
             d = d.sort_values("lr")
             norm = str(d["norm"].iloc[0])
-            label = norm + "".join(f", {c}={_short(d[c].iloc[0])}" for c in varying)
+            label = norm + "".join(f", {c}={short_value(d[c].iloc[0])}" for c in varying)
             lr = d["lr"].to_numpy(float)
             mean = d[f"{score}_mean"].to_numpy(float)
             low = np.nan_to_num(mean - d[f"{score}_ci_low"].to_numpy(float))
@@ -506,17 +306,17 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
                            linewidths=2.2, label=None if marked else "≥ 1 seed diverged")
                 marked = True
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(_plain))
+        ax.xaxis.set_major_formatter(FuncFormatter(plain_number))
         if regress:
             ax.set_ylim(top=1.0)
         else:
-            _clamp_fraction(ax)
+            clamp_fraction(ax)
         ax.set(title=f"{model}: learning-rate tolerance", xlabel="learning rate (log scale)",
                ylabel="final loss drop (1 − final / initial test loss)" if regress
                else "final test accuracy (fraction correct)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="best", title="error bars: 95% t-interval over seeds", title_fontsize="small")
-        paths.append(_save(fig, out_dir, f"lr_tolerance{suffix}", fmt))
+        paths.append(save_figure(fig, out_dir, f"lr_tolerance{suffix}", fmt))
     return paths
 
 
@@ -527,18 +327,18 @@ def _finite_any(values: pd.Series) -> bool:
 def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Total scale-free drift of the unit means (drift_mean_scaled_total), layer × norm, annotated:
     one panel for the linear site and, where recorded, one for norm_eval, on one colour scale."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     dr = tables.get("drift")
     value = "drift_mean_scaled_total_mean"
-    for model, suffix in _models(tables):
-        picks, note = _picks(tables, model)
-        layers = _hidden_layers(dr) if dr is not None else []
+    for model, suffix in model_names(tables):
+        picks, note = matched_picks(tables, model)
+        layers = hidden_layers(dr) if dr is not None else []
         grids = {}
         for site in DRIFT_SITES:
             grid = np.full((len(layers), len(picks)), np.nan)
             for j, (_, key, _) in enumerate(picks):
-                rows = _rows(dr, key, site=site)
+                rows = rows_of(dr, key, site=site)
                 for i, layer in enumerate(layers):
                     hit = rows[rows["layer"].astype(str) == layer] if len(rows) else rows
                     if len(hit) and value in hit.columns:
@@ -547,12 +347,12 @@ def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
                 grids[site] = grid
         if not grids:
             continue
-        fig = _figure(1.9 * len(picks) * len(grids) + 2.0 * len(grids) + 1.2,
+        fig = new_figure(1.9 * len(picks) * len(grids) + 2.0 * len(grids) + 1.2,
                       0.7 * len(layers) + 2.8)
         axes = np.atleast_1d(fig.subplots(1, len(grids), squeeze=False)[0])
         finite = np.concatenate([g[np.isfinite(g)] for g in grids.values()])
         positive = finite[finite > 0]
-        use_log = positive.size == finite.size and _wants_log(positive)
+        use_log = positive.size == finite.size and wants_log(positive)
         scale = (LogNorm(positive.min(), positive.max()) if use_log
                  else Normalize(min(0.0, finite.min()), finite.max() or 1.0))
         for ax, (site, grid) in zip(axes, grids.items()):
@@ -574,8 +374,8 @@ def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
         cbar = fig.colorbar(image, ax=list(axes))
         cbar.set_label("total scale-free drift of unit means\n(Σ over log steps of mean |Δμ|/σ)"
                        + (", log scale" if use_log else ""))
-        _suptitle(fig, f"{model}: total scale-free drift, mean over seeds, {note}")
-        paths.append(_save(fig, out_dir, f"drift_heatmap{suffix}", fmt))
+        suptitle(fig, f"{model}: total scale-free drift, mean over seeds, {note}")
+        paths.append(save_figure(fig, out_dir, f"drift_heatmap{suffix}", fmt))
     return paths
 
 
@@ -606,45 +406,3 @@ CAPTIONS = {
 }
 
 
-def caption(path: Path | str) -> str:
-    """The CAPTIONS entry of a figure file written by draw_all (`drift_heatmap_cnn.png` -> drift_heatmap)."""
-    from . import batch as batch_plots, quantities as second_plots  # the views' figures (drawn with the helpers here), captions
-
-    stem = Path(path).stem
-    captions = {**CAPTIONS, **second_plots.CAPTIONS, **batch_plots.CAPTIONS}
-    for kind in sorted(captions, key=len, reverse=True):
-        if stem == kind or stem.startswith(f"{kind}_"):
-            return captions[kind]
-    raise KeyError(f"no caption for figure '{Path(path).name}'")
-
-
-def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Every figure (one file per figure and model) into `out_dir`; return the paths written.
-
-    The figures are one output set (store.staged): drawn in a staging folder beside `out_dir` and
-    moved in at the end; figures of this format already in `out_dir` that the new set lacks are
-    removed. A kill leaves the previous figures, never half of a new set. A figure with nothing to
-    show (no data recorded, or lr_tolerance with one lr) is not drawn; its caption is `caption(path)`.
-    """
-    _check(fmt)
-    if "summary" not in tables:
-        raise IcsError("the compare tables have no summary.csv; run `ics compare` first")
-    out_dir = Path(out_dir)
-
-    def owned(name: str) -> bool:   # a figure of this format, or a temporary file a kill left
-        return (name.startswith(".") and ".tmp" in name) or (name.endswith(f".{fmt}") and _is_figure(name))
-
-    from . import batch as batch_plots, quantities as second_plots  # their figures: drawn only where their tables were written
-
-    figures = FIGURES + second_plots.FIGURES + batch_plots.FIGURES
-    with store.staged(out_dir, owned) as stage:
-        names = [path.name for figure in figures for path in figure(tables, stage, fmt)]
-    return [out_dir / name for name in names]
-
-
-def _is_figure(name: str) -> bool:
-    try:
-        caption(name)
-    except KeyError:
-        return False
-    return True

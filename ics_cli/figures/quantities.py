@@ -18,13 +18,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ..analyse import compare
-from .plots import (
-    BAND_ALPHA, BAND_NOTE, _all_layers, _check,
-    _figure, _label, _legend, _log_y,
-    _models, _rows, _save, _series,
-    _suptitle, _values, _varying, _wants_log,
-    norm_color,
-)
+from .style import BAND_ALPHA, BAND_NOTE, all_layers, check_format, new_figure, line_label, figure_legend, log_y, model_names, rows_of, save_figure, draw_series, suptitle, finite_values, varying_keys, wants_log, norm_color
 from ..analyse.quantities import BLOWUP
 
 STYLES = ("-", "--", ":", "-.")
@@ -39,13 +33,13 @@ def _lines(table: pd.DataFrame, model: str) -> list[tuple[dict, str, str, str]]:
     mine = table[table["model"].astype(str) == model]
     key_cols = compare.table_key(mine)
     configs = mine[key_cols].drop_duplicates()
-    varying = _varying(configs, key_cols)
+    varying = varying_keys(configs, key_cols)
     several_lrs = configs["lr"].astype(float).nunique() > 1
     lines, seen = [], {}
     for _, r in configs.iterrows():
         norm = str(r["norm"])
         seen[norm] = seen.get(norm, -1) + 1
-        lines.append(({k: r[k] for k in key_cols}, norm, _label(r, varying, lr=several_lrs),
+        lines.append(({k: r[k] for k in key_cols}, norm, line_label(r, varying, lr=several_lrs),
                       STYLES[seen[norm] % len(STYLES)]))
     return lines
 
@@ -66,7 +60,7 @@ def _table(tables: dict[str, pd.DataFrame], name: str, model: str) -> pd.DataFra
 
 def _per_model(tables: dict[str, pd.DataFrame], name: str):
     """(model, file suffix, the model's rows of table `name`, its lines) for each model that has rows."""
-    for model, suffix in _models(tables):
+    for model, suffix in model_names(tables):
         mine = _table(tables, name, model)
         if not mine.empty:
             yield model, suffix, mine, _lines(mine, model)
@@ -76,11 +70,11 @@ def _draw(ax, lines, frames, x: str, name: str, *, log: bool | None = None) -> N
     """`name` (mean and band) against `x` for every configuration; log y when `log`, or, when None,
     when its values are positive and span decades."""
     if log is None:
-        log = _wants_log(_values([(df, f"{name}_mean") for df in frames]))
+        log = wants_log(finite_values([(df, f"{name}_mean") for df in frames]))
     for (_, norm, label, style), df in zip(lines, frames):
-        _series(ax, df, x, name, color=norm_color(norm), label=label, log=log, linestyle=style)
+        draw_series(ax, df, x, name, color=norm_color(norm), label=label, log=log, linestyle=style)
     if log:
-        _log_y(ax)
+        log_y(ax)
     ax.grid(alpha=0.3, which="both" if log else "major")
 
 
@@ -108,15 +102,15 @@ def grad_ics(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
     """Santurkar et al. 2018, Fig. 3: gradient ICS ‖G − G′‖₂ (top) and cos(G, G′) (bottom) over steps,
     a column per layer (at most MAX_PANELS, evenly spaced; hidden1, whose G′ = G by definition, only
     when it is the only layer)."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "grad_ics_curves"):
-        layers = _all_layers(mine)
+        layers = all_layers(mine)
         layers = _spread(layers[1:] if len(layers) > 1 else layers)
-        fig = _figure(max(7.0, 3.4 * len(layers) + 1.0), 7.4)
+        fig = new_figure(max(7.0, 3.4 * len(layers) + 1.0), 7.4)
         axes = fig.subplots(2, len(layers), squeeze=False)
         for j, layer in enumerate(layers):
-            frames = [_rows(mine, key, layer=layer) for key, *_ in lines]
+            frames = [rows_of(mine, key, layer=layer) for key, *_ in lines]
             _draw(axes[0, j], lines, frames, "step", "ics_l2")
             _draw(axes[1, j], lines, frames, "step", "ics_cos", log=False)
             axes[1, j].axhline(1.0, color="0.5", lw=0.8, ls=":")
@@ -125,24 +119,24 @@ def grad_ics(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
             axes[1, j].set_xlabel("step (updates)")
         axes[0, 0].set_ylabel("gradient ICS ‖G − G′‖₂\n(gradient units)")
         axes[1, 0].set_ylabel("cos(G, G′)\n(1: the update left the layer's gradient unchanged)")
-        _suptitle(fig, f"{model}: gradient-based internal covariate shift (Santurkar et al. 2018, Fig. 3): "
+        suptitle(fig, f"{model}: gradient-based internal covariate shift (Santurkar et al. 2018, Fig. 3): "
                   "G the layer's weight gradient, G′ the same after the earlier layers' update",
                   f"{LINES_NOTE}; {BAND_NOTE}")
-        _legend(fig, axes[0, 0])
-        paths.append(_save(fig, out_dir, f"grad_ics{suffix}", fmt))
+        figure_legend(fig, axes[0, 0])
+        paths.append(save_figure(fig, out_dir, f"grad_ics{suffix}", fmt))
     return paths
 
 
 def landscape(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Santurkar et al. 2018, Fig. 4: the loss band along the gradient (shaded between the mean min and
     max over η), gradient predictiveness and effective β-smoothness over steps."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "landscape_curves"):
-        frames = [_rows(mine, key) for key, *_ in lines]
-        fig = _figure(14.0, 4.8)
+        frames = [rows_of(mine, key) for key, *_ in lines]
+        fig = new_figure(14.0, 4.8)
         band_ax, pred_ax, beta_ax = fig.subplots(1, 3)
-        log = _wants_log(_values([(df, c) for df in frames
+        log = wants_log(finite_values([(df, c) for df in frames
                                   for c in ("loss_band_min_mean", "loss_band_max_mean")]))
         for (_, norm, label, style), df in zip(lines, frames):
             if df.empty:
@@ -157,7 +151,7 @@ def landscape(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") 
             band_ax.plot(steps, low, color=color, lw=1.2, ls=style, label=label)
             band_ax.plot(steps, high, color=color, lw=1.2, ls=style)
         if log:
-            _log_y(band_ax)
+            log_y(band_ax)
         band_ax.grid(alpha=0.3, which="both" if log else "major")
         band_ax.set(title="loss band along the gradient\n(shaded: min to max over η of L(θ − ηg))",
                     ylabel="training loss on the step's batch")
@@ -169,11 +163,11 @@ def landscape(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") 
                     ylabel="β_eff (gradient change per unit of parameter change)")
         for ax in (band_ax, pred_ax, beta_ax):
             ax.set_xlabel("step (updates)")
-        _suptitle(fig, f"{model}: the loss landscape along the gradient (Santurkar et al. 2018, Fig. 4), "
+        suptitle(fig, f"{model}: the loss landscape along the gradient (Santurkar et al. 2018, Fig. 4), "
                   "η over the --landscape-etas grid",
                   f"{LINES_NOTE}; loss band: mean over seeds of each end; {BAND_NOTE}")
-        _legend(fig, band_ax)
-        paths.append(_save(fig, out_dir, f"landscape{suffix}", fmt))
+        figure_legend(fig, band_ax)
+        paths.append(save_figure(fig, out_dir, f"landscape{suffix}", fmt))
     return paths
 
 
@@ -181,29 +175,29 @@ def relative_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
     """Bjorck et al. 2018, Fig. 2: relative loss L(θ − α∇L)/L(θ) against α, log-log, a panel per
     recorded step (step 0 first; at most MAX_PANELS). Lines: geometric mean over seeds (10 ** the mean
     of log10), bands: 10 ** its t interval; the blow-up threshold dashed."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "relative_loss_curves"):
         steps = _spread(sorted(set(pd.to_numeric(mine["step"]).astype(int))))
-        fig = _figure(4.6 * len(steps) + 1.0, 5.0)
+        fig = new_figure(4.6 * len(steps) + 1.0, 5.0)
         axes = fig.subplots(1, len(steps), squeeze=False)[0]
         for ax, step in zip(axes, steps):
-            frames = [_pow10(_rows(mine, key, step=step).sort_values("alpha"), "log10_rel_loss", "rel")
+            frames = [_pow10(rows_of(mine, key, step=step).sort_values("alpha"), "log10_rel_loss", "rel")
                       for key, *_ in lines]
             _draw(ax, lines, frames, "alpha", "rel", log=True)
             ax.axhline(BLOWUP, color="0.3", lw=1.0, ls="--", label=f"blow-up threshold {BLOWUP:g}")
             ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
-            _decades_around(ax, _values([(df, "rel_mean") for df in frames]), 1.0, BLOWUP)
+            _decades_around(ax, finite_values([(df, "rel_mean") for df in frames]), 1.0, BLOWUP)
             ax.set_xscale("log")
             ax.set(title="initialization (step 0)" if step == 0 else f"step {step}",
                    xlabel="step size α along −∇L (log scale)")
         axes[0].set_ylabel("relative loss L(θ − α∇L) / L(θ)\n(log scale)")
-        _suptitle(fig, f"{model}: loss after one gradient step of size α, relative to the loss before "
+        suptitle(fig, f"{model}: loss after one gradient step of size α, relative to the loss before "
                   "(Bjorck et al. 2018, Fig. 2), same batch",
                   f"{LINES_NOTE}; lines: geometric mean over seeds; bands: 95% t-interval of log10 over "
                   "seeds; a seed whose loss is not finite is left out at that α")
-        _legend(fig, axes[0])
-        paths.append(_save(fig, out_dir, f"relative_loss{suffix}", fmt))
+        figure_legend(fig, axes[0])
+        paths.append(save_figure(fig, out_dir, f"relative_loss{suffix}", fmt))
     return paths
 
 
@@ -214,19 +208,19 @@ def depth_profile(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
     """Bjorck et al. 2018, Fig. 3: mean and standard deviation of the activations against depth at
     initialization (step 0), a column per site (linear: what each norm receives; act: what each layer
     passes on)."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
-    for model, suffix in _models(tables):
+    for model, suffix in model_names(tables):
         mine = _table(tables, "depth_profile", model)
         mine = mine[pd.to_numeric(mine["step"]) == 0] if len(mine) else mine
         sites = [s for s in DEPTH_SITES if len(mine) and (mine["site"].astype(str) == s).any()]
         if not sites:
             continue
         lines = _lines(mine, model)
-        fig = _figure(5.2 * len(sites) + 1.0, 7.6)
+        fig = new_figure(5.2 * len(sites) + 1.0, 7.6)
         axes = fig.subplots(2, len(sites), squeeze=False)
         for j, site in enumerate(sites):
-            frames = [_rows(mine, key, site=site).sort_values("layer_index") for key, *_ in lines]
+            frames = [rows_of(mine, key, site=site).sort_values("layer_index") for key, *_ in lines]
             _draw(axes[0, j], lines, frames, "layer_index", "mean", log=False)
             _draw(axes[1, j], lines, frames, "layer_index", "std")
             axes[0, j].axhline(0.0, color="0.5", lw=0.8, ls=":")
@@ -236,35 +230,35 @@ def depth_profile(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0, 0].set_ylabel("mean of the activations\n(activation units)")
         axes[1, 0].set_ylabel("standard deviation of the activations\n(activation units)")
-        _suptitle(fig, f"{model}: activations against depth at initialization (Bjorck et al. 2018, "
+        suptitle(fig, f"{model}: activations against depth at initialization (Bjorck et al. 2018, "
                   "Fig. 3), over all units and probe examples", f"{LINES_NOTE}; {BAND_NOTE}")
-        _legend(fig, axes[0, 0])
-        paths.append(_save(fig, out_dir, f"depth_profile{suffix}", fmt))
+        figure_legend(fig, axes[0, 0])
+        paths.append(save_figure(fig, out_dir, f"depth_profile{suffix}", fmt))
     return paths
 
 
 def sharpness(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Sharpness (the top Hessian eigenvalue) and sharpness × lr over steps, with the edge of
     stability, sharpness × lr = 2, dashed."""
-    _check(fmt)
+    check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "sharpness_curves"):
-        frames = [_rows(mine, key) for key, *_ in lines]
-        fig = _figure(11.0, 4.8)
+        frames = [rows_of(mine, key) for key, *_ in lines]
+        fig = new_figure(11.0, 4.8)
         raw_ax, lr_ax = fig.subplots(1, 2)
         _draw(raw_ax, lines, frames, "step", "sharpness")
-        log = _wants_log(np.append(_values([(df, "sharpness_lr_mean") for df in frames]), EDGE))
+        log = wants_log(np.append(finite_values([(df, "sharpness_lr_mean") for df in frames]), EDGE))
         _draw(lr_ax, lines, frames, "step", "sharpness_lr", log=log)
         lr_ax.axhline(EDGE, color="0.3", lw=1.0, ls="--", label="2: edge of stability (GD)")
         raw_ax.set(title="sharpness λ_max of the loss Hessian", ylabel="λ_max (loss per parameter²)")
         lr_ax.set(title="sharpness × learning rate", ylabel="λ_max × lr (dimensionless)")
         for ax in (raw_ax, lr_ax):
             ax.set_xlabel("step (updates)")
-        _suptitle(fig, f"{model}: sharpness, by power iteration on Hessian-vector products; gradient "
+        suptitle(fig, f"{model}: sharpness, by power iteration on Hessian-vector products; gradient "
                   "descent is unstable along the top eigenvector above λ_max × lr = 2",
                   f"{LINES_NOTE}; {BAND_NOTE}")
-        _legend(fig, lr_ax)
-        paths.append(_save(fig, out_dir, f"sharpness{suffix}", fmt))
+        figure_legend(fig, lr_ax)
+        paths.append(save_figure(fig, out_dir, f"sharpness{suffix}", fmt))
     return paths
 
 

@@ -246,3 +246,63 @@ def weighted_layers(model: Net) -> dict[str, nn.Parameter]:
     layers = {name: block.linear.weight for name, block in model.blocks.items()}
     layers["output"] = model.output.weight
     return layers
+
+
+def check_norm(cfg) -> None:
+    """Refuse combinations that make no sense, naming what is allowed."""
+    norm, conv = norms.get(cfg.norm), cfg.model in CONV
+    if not conv and not norm.mlp:
+        allowed = ", ".join(n for n, v in norms.REGISTRY.items() if v.mlp)
+        raise ConfigError(f"--norm {cfg.norm} is undefined on the {cfg.model} (one value per unit per sample); "
+                          f"use --model cnn, or one of: {allowed}")
+    if conv and not norm.cnn:
+        allowed = ", ".join(n for n, v in norms.REGISTRY.items() if v.cnn)
+        raise ConfigError(f"--norm {cfg.norm} is undefined on the {cfg.model}; use one of: {allowed}")
+    if cfg.norm == "group" and cfg.hidden_width % cfg.groups:
+        divisors = [d for d in range(1, cfg.hidden_width + 1) if cfg.hidden_width % d == 0]
+        raise ConfigError(f"--groups {cfg.groups} does not divide the width {cfg.hidden_width}; "
+                          f"allowed: {', '.join(map(str, divisors))}")
+    if norm.batch_stats and not conv:
+        for option, size in (norm_batch_option(cfg), ("--probe-size", cfg.probe_size)):
+            if size < 2:
+                raise ConfigError(f"{option} {size}: --norm {cfg.norm} on the {cfg.model} needs at least 2 "
+                                  f"samples per batch (batch statistics of one value are undefined)")
+    if cfg.norm == "ghost-batch":
+        option, size = norm_batch_option(cfg)
+        divisors = [d for d in range(1, size + 1) if size % d == 0 and (conv or d > 1)]
+        if size % cfg.ghost_size or (cfg.ghost_size == 1 and not conv):
+            problem = ("a ghost of 1 sample has no batch statistics on the " + cfg.model if cfg.ghost_size == 1
+                       else f"does not divide {option} {size}")
+            raise ConfigError(f"--ghost-size {cfg.ghost_size}: {problem}; allowed: {', '.join(map(str, divisors))}")
+    if not norm.batch_stats:
+        with_stats = ", ".join(n for n, v in norms.REGISTRY.items() if v.batch_stats)
+        for option, given in (("--bn-eval " + cfg.bn_eval, cfg.bn_eval != "ema"),
+                              (f"--freeze-bn-at {cfg.freeze_bn_at}", cfg.freeze_bn_at is not None)):
+            if given:
+                raise ConfigError(f"{option}: --norm {cfg.norm} has no batch statistics; it applies to "
+                                  f"--norm {with_stats}")
+
+
+def norm_batch_option(cfg) -> tuple[str, int]:
+    """The option that sets how many samples one set of batch statistics covers, and its value."""
+    return ("--micro-batch", cfg.micro_batch) if cfg.micro_batch else ("--batch-size", cfg.batch_size)
+
+
+def check_norm_input(cfg, input_shape: tuple[int, int, int]) -> None:
+    """Refuse a CNN whose smallest feature map leaves a norm fewer than 2 values to normalize."""
+    maps = conv_maps(cfg, input_shape)
+    if not maps:
+        return
+    norm = norms.get(cfg.norm)
+    h, w = min(maps, key=lambda m: m[0] * m[1])
+    if cfg.norm == "instance" and h * w < 2:
+        raise ConfigError(f"--norm instance: the last conv map is {h}x{w}, one value per channel; "
+                          f"use a smaller --depth or larger images")
+    if norm.batch_stats:
+        sizes = [norm_batch_option(cfg), ("--probe-size", cfg.probe_size)]
+        if cfg.norm == "ghost-batch":
+            sizes.append(("--ghost-size", cfg.ghost_size))
+        for option, size in sizes:
+            if size * h * w < 2:
+                raise ConfigError(f"{option} {size}: --norm {cfg.norm} needs at least 2 values per channel, "
+                                  f"but the last conv map is {h}x{w}; use {option} 2 or more")

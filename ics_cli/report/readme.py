@@ -2,7 +2,7 @@
 
 Nothing here computes a number: every value comes from a CSV that `ics compare` or a study wrote.
 Every input is checked before anything is written: the comparison folder must lie inside ROOT (the
-page links to it by relative path) and be a complete, readable output set (compare.load), and each
+page links to it by relative path) and be a complete, readable output set (outputs.load), and each
 sweep folder must hold a readable sweep.json.
 """
 
@@ -16,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..analyse import compare
+from ..analyse import outputs
 from ..store import runs as store
+from ..store import files
 from ..errors import IcsError
 
 
@@ -46,7 +48,7 @@ def _grid_lines(sweeps: list[Path]) -> list[str]:
             raise IcsError(f"--sweep '{folder}' has no sweep.json; give a folder made by `ics sweep` "
                            "(a study's runs folder has none)")
         try:
-            spec = json.loads(store.read_text(path, kind="JSON file"))
+            spec = json.loads(files.read_text(path, kind="JSON file"))
             if isinstance(spec, dict) and "groups" in spec and "common" not in spec:
                 raise IcsError(f"--sweep '{folder}' is a study's runs folder (its sweep.json lists groups, "
                                "not one grid); give the folders made by `ics sweep`")
@@ -134,7 +136,7 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
         raise IcsError(f"--compare '{compare_dir}' is not inside ROOT '{root}'; the README links to its "
                        "tables and figures by relative path, so give a comparison folder under ROOT") from None
     grid_lines = _grid_lines(sweeps)
-    tables = compare.load(compare_dir)
+    tables = outputs.load(compare_dir)
     head = compare.headline(tables)
     keep = [c for c in head.columns if not c.endswith(("_ci_low", "_ci_high"))]
     head = head.assign(final_test_acc_mean=[

@@ -3,7 +3,7 @@
 The recorders (probes.py) keep one flat row per log step (activations) or per step (gradients) in a
 device buffer; `flush` copies a block of them to the host, and the functions here lay it out as the
 rows of layers.csv, grads.csv and the units table, without a Python loop over units. CSV cells are
-formatted by `store.csv_text` (as `store.fmt` does), a row at a time.
+formatted by `files.csv_text` (as `files.fmt` does), a row at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import lock, runs as store
+from . import files, lock, schema
+from .units import UnitsLog
 from . import tensorboard as tb
 from ..probes import SITES
 
@@ -66,7 +67,7 @@ class RunLogs:
 
     Each append is one write of whole rows (a kill leaves at most a torn last line, which readers
     drop); `truncate(step)` cuts every table back to a checkpoint's step when a run resumes, and
-    `finish` turns the units blocks into the run's one units file (store.UnitsLog). With
+    `finish` turns the units blocks into the run's one units file (UnitsLog). With
     `tensorboard`, every append also becomes TensorBoard events of the same rows (tensorboard.Events,
     cut back with the tables); without it a `tensorboard/` folder left by an earlier start is removed.
     """
@@ -74,11 +75,11 @@ class RunLogs:
     def __init__(self, run_dir: Path, fresh: bool, extra: dict[str, tuple[str, ...]] | None = None,
                  tensorboard: bool = False):
         self.run_dir = Path(run_dir)
-        self.csv = {name: store.CsvLog(self.run_dir / f"{name}.csv", cols, fresh=fresh)
-                    for name, cols in store.CORE_TABLES.items() if name != "units"}
+        self.csv = {name: files.CsvLog(self.run_dir / f"{name}.csv", cols, fresh=fresh)
+                    for name, cols in schema.CORE_TABLES.items() if name != "units"}
         for name, cols in (extra or {}).items():    # the second view's tables this run records
-            self.csv[name] = store.CsvLog(self.run_dir / f"{name}.csv", list(cols), fresh=fresh)
-        self.unit_log = store.UnitsLog(self.run_dir, fresh=fresh)
+            self.csv[name] = files.CsvLog(self.run_dir / f"{name}.csv", list(cols), fresh=fresh)
+        self.unit_log = UnitsLog(self.run_dir, fresh=fresh)
         self.events = tb.Events(self.run_dir, fresh=fresh) if tensorboard else None
         if self.events is None:
             tb.remove(self.run_dir)
@@ -90,23 +91,23 @@ class RunLogs:
         them, and the resumed run measures them again, so those tables keep only steps < `step`."""
         last = {name: step - 1 if name in measured_after else step for name in [*self.csv, "units"]}
         for name, log in self.csv.items():
-            store.truncate_log(log.path, last[name])
+            files.truncate_log(log.path, last[name])
         self.unit_log.truncate(last["units"])
         if self.events:
             with lock.writing(self.events.folder):
                 self.events.truncate(last)
 
     def metrics(self, rows: list[list]) -> None:
-        self._append("metrics", store.rows_text(rows))
+        self._append("metrics", files.rows_text(rows))
 
     def layers(self, rows: list[tuple]) -> None:
-        self._append("layers", store.csv_text(rows, LAYER_KINDS))
+        self._append("layers", files.csv_text(rows, LAYER_KINDS))
 
     def grads(self, rows: list[tuple]) -> None:
-        self._append("grads", store.csv_text(rows, GRAD_KINDS))
+        self._append("grads", files.csv_text(rows, GRAD_KINDS))
 
     def quantity(self, name: str, rows: list[list]) -> None:
-        self._append(name, store.rows_text(rows))
+        self._append(name, files.rows_text(rows))
 
     def _append(self, name: str, text: str) -> None:
         log = self.csv[name]

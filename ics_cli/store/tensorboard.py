@@ -33,14 +33,13 @@ written into one new file, and the older files are removed (`Events.truncate`). 
 (the run was started without --tensorboard) the events up to the checkpoint are written from the
 tables. A run resumed without --tensorboard, and every fresh start, removes `RUN/tensorboard/`.
 
-**Export** stages every run's events in a folder beside DIR (`store.staging_folder`) and then moves
+**Export** stages every run's events in a folder beside DIR (`staging.staging_folder`) and then moves
 each into DIR/<run name>/, replacing what an earlier export put there, so exporting again never
 duplicates an event and a kill leaves the earlier export.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
@@ -51,7 +50,10 @@ import numpy as np
 import pandas as pd
 
 from . import runs as store
-from ..errors import IcsError
+from . import files
+from . import schema
+from . import staging
+from ..errors import IcsError, installed, require as require_package
 from ..probes import SITES
 
 FOLDER = "tensorboard"              # RUN/tensorboard/: the live events of a run
@@ -67,11 +69,11 @@ HEADLINE_DRIFT = "drift_mean_scaled"
 # value column (before its key); columns the same in every row of a step are written once, keyless.
 SCALARS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "metrics": ((), METRICS_TAGS),
-    "layers": (("layer", "site"), {c: "drift" if c == HEADLINE_DRIFT else c for c in store.LAYERS_COLUMNS[3:]}),
-    "grads": (("layer",), {c: c for c in store.GRADS_COLUMNS[2:]}),
-    **{name: (tuple(k for k in store.ROW_KEYS[name] if k != "step"),
-              {c: f"{name}/{c}" for c in columns if c not in store.ROW_KEYS[name]})
-       for name, columns in store.TABLES.items() if name not in store.CORE_TABLES},
+    "layers": (("layer", "site"), {c: "drift" if c == HEADLINE_DRIFT else c for c in schema.LAYERS_COLUMNS[3:]}),
+    "grads": (("layer",), {c: c for c in schema.GRADS_COLUMNS[2:]}),
+    **{name: (tuple(k for k in schema.ROW_KEYS[name] if k != "step"),
+              {c: f"{name}/{c}" for c in columns if c not in schema.ROW_KEYS[name]})
+       for name, columns in store.TABLES.items() if name not in schema.CORE_TABLES},
 }
 NAMED_KEYS = ("eta_mult", "alpha")
 PER_STEP = {"landscape": ("loss0", "grad_norm"), "relative_loss": ("loss0",)}
@@ -83,13 +85,12 @@ SECTIONS = {**{tag.split("/")[0]: table for table, (_, tags) in SCALARS.items() 
 
 def available() -> bool:
     """Whether the tensorboard package is installed (without importing it)."""
-    return importlib.util.find_spec("tensorboard") is not None
+    return installed("tensorboard")
 
 
 def require(what: str = "--tensorboard") -> None:
     """One line naming the fix when the tensorboard package is missing."""
-    if not available():
-        raise IcsError(f"{what} needs TensorBoard, which is not installed: pip install 'ics-cli[tensorboard]'")
+    require_package("tensorboard", "TensorBoard", what)
 
 
 # --------------------------------------------------------------------------- the tag scheme
@@ -103,7 +104,7 @@ def scalars(table: str, frame: pd.DataFrame) -> list[tuple[str, int, float]]:
     steps = frame["step"].astype(int).tolist()
     suffixes = [""] * len(steps)
     for k in keys:
-        cells = ([f"/{k}={store.fmt(float(v))}" for v in frame[k]] if k in NAMED_KEYS
+        cells = ([f"/{k}={files.fmt(float(v))}" for v in frame[k]] if k in NAMED_KEYS
                  else [f"/{v}" for v in frame[k]])
         suffixes = [a + b for a, b in zip(suffixes, cells)]
     found, once = [], set()
@@ -286,7 +287,7 @@ def export(paths: list[Path], logdir: Path,
     Damaged run folders are skipped (`on_damaged` hears of each); an IcsError when none is left, or
     when two runs share a folder name. Everything is written beside `logdir` first, then moved in.
     """
-    from ..analyse.compare import runs_under
+    from .runs import runs_under
 
     require("ics export tensorboard")
     runs = runs_under(*paths, on_damaged=on_damaged)
@@ -297,7 +298,7 @@ def export(paths: list[Path], logdir: Path,
                            "export them into different --logdir folders")
         names[run.path.name] = run.path
     logdir = Path(logdir)
-    with store.staging(logdir) as stage:
+    with staging.staging(logdir) as stage:
         for run in runs:
             writer = _file_writer(stage / run.path.name)
             write_tables(writer, run.path)

@@ -4,7 +4,7 @@ One module per study (ioffe2015.py, note.py) defines its protocol, its runs and 
 this module runs one end to end:
 
 1. the study's runs, one folder each under `<out>/runs/` (run as one sweep; finished runs are reused);
-2. `<out>/compare/`: compare.build and compare.save (tables and figures, one staged output set)
+2. `<out>/compare/`: compare.build and figures/draw.save (tables and figures, one staged output set)
    over all of the study's runs;
 3. every claim measured (claims.py says how a verdict is reached);
 4. `<out>/figures/`: the study's own figures, drawn from the group tables saved in `<out>/tables/`;
@@ -26,8 +26,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..analyse import compare
+from ..store import files
+from ..figures import draw
 from ..errors import IcsError
-from ..store.runs import read_json, write_atomic, write_json
+from ..store.files import read_json, write_atomic, write_json
 from . import ba2016, bjorck2018, ioffe2015, ioffe2017, note, readme, santurkar2018, wu2018, wu2021
 from .claims import (FAIL, INCONCLUSIVE, PASS, Claim, Measurement, MissingData, Study)
 from .context import Context
@@ -115,7 +117,7 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
     tables = compare.build(ctx.all_runs())
     # Tables and figures staged beside out/compare and moved in at the end; figures are drawn from
     # the CSVs written, as `ics plot` redraws them: the same bytes either way.
-    compare_figures = [p for p in compare.save(tables, out / "compare") if p.suffix != ".csv"]
+    compare_figures = [p for p in draw.save(tables, out / "compare") if p.suffix != ".csv"]
     verdicts = measure(study, ctx)
     for group, runs in ctx.groups.items():
         if runs:
@@ -123,7 +125,7 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
     ctx.save_tables()
     figures = study.figures(Context(out=out, quick=quick), out / "figures") if study.figures else []
     write_json(out / "study.json", {"study": name, "quick": quick, "seeds": seeds})
-    write_atomic(out / "verdicts.csv", compare.to_csv(verdicts[VERDICT_COLUMNS]))
+    write_atomic(out / "verdicts.csv", files.to_csv(verdicts[VERDICT_COLUMNS]))
     seconds = time.perf_counter() - start
     write_atomic(out / "README.md", readme.render(study, ctx, verdicts, figures, compare_figures, seconds,
                                                   reused=statuses.count("skipped")))

@@ -17,9 +17,13 @@ import pandas as pd
 import torch
 
 from ..analyse import compare
+from ..analyse.base import loss_drop
+from ..store import files
+from ..analyse import outputs
 from ..store import runs as store
 from ..sweep import run as sweep
-from ..store.runs import FINISHED, Run
+from ..store.schema import FINISHED
+from ..store.runs import Run
 from .claims import MissingData
 
 
@@ -55,7 +59,7 @@ class Context:
             if runs:
                 self._tables[key] = compare.build(runs, target=target)
             elif saved.is_dir():
-                self._tables[key] = compare.load(saved)
+                self._tables[key] = outputs.load(saved)
             else:
                 raise MissingData(f"no runs in {group}")
         return self._tables[key]
@@ -65,7 +69,7 @@ class Context:
         written = []
         for key, tables in self._tables.items():
             if key[0] != "run":
-                written += compare.write(tables, self.out / "tables" / table_folder(*key))
+                written += files.write_tables(tables, self.out / "tables" / table_folder(*key))
         return written
 
     def run_tables(self, run: Run) -> dict[str, pd.DataFrame]:
@@ -96,7 +100,7 @@ def steps_to(run: Run, target: float) -> tuple[float, float, float]:
     m = run.table("metrics").sort_values("step")
     every = eval_every(store.run_config(run))
     acc = pd.to_numeric(m["test_acc"], errors="coerce")
-    value = acc if acc.notna().any() else compare._loss_drop(m)
+    value = acc if acc.notna().any() else loss_drop(m)
     reached = m["step"][value >= target]
     if len(reached):
         s = float(reached.iloc[0])

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..figures.plots import BAND_NOTE, DPI, norm_color, savefig
+from ..figures.style import BAND_NOTE, DPI, norm_color, savefig
 
 __all__ = ["BAND_NOTE", "band", "figure", "norm_color", "save"]
 

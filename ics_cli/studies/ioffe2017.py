@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analyse import compare
+from ..analyse.keys import match_rows
 from ..config import RunConfig
 from ..sweep.run import Sweep
 from . import figures as fig
@@ -246,7 +246,7 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
         curves = ctx.tables(group)["curves"]
         iid, small = _settings(group)
         for line, (norm, ls, label) in STYLE.items():
-            d = compare._match(curves, {"norm": norm, **(iid if line == "iid" else small)}).sort_values("step")
+            d = match_rows(curves, {"norm": norm, **(iid if line == "iid" else small)}).sort_values("step")
             fig.band(ax, d, "step", "test_acc", color=fig.norm_color(norm), label=label, ls=ls)
         ax.set(xlabel="training step", title=SETTINGS[group])
         ax.grid(alpha=0.3)

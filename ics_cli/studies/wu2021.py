@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..analyse import compare
+from ..analyse.keys import match_rows
 from ..config import RunConfig
 from ..sweep.run import Sweep
 from . import figures as fig
@@ -321,7 +322,7 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
     steps = _num(curves["step"]).max()
     for ax, start in zip(axes, (0.0, SECOND_HALF * steps)):
         for e in ("ema", "precise"):
-            d = compare._match(curves, {"bn_eval": e}).sort_values("step")
+            d = match_rows(curves, {"bn_eval": e}).sort_values("step")
             d = d[_num(d["step"]) > start] if start else d
             _error_band(ax, d, "step", "test_acc", key=e)
         ax.set(xlabel="training step", ylabel="test error (%)")

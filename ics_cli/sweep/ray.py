@@ -25,7 +25,6 @@ retrying. A relative `--out` is the driver's: each task works in the driver's fo
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import signal
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import RunConfig
-from ..errors import ConfigError, IcsError
+from ..errors import ConfigError, IcsError, installed, require as require_package
 
 STOP_GRACE_S = 10.0
 # Test hook (tests/test_ray_backend.py): a file whose text is a step number. The first task to
@@ -47,12 +46,11 @@ KILL_ENV = "ICS_TEST_KILL_FILE"
 
 def available() -> bool:
     """Whether Ray is installed (without importing it: that takes a second)."""
-    return importlib.util.find_spec("ray") is not None
+    return installed("ray")
 
 
 def require() -> None:
-    if not available():
-        raise IcsError("--backend ray needs Ray, which is not installed: pip install 'ics-cli[ray]'")
+    require_package("ray", "Ray", "--backend ray")
 
 
 def connect(address: str | None) -> bool:
@@ -160,7 +158,7 @@ def run(configs: list[RunConfig], *, retries: int, on_outcome: Callable | None =
     """One Ray task per configuration (each with its `out`); outcomes in the order runs finish."""
     import ray
 
-    from .run import Outcome
+    from .worker import Outcome
 
     sweep_id = uuid.uuid4().hex      # tells this sweep's attempts from another's in the attempts file
     task = ray.remote(_task)
@@ -193,7 +191,7 @@ def _result(ref, cfg: RunConfig, sweep_id: str, retries: int):
     """The task's Outcome; a worker that died on every attempt is a `failed` run."""
     import ray
 
-    from .run import Outcome
+    from .worker import Outcome
 
     run_dir = Path(cfg.out) / cfg.name()
     try:
@@ -218,7 +216,7 @@ def _stop(pending: list, cfg_of: dict, sweep_id: str, retries: int, outcomes: li
     reported `interrupted`)."""
     import ray
 
-    from .run import Outcome
+    from .worker import Outcome
 
     for ref in pending:
         ray.cancel(ref)                     # queued: dropped; running: KeyboardInterrupt in the task
@@ -243,7 +241,7 @@ def _task(cfg_dict: dict, sweep_id: str, cwd: str):
     A relative --out is the driver's: the worker works in the driver's folder (on a cluster, a
     shared one), so config.json records --out as given, as a local sweep does.
     """
-    from .run import run_one
+    from .worker import run_one
 
     # ray.cancel stops a running task with SIGINT: Python's Ctrl-C handler, even in a worker whose
     # cluster was started from a process that ignores SIGINT (a background job).

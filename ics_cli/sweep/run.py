@@ -20,24 +20,24 @@ tensor operation runs in it), so each worker starts its own thread pool, with it
 from __future__ import annotations
 
 import contextvars
-import ctypes
 import itertools
 import multiprocessing
 import os
 import signal
-import threading
 import time
 import tomllib
-import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..store import lock, runs as store
+from ..store import runs as store
+from ..store import files
 from ..config import RunConfig, check_writable, validate
 from ..errors import ConfigError, IcsError
+from . import worker
+from .worker import Outcome, run_one
 
 AXES = {"norms": ("norm", str), "lrs": ("lr", float), "seeds": ("seed", int),
         "batch_sizes": ("batch_size", int)}
@@ -187,59 +187,6 @@ def make_sweep(common: dict, grid: dict, toml: dict | None = None) -> Sweep:
     return Sweep(common=RunConfig.from_dict(base), **axes)
 
 
-@dataclass
-class Outcome:
-    name: str
-    status: str          # completed, diverged, interrupted, skipped, failed, busy, cancelled
-    summary: dict | None = None
-    error: str | None = None
-    attempts: int = 1    # > 1: a Ray worker died under the run and another one resumed it
-
-
-def run_one(cfg_dict: dict, threads: int | None = None,
-            on_step: Callable[[int], None] | None = None) -> Outcome:
-    """One run in this process; an unexpected error goes to the run folder's error.txt.
-
-    In a pool worker a run does not start once the sweep is stopping (`cancelled`), and a running
-    one stops at its next step (`interrupted`). A run another process is writing is `busy`: it is
-    neither trained nor written into here. `on_step(step)`, if given, is called after each update
-    (ray_backend's test hook).
-    """
-    import torch
-
-    from ..train import train
-
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = RunConfig.from_dict(cfg_dict)
-    if _STOP is not None and _STOP.is_set():
-        return Outcome(cfg.name(), "cancelled")
-    try:
-        result = train(cfg, on_step=on_step or (_stop_point if _STOP is not None else None))
-    except KeyboardInterrupt:
-        return Outcome(cfg.name(), "interrupted")
-    except lock.Busy as e:
-        return Outcome(cfg.name(), "busy", error=f"running elsewhere (pid {e.pid or '?'})")
-    except IcsError as e:   # one line for the user (a full disk, a planted link), nothing to add to the folder
-        return Outcome(cfg.name(), "failed", error=str(e))
-    except Exception as e:  # noqa: BLE001 - a failed run is reported, the sweep goes on
-        _record_error(Path(cfg.out) / cfg.name(), traceback.format_exc())
-        return Outcome(cfg.name(), "failed", error=f"{type(e).__name__}: {e}")
-    status = "skipped" if result.skipped else result.summary["status"]
-    return Outcome(cfg.name(), status, result.summary)
-
-
-def _record_error(run_dir: Path, text: str) -> None:
-    """error.txt in the run folder, under its lock: not if another process has taken the run since."""
-    try:
-        with lock.hold(run_dir):
-            lock.refuse_links(run_dir, inside=False)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            store.write_atomic(run_dir / "error.txt", text)
-    except (IcsError, OSError):
-        pass
-
-
 BACKENDS = ("local", "ray")
 
 
@@ -278,7 +225,7 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
     here; `ray` one task per run on a Ray cluster (ray_backend.run) at `ray_address` (None: a local
     instance), each retried up to `ray_retries` times if its worker dies.
     Ctrl-C (KeyboardInterrupt) starts no further run: running ones record `interrupted` within a
-    step, then it is re-raised. Pool workers die with this process, even by kill -9 (_worker_init).
+    step, then it is re-raised. Pool workers die with this process, even by kill -9 (worker.init).
     """
     chosen = _BACKEND.get() if backend is None else Backend(backend, ray_address, ray_retries)
     if chosen.name not in BACKENDS:
@@ -305,7 +252,7 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
     ctx = _context()
     stop = ctx.Event()
     pending: set = set()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=worker.init,
                              initargs=(stop,)) as pool:
         try:
             # Workers (and the fork server, started by the first) start with SIGINT blocked: a Ctrl-C
@@ -325,7 +272,7 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
 def _start(sweep: Sweep, out: Path, configs: list[RunConfig], on_start, on_outcome):
     """Write sweep.json, report the finished runs as skipped; return (configs to run, outcomes so far)."""
     out.mkdir(parents=True, exist_ok=True)
-    store.write_json(out / "sweep.json", {**sweep.to_dict(), "runs": [c.name() for c in configs]})
+    files.write_json(out / "sweep.json", {**sweep.to_dict(), "runs": [c.name() for c in configs]})
     configs = [replace(c, out=str(out)) for c in configs]
     outcomes = []
     todo = []
@@ -352,12 +299,10 @@ def _report(outcome: Outcome, on_outcome) -> Outcome:
 # --------------------------------------------------------------------------- worker processes
 
 STOP_GRACE_S = 10.0      # how long Ctrl-C waits for running runs to record `interrupted`
-PR_SET_PDEATHSIG = 1     # linux/prctl.h
 # What the fork server imports, once for all workers: torch and ics (about 1.5 s here), and
 # torch._dynamo, which torch.optim imports at the first optimizer (another second); the `ics`
 # script's module reimports the CLI in each worker. A name that does not import is skipped.
-PRELOAD = ["ics_cli.cli", "ics_cli.sweep.run", "ics_cli.train", "torch._dynamo"]
-_STOP = None             # in a pool worker: the sweep's stop event (None in the sweep's own process)
+PRELOAD = ["ics_cli.cli", "ics_cli.sweep.run", "ics_cli.sweep.worker", "ics_cli.train", "torch._dynamo"]
 
 
 def _context():
@@ -373,62 +318,6 @@ def _context():
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)     # read when the server starts
     return ctx
-
-
-def _worker_init(stop) -> None:
-    """A pool worker: dies with the sweep's process, and stops when the sweep says so.
-
-    Ctrl-C is the sweep process's to handle: it sets `stop`, which a worker reads before each run
-    and after each step (_stop_point), so no worker is caught by SIGINT between runs, and one whose
-    SIGINT went only to the sweep's process stops as well.
-    """
-    global _STOP
-    _STOP = stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _die_with_sweep()
-
-
-def _die_with_sweep() -> None:
-    """Die with the sweep's process (kill -9 included), as if killed with it: the run resumes later.
-
-    A daemon thread waits on multiprocessing's parent sentinel, a pipe only the sweep's process
-    writes to (at EOF once it is gone, even before this thread started), and kills this process
-    within milliseconds. Linux also has the kernel send SIGKILL when this worker's parent dies
-    (prctl PR_SET_PDEATHSIG): the fork server, which exits once the sweep's process has (it waits
-    for the last write end of its "alive" pipe to close, and a worker closes its own), a few
-    seconds later as it unloads torch; or the sweep's process itself, where workers are spawned.
-    """
-    sweep_process = multiprocessing.parent_process()
-    _close_server_pipe()
-    threading.Thread(target=_watch, args=(sweep_process,), daemon=True).start()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):    # no prctl (not Linux): the thread alone
-        pass
-
-
-def _close_server_pipe() -> None:
-    """Close a forked worker's copy of the fork server's "alive" pipe (a worker starts no process)."""
-    from multiprocessing import forkserver
-
-    server = getattr(forkserver, "_forkserver", None)
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if fd is not None:                  # None in a spawned worker
-        os.close(fd)
-        server._forkserver_alive_fd = None
-
-
-def _watch(sweep_process) -> None:
-    sweep_process.join()                # returns once the sweep's process has died
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _stop_point(step: int) -> None:
-    """train's on_step in a pool worker: the sweep is stopping, so this run is interrupted here."""
-    if _STOP.is_set():
-        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -457,3 +346,25 @@ def _stop(pool: ProcessPoolExecutor, stop, running: set) -> None:
             proc.kill()
 
 
+def check_backend(backend: str, ray_address: str | None, ray_retries: int, jobs: int | None) -> None:
+    """One line for a backend option that does not go with the others, or Ray missing."""
+    from . import ray as ray_backend
+
+    if backend != "ray":
+        if ray_address is not None:
+            raise IcsError("--ray-address applies to --backend ray only; add --backend ray or drop it")
+        return
+    if jobs is not None:
+        raise IcsError("--jobs applies to --backend local only; with --backend ray every run is a task "
+                       "of 1 CPU and Ray fills the cluster's CPUs")
+    if ray_retries < 0:
+        raise IcsError(f"--ray-retries must be an integer >= 0, got {ray_retries}")
+    ray_backend.require()
+
+
+def parse_seeds(text: str) -> list[int]:
+    """--seeds '10,11,12' -> [10, 11, 12]: distinct non-negative integers, or a one-line error."""
+    seeds = parse_list("--seeds", text, int)
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise IcsError(f"--seeds '{text}' must be distinct non-negative integers, e.g. --seeds 10,11,12")
+    return seeds

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ... import __version__
 from ...store import runs as store
+from ...store.provenance import git_commit
 from ...errors import IcsError
 from . import figures as figs
 from . import markup, sections
@@ -106,7 +107,7 @@ def build(paths, *, title: str | None = None, opts: Options | None = None, all_f
 
     toc = "".join(f'<li><a href="#{s.id}">{esc(s.title)}</a></li>' for s in secs)
     prov = [("made by", f"ics {esc(__version__)}"),
-            ("git commit of ics", f"<code>{esc(store.git_commit() or 'unknown (not a git checkout)')}</code>"),
+            ("git commit of ics", f"<code>{esc(git_commit() or 'unknown (not a git checkout)')}</code>"),
             ("python", esc(platform.python_version())),
             ("inputs", ", ".join(f"<code>{esc(str(p))}</code>" for p in paths)),
             ("figures", f"redrawn from the CSVs as {esc(opts.fmt.upper())}"),

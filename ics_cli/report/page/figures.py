@@ -1,6 +1,6 @@
 """The report's figures, redrawn from the saved CSVs (as `ics plot` does), in memory.
 
-A compare folder's figures come from plots.draw_all over compare.load; a study's own figures from its
+A compare folder's figures come from figures/draw.draw_all over outputs.load; a study's own figures from its
 `figures` function over the tables it saved. Both are drawn into a temporary folder and read back, so
 nothing is written beside the inputs.
 
@@ -19,8 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...analyse import compare
-from ...figures import plots
+from ...analyse import outputs
+from ...figures import draw
 from ...errors import IcsError
 
 FORMATS = ("svg", "png")
@@ -60,17 +60,17 @@ def draw_all(jobs: list[tuple[str, Path]], fmt: str = "svg", workers: int | None
 
 def _of_compare(folder: Path, fmt: str) -> list[Drawn]:
     """Every figure of a compare folder, in draw_all's order."""
-    tables = compare.load(folder)
+    tables = outputs.load(folder)
     with tempfile.TemporaryDirectory(prefix="ics-report-") as tmp:
-        paths = plots.draw_all(tables, Path(tmp), fmt=fmt)
-        return [Drawn(p.stem, p.read_bytes(), fmt, plots.caption(p)) for p in paths]
+        paths = draw.draw_all(tables, Path(tmp), fmt=fmt)
+        return [Drawn(p.stem, p.read_bytes(), fmt, draw.caption(p)) for p in paths]
 
 
 def _of_study(folder: Path, fmt: str) -> list[Drawn]:
     """A study folder's own figures (those its README shows), with their captions."""
     from ...studies import REGISTRY, MissingData
     from ...studies.context import Context
-    from ...store.runs import read_json
+    from ...store.files import read_json
 
     meta = read_json(Path(folder) / "study.json")
     study = REGISTRY.get(meta.get("study"))

@@ -18,7 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from ...analyse import compare
+from ...analyse import outputs
+from ...figures import draw
+from ...store.runs import runs_under
 from ...store import runs as store
+from ...store import files
 from ...errors import IcsError
 from . import figures as figs
 from .markup import badge, esc, figure, inline, interval, markdown, number, slug, table
@@ -169,7 +173,7 @@ def _values(runs: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def _key_like(runs: pd.DataFrame) -> list[str]:
-    """The key columns of runs.csv: those before `seed` (compare.key_columns wrote them first)."""
+    """The key columns of runs.csv: those before `seed` (key_columns wrote them first)."""
     cols = list(runs.columns)
     return cols[: cols.index("seed")] if "seed" in cols else []
 
@@ -220,7 +224,7 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
     are named, not drawn). `rel`: the folder's path in the page's links; `source`: the folder as the
     provenance names it (default: its path)."""
     folder = Path(folder)
-    tables = compare.load(folder)
+    tables = outputs.load(folder)
     drawn = _drawn(opts, "compare", folder) if figures else []
     where = lambda name: f"{rel}{name}" if rel else name   # noqa: E731 - the file a piece comes from
     h = f"h{heading}"
@@ -247,7 +251,7 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
             for ext in ("png", "svg", "pdf"):
                 links[f"{rel}{d.name}.{ext}"] = fid
     if not figures:
-        names = sorted(p.stem for p in folder.iterdir() if compare.owns(p.name) and p.suffix != ".csv"
+        names = sorted(p.stem for p in folder.iterdir() if draw.owns(p.name) and p.suffix != ".csv"
                        and not p.name.startswith("."))
         parts.append(f"<p>Its figures ({esc(', '.join(names)) or 'none'}) are left out of a report of a whole "
                      "results folder, to keep the page small; <code>ics report</code> on the study folder "
@@ -279,10 +283,10 @@ def sweep_section(folder: Path, ident: str, title: str, opts: Options, heading: 
     if (folder / "compare" / "summary.csv").is_file():
         section = compare_section(folder / "compare", ident, title, opts, rel="compare/", heading=heading)
     else:
-        runs = compare.runs_under(folder)
+        runs = runs_under(folder)
         with tempfile.TemporaryDirectory(prefix="ics-report-") as tmp:
             dest = Path(tmp) / "compare"
-            compare.write(compare.build(runs), dest)   # the tables `ics compare` would write; read back
+            files.write_tables(compare.build(runs), dest)   # the tables `ics compare` would write; read back
             section = compare_section(dest, ident, title, opts, heading=heading,
                                       source=f"{folder} (compared for this report)")
     section.provenance = prov + section.provenance
@@ -307,7 +311,7 @@ def _seen(folder: Path) -> dict[str, str]:
     readme = folder / "README.md"
     if not readme.is_file():
         return {}
-    return {m["id"]: m["text"] for line in store.read_text(readme, "markdown").splitlines()
+    return {m["id"]: m["text"] for line in files.read_text(readme, "markdown").splitlines()
             if (m := SEEN.match(line))}
 
 
@@ -346,8 +350,8 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
     study = REGISTRY.get(meta.get("study"))
     if study is None:
         raise IcsError(f"'{folder / 'study.json'}' names an unknown study; known: {', '.join(REGISTRY)}")
-    text = store.read_text(folder / "verdicts.csv")
-    verdicts = store.parse_csv(folder / "verdicts.csv", text, keep_default_na=False, na_values=[""])
+    text = files.read_text(folder / "verdicts.csv")
+    verdicts = files.parse_csv(folder / "verdicts.csv", text, keep_default_na=False, na_values=[""])
     missing = [c for c in VERDICT_COLUMNS if c not in verdicts.columns]
     if missing:
         raise IcsError(f"'{folder / 'verdicts.csv'}' is not a verdict table (no column {', '.join(missing)})")
@@ -422,7 +426,7 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
     groups = sorted(p for p in (folder / "tables").glob("*") if (p / "summary.csv").is_file()) \
         if (folder / "tables").is_dir() else []
     for g in groups:
-        tabs = compare.load(g)
+        tabs = outputs.load(g)
         inner.append(f"<{sub} id=\"{slug(ident, 'group', g.name)}\">Tables of the group "
                      f"<code>{esc(g.name)}</code> (what the claims and figures read)</{sub}>")
         for name, df in tabs.items():

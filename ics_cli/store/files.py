@@ -1,0 +1,237 @@
+"""Files as the store reads and writes them: whole files written atomically, append-only CSV logs,
+the one CSV cell rule, and readers that never follow a link, read only regular files and turn
+anything unreadable into one `DamagedFile` naming the file.
+
+A file written whole goes through a temporary name (holding the pid) and `os.replace`, so a kill at
+any moment leaves nothing that a reader mistakes for finished. CSV logs are appended one block at a
+time and flushed, so a crash keeps every row already recorded; a reader drops a torn last line.
+The cell rule: floats to 9 significant digits (float32 round-trips), NaN blank.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import csv
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import IcsError
+
+
+
+def fmt(value) -> str:
+    """One CSV cell. Floats use 9 significant digits (float32 round-trips), NaN is blank."""
+    if isinstance(value, float):
+        return "" if value != value else format(value, ".9g")
+    return str(value)
+
+_NAN_CELL = re.compile(r",nan(?=[,\n])")
+
+
+def csv_text(rows: list[tuple], kinds: str) -> str:
+    """Rows as CSV text with the cells `fmt` writes, formatted a row at a time (fast for blocks);
+    `kinds` has one letter per column: s (str), d (int), g (float: 9 digits, NaN blank)."""
+    template = ",".join({"s": "%s", "d": "%d", "g": "%.9g"}[k] for k in kinds) + "\n"
+    return _NAN_CELL.sub(",", "".join(template % row for row in rows))
+
+
+def rows_text(rows: list[list]) -> str:
+    """Rows as CSV text, each cell formatted by `fmt`."""
+    return "".join(",".join(fmt(v) for v in row) + "\n" for row in rows)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a whole file under a temporary name, then rename it into place.
+
+    The temporary name holds the pid, so two processes writing the same file (sweep.json of two
+    sweeps) never share one; a failed write (a full disk) removes it.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        with open(tmp, mode, opener=no_follow) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def no_follow(path, flags):
+    """os.open that refuses a symbolic link (a planted link must not redirect a log's writes)."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+
+
+class CsvLog:
+    """An append-only CSV table: header once, then blocks of whole rows, each one write."""
+
+    def __init__(self, path: Path, columns: list[str], fresh: bool = True):
+        self.path, self.columns = Path(path), columns
+        if fresh or not self.path.exists():
+            with open(self.path, "w", newline="", opener=no_follow) as f:
+                f.write(",".join(columns) + "\n")
+
+    def append(self, rows: list[list]) -> None:
+        """Rows of values, each cell formatted by `fmt`."""
+        self.append_text(rows_text(rows))
+
+    def append_text(self, text: str) -> None:
+        """Rows already formatted as CSV text (whole lines)."""
+        if not text:
+            return
+        with open(self.path, "a", newline="", opener=no_follow) as f:
+            f.write(text)
+            f.flush()
+
+
+def truncate_log(path: Path, last_step: int) -> None:
+    """Keep the header and the complete rows with step <= last_step (resuming from a checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        lines = f.read().split("\n")
+    kept = [lines[0]] + [ln for ln in lines[1:-1] if int(ln.split(",", 1)[0]) <= last_step]
+    write_atomic(path, "\n".join(kept) + "\n")
+
+
+def gzip_file(path: Path) -> Path:
+    """Compress `path` to `path.gz` reproducibly (no timestamp in the header) and remove it."""
+    path = Path(path)
+    out = path.with_name(path.name + ".gz")
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz, open(path, "rb") as f:
+        shutil.copyfileobj(f, gz)
+    write_atomic(out, buf.getvalue())
+    path.unlink()
+    return out
+
+
+class DamagedFile(IcsError):
+    """A file that cannot be read as what it should be; `reason` starts with the file's name."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{Path(path).parent}: {reason}")
+
+
+def why(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file, never read through a symbolic link; a DamagedFile otherwise."""
+    path = Path(path)
+    if path.is_symlink():
+        raise DamagedFile(path, f"{path.name} is a symbolic link (not followed: only a folder's own "
+                                "files are read)")
+    try:
+        # O_NOFOLLOW: a link swapped in after the check is refused too; O_NONBLOCK: a FIFO never blocks.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        what = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be opened ({e.strerror})"
+        raise DamagedFile(path, f"{path.name} {what}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DamagedFile(path, f"{path.name} is not a regular file")
+        return f.read()
+
+
+def read_text(path: Path, kind: str = "CSV") -> str:
+    """A regular file's UTF-8 text, gunzipped when its name ends in `.gz`; a DamagedFile otherwise."""
+    path = Path(path)
+    data = read_bytes(path)
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        # EOFError (a file cut short) must not escape: click turns it into Abort, which reads as Ctrl-C.
+        except (EOFError, OSError, zlib.error) as e:
+            raise DamagedFile(path, f"{path.name} is truncated or not gzip ({why(e)})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\0" in text:
+        raise DamagedFile(path, f"{path.name} is not a {kind} (binary data, not UTF-8 text)")
+    return text
+
+
+def parse_csv(path: Path, text: str, **read_csv) -> pd.DataFrame:
+    """`text` (the contents of `path`) parsed by pandas; a DamagedFile when it is not a CSV."""
+    try:
+        return pd.read_csv(io.StringIO(text), **read_csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise DamagedFile(path, f"{Path(path).name} is not a CSV ({why(e)})") from None
+
+
+def read_json_file(path: Path):
+    try:
+        return json.loads(read_text(path, kind="JSON file"))
+    except json.JSONDecodeError as e:
+        raise DamagedFile(path, f"{path.name} is not valid JSON ({e.msg} at line {e.lineno} "
+                                f"column {e.colno})") from None
+
+
+def csv_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A CSV table read back: a torn last line (a kill mid-append) is dropped; empty: no rows."""
+    text = read_text(path)
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return parse_csv(path, text) if text else pd.DataFrame(columns=columns)
+
+
+def cell(value) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return "" if value != value else format(value, ".9g")
+    return str(value)
+
+
+def to_csv(table: pd.DataFrame) -> str:
+    """CSV text with deterministic cells: floats to 9 significant digits, NaN blank."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(table.columns))
+    for row in table.itertuples(index=False, name=None):
+        writer.writerow([cell(v) for v in row])
+    return buf.getvalue()
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
+    """Write each table to `out_dir/<name>.csv` atomically; return the paths in table order."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, table in tables.items():
+        path = out_dir / f"{name}.csv"
+        write_atomic(path, to_csv(table))
+        paths.append(path)
+    return paths
