@@ -25,6 +25,7 @@ from .net import norms
 from .config import RunConfig
 from .net.data import DATASETS
 from .errors import IcsError
+from .store.schema import TABLES
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()                  # data: tables and JSON
@@ -490,8 +491,7 @@ def report_cmd(
     out.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 
 
-Table = choices("Table", ("metrics", "layers", "units", "grads",    # store.TABLES (no pandas for --help)
-                          "grad_ics", "landscape", "relative_loss", "sharpness"))
+Table = choices("Table", tuple(TABLES))        # a run folder's tables: the core ones, then each quantity's
 
 
 class ExportGroup(typer.core.TyperGroup):

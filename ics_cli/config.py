@@ -28,15 +28,17 @@ import typing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from . import probes
 from .errors import ConfigError, IcsError, require
+from .net import models
 
 MODELS = ("mlp", "cnn", "resmlp", "vgg", "dln")
 NOISES = ("none", "santurkar")
-ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
+ACTIVATIONS = tuple(models.ACTIVATIONS)
 INITS = ("torch", "xavier", "kaiming", "gaussian")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
-PROBES = ("fixed", "train")
+PROBES = probes.PROBES
 BN_EVALS = ("ema", "precise", "batch")
 BATCH_SAMPLERS = ("iid", "paired")
 LR_SCALINGS = ("none", "linear")
@@ -240,7 +242,7 @@ def _positive(option: str, value, *, integer: bool = False, allow_zero: bool = F
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every user-settable value and combination; return the resolved config."""
-    from .net import models, norms
+    from .net import norms
     from . import quantities
     from .net.data import DATASETS
 
@@ -386,8 +388,6 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
     Call after `validate`, before building the model: every check here is arithmetic.
     `class_counts` (training images per class), when known, lets the paired sampler be checked.
     """
-    from .net import models
-
     n, shape = f"{train_size:,}", "x".join(map(str, input_shape))
     if test_size < 1:
         raise ConfigError(f"--dataset {cfg.dataset}: the test split is empty; give a dataset with test images")

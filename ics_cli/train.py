@@ -25,12 +25,12 @@ is stuck far above chance level but bounded, so never reaches 1e3 x.
 
 from __future__ import annotations
 
-import io
+import functools
 import math
 import platform
 import shutil
-import time
-from contextlib import ExitStack, nullcontext
+import time     # noqa: F401 - the run's clock, ics_cli/store/checkpoint.py (tests patch train.time)
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +42,7 @@ from . import __version__, quantities
 from .store import logs as blocks, lock, runs as store
 from .store import files
 from .store import schema
+from .store.checkpoint import Checkpoint, write_torch
 from .store.provenance import git_commit
 from .net import data, models, norms, population, sampling, tasks
 from .store import tensorboard
@@ -132,6 +133,252 @@ def prepare(cfg: RunConfig, *, data_cache: data.Dataset | None = None):
     return cfg, ds, device
 
 
+def due(step: int, every: int, steps: int) -> bool:
+    """A record's cadence: every `every` steps, and the last step."""
+    return step % every == 0 or step == steps
+
+
+class Recorders:
+    """Activation statistics, gradient norms and the second view's quantities, and the logs they
+    go to.
+
+    Activation statistics every `log_every` steps, from the fixed probe batch or, under --probe
+    train, from the training pass itself; each layer's gradient norm on every step; each quantity
+    on its own cadence. The recorders keep their rows on the device and `flush` hands the logs
+    every block.
+    """
+
+    def __init__(self, cfg: RunConfig, ds: data.Dataset, model, device: torch.device):
+        self.cfg, self.model = cfg, model
+        self.probe_x = None          # --probe train: the training batches themselves
+        if cfg.probe == "fixed":
+            probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
+            chosen = torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size]
+            self.probe_x = ds.x_train[chosen.to(device)]
+        self.acts = ActivationRecorder(model, cfg.track_units, batch_stats=norms.get(cfg.norm).batch_stats,
+                                       samples=tensorboard.SAMPLES if cfg.tensorboard else 0)
+        self.grads = GradientRecorder(model)
+        self.second = quantities.active(cfg, model)     # the second view of ICS, each on its own cadence
+        self.loss_fn = functools.partial(tasks.loss, ds.task)
+        self.pending: dict = {q: [] for q in self.second}     # quantity rows not yet written
+        self.measured: list = []         # the quantities measured around this update, and their probe
+        self.quantity_probe = None
+        self.recorded = -1               # the last step with activation statistics
+        self.logs: blocks.RunLogs | None = None
+
+    def open_logs(self, run_dir: Path, resume: bool, step: int) -> None:
+        """The run's tables; a resumed run's cut back to its checkpoint's step."""
+        self.logs = blocks.RunLogs(run_dir, fresh=not resume, extra={q.name: q.columns for q in self.second},
+                                   tensorboard=self.cfg.tensorboard)
+        if resume:
+            self.logs.truncate(step, measured_after=tuple(q.name for q in self.second) + (
+                ("layers", "units") if self.cfg.probe == "train" else ()))
+
+    def record(self, step: int) -> None:
+        """Activation statistics of `step` from the passes just captured."""
+        if self.acts.full:
+            self.flush()
+        self.acts.record(step)
+        self.recorded = step
+
+    def probe(self, step: int, x: torch.Tensor) -> None:
+        """Activation statistics of `step` from a pass over x without effects."""
+        self.acts.probe(x)
+        self.record(step)
+
+    def probe_if_due(self, step: int) -> None:
+        """--probe fixed: the probe batch's statistics at each log step."""
+        if self.probe_x is not None and due(step, self.cfg.log_every, self.cfg.steps):
+            self.probe(step, self.probe_x)
+
+    def ensure(self, step: int, x: torch.Tensor) -> None:
+        """Statistics of `step` unless it has them: from x under --probe train, else the probe batch."""
+        if self.recorded != step:
+            self.probe(step, x if self.probe_x is None else self.probe_x)
+
+    def updated(self, step: int) -> None:
+        """Update `step` done: its gradient row closes; the probe batch's statistics if due."""
+        self.grads.after_step(step)
+        self.probe_if_due(step)
+
+    @contextmanager
+    def capturing(self, step: int, x: torch.Tensor):
+        """The training pass of update step + 1, under --probe train at a log step recorded as step's."""
+        # --probe train: step s's statistics are those of this pass (weights after s updates,
+        # the batch of update s + 1), read by the hooks; the pass itself is unchanged. The
+        # eval-mode pass for norm_eval goes first, with the step's running statistics.
+        log_step = due(step, self.cfg.log_every, self.cfg.steps)
+        if self.probe_x is not None or not log_step or self.recorded == step:
+            yield
+            return
+        self.acts.eval_pass(x)
+        with self.acts.capturing():
+            yield
+        self.record(step)
+
+    def before_update(self, step: int, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+        """Ready the gradient norms of this update; measure the quantities due at `step`."""
+        if self.grads.full:
+            self.flush()
+        self.grads.before_step(full=due(step + 1, self.cfg.log_every, self.cfg.steps))
+        self.measured = [q for q in self.second if q.due(step)]
+        if self.measured:
+            self.quantity_probe = quantities.Probe(self.model, x, y, self.loss_fn, step, lr)
+            for q in self.measured:
+                self.pending[q] += q.measure(self.quantity_probe)
+
+    def after_update(self) -> None:
+        """The measured quantities' part that needs the updated weights."""
+        if self.measured:
+            self.quantity_probe.updated()
+            for q in self.measured:
+                self.pending[q] += q.after_update(self.quantity_probe)
+
+    def flush(self) -> None:
+        """Every buffered row to disk: one copy from the device per recorder."""
+        steps, stats = self.acts.flush()
+        if steps:
+            self.logs.layers(blocks.layer_rows(steps, stats, self.acts.layers))
+            self.logs.units(blocks.unit_block(steps, stats, self.acts.layers))
+            self.logs.samples(steps, stats, self.acts.layers)     # TensorBoard's activation histograms
+        steps, host = self.grads.flush()
+        if steps:
+            self.logs.grads(blocks.grad_rows(steps, host, self.grads.names))
+        for q, rows in self.pending.items():
+            if rows:
+                self.logs.quantity(q.name, rows)
+                rows.clear()
+
+
+class Evaluation:
+    """The test set every `eval_every` steps, each time one metrics row, whose train loss and
+    accuracy average the updates since the previous row."""
+
+    def __init__(self, cfg: RunConfig, ds: data.Dataset, model, opt, device: torch.device,
+                 recorders: Recorders, clock: Callable[[], float],
+                 on_log: Callable[[int, dict], None] | None):
+        self.cfg, self.ds, self.model, self.opt, self.device = cfg, ds, model, opt, device
+        self.recorders, self.clock, self.on_log = recorders, clock, on_log     # the logs, elapsed_s
+        uses_batch_stats = norms.get(cfg.norm).batch_stats
+        self.batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
+        # Test-time statistics (--bn-eval) and FrozenBN (--freeze-bn-at): ics_cli/population.py.
+        self.bn_eval = cfg.bn_eval if uses_batch_stats else "ema"
+        self.precise = (population.Precise(ds.x_train, cfg.precise_samples, cfg.norm_batch, cfg.seed)
+                        if self.bn_eval == "precise" else None)
+        self.interval = self.fresh_interval()
+        self.last_row: dict = {}
+        self.evaluated = -1              # the last step with a metrics row
+
+    def fresh_interval(self) -> list:
+        """Train loss sum, correct count (on the device; NaN for regression) and examples since the
+        last metrics row."""
+        return [0.0, torch.zeros((), dtype=torch.float64, device=self.device), 0]
+
+    def add(self, loss_value: float, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """One update's batch into the interval."""
+        self.interval[0] += tasks.sample_sum(self.ds.task, loss_value, len(y))
+        self.interval[1] += tasks.correct_sum(self.ds.task, logits, y)
+        self.interval[2] += len(y)
+
+    def due(self, step: int) -> bool:
+        return due(step, self.cfg.eval_every, self.cfg.steps)
+
+    def ensure(self, step: int) -> None:
+        """The metrics row of `step`, unless it has one."""
+        if self.evaluated != step:
+            self(step)
+
+    def __call__(self, step: int) -> None:
+        """Evaluate the test set; append one metrics row (train loss and accuracy since the last)."""
+        cfg, ds, model = self.cfg, self.ds, self.model
+        bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.norm_batch, batch_stats=True,
+                           task=ds.task)
+                  if self.batch_stats_eval or self.bn_eval == "batch" else None)
+        if self.bn_eval == "batch":
+            test = bstats
+        else:   # PreciseBN's statistics for this evaluation only (FrozenBN keeps its own)
+            recompute = self.precise is not None and not population.frozen(model)
+            with population.using(model, self.precise.estimate(model)) if recompute else nullcontext():
+                test = evaluate(model, ds.x_test, ds.y_test, task=ds.task)
+        bstats = bstats if self.batch_stats_eval else test
+        host = torch.cat([test, bstats]).tolist()
+        loss_sum, correct, n = self.interval[0], float(self.interval[1]), self.interval[2]
+        row = {"step": step, "train_loss": loss_sum / n if n else math.nan,
+               "train_acc": correct / n if n else math.nan, "test_loss": host[0], "test_acc": host[1],
+               "test_loss_batchstats": host[2], "test_acc_batchstats": host[3],
+               "lr": self.opt.param_groups[0]["lr"], "elapsed_s": round(self.clock(), 3)}
+        self.recorders.logs.metrics([[row[c] for c in schema.METRICS_COLUMNS]])
+        self.interval = self.fresh_interval()
+        self.last_row, self.evaluated = row, step
+        if self.on_log:
+            self.on_log(step, row)
+
+
+class Divergence:
+    """The rule that ends a run as `diverged` (see the module docstring), from the first loss."""
+
+    def __init__(self, cfg: RunConfig):
+        self.factor, self.smooth = cfg.diverge_factor, cfg.diverge_smooth
+        self.initial_loss: float | None = None
+        self.ema: float | None = None            # the smoothed loss, EMA_ALPHA
+        self.at: int | None = None               # the step the run diverged at
+
+    @property
+    def status(self) -> str:
+        return "completed" if self.at is None else "diverged"
+
+    def check(self, step: int, loss_value: float) -> bool:
+        """Take the loss of the batch at `step`; True when the run has diverged there."""
+        if self.initial_loss is None:
+            self.initial_loss = self.ema = loss_value
+        self.ema = (1 - EMA_ALPHA) * self.ema + EMA_ALPHA * loss_value
+        if (not math.isfinite(loss_value) or loss_value > self.factor * self.initial_loss
+                or self.ema > self.smooth * self.initial_loss):
+            self.at = step
+        return self.at is not None
+
+
+def loop_state(step: int, model, opt, recorders: Recorders, divergence: Divergence,
+               evaluation: Evaluation) -> dict:
+    """What checkpoint.pt holds (with the clock's `elapsed`): everything the loop needs to go on
+    from `step` exactly."""
+    return {"model": model.state_dict(), "opt": opt.state_dict(), "acts": recorders.acts.state(),
+            "quantities": {q.name: q.state() for q in recorders.second},
+            "step": step, "initial_loss": divergence.initial_loss, "ema": divergence.ema,
+            "interval": evaluation.interval}
+
+
+def restore(ckpt: Checkpoint, device: torch.device, model, opt, recorders: Recorders,
+            divergence: Divergence, evaluation: Evaluation) -> int:
+    """The loop as loop_state left it in the checkpoint; returns its step."""
+    with ckpt.restoring(device) as ck:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        recorders.acts.load_state(ck["acts"])
+        for q in recorders.second:
+            q.load_state(ck["quantities"].get(q.name, {}))
+        divergence.initial_loss, divergence.ema = ck["initial_loss"], ck["ema"]
+        evaluation.interval = list(ck["interval"])
+        return ck["step"]
+
+
+def skipped(run_dir: Path, cfg: RunConfig, summary: dict) -> RunResult:
+    """An identical finished run already exists: it is kept as it is."""
+    if cfg.tensorboard:     # a run recorded without --tensorboard: its events from its tables
+        tensorboard.backfill(run_dir)
+    return RunResult(run_dir, summary, skipped=True)
+
+
+def freeze_if_due(cfg: RunConfig, model, step: int, precise: population.Precise | None) -> None:
+    freeze_at = population.freeze_step(cfg)
+    if freeze_at is not None and step >= freeze_at and not population.frozen(model):
+        # FrozenBN from here on (or again, in a run resumed after the freeze step), with
+        # PreciseBN's statistics under --bn-eval precise, else the EMA's as they are.
+        if precise is not None and step == freeze_at:
+            population.keep(model, precise.estimate(model))
+        population.freeze(model)
+
+
 def train(cfg: RunConfig, *, force: bool = False,
           on_log: Callable[[int, dict], None] | None = None,
           on_step: Callable[[int], None] | None = None) -> RunResult:
@@ -146,229 +393,71 @@ def train(cfg: RunConfig, *, force: bool = False,
     # One writer per run, from the skip/resume decision to the summary; a full disk or a read-only
     # file ends the run with one line and leaves it resumable (ics_cli/lock.py).
     with lock.hold(run_dir), lock.writing(run_dir):
-        summary = None if force else store.finished(run_dir)
-        if summary:
-            if cfg.tensorboard:     # a run recorded without --tensorboard: its events from its tables
-                tensorboard.backfill(run_dir)
-            return RunResult(run_dir, summary, skipped=True)
-        ckpt_path = run_dir / "checkpoint.pt"
-        resume = open_folder(run_dir, resumable=not force and ckpt_path.exists())
-
+        if not force and (summary := store.finished(run_dir)):
+            return skipped(run_dir, cfg, summary)
+        ckpt = Checkpoint(run_dir, cfg.checkpoint_every)
+        resume = open_folder(run_dir, resumable=not force and ckpt.path.exists())
         # Three independent streams: init (global), batch order, probe choice.
         torch.manual_seed(cfg.seed)
         model = models.build(cfg, ds.shape, ds.num_classes).to(device)
         opt = make_optimizer(cfg, model.parameters())
         gen = torch.Generator().manual_seed(cfg.seed)
-        probe_x = None          # --probe train: the training batches themselves
-        if cfg.probe == "fixed":
-            probe_gen = torch.Generator().manual_seed(cfg.seed + PROBE_SEED_OFFSET)
-            probe_x = ds.x_train[torch.randperm(len(ds.x_train), generator=probe_gen)[:cfg.probe_size].to(device)]
-        uses_batch_stats = norms.get(cfg.norm).batch_stats
-        acts = ActivationRecorder(model, cfg.track_units, batch_stats=uses_batch_stats,
-                                  samples=tensorboard.SAMPLES if cfg.tensorboard else 0)
-        grads = GradientRecorder(model)
-        second = quantities.active(cfg, model)      # the second view of ICS, each on its own cadence
-        loss_fn = lambda out, target: tasks.loss(ds.task, out, target)  # noqa: E731
-        batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
-        # Test-time statistics (--bn-eval) and FrozenBN (--freeze-bn-at): ics_cli/population.py.
-        bn_eval = cfg.bn_eval if uses_batch_stats else "ema"
-        precise = (population.Precise(ds.x_train, cfg.precise_samples, cfg.norm_batch, cfg.seed)
-                   if bn_eval == "precise" else None)
-        freeze_at = population.freeze_step(cfg)
-
-        def due(step: int, every: int) -> bool:
-            return step % every == 0 or step == cfg.steps
-
-        step, elapsed0, initial_loss, ema = 0, 0.0, None, None
-        def fresh_interval() -> list:
-            """Train loss sum, correct count (on the device; NaN for regression) and examples since the
-            last metrics row."""
-            return [0.0, torch.zeros((), dtype=torch.float64, device=device), 0]
-
-        interval = fresh_interval()
-        if resume:
-            # weights_only: a checkpoint holds tensors, numbers and dicts only, so loading one can never
-            # run code (a planted pickle fails here instead of executing).
-            try:
-                ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-                model.load_state_dict(ck["model"])
-                opt.load_state_dict(ck["opt"])
-                acts.load_state(ck["acts"])
-                for q in second:
-                    q.load_state(ck["quantities"].get(q.name, {}))
-                step, elapsed0, initial_loss, ema = ck["step"], ck["elapsed"], ck["initial_loss"], ck["ema"]
-                interval = list(ck["interval"])
-            except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is not resumed from
-                raise IcsError(f"{ckpt_path} is not a checkpoint ics can load safely ({type(e).__name__}: "
-                               f"damaged, or more than tensors and numbers); remove the run folder "
-                               f"{run_dir} to start the run afresh") from None
-        else:
+        recorders = Recorders(cfg, ds, model, device)
+        evaluation = Evaluation(cfg, ds, model, opt, device, recorders, ckpt.elapsed, on_log)
+        divergence = Divergence(cfg)
+        step = restore(ckpt, device, model, opt, recorders, divergence, evaluation) if resume else 0
+        if not resume:
             files.write_json(run_dir / "config.json", provenance(cfg, device))
-        logs = blocks.RunLogs(run_dir, fresh=not resume, extra={q.name: q.columns for q in second},
-                              tensorboard=cfg.tensorboard)
-        if resume:
-            logs.truncate(step, measured_after=tuple(q.name for q in second) + (
-                ("layers", "units") if cfg.probe == "train" else ()))
+        recorders.open_logs(run_dir, resume, step)
         batch_iter = sampling.sampler(cfg, ds.y_train, ds.num_classes, gen, skip=step)
-        start = time.perf_counter() - elapsed0
-        last_ckpt = time.perf_counter()
-        last_row: dict = {}
-        pending: dict = {q: [] for q in second}     # quantity rows not yet written
-        recorded = evaluated = -1        # the last step with activation statistics / a metrics row
-
-        def record(step: int) -> None:
-            """Activation statistics of `step` from the passes just captured."""
-            nonlocal recorded
-            if acts.full:
-                flush()
-            acts.record(step)
-            recorded = step
-
-        def log_metrics(step: int) -> None:
-            """Evaluate the test set; append one metrics row (train loss and accuracy since the last)."""
-            nonlocal last_row, interval, evaluated
-            bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.norm_batch, batch_stats=True,
-                               task=ds.task)
-                      if batch_stats_eval or bn_eval == "batch" else None)
-            if bn_eval == "batch":
-                test = bstats
-            else:   # PreciseBN's statistics for this evaluation only (FrozenBN keeps its own)
-                recompute = precise is not None and not population.frozen(model)
-                with population.using(model, precise.estimate(model)) if recompute else nullcontext():
-                    test = evaluate(model, ds.x_test, ds.y_test, task=ds.task)
-            bstats = bstats if batch_stats_eval else test
-            host = torch.cat([test, bstats]).tolist()
-            loss_sum, correct, n = interval[0], float(interval[1]), interval[2]
-            row = {"step": step, "train_loss": loss_sum / n if n else math.nan,
-                   "train_acc": correct / n if n else math.nan, "test_loss": host[0], "test_acc": host[1],
-                   "test_loss_batchstats": host[2], "test_acc_batchstats": host[3],
-                   "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - start, 3)}
-            logs.metrics([[row[c] for c in schema.METRICS_COLUMNS]])
-            interval = fresh_interval()
-            last_row, evaluated = row, step
-            if on_log:
-                on_log(step, row)
-
-        def flush() -> None:
-            """Every buffered row to disk: one copy from the device per recorder."""
-            steps, stats = acts.flush()
-            if steps:
-                logs.layers(blocks.layer_rows(steps, stats, acts.layers))
-                logs.units(blocks.unit_block(steps, stats, acts.layers))
-                logs.samples(steps, stats, acts.layers)     # TensorBoard's activation histograms
-            steps, host = grads.flush()
-            if steps:
-                logs.grads(blocks.grad_rows(steps, host, grads.names))
-            for q, rows in pending.items():
-                if rows:
-                    logs.quantity(q.name, rows)
-                    rows.clear()
-
-        def save(path: Path, obj) -> None:
-            # Serialized in memory, then one atomic write: a full disk is then an OSError naming the
-            # file (torch.save to a file says `unexpected pos`) and leaves no temporary file.
-            buf = io.BytesIO()
-            torch.save(obj, buf)
-            with lock.writing(path):
-                store.write_atomic(path, buf.getvalue())
-
-        def checkpoint() -> None:
-            """Flush the logs, then save everything the loop needs to go on from `step` exactly."""
-            nonlocal last_ckpt
-            flush()
-            save(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(),
-                             "acts": acts.state(), "quantities": {q.name: q.state() for q in second},
-                             "step": step, "initial_loss": initial_loss, "ema": ema,
-                             "interval": interval, "elapsed": time.perf_counter() - start})
-            last_ckpt = time.perf_counter()
-
-        status, diverged_at = "completed", None
+        ckpt.start_clock()
         model.train()
         norms.set_step(model, step)     # batch-renorm's schedule: the updates done so far
         try:
             if step == 0:
-                if probe_x is not None:
-                    acts.probe(probe_x)
-                    record(0)
-                log_metrics(0)
+                recorders.probe_if_due(0)
+                evaluation(0)
             while step < cfg.steps:
                 idx = next(batch_iter)
                 x, y = ds.x_train[idx], ds.y_train[idx]
-                if freeze_at is not None and step >= freeze_at and not population.frozen(model):
-                    # FrozenBN from here on (or again, in a run resumed after the freeze step), with
-                    # PreciseBN's statistics under --bn-eval precise, else the EMA's as they are.
-                    if precise is not None and step == freeze_at:
-                        population.keep(model, precise.estimate(model))
-                    population.freeze(model)
-                # --probe train: step s's statistics are those of this pass (weights after s updates,
-                # the batch of update s + 1), read by the hooks; the pass itself is unchanged. The
-                # eval-mode pass for norm_eval goes first, with the step's running statistics.
-                capture = probe_x is None and due(step, cfg.log_every) and recorded != step
-                if capture:
-                    acts.eval_pass(x)
+                freeze_if_due(cfg, model, step, evaluation.precise)
                 opt.zero_grad(set_to_none=True)
-                with acts.capturing() if capture else nullcontext():
+                with recorders.capturing(step, x):
                     # The gradient accumulates in .grad: one pass, or one per --micro-batch slice.
                     logits, loss = sampling.forward_backward(model, x, y, ds.task, cfg.micro_batch)
-                if capture:
-                    record(step)
                 loss_value = loss.item()
-                if initial_loss is None:
-                    initial_loss = ema = loss_value
-                ema = (1 - EMA_ALPHA) * ema + EMA_ALPHA * loss_value
-                if (not math.isfinite(loss_value) or loss_value > cfg.diverge_factor * initial_loss
-                        or ema > cfg.diverge_smooth * initial_loss):
+                if divergence.check(step, loss_value):
                     # This batch's update never happens: its loss stays out of the logged train_loss.
-                    status, diverged_at = "diverged", step
-                    if recorded != step:
-                        acts.probe(x if probe_x is None else probe_x)
-                        record(step)
-                    if evaluated != step:
-                        log_metrics(step)
+                    recorders.ensure(step, x)
+                    evaluation.ensure(step)
                     break
-                if grads.full:
-                    flush()
-                grads.before_step(full=due(step + 1, cfg.log_every))
-                measured = [q for q in second if q.due(step)]
-                if measured:
-                    probe = quantities.Probe(model, x, y, loss_fn, step, opt.param_groups[0]["lr"])
-                    for q in measured:
-                        pending[q] += q.measure(probe)
+                recorders.before_update(step, x, y, opt.param_groups[0]["lr"])
                 opt.step()
-                if measured:
-                    probe.updated()
-                    for q in measured:
-                        pending[q] += q.after_update(probe)
+                recorders.after_update()
                 step += 1
                 norms.set_step(model, step)
-                grads.after_step(step)
-                interval[0] += tasks.sample_sum(ds.task, loss_value, len(y))
-                interval[1] += tasks.correct_sum(ds.task, logits, y)
-                interval[2] += len(y)
-                if probe_x is not None and due(step, cfg.log_every):
-                    acts.probe(probe_x)
-                    record(step)
-                if due(step, cfg.eval_every):
-                    log_metrics(step)
-                if time.perf_counter() - last_ckpt >= cfg.checkpoint_every and step < cfg.steps:
-                    checkpoint()
+                evaluation.add(loss_value, logits, y)
+                recorders.updated(step)
+                if evaluation.due(step):
+                    evaluation(step)
+                if ckpt.due() and step < cfg.steps:
+                    recorders.flush()       # every block first: the logs then match the checkpoint
+                    ckpt.save(loop_state(step, model, opt, recorders, divergence, evaluation))
                 if on_step:
                     on_step(step)
-            if status == "completed" and recorded != step:
+            if divergence.at is None and recorders.recorded != step:
                 # --probe train at the last step: the batch that would come next, probed without effects.
-                acts.probe(ds.x_train[next(batch_iter)])
-                record(step)
-            flush()
-            save(run_dir / "model.pt", model.state_dict())
+                recorders.probe(step, ds.x_train[next(batch_iter)])
+            recorders.flush()
+            write_torch(run_dir / "model.pt", model.state_dict())
         except KeyboardInterrupt:
-            status = "interrupted"
-            finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, logs,
-                   keep_checkpoint=True)
+            finish(run_dir, cfg, "interrupted", step, divergence.at, evaluation.last_row, ckpt.elapsed(),
+                   recorders.logs, keep_checkpoint=True)
             raise
         finally:
-            logs.close()
-        summary = finish(run_dir, cfg, status, step, diverged_at, last_row, time.perf_counter() - start, logs)
-        return RunResult(run_dir, summary)
+            recorders.logs.close()
+        return RunResult(run_dir, finish(run_dir, cfg, divergence.status, step, divergence.at,
+                                         evaluation.last_row, ckpt.elapsed(), recorders.logs))
 
 
 def open_folder(run_dir: Path, resumable: bool) -> bool:

@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from .. import quantities as measured
 from ..store.runs import Run
 from .stats import finite
 
@@ -26,8 +27,12 @@ ALL_TABLE_NAMES = TABLE_NAMES + STEP_TABLE_NAMES
 
 
 # The second view's tables (second_view.py), after those: each written only when a run recorded its data.
+# A quantity without a family of its own in quantities.py (one registered later) gets a generic
+# `<name>_curves` table: its values' mean and interval over seeds per configuration and row key.
+OWN_FAMILY = ("grad_ics", "landscape", "relative_loss", "sharpness")
+GENERIC = {f"{name}_curves": name for name in measured.REGISTRY if name not in OWN_FAMILY}
 SECOND_VIEW_NAMES = ("grad_ics_curves", "landscape_curves", "landscape_stability", "relative_loss_curves",
-                     "relative_loss_threshold", "sharpness_curves", "depth_profile")
+                     "relative_loss_threshold", "sharpness_curves", "depth_profile", *GENERIC)
 
 
 # The batch view's tables (batch_view.py), last: written only when the runs have a batch axis to show.
@@ -52,6 +57,18 @@ DRIFT_VALUES = ("drift_mean_total", "drift_var_total", "drift_mean_init_final",
                 "drift_mean_scaled_total", "drift_mean_scaled_step", "drift_mean_scaled_init_final")
 
 GRAD_STAB_VALUES = ("grad_norm_mean", "grad_norm_cv", "grad_norm_jitter", "spike_frac")
+
+# The per-seed (long) table of each wide table that aggregates over seeds: (index columns, value columns).
+LONG = {
+    "drift": (("layer", "site"), DRIFT_VALUES),
+    # grad_ratio_first_last is one number per run, repeated on each of its layer rows.
+    "gradient_stability": (("layer",), (*GRAD_STAB_VALUES, "grad_ratio_first_last")),
+    "curves": (("step",), CURVE_VALUES),
+    "layer_curves": (("layer", "site", "step"), LAYER_VALUES),
+    "grad_curves": (("layer", "step"), GRAD_VALUES),
+}
+# Per-step tables that are the data of a figure (the report folds them).
+FIGURE_DATA = ("curves", "layer_curves", "percentiles", "grad_curves")
 
 
 def final_value(run: Run, metrics: pd.DataFrame, column: str) -> float:

@@ -37,6 +37,13 @@ TABLE_NAMES = BATCH_VIEW_NAMES
 ERRORS = ("final_test_error", "final_test_error_batchstats")
 GAP = "error_own_minus_batchstats"
 
+# The per-seed (long) table of each wide table: (index columns, value columns).
+LONG = {
+    "batch_size": (("norm_batch", "stats_batch"), ("diverged", "scored_by", *ERRORS)),
+    # bn_eval: an index column unless it is a key column already.
+    "test_stats": (("bn_eval", "norm_batch", "stats_batch"), ("diverged", "scored_by", *ERRORS, GAP)),
+}
+
 
 # --------------------------------------------------------------------------- one run
 

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import NOT_HASHED, RunConfig
+from ..net import norms
 from ..store.runs import Run, run_config
 
 
 ALWAYS_KEY = ("model", "norm", "lr", "batch_size")
 
-NORM_ORDER = ("none", "batch", "batch-nograd", "layer", "instance", "group")
+NORM_ORDER = norms.ORDER        # the registry's order (net/norms.py)
 
 SITE_ORDER = ("linear", "norm", "act", "norm_eval")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import batch as batch_view, quantities as second_view
-from .base import CURVE_VALUES, DRIFT_VALUES, GRAD_STAB_VALUES, GRAD_VALUES, LAYER_VALUES, TEXT_COLUMNS
+from .base import LONG, TEXT_COLUMNS
 
 from .keys import sort_key
 from ..store import runs as store
@@ -35,26 +35,9 @@ from ..errors import IcsError
 FOLDER = "long"
 IDENTITY = ("seed", "hash")      # which run a row is from: its seed, and its config hash (runs.csv's)
 
-# Per long table, in the order the wide tables are written: (index columns, value columns).
-SCHEMA = {
-    "drift": (("layer", "site"), DRIFT_VALUES),
-    # grad_ratio_first_last is one number per run, repeated on each of its layer rows.
-    "gradient_stability": (("layer",), (*GRAD_STAB_VALUES, "grad_ratio_first_last")),
-    "curves": (("step",), CURVE_VALUES),
-    "layer_curves": (("layer", "site", "step"), LAYER_VALUES),
-    "grad_curves": (("layer", "step"), GRAD_VALUES),
-    "grad_ics_curves": (("layer", "step"), second_view.GRAD_ICS_VALUES),
-    "landscape_curves": (("step",), second_view.LANDSCAPE_VALUES),
-    "landscape_stability": ((), second_view.STABILITY_VALUES),
-    "relative_loss_curves": (("step", "alpha"), second_view.REL_LOSS_VALUES),
-    "relative_loss_threshold": (("step",), second_view.THRESHOLD_VALUES),
-    "sharpness_curves": (("step",), second_view.SHARPNESS_VALUES),
-    "depth_profile": (("step", "site", "layer_index"), second_view.DEPTH_VALUES),
-    "batch_size": (("norm_batch", "stats_batch"), ("diverged", "scored_by", *batch_view.ERRORS)),
-    # bn_eval: an index column unless it is a key column already.
-    "test_stats": (("bn_eval", "norm_batch", "stats_batch"),
-                   ("diverged", "scored_by", *batch_view.ERRORS, batch_view.GAP)),
-}
+# Per long table, in the order the wide tables are written: (index columns, value columns), each family's
+# declared beside its value columns (base.LONG, quantities.LONG, batch.LONG).
+SCHEMA = {**LONG, **second_view.LONG, **batch_view.LONG}
 NAMES = tuple(SCHEMA)
 
 

@@ -19,7 +19,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from .base import SECOND_VIEW_NAMES, Tables
+from .. import quantities as measured
+from .base import GENERIC, SECOND_VIEW_NAMES, Tables
+from .keys import CONFIG_FIELDS
 from .keys import sort_key, table_key
 from .stats import aggregate, finite
 from .keys import columns, concat, with_key
@@ -28,7 +30,7 @@ from ..store.runs import Run, run_config
 
 TABLE_NAMES = SECOND_VIEW_NAMES
 # The quantity tables of a run folder (ics_cli/quantities): recording any one of them asks for the view.
-QUANTITIES = ("grad_ics", "landscape", "relative_loss", "sharpness")
+QUANTITIES = tuple(measured.REGISTRY)
 
 BLOWUP = 1e3            # relative loss above this counts as blown up (Bjorck et al. 2018, Fig. 2)
 EARLY_FRACTION = 0.25   # "early": the recorded steps t with t <= EARLY_FRACTION x the run's steps
@@ -41,6 +43,24 @@ REL_LOSS_VALUES = ("rel_loss", "log10_rel_loss")
 SHARPNESS_VALUES = ("sharpness", "sharpness_lr")
 DEPTH_VALUES = ("mean", "std")
 THRESHOLD_VALUES = ("alpha_blowup", "blown", "alpha_max", "log10_alpha_blowup")   # run_threshold's
+
+# The per-seed (long) table of each wide table: (index columns, value columns).
+LONG = {
+    "grad_ics_curves": (("layer", "step"), GRAD_ICS_VALUES),
+    "landscape_curves": (("step",), LANDSCAPE_VALUES),
+    "landscape_stability": ((), STABILITY_VALUES),
+    "relative_loss_curves": (("step", "alpha"), REL_LOSS_VALUES),
+    "relative_loss_threshold": (("step",), THRESHOLD_VALUES),
+    "sharpness_curves": (("step",), SHARPNESS_VALUES),
+    "depth_profile": (("step", "site", "layer_index"), DEPTH_VALUES),
+    **{table: (tuple(k for k in measured.KEYS[name] if k != "step") + ("step",),
+               # a column named like a config field (sharpness' own lr) would meet the key's: left out
+               tuple(c for c in measured.TABLES[name] if c not in measured.KEYS[name] and c not in CONFIG_FIELDS))
+       for table, name in GENERIC.items()},
+}
+# Per-step tables that are the data of a figure (the report folds them).
+FIGURE_DATA = ("grad_ics_curves", "landscape_curves", "relative_loss_curves", "sharpness_curves", "depth_profile",
+               *GENERIC)
 
 
 # --------------------------------------------------------------------------- one run
@@ -160,6 +180,9 @@ def build(runs: list[Run], key_cols: list[str]) -> Tables:
             curve = columns(rel, ["step", "alpha", "rel_loss"]).assign(log10_rel_loss=log10(rel["rel_loss"]))
             read["relative_loss"].append(with_key(curve, key))
             thresholds.append(with_key(run_threshold(rel), key))
+        for table, name in GENERIC.items():
+            index, values = LONG[table]
+            read[name].append(with_key(columns(tables[name], [*index, *values]), key))
     if not recorded:     # no finished run recorded a quantity of the second view
         return Tables()
     # layers.csv is in every run: once the view is on, every finished run has a depth profile.
@@ -175,6 +198,7 @@ def build(runs: list[Run], key_cols: list[str]) -> Tables:
         "relative_loss_threshold": (thresholds, ["step"], THRESHOLD_VALUES),
         "sharpness_curves": (read["sharpness"], ["step"], SHARPNESS_VALUES),
         "depth_profile": (layers, ["step", "site", "layer_index"], DEPTH_VALUES),
+        **{table: (read[name], list(LONG[table][0]), LONG[table][1]) for table, name in GENERIC.items()},
     }
     long = {name: concat(frames, key_cols, [*by, *values]) for name, (frames, by, values) in per_seed.items()}
     out = {name: _threshold(long[name], key_cols) if name == "relative_loss_threshold"

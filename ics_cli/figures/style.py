@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter
 from ..analyse import compare
 from ..analyse.keys import match_rows
 from ..errors import IcsError
+from ..net import norms
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -37,14 +38,7 @@ BAND_ALPHA = 0.2
 
 DIVERGED_COLOR = "#d62728"
 
-NORM_COLORS = {
-    "none": "#404040",
-    "batch": "#1f77b4",
-    "batch-nograd": "#17becf",
-    "layer": "#2ca02c",
-    "instance": "#9467bd",
-    "group": "#ff7f0e",
-}
+NORM_COLORS = {name: norm.color for name, norm in norms.REGISTRY.items()}    # one per registry entry
 
 
 # Fallback for norms added later: stable across runs and processes (crc32, not hash()).

@@ -136,31 +136,38 @@ class Norm:
     batch_stats: bool = False  # statistics come from the mini-batch (needs >= 2 values per unit)
     affine: bool = True       # has a beta, so the bias before it is redundant
     params: int = 2           # parameters per unit / channel (gamma and beta; rms: the gain only)
+    order: int = 99           # its place in every table and legend (ORDER); unknown names come after, by name
+    color: str = ""           # its colour in every figure (figures/style.norm_color)
 
 
 REGISTRY: dict[str, Norm] = {n.name: n for n in [
-    Norm("none", "-", "-", None, "no normalization (the baseline)", affine=False, params=0),
+    Norm("none", "-", "-", None, "no normalization (the baseline)", affine=False, params=0, order=0, color="#404040"),
     Norm("batch", "N (and H, W)", "unit / channel", _batch,
          "batch norm (Ioffe & Szegedy 2015): batch statistics in training, running ones in eval",
-         batch_stats=True),
+         batch_stats=True, order=1, color="#1f77b4"),
     Norm("batch-nograd", "N (and H, W)", "unit / channel", _batch_nograd,
          "batch norm with the batch mean/variance detached in the backward pass (ablation)",
-         batch_stats=True),
+         batch_stats=True, order=2, color="#17becf"),
     Norm("batch-renorm", "N (and H, W)", "unit / channel", _renorm,
          "batch renormalization (Ioffe 2017): batch statistics corrected towards the running ones by "
-         "clipped r, d (bounds ramp up after a warm-up, see --renorm-*)", batch_stats=True),
+         "clipped r, d (bounds ramp up after a warm-up, see --renorm-*)", batch_stats=True, order=6, color="#bcbd22"),
     Norm("ghost-batch", "ghost-size samples (and H, W)", "unit / channel and ghost", _ghost,
          "ghost batch norm (Hoffer et al. 2017): batch norm over virtual batches of --ghost-size samples",
-         batch_stats=True),
-    Norm("layer", "C (and H, W)", "sample", _layer, "layer norm (Ba et al. 2016)"),
+         batch_stats=True, order=7, color="#aec7e8"),
+    Norm("layer", "C (and H, W)", "sample", _layer, "layer norm (Ba et al. 2016)", order=3, color="#2ca02c"),
     Norm("instance", "H, W", "sample and channel", _instance,
-         "instance norm (Ulyanov et al. 2016); undefined on an MLP", mlp=False),
+         "instance norm (Ulyanov et al. 2016); undefined on an MLP", mlp=False, order=4, color="#9467bd"),
     Norm("group", "C/G (and H, W)", "sample and group", _group,
-         "group norm (Wu & He 2018) with --groups groups"),
+         "group norm (Wu & He 2018) with --groups groups", order=5, color="#ff7f0e"),
     Norm("rms", "C (and H, W), not centred", "sample", _rms,
          "RMSNorm (Zhang & Sennrich 2019): divided by the root mean square, no centring; a gain, no beta",
-         affine=False, params=1),
+         affine=False, params=1, order=8, color="#8c564b"),
 ]}
+
+
+# Every table and legend lists norms in this order (names the registry does not know come after, by name);
+# the first six kept the order and colours they had before the registry held them.
+ORDER = tuple(sorted(REGISTRY, key=lambda name: REGISTRY[name].order))
 
 
 def get(name: str) -> Norm:

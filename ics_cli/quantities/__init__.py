@@ -15,9 +15,24 @@ from .landscape import Landscape
 from .relative_loss import RelativeLoss
 from .sharpness import Sharpness
 
-REGISTRY: dict[str, type[Quantity]] = {q.name: q for q in (GradICS, Landscape, RelativeLoss, Sharpness)}
-TABLES: dict[str, list[str]] = {q.name: list(q.columns) for q in REGISTRY.values()}
-KEYS: dict[str, tuple[str, ...]] = {q.name: q.keys for q in REGISTRY.values()}
+REGISTRY: dict[str, type[Quantity]] = {}
+TABLES: dict[str, list[str]] = {}               # its run-folder table's columns, by name
+KEYS: dict[str, tuple[str, ...]] = {}           # the columns that name one row of it
+
+
+def register(quantity: type[Quantity]) -> type[Quantity]:
+    """Add a quantity: the one place a new one is named. Its table then belongs to every run folder that
+    records it (store/schema.py), `ics export --table`, the compare tables (analyse/quantities.py: a
+    `<name>_curves` table unless it has a family of its own there), their long tables, and the report.
+    Register before those modules are imported (they read the registry once)."""
+    REGISTRY[quantity.name] = quantity
+    TABLES[quantity.name] = list(quantity.columns)
+    KEYS[quantity.name] = tuple(quantity.keys)
+    return quantity
+
+
+for _q in (GradICS, Landscape, RelativeLoss, Sharpness):
+    register(_q)
 
 
 def active(cfg, model) -> list[Quantity]:
@@ -30,4 +45,4 @@ def check(cfg) -> None:
         q.check(cfg)
 
 
-__all__ = ["Probe", "Quantity", "side_effect_free", "REGISTRY", "TABLES", "KEYS", "active", "check"]
+__all__ = ["Probe", "Quantity", "side_effect_free", "REGISTRY", "TABLES", "KEYS", "register", "active", "check"]

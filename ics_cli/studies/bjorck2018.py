@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from ..analyse.quantities import BLOWUP   # B1: "blows up" = L(θ − α∇L)/L(θ) above 10³ (the paper's Fig. 2 scale)
 from ..config import RunConfig
 from ..figures.plots import lr_tolerance as draw_lr_tolerance
 from ..store.runs import run_config
@@ -37,7 +38,6 @@ NORMS = ("none", "batch")
 # Every threshold below was fixed before the study's first full run and is the same for every norm.
 
 ALPHAS = "1e-6:10:29"      # relative-loss step sizes: quarter-decades from 1e-6 to 10
-BLOWUP = 1e3               # B1: "blows up" = L(θ − α∇L)/L(θ) above 10³ (the paper's Fig. 2 scale)
 STEP_RATIO = 10.0          # B1: α*(BN) / α*(none) ≥ 10 (the "≥ 10× smaller")
 CONTRAST_ALPHA = 0.1       # B1c: the plain MLP without BN blows up, if at all, only at α ≥ 0.1
 SITE = "act"               # B2: each block's output; in resmlp the residual stream itself

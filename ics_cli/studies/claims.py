@@ -39,8 +39,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 from scipy import stats
 
+from ..analyse.stats import CONFIDENCE
+
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
-CONFIDENCE = 0.95
 
 
 @dataclass

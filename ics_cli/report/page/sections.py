@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...analyse import compare
+from ...analyse import base, compare, quantities as second_view
 from ...analyse import outputs
 from ...figures import draw
 from ...store.runs import runs_under
@@ -57,8 +57,7 @@ TABLE_NOTES = {
     "test_stats": "own minus batch-statistics test error, paired by seed",
 }
 # Tables whose rows are figure data (a step or a unit per row): shown folded, the first rows only.
-FIGURE_DATA = {"curves", "layer_curves", "percentiles", "grad_curves", "grad_ics_curves",
-               "landscape_curves", "relative_loss_curves", "sharpness_curves", "depth_profile"}
+FIGURE_DATA = {*base.FIGURE_DATA, *second_view.FIGURE_DATA}     # per-step tables: folded, first rows shown
 FIGURE_DATA_ROWS = 12
 KEY_ORDER = ("model", "norm", "lr", "batch_size", "width", "activation", "steps")
 
