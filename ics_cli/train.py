@@ -13,10 +13,10 @@ a killed or interrupted run resumes from its last checkpoint, cuts its logs back
 ends with the same bytes as an unbroken one (the recorded values do not depend on when checkpoints
 happened, or on how often the run is probed).
 With --tensorboard the same rows, as they are written, also become TensorBoard events in
-RUN/tensorboard/ (ics_cli/tensorboard.py), with a fixed sample of each site's activations per log step.
-What one update sees comes from ics_cli/sampling.py (i.i.d. or paired batches, one pass or one per
+RUN/tensorboard/ (ics_cli/store/tensorboard.py), with a fixed sample of each site's activations per log step.
+What one update sees comes from ics_cli/net/sampling.py (i.i.d. or paired batches, one pass or one per
 --micro-batch slice); test_loss/test_acc use the statistics --bn-eval names, and FrozenBN holds from
---freeze-bn-at on (ics_cli/population.py).
+--freeze-bn-at on (ics_cli/net/population.py).
 A NaN/inf loss, a loss above diverge_factor (1e3) x the first one, or a smoothed loss (EMA with
 alpha 0.1, about the last 10 steps) above diverge_smooth (4) x the first one ends the run as
 `diverged`: a result, not an error. The smoothed rule catches saturating nets (sigmoid) whose loss
@@ -261,7 +261,7 @@ class Evaluation:
         self.recorders, self.clock, self.on_log = recorders, clock, on_log     # the logs, elapsed_s
         uses_batch_stats = norms.get(cfg.norm).batch_stats
         self.batch_stats_eval = cfg.eval_batchstats and uses_batch_stats
-        # Test-time statistics (--bn-eval) and FrozenBN (--freeze-bn-at): ics_cli/population.py.
+        # Test-time statistics (--bn-eval) and FrozenBN (--freeze-bn-at): ics_cli/net/population.py.
         self.bn_eval = cfg.bn_eval if uses_batch_stats else "ema"
         self.precise = (population.Precise(ds.x_train, cfg.precise_samples, cfg.norm_batch, cfg.seed)
                         if self.bn_eval == "precise" else None)
@@ -391,7 +391,7 @@ def train(cfg: RunConfig, *, force: bool = False,
     cfg, ds, device = prepare(cfg)
     run_dir = Path(cfg.out) / cfg.name()
     # One writer per run, from the skip/resume decision to the summary; a full disk or a read-only
-    # file ends the run with one line and leaves it resumable (ics_cli/lock.py).
+    # file ends the run with one line and leaves it resumable (ics_cli/store/lock.py).
     with lock.hold(run_dir), lock.writing(run_dir):
         if not force and (summary := store.finished(run_dir)):
             return skipped(run_dir, cfg, summary)

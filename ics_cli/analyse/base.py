@@ -26,7 +26,7 @@ STEP_TABLE_NAMES = ("lr_curve", "curves", "layer_curves", "percentiles", "grad_c
 ALL_TABLE_NAMES = TABLE_NAMES + STEP_TABLE_NAMES
 
 
-# The second view's tables (second_view.py), after those: each written only when a run recorded its data.
+# The second view's tables (analyse/quantities.py), after those: each written only when a run recorded its data.
 # A quantity without a family of its own in quantities.py (one registered later) gets a generic
 # `<name>_curves` table: its values' mean and interval over seeds per configuration and row key.
 OWN_FAMILY = ("grad_ics", "landscape", "relative_loss", "sharpness")
@@ -35,7 +35,7 @@ SECOND_VIEW_NAMES = ("grad_ics_curves", "landscape_curves", "landscape_stability
                      "relative_loss_threshold", "sharpness_curves", "depth_profile", *GENERIC)
 
 
-# The batch view's tables (batch_view.py), last: written only when the runs have a batch axis to show.
+# The batch view's tables (analyse/batch.py), last: written only when the runs have a batch axis to show.
 BATCH_VIEW_NAMES = ("batch_size", "test_stats")
 
 CURVE_VALUES = ("test_acc", "test_loss", "train_acc", "train_loss")
@@ -101,7 +101,7 @@ def loss_drop(metrics: pd.DataFrame) -> pd.Series:
 
 class Tables(dict):
     """What `build` returns: the wide tables by name, in file order (one row per configuration), and in
-    `long` the per-seed tables they aggregate (long_tables.py), by the name of the wide table each one
+    `long` the per-seed tables they aggregate (analyse/long.py), by the name of the wide table each one
     aggregates into. `save` writes both; `write` and `load` only the wide ones."""
 
     def __init__(self, tables=(), long: dict[str, pd.DataFrame] | None = None):

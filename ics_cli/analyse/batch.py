@@ -2,7 +2,7 @@
 
 Two tables, each built from the finished runs by compare.py's rules (key columns first; the mean over
 seeds with its 95% t interval, aggregate; non-finite values left out of the column they are
-in), which batch_plots.py draws:
+in), which figures/batch.py draws:
 
 * `batch_size`: the final test error of every configuration, beside the normalization batch it was
   trained with (Wu & He 2018, Fig. 1), for each model whose finished runs span at least two batch

@@ -1,6 +1,6 @@
 """Tables across runs and seeds: one configuration per row, every number a mean over seeds with a 95% CI.
 
-This module owns the step from many run folders (see store.py) to a handful of tidy tables that a
+This module owns the step from many run folders (see store/) to a handful of tidy tables that a
 person reads and that plots.py draws. Everything here is a pure function of the runs it is given;
 nothing prints and nothing trains. Every column is defined, with its formula, in docs/metrics.md,
 Part 2 ("tables across runs and seeds").
@@ -21,12 +21,12 @@ Rules shared by every table:
   ``n_seeds`` for that column.
 * Run folders written before a column existed are read with that column blank (NaN), never refused.
 * A run is *scored* (``scored_by``) by its final test accuracy, or, when its accuracy is blank at every
-  step (regression: ics_cli/tasks.py), by its final loss drop 1 − test_loss / test_loss at step 0.
+  step (regression: ics_cli/net/tasks.py), by its final loss drop 1 − test_loss / test_loss at step 0.
   lr tolerance, best lr, the matched lr and steps-to-target read the score, so they work for both.
-* A damaged run folder (store.py) is skipped by `runs_under`, which reports each one; `save` writes
+* A damaged run folder (store/runs.py) is skipped by `runs_under`, which reports each one; `save` writes
   the tables and figures as one output set, staged beside the destination and moved into place, and
   `load` refuses a set that was never finished or whose tables are damaged.
-* `save` also writes, in `long/`, the per-seed rows each wide table aggregates (long_tables.py), which
+* `save` also writes, in `long/`, the per-seed rows each wide table aggregates (analyse/long.py), which
   `load` never reads.
 """
 
@@ -172,7 +172,7 @@ def build(runs: list[Run], *, target: float | None = None,
         cfg = run_config(run)
         key = {c: cfg.get(c) for c in key_cols}
         aggregated = run.status in FINISHED
-        # A per-run frame carries the run's seed and hash too: the long tables (long_tables.py) keep them.
+        # A per-run frame carries the run's seed and hash too: the long tables (analyse/long.py) keep them.
         ident = {**key, "seed": cfg.get("seed"), "hash": run.hash}
         metrics = run.table("metrics").sort_values("step") if aggregated else pd.DataFrame()
         metrics_by_run.append(metrics)
@@ -234,7 +234,7 @@ def build(runs: list[Run], *, target: float | None = None,
         key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
                     "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
                     "best_loss_drop", "scored_by", "steps_to_target", "path"]])
-    # The per-seed rows behind each wide table below: its long table (long_tables.py), same name.
+    # The per-seed rows behind each wide table below: its long table (analyse/long.py), same name.
     long = {"drift": concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
             "gradient_stability": concat(stabs, key_cols,
                                           ["layer", *GRAD_STAB_VALUES, "grad_ratio_first_last"]),

@@ -1,6 +1,6 @@
 """Tidy per-seed tables: the rows each wide compare table aggregates over seeds, one file per table.
 
-A wide table (compare.py, second_view.py, batch_view.py) has one row per configuration and, for each
+A wide table (compare.py, analyse/quantities.py, analyse/batch.py) has one row per configuration and, for each
 value x, the mean over seeds and its 95% t interval in `x_mean, x_ci_low, x_ci_high`. Its long table,
 `long/<the same name>.csv` in the compare folder, holds the rows that were aggregated: one per run and
 index (layer, site, step, ...), with the columns `columns(name, key_cols)`:

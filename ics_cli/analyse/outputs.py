@@ -22,7 +22,7 @@ from .keys import ALWAYS_KEY
 
 
 def load_long(out_dir: Path, name: str) -> pd.DataFrame:
-    """Long table `name` (one row per run × layer × site × step, ...: long_tables.py) of a compare
+    """Long table `name` (one row per run × layer × site × step, ...: analyse/long.py) of a compare
     folder, e.g. `load_long("runs/compare", "drift")`; `load` never reads these."""
     return long_tables.load(out_dir, name)
 

@@ -2,7 +2,7 @@
 
 The quantities of ics_cli/quantities write one table each to a run folder (grad_ics, landscape,
 relative_loss, sharpness); this module turns them, with the activation statistics of layers.csv, into
-the compare tables that plots draw (second_plots.py) and the studies read. The rules are compare.py's:
+the compare tables that plots draw (figures/quantities.py) and the studies read. The rules are compare.py's:
 key columns first, only finished runs, `<x>_mean, <x>_ci_low, <x>_ci_high` the mean over seeds and
 its 95% t interval (aggregate), non-finite values left out of the column they are in.
 

@@ -1,4 +1,4 @@
-"""Figures of the batch view, drawn from the tables of batch_view.py (never from run folders).
+"""Figures of the batch view, drawn from the tables of analyse/batch.py (never from run folders).
 
 In the conventions of plots.py (whose helpers draw them): the norm's colour, mean over seeds with its
 95% t band, one file per model, a figure whose table is absent (or has no finite error) not drawn.

@@ -1,4 +1,4 @@
-"""Figures of the second view, drawn from the tables of second_view.py (never from run folders).
+"""Figures of the second view, drawn from the tables of analyse/quantities.py (never from run folders).
 
 One figure per measurement family, each in the conventions of plots.py (whose helpers draw them):
 the norm's colour, mean over seeds with its 95% t band, log axes where values span decades, one file

@@ -3,7 +3,7 @@
 Every dataset is loaded once into four tensors (train/test images and labels) and lives whole on the
 requested device; training indexes it directly, so there is no DataLoader and no per-sample Python.
 
-`gaussian-linear` is the one regression dataset (task "regress", ics_cli/tasks.py): y = A x for a
+`gaussian-linear` is the one regression dataset (task "regress", ics_cli/net/tasks.py): y = A x for a
 fixed 10x10 matrix A with N(0, 1) entries and inputs x with N(0, 1) entries, 1000 train and 1000 test
 samples, all drawn from a private generator with seed GAUSSIAN_LINEAR_SEED (the same data in every
 run, whatever the run's seed). x is stored as (N, 10, 1, 1), a 10-channel 1x1 "image", so the
@@ -67,7 +67,7 @@ class Dataset:
     x_test: torch.Tensor = field(repr=False)
     y_test: torch.Tensor = field(repr=False)
     num_classes: int            # classes, or outputs of a regression
-    task: str = "classify"      # or "regress" (ics_cli/tasks.py)
+    task: str = "classify"      # or "regress" (ics_cli/net/tasks.py)
 
     @property
     def shape(self) -> tuple[int, int, int]:

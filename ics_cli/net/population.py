@@ -1,6 +1,6 @@
 """Population statistics of the batch-statistics norms: PreciseBN and FrozenBN (Wu & Johnson 2021).
 
-A batch-statistics norm (every torch `_BatchNorm`, the variants of ics_cli/norms.py included) keeps
+A batch-statistics norm (every torch `_BatchNorm`, the variants of ics_cli/net/norms.py included) keeps
 running statistics, an EMA of its batch statistics, and normalizes with them in eval mode.
 
 PreciseBN (`--bn-eval precise`, `estimate`, `Precise`): the population statistics recomputed on the

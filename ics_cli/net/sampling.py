@@ -15,7 +15,7 @@ consecutive slices of M samples, each normalized over itself (batch norm's stati
 running-statistics update per slice), each followed by its own backward pass. Slice c's loss enters
 with the weight that makes the accumulated gradient the gradient of the whole batch's loss: the
 batch's loss is S / f(n), S the sum of its n per-sample losses and f(n) = n for classification (a
-mean), 1 for regression (a sum; ics_cli/tasks.py), so slice c contributes S_c / f(n).
+mean), 1 for regression (a sum; ics_cli/net/tasks.py), so slice c contributes S_c / f(n).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Exact checks: modules built directly and fed real mnist-5k training batches, no training.
 
-Each normalization promises zero mean and unit variance over its own sets of values (ics_cli/norms.py
+Each normalization promises zero mean and unit variance over its own sets of values (ics_cli/net/norms.py
 says which); `sets` writes that promise out independently, as a reshape to (sets, values per set),
 so a check compares what a module does with what it claims, not the module with itself.
 """

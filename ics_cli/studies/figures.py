@@ -1,4 +1,4 @@
-"""Drawing helpers for the studies' own figures, in the conventions of ics_cli/plots.py.
+"""Drawing helpers for the studies' own figures, in the conventions of ics_cli/figures/plots.py.
 
 Figures are drawn from compare tables (never from live models), with the norm colours of plots.py,
 and written under a temporary name, then renamed into place.
