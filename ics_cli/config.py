@@ -59,6 +59,16 @@ HASHED_UNLESS = {"ghost_size": 4, "renorm_rmax": 3.0, "renorm_dmax": 5.0, "renor
                  "renorm_rmax_at": None, "renorm_dmax_at": None, "bn_eval": "ema", "precise_samples": 1000,
                  "freeze_bn_at": None, "micro_batch": None, "batch_sampler": "iid", "lr_scaling": "none",
                  "lr_base_batch": 60}
+# Options that change nothing unless another option says so: (field, when it applies).
+INERT_UNLESS = {
+    "ghost_size": lambda c: c.norm == "ghost-batch",
+    **{f: (lambda c: c.norm == "batch-renorm") for f in ("renorm_rmax", "renorm_dmax", "renorm_warmup",
+                                                          "renorm_rmax_at", "renorm_dmax_at")},
+    "precise_samples": lambda c: c.bn_eval == "precise",
+    "lr_base_batch": lambda c: c.lr_scaling == "linear",
+}
+SHARPNESS_ITERS_MAX = 1000    # power iterations per measurement: each is a Hessian-vector product
+STEPS_MAX = 10**8             # updates per run (--steps, or --epochs resolved)
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,10 @@ class RunConfig:
                   and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
         activation = self.activation or DEFAULT_ACTIVATION.get(self.model, "sigmoid")
         cfg = replace(self, width=self.hidden_width, depth=self.hidden_depth, activation=activation, **floats)
+        # An option with no effect under the others takes the value that computes the same: one
+        # computation, one hash, one run folder (a sweep's common --ghost-size may meet --norm batch).
+        cfg = replace(cfg, **{name: HASHED_UNLESS[name] for name, applies in INERT_UNLESS.items()
+                              if not applies(cfg)})
         if cfg.steps is None:
             if cfg.epochs is None:
                 cfg = replace(cfg, steps=DEFAULT_STEPS)
@@ -297,6 +311,11 @@ def validate(cfg: RunConfig) -> RunConfig:
                           ("--sharpness-every", cfg.sharpness_every)):
         _positive(option, value, integer=True, allow_zero=True)
     _positive("--sharpness-iters", cfg.sharpness_iters, integer=True)
+    if cfg.sharpness_iters > SHARPNESS_ITERS_MAX:
+        raise ConfigError(f"--sharpness-iters must be an integer in [1, {SHARPNESS_ITERS_MAX}] (Hessian-vector "
+                          f"products per measurement), got {cfg.sharpness_iters}")
+    if cfg.steps is not None and cfg.steps > STEPS_MAX:
+        raise ConfigError(f"--steps must be an integer in [1, {STEPS_MAX:.0e}], got {cfg.steps}")
     _positive("--log-every", cfg.log_every, integer=True)
     _positive("--eval-every", cfg.eval_every, integer=True)
     _positive("--checkpoint-every", cfg.checkpoint_every, allow_zero=True)
@@ -411,7 +430,11 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
         _paired(cfg, num_classes, class_counts)
     models.check_norm_input(cfg, input_shape)
     models.check_input(cfg, input_shape)
-    return cfg.resolved(train_size)
+    resolved = cfg.resolved(train_size)
+    if resolved.steps > STEPS_MAX:
+        raise ConfigError(f"--epochs {cfg.epochs:g}: {resolved.steps:,} updates of --batch-size {cfg.batch_size}; "
+                          f"at most {STEPS_MAX:.0e} fit in a run")
+    return resolved
 
 
 def _paired(cfg: RunConfig, num_classes: int, class_counts: list[int] | None) -> None:

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import re
-import shutil
 import stat
 import csv
 import zlib
@@ -27,13 +26,18 @@ import pandas as pd
 
 from ..errors import IcsError
 
+# The one CSV cell rule, for every table ics writes: floats to 9 significant digits (float32 values
+# round-trip), NaN blank. `cell` formats one value, `fmt` a value of a run's log, `csv_text` rows of a
+# block, `to_csv` a frame cell by cell, `frame_text` a frame through pandas; all write the same cells.
+FLOAT_FORMAT = "%.9g"
 
 
 def fmt(value) -> str:
-    """One CSV cell. Floats use 9 significant digits (float32 round-trips), NaN is blank."""
+    """One cell of a run's log: a float by the cell rule, anything else as str()."""
     if isinstance(value, float):
-        return "" if value != value else format(value, ".9g")
+        return cell(value)
     return str(value)
+
 
 _NAN_CELL = re.compile(r",nan(?=[,\n])")
 
@@ -41,7 +45,7 @@ _NAN_CELL = re.compile(r",nan(?=[,\n])")
 def csv_text(rows: list[tuple], kinds: str) -> str:
     """Rows as CSV text with the cells `fmt` writes, formatted a row at a time (fast for blocks);
     `kinds` has one letter per column: s (str), d (int), g (float: 9 digits, NaN blank)."""
-    template = ",".join({"s": "%s", "d": "%d", "g": "%.9g"}[k] for k in kinds) + "\n"
+    template = ",".join({"s": "%s", "d": "%d", "g": FLOAT_FORMAT}[k] for k in kinds) + "\n"
     return _NAN_CELL.sub(",", "".join(template % row for row in rows))
 
 
@@ -115,18 +119,6 @@ def truncate_log(path: Path, last_step: int) -> None:
         lines = f.read().split("\n")
     kept = [lines[0]] + [ln for ln in lines[1:-1] if int(ln.split(",", 1)[0]) <= last_step]
     write_atomic(path, "\n".join(kept) + "\n")
-
-
-def gzip_file(path: Path) -> Path:
-    """Compress `path` to `path.gz` reproducibly (no timestamp in the header) and remove it."""
-    path = Path(path)
-    out = path.with_name(path.name + ".gz")
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz, open(path, "rb") as f:
-        shutil.copyfileobj(f, gz)
-    write_atomic(out, buf.getvalue())
-    path.unlink()
-    return out
 
 
 class DamagedFile(IcsError):
@@ -203,6 +195,7 @@ def csv_table(path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 def cell(value) -> str:
+    """One cell of a compare table (any pandas or numpy value): missing blank, a float by the rule."""
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
     if isinstance(value, (bool, np.bool_)):
@@ -211,8 +204,13 @@ def cell(value) -> str:
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         value = float(value)
-        return "" if value != value else format(value, ".9g")
+        return "" if value != value else FLOAT_FORMAT % value
     return str(value)
+
+
+def frame_text(frame: pd.DataFrame, header: bool = True) -> str:
+    """A frame as CSV text through pandas, by the cell rule (the fast path for large tables)."""
+    return frame.to_csv(index=False, header=header, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n")
 
 
 def to_csv(table: pd.DataFrame) -> str:

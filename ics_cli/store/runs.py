@@ -4,7 +4,7 @@ A run folder is complete only once `summary.json` exists. Reading is safe on any
 only CSV, JSON, Parquet and Arrow IPC are parsed (never `model.pt` or any pickle), and nothing is read
 through a symbolic link (a linked file, or a linked run folder that leads outside the folder
 searched). A run folder that cannot be read as the run-folder contract says (a table that is not
-UTF-8 CSV with its columns, a truncated `units.csv.gz`, `units.parquet` or part, an invalid
+UTF-8 CSV with its columns, a truncated `units.parquet` or part of it, an invalid
 `config.json` or `summary.json`, a linked file, or a log that holds the same step twice, which would
 otherwise be aggregated twice) is *damaged*: `read_run` and `Run.table` raise `DamagedRun` naming the
 folder and what is wrong, `check_run` returns that reason, and `find_runs` skips the folder and
@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..config import HASHED_UNLESS
 from ..errors import IcsError
-from .files import DamagedFile, csv_table, read_json, read_json_file, write_atomic
+from .files import DamagedFile, csv_table, frame_text, read_json, read_json_file, write_atomic
 from .schema import FINISHED, TABLES, check_table
 from .units import read_units
 
@@ -45,11 +45,11 @@ class DamagedRunWarning(UserWarning):
 def read_table(run_dir: Path, name: str) -> pd.DataFrame:
     """One of a run's tables (`metrics`, `layers`, `units`, `grads`) as a DataFrame.
 
-    Reads `name.csv` or `name.csv.gz` (units: see `read_units`; step and unit int64, layer and site
-    str, values float64 whatever the file); a torn last line left by a kill is dropped. A DamagedRun
-    when the file is a symbolic link, not UTF-8 CSV (or Parquet) with the table's columns, a
-    truncated gzip or Parquet file, or holds the same step (metrics), (step, layer, site) (layers),
-    (step, layer, site, unit) (units) or (step, layer) (grads) twice.
+    Reads `name.csv` or `name.csv.gz` (units: `units.parquet` or its parts, see `read_units`; step
+    and unit int64, layer and site str, values float64); a torn last line left by a kill is dropped.
+    A DamagedRun when the file is a symbolic link, not UTF-8 CSV (or Parquet) with the table's
+    columns, a truncated gzip or Parquet file, or holds the same step (metrics), (step, layer, site)
+    (layers), (step, layer, site, unit) (units) or (step, layer) (grads) twice.
     """
     run_dir = Path(run_dir)
     try:
@@ -76,8 +76,7 @@ def export_table(run_dir: Path, name: str, dest: Path | None = None) -> Path | N
         raise IcsError(f"unknown table '{name}'; give one of {', '.join(TABLES)}")
     if not is_run_dir(run_dir):
         raise IcsError(f"'{run_dir}' is not a run folder (it has no config.json)")
-    text = read_table(run_dir, name).to_csv(index=False, float_format="%.9g", na_rep="",
-                                            lineterminator="\n")
+    text = frame_text(read_table(run_dir, name))
     if dest is None:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""HTML pieces of the report: escaping, ids, a small markdown subset, tables, figures, the page shell.
+"""HTML pieces of the report: escaping, ids, markdown (by markdown-it), tables, figures, the page shell.
 
 Everything returns strings and depends only on its arguments, so the same inputs give the same bytes.
 Nothing here points outside the page: links are `#id` anchors, figures are `data:` URIs, the style
@@ -13,6 +13,7 @@ import math
 import re
 
 import pandas as pd
+from markdown_it import MarkdownIt
 
 # A compare table's interval triple (`x_mean`, `x_ci_low`, `x_ci_high`) is shown as one column `x`.
 CI_SUFFIXES = ("_mean", "_ci_low", "_ci_high")
@@ -68,71 +69,87 @@ def interval(mean, low, high) -> str:
     return f"{number(float(mean), 3)} [{number(float(low), 3)}, {number(float(high), 3)}]"
 
 
-# --------------------------------------------------------------------------- markdown subset
+# --------------------------------------------------------------------------- markdown
+
+
+# The markdown the studies' protocols use, parsed as CommonMark by markdown-it with only what they need:
+# paragraphs, `#` headings, lists, pipe tables; code spans, `*` emphasis and links. Off: raw HTML,
+# entities and backslash escapes (shown as typed, escaped), images, autolinks, indented or fenced code,
+# quotes, rules, setext headings and link references; `_` and `__` are text, not emphasis.
+OFF = ["code", "fence", "blockquote", "hr", "reference", "html_block", "lheading",
+       "escape", "entity", "autolink", "image", "html_inline"]
+
+# Each element's HTML (open, close); one that closes a top-level block is followed by a newline.
+TAGS = {
+    "paragraph": ("<p>", "</p>"), "bullet_list": ("<ul>", "</ul>"), "ordered_list": ("<ol>", "</ol>"),
+    "list_item": ("<li>", "</li>"), "table": ('<div class="scroll"><table>', "</table></div>"),
+    "thead": ("<thead>", "</thead>"), "tbody": ("<tbody>", "</tbody>"), "tr": ("<tr>", "</tr>"),
+    "th": ('<th scope="col">', "</th>"), "td": ("<td>", "</td>"),
+    "em": ("<em>", "</em>"), "strong": ("<strong>", "</strong>"),
+}
+
+
+def _element(self, tokens, idx, options, env) -> str:
+    """A render rule for the TAGS elements and headings, the latter shifted to start at env["level"]."""
+    token = tokens[idx]
+    kind = token.type.rsplit("_", 1)[0]
+    if token.hidden:                        # the paragraph of a tight list's item
+        return ""
+    if kind in ("em", "strong") and token.markup not in ("*", "**"):
+        return esc(token.markup)            # `_` and `__`
+    if kind == "heading":
+        h = min(6, env["level"] + int(token.tag[1]) - 1)
+        open_, close = f"<h{h}>", f"</h{h}>"
+    else:
+        open_, close = TAGS[kind]
+    if token.nesting == 1:
+        start = token.attrs.get("start")    # an ordered list's first number, where not 1
+        return open_ if start is None else f'<ol start="{esc(start)}">'
+    if kind == "thead" and tokens[idx + 1].type != "tbody_open":
+        close += "<tbody></tbody>"          # a table with no rows still has its body
+    return close + ("\n" if token.block and token.level == 0 else "")
+
+
+def _link(self, tokens, idx, options, env) -> str:
+    """A link to env["link"](target) as an `#id`; a link it cannot map is shown as its text."""
+    token = tokens[idx]
+    if token.nesting == -1:
+        return "</a>" if token.meta.get("anchor") else ""
+    anchor = env["link"](token.attrs["href"]) if env.get("link") else None
+    next(t for t in tokens[idx:] if t.type == "link_close").meta["anchor"] = anchor
+    return f'<a href="#{esc(anchor)}">' if anchor else ""
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").disable(OFF)
+    md.validateLink = lambda url: True      # every target goes to `link`, unchanged
+    md.normalizeLink = md.normalizeLinkText = lambda url: url
+    rules = {"text": lambda self, tokens, idx, options, env: esc(tokens[idx].content),
+             "code_inline": lambda self, tokens, idx, options, env: f"<code>{esc(tokens[idx].content)}</code>",
+             "softbreak": lambda self, tokens, idx, options, env: " ",
+             "hardbreak": lambda self, tokens, idx, options, env: " ",
+             "link_open": _link, "link_close": _link}
+    for kind in [*TAGS, "heading"]:
+        rules[f"{kind}_open"] = rules[f"{kind}_close"] = _element
+    for name, rule in rules.items():
+        md.add_render_rule(name, rule)
+    return md
+
+
+BLOCKS = _parser()
+INLINE = _parser().disable("newline")       # a line break in a line of text stays as it is
 
 
 def inline(text: str, link=None) -> str:
     """Markdown inline code, bold, italics and links, escaped. `link(target)` maps a link target to an
     `#id` or None; a link it cannot map is shown as its text, so no link leaves the page."""
-    out, pos = [], 0
-    pattern = re.compile(r"`([^`]+)`|\*\*(.+?)\*\*|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])|\[([^\]]+)\]\(([^)\s]+)\)")
-    for m in pattern.finditer(text):
-        out.append(esc(text[pos:m.start()]))
-        code, bold, italic, label, target = m.groups()
-        if code is not None:
-            out.append(f"<code>{esc(code)}</code>")
-        elif bold is not None:
-            out.append(f"<strong>{inline(bold, link)}</strong>")
-        elif italic is not None:
-            out.append(f"<em>{inline(italic, link)}</em>")
-        else:
-            anchor = link(target) if link else None
-            out.append(f'<a href="#{esc(anchor)}">{inline(label, link)}</a>' if anchor else inline(label, link))
-        pos = m.end()
-    out.append(esc(text[pos:]))
-    return "".join(out)
+    return INLINE.renderInline(text, {"link": link})
 
 
 def markdown(text: str, link=None, level: int = 3) -> str:
-    """The markdown the studies' protocols use: paragraphs, `#` headings (shifted to start at `level`),
-    bullet lists (with continuation lines) and pipe tables."""
-    blocks, lines = [], text.strip("\n").splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-            continue
-        if m := re.match(r"(#+)\s+(.*)", line):
-            h = min(6, level + len(m.group(1)) - 1)
-            blocks.append(f"<h{h}>{inline(m.group(2), link)}</h{h}>")
-            i += 1
-        elif line.lstrip().startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", c) for c in r)]
-            head = "".join(f'<th scope="col">{inline(c, link)}</th>' for c in rows[0])
-            cells = "".join("<tr>" + "".join(f"<td>{inline(c, link)}</td>" for c in r) + "</tr>" for r in body)
-            blocks.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table></div>')
-        elif re.match(r"\s*[*-]\s+", line):
-            items = []
-            while i < len(lines) and lines[i].strip():
-                if m := re.match(r"\s*[*-]\s+(.*)", lines[i]):
-                    items.append(m.group(1))
-                elif items:
-                    items[-1] += " " + lines[i].strip()
-                i += 1
-            blocks.append("<ul>" + "".join(f"<li>{inline(t, link)}</li>" for t in items) + "</ul>")
-        else:
-            para = []
-            while (i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith(("|", "#"))
-                   and not re.match(r"\s*[*-]\s+", lines[i])):
-                para.append(lines[i].strip())
-                i += 1
-            blocks.append(f"<p>{inline(' '.join(para), link)}</p>")
-    return "\n".join(blocks)
+    """The markdown the studies' protocols use (see OFF): paragraphs, `#` headings (shifted to start
+    at `level`), lists and pipe tables, as HTML blocks one a line; links as in `inline`."""
+    return BLOCKS.render(text, {"link": link, "level": level}).removesuffix("\n")
 
 
 # --------------------------------------------------------------------------- tables
