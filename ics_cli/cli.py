@@ -25,6 +25,7 @@ from .net import norms
 from .config import RunConfig
 from .net.data import DATASETS
 from .errors import IcsError
+from .store.runs import refuse_over_runs
 from .store.schema import TABLES
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -350,6 +351,7 @@ def compare(
     paths = _existing(paths)
     dest = out_dir or paths[0] / "compare"
     config_mod.check_writable(dest, "--out", beside=True)     # before any work
+    refuse_over_runs(dest, "--out")
     runs = runs_under(*paths, on_damaged=_skipping)
     tables = compare_mod.build(runs, target=target, tolerance=tolerance)
     # Tables and figures (drawn from the CSVs, as `ics plot` does) staged, then moved into dest.
@@ -481,6 +483,9 @@ def report_cmd(
     paths = _existing(paths, "give comparison, sweep, study or results folders")
     target = dest if dest is not None else paths[0] / "report.html"
     folder = config_mod.check_output_file(target, "an HTML")
+    refuse_over_runs(target, "--out", file=True)
+    if os.path.lexists(target) and target.suffix.lower() not in (".html", ".htm"):
+        raise IcsError(f"--out '{target}' exists and is not an HTML page; ics report replaces only its own pages")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise IcsError(f"--out '{target}' is not writable ('{folder}' is read-only); give a file you can write")
     # A full disk is one line naming the file (and no half-written page); a spinner on stderr meanwhile.
@@ -528,6 +533,7 @@ def export(
         store.export_table(run_dir, table.value)
         return
     config_mod.check_output_file(dest, "a CSV")
+    refuse_over_runs(dest, "--out", file=True)
     with lock.writing(dest):        # a full disk or a read-only file: one line naming it
         store.export_table(run_dir, table.value, dest)
 
@@ -545,6 +551,7 @@ def export_tensorboard(
     tensorboard.require("ics export tensorboard")
     paths = _existing(paths)
     config_mod.check_writable(logdir, "--logdir", beside=True)
+    refuse_over_runs(logdir, "--logdir")
     with lock.writing(logdir):
         written = tensorboard.export(paths, logdir, on_damaged=_skipping)
     out.print(f"{len(written)} runs written to {logdir}")

@@ -91,7 +91,7 @@ def _verdict_line(study_dir: Path, root: Path) -> str | None:
     path = study_dir / "verdicts.csv"
     if not path.exists():
         return None
-    v = pd.read_csv(path)
+    v = files.read_csv(path)
     counts = v["verdict"].value_counts()
     tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "FAIL", "INCONCLUSIVE"))
     ids = " ".join(f"{r.claim_id}:{r.verdict}" for r in v.itertuples())
@@ -108,7 +108,7 @@ def _changes(root: Path) -> list[str]:
         path = root / name / "verdicts.csv"
         if not path.is_file() or not study.previous:
             continue
-        v = pd.read_csv(path, keep_default_na=False, dtype=str)
+        v = files.read_csv(path, keep_default_na=False, dtype=str)
         revised = {c.id: c.revised for c in study.claims}
         for _, r in v.iterrows():
             before = study.previous.get(r["claim_id"], "–")

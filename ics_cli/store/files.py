@@ -78,11 +78,6 @@ def write_json(path: Path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def read_json(path: Path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def no_follow(path, flags):
     """os.open that refuses a symbolic link (a planted link must not redirect a log's writes)."""
     return os.open(path, flags | os.O_NOFOLLOW, 0o644)
@@ -133,8 +128,14 @@ def why(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def read_bytes(path: Path) -> bytes:
-    """The bytes of a regular file, never read through a symbolic link; a DamagedFile otherwise."""
+# The most a reader takes in: no table of a run comes near FILE_LIMIT, no JSON file ics writes near JSON_LIMIT.
+FILE_LIMIT = 16 << 30
+JSON_LIMIT = 64 << 20
+
+
+def read_bytes(path: Path, limit: int = FILE_LIMIT) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, never read through a symbolic link; a
+    DamagedFile otherwise."""
     path = Path(path)
     if path.is_symlink():
         raise DamagedFile(path, f"{path.name} is a symbolic link (not followed: only a folder's own "
@@ -146,15 +147,19 @@ def read_bytes(path: Path) -> bytes:
         what = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be opened ({e.strerror})"
         raise DamagedFile(path, f"{path.name} {what}") from None
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise DamagedFile(path, f"{path.name} is not a regular file")
-        return f.read()
+        if info.st_size > limit:
+            raise DamagedFile(path, f"{path.name} is {info.st_size:,} bytes, more than a file of its kind holds "
+                                    f"({limit:,} at most)")
+        return f.read(limit + 1)
 
 
-def read_text(path: Path, kind: str = "CSV") -> str:
+def read_text(path: Path, kind: str = "CSV", limit: int = FILE_LIMIT) -> str:
     """A regular file's UTF-8 text, gunzipped when its name ends in `.gz`; a DamagedFile otherwise."""
     path = Path(path)
-    data = read_bytes(path)
+    data = read_bytes(path, limit)
     if path.suffix == ".gz":
         try:
             data = gzip.decompress(data)
@@ -178,9 +183,16 @@ def parse_csv(path: Path, text: str, **read_csv) -> pd.DataFrame:
         raise DamagedFile(path, f"{Path(path).name} is not a CSV ({why(e)})") from None
 
 
-def read_json_file(path: Path):
+def read_csv(path: Path, **options) -> pd.DataFrame:
+    """A CSV file read by `read_text` and parsed by pandas with `options`; a DamagedFile otherwise."""
+    return parse_csv(path, read_text(path), **options)
+
+
+def read_json(path: Path, limit: int | None = None):
+    """A JSON file read by `read_text` (no link followed, a regular file, at most `limit` bytes: JSON_LIMIT
+    by default); a DamagedFile, one line naming the file, when it is not valid JSON."""
     try:
-        return json.loads(read_text(path, kind="JSON file"))
+        return json.loads(read_text(path, kind="JSON file", limit=JSON_LIMIT if limit is None else limit))
     except json.JSONDecodeError as e:
         raise DamagedFile(path, f"{path.name} is not valid JSON ({e.msg} at line {e.lineno} "
                                 f"column {e.colno})") from None

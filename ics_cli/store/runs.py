@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..config import HASHED_UNLESS
 from ..errors import IcsError
-from .files import DamagedFile, csv_table, frame_text, read_json, read_json_file, write_atomic
+from .files import DamagedFile, csv_table, frame_text, read_json, write_atomic
 from .schema import FINISHED, TABLES, check_table
 from .units import read_units
 
@@ -109,10 +109,14 @@ class Run:
 def finished(run_dir: Path) -> dict | None:
     """The summary of a run that needs no rerun (completed or diverged), else None."""
     path = Path(run_dir) / "summary.json"
-    if path.exists():
+    if not os.path.lexists(path):
+        return None
+    try:
         summary = read_json(path)
-        if summary["status"] in FINISHED:
-            return summary
+    except DamagedFile:         # cut short, planted, linked: the run is not finished, and is run again
+        return None
+    if isinstance(summary, dict) and summary.get("status") in FINISHED:
+        return summary
     return None
 
 
@@ -155,9 +159,9 @@ def read_run(path: Path) -> Run:
     """
     path = Path(path)
     try:
-        meta = read_json_file(path / "config.json")
+        meta = read_json(path / "config.json")
         summary_path = path / "summary.json"
-        summary = read_json_file(summary_path) if os.path.lexists(summary_path) else None
+        summary = read_json(summary_path) if os.path.lexists(summary_path) else None
     except DamagedFile as e:
         raise DamagedRun(path, e.reason) from None
     problem = _config_problem(meta) or (_summary_problem(summary) if summary is not None else None)
@@ -264,3 +268,40 @@ def runs_under(*paths: Path, on_damaged=None) -> list[Run]:
                            f"(the first, {path}: {reason})")
         raise IcsError(f"no run folders under {where}; run `ics train` or `ics sweep` first")
     return runs
+
+
+def run_folder_at_or_below(folder: Path, depth: int = 3) -> Path | None:
+    """The first run folder at or below `folder`, looking `depth` levels down without following a link;
+    None when there is none (or no such folder)."""
+    folder = Path(folder)
+    if is_run_dir(folder):
+        return folder
+    if depth == 0 or folder.is_symlink() or not folder.is_dir():
+        return None
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            found = run_folder_at_or_below(Path(entry.path), depth - 1)
+            if found:
+                return found
+    return None
+
+
+def refuse_over_runs(dest: Path, option: str, *, file: bool = False) -> None:
+    """One line when an output would be written into, or replace, what a run recorded: a folder `dest`
+    that is or holds a run folder, or (file=True) a file `dest` inside a run folder. Commands write only
+    where they own what they replace (export, report, compare)."""
+    dest = Path(dest)
+    if file:
+        if is_run_dir(dest.parent):
+            raise IcsError(f"{option} '{dest}' is inside the run folder '{dest.parent}'; ics does not write "
+                           "into a run's record: give a file elsewhere")
+        return
+    found = run_folder_at_or_below(dest)
+    if found:
+        where = "is a run folder" if found == dest else f"holds run folders ('{found}')"
+        raise IcsError(f"{option} '{dest}' {where}; ics does not write into or replace a folder of runs: "
+                       "give a folder of its own")

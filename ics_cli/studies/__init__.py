@@ -148,7 +148,7 @@ def held(result: StudyResult, reference: Path) -> pd.DataFrame:
     if not reference.is_file():
         raise IcsError(f"no committed verdicts at '{reference}' to compare with; run `ics reproduce "
                        f"{result.name}` first")
-    ref = pd.read_csv(reference, keep_default_na=False, dtype=str)
+    ref = files.read_csv(reference, keep_default_na=False, dtype=str)
     ref = dict(zip(ref["claim_id"], ref["verdict"]))
     rows = [{"claim_id": r["claim_id"], "reference_verdict": ref.get(r["claim_id"], ""),
              "verdict": r["verdict"], "held": ref.get(r["claim_id"]) == r["verdict"]}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .claims import FAIL, INCONCLUSIVE, PASS
+from ..store import files
 
 INTRO = ("This project started from a course note on batch normalization. Each of its claims, and "
          "those of the papers that tested it (Ioffe & Szegedy 2015, Santurkar et al. 2018, Bjorck et al. "
@@ -139,7 +140,7 @@ def sentences(root: Path) -> list[str]:
         path = root / study / "verdicts.csv"
         if not path.is_file():
             continue
-        v = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        v = files.read_csv(path, keep_default_na=False, na_values=[""])
         rows = v[v["claim_id"] == claim]
         if rows.empty:
             continue

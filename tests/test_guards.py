@@ -1,0 +1,151 @@
+"""Nothing lost, nothing read that was not meant to be (issue 21): a command never writes into or
+replaces a folder of runs it did not create; files are read without following links; numeric options
+keep a run finite; an option that changes nothing does not change the run's folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from expect import error_line
+from ics_cli.cli import main
+from ics_cli.config import RunConfig
+from ics_cli.store import files, runs
+
+TINY = ["--steps", "4", "--log-every", "2", "--eval-every", "2", "--width", "8"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Two finished runs in a sweep folder (written once for the module; tests copy what they damage)."""
+    out = tmp_path_factory.mktemp("guards") / "sweep"
+    assert main(["sweep", "--norms", "none,batch", "--seeds", "0", "-q", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_export_tensorboard_into_the_sweep_itself_is_refused_and_nothing_changes(sweep, capsys):
+    pytest.importorskip("tensorboard")
+    before = snapshot(sweep)
+    rc = main(["export", "tensorboard", str(sweep), "--logdir", str(sweep)])
+    error_line(rc, capsys, "--logdir", "holds run folders")
+    assert snapshot(sweep) == before
+    run = next(p for p in sweep.iterdir() if p.is_dir())
+    rc = main(["export", "tensorboard", str(sweep), "--logdir", str(run)])
+    error_line(rc, capsys, "is a run folder")
+    assert snapshot(sweep) == before
+
+
+def test_compare_out_into_a_folder_of_runs_is_refused(sweep, capsys):
+    before = snapshot(sweep)
+    error_line(main(["compare", str(sweep), "--out", str(sweep)]), capsys, "--out", "holds run folders")
+    assert snapshot(sweep) == before
+
+
+def test_report_and_export_never_write_into_a_run_folder(sweep, tmp_path, capsys):
+    run = next(p for p in sweep.iterdir() if p.is_dir())
+    before = snapshot(sweep)
+    error_line(main(["report", str(sweep), "-o", str(run / "report.html")]), capsys, "inside the run folder")
+    error_line(main(["export", str(run), "--table", "metrics", "--out", str(run / "metrics.csv")]), capsys,
+               "inside the run folder")
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")
+    error_line(main(["report", str(sweep), "-o", str(other)]), capsys, "not an HTML page")
+    assert other.read_text() == "mine"
+    assert snapshot(sweep) == before
+
+
+def test_a_linked_sweep_json_is_not_read_into_the_report(sweep, tmp_path, capsys):
+    copy = tmp_path / "sweep"
+    copy.mkdir()
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"password": "hunter2"}))
+    (copy / "sweep.json").symlink_to(secret)
+    for run in (p for p in sweep.iterdir() if p.is_dir()):      # real copies: a linked run is refused anyway
+        (copy / run.name).mkdir()
+        for f in run.iterdir():
+            if f.is_file():
+                (copy / run.name / f.name).write_bytes(f.read_bytes())
+    dest = tmp_path / "page.html"
+    rc = main(["report", str(copy), "-o", str(dest)])
+    if rc == 0:
+        assert "hunter2" not in dest.read_text()
+    else:
+        error_line(rc, capsys, "sweep.json", "symbolic link")
+        assert not dest.exists()
+
+
+@pytest.mark.parametrize("text", ["{", "[1, 2", "\x00\x01", ""])
+def test_a_malformed_json_file_is_one_line_not_a_traceback(tmp_path, text):
+    path = tmp_path / "sweep.json"
+    path.write_text(text)
+    with pytest.raises(files.DamagedFile) as e:
+        files.read_json(path)
+    assert "\n" not in str(e.value) and "sweep.json" in str(e.value)
+
+
+def test_readers_refuse_links_fifos_and_oversized_files(tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("{}")
+    (tmp_path / "link.json").symlink_to(target)
+    with pytest.raises(files.DamagedFile, match="symbolic link"):
+        files.read_json(tmp_path / "link.json")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(files.DamagedFile, match="not a regular file"):
+        files.read_json(tmp_path / "fifo.json")
+    (tmp_path / "big.json").write_text("[" + "0," * 100 + "0]")
+    with pytest.raises(files.DamagedFile, match="more than a file of its kind"):
+        files.read_json(tmp_path / "big.json", limit=50)
+
+
+def test_a_damaged_summary_is_run_again_not_a_traceback(sweep, tmp_path, capsys):
+    copy = tmp_path / "sweep"
+    for f in sweep.rglob("*"):
+        if f.is_file():
+            (copy / f.relative_to(sweep)).parent.mkdir(parents=True, exist_ok=True)
+            (copy / f.relative_to(sweep)).write_bytes(f.read_bytes())
+    run = next(p for p in copy.iterdir() if p.is_dir() and "batch" in p.name)
+    (run / "summary.json").write_text('{"status": "comp')
+    assert runs.finished(run) is None
+    assert main(["sweep", "--norms", "none,batch", "--seeds", "0", "--json", *TINY, "--out", str(copy)]) == 0
+    outcomes = {o["name"]: o["status"] for o in json.loads(capsys.readouterr().out)}
+    assert outcomes[run.name] == "completed" and list(outcomes.values()).count("skipped") == 1
+    assert runs.finished(run)["status"] == "completed"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--sharpness-iters", "100000000", "--sharpness-every", "1", "--steps", "1"], "--sharpness-iters"),
+    (["--steps", "1000000000"], "--steps"),
+    (["--epochs", "10000000"], "--epochs"),
+])
+def test_numeric_options_are_bounded_so_a_run_ends(argv, needle, tmp_path, capsys):
+    out = tmp_path / "out"
+    error_line(main(["train", *argv, "--out", str(out)]), capsys, needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("inert, base", [
+    ({"norm": "batch", "ghost_size": 8}, {"norm": "batch"}),
+    ({"norm": "layer", "renorm_rmax": 2.0, "renorm_warmup": 5}, {"norm": "layer"}),
+    ({"lr_base_batch": 30}, {}),
+    ({"norm": "batch", "precise_samples": 500}, {"norm": "batch"}),
+])
+def test_an_option_that_changes_nothing_does_not_change_the_run_folder(inert, base):
+    assert RunConfig(**inert).name() == RunConfig(**base).name()
+
+
+@pytest.mark.parametrize("live, base", [
+    ({"norm": "ghost-batch", "ghost_size": 8}, {"norm": "ghost-batch"}),
+    ({"norm": "batch-renorm", "renorm_rmax": 2.0}, {"norm": "batch-renorm"}),
+    ({"lr_scaling": "linear", "lr_base_batch": 30}, {"lr_scaling": "linear"}),
+    ({"norm": "batch", "bn_eval": "precise", "precise_samples": 500}, {"norm": "batch", "bn_eval": "precise"}),
+])
+def test_the_same_option_where_it_acts_does_change_it(live, base):
+    """The rule above can fail: where the option changes the computation, the folder differs."""
+    assert RunConfig(**live).name() != RunConfig(**base).name()
