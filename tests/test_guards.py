@@ -149,3 +149,51 @@ def test_an_option_that_changes_nothing_does_not_change_the_run_folder(inert, ba
 def test_the_same_option_where_it_acts_does_change_it(live, base):
     """The rule above can fail: where the option changes the computation, the folder differs."""
     assert RunConfig(**live).name() != RunConfig(**base).name()
+
+
+def test_planted_event_files_are_rebuilt_from_the_tables_on_resume(tmp_path):
+    """A garbage or linked event file in RUN/tensorboard/ does not crash a resume: the events, which only
+    mirror the tables, are written again from them."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ics_cli.store import tensorboard as tb
+
+    out = tmp_path / "runs"
+    assert main(["train", "-q", "--tensorboard", *TINY, "--out", str(out)]) == 0
+    run = next(out.iterdir())
+    for planted in ("garbage", "link"):
+        folder = run / tb.FOLDER
+        for f in tb.event_files(folder):
+            f.unlink()
+        if planted == "garbage":    # a well-framed record whose payload is no Event: DecodeError
+            from tensorboard.summary.writer.record_writer import RecordWriter
+
+            with open(folder / "events.out.tfevents.1.planted", "wb") as f:
+                RecordWriter(f).write(b"\xff\xff\xff garbage, not an Event")
+        else:
+            secret = tmp_path / "secret"
+            secret.write_bytes(b"\x01" * 64)
+            (folder / "events.out.tfevents.2.planted").symlink_to(secret)
+        events = tb.Events(run, fresh=False)
+        events.truncate({"metrics": 2, "layers": 2, "units": 2, "grads": 2})
+        events.close()
+        files_now = tb.event_files(run / tb.FOLDER)
+        assert files_now and not any(f.is_symlink() or "planted" in f.name for f in files_now)
+        acc = EventAccumulator(str(run / tb.FOLDER), size_guidance={"scalars": 0})
+        acc.Reload()
+        steps = {e.step for tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)}
+        assert steps == {0, 1, 2}          # metrics and layers at 0 and 2, grads every step, none past 2
+
+
+def test_backfill_of_a_damaged_run_leaves_no_event_file(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from ics_cli.store import tensorboard as tb
+
+    out = tmp_path / "runs"
+    assert main(["train", "-q", *TINY, "--out", str(out)]) == 0
+    run = next(out.iterdir())
+    (run / "grads.csv").write_bytes(b"\x00\x01binary")
+    rc = main(["train", "-q", "--tensorboard", *TINY, "--out", str(out)])
+    error_line(rc, capsys, "grads.csv")
+    assert not (run / tb.FOLDER).exists()

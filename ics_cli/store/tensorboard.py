@@ -237,17 +237,26 @@ class Events:
 
         seen: set[tuple[str, int]] = set()
         kept = _file_writer(self.folder)
-        for path in old:
-            for event in LegacyEventFileLoader(str(path)).Load():    # a torn last record is left out
-                if not event.HasField("summary"):
-                    continue
-                values = [v for v in event.summary.value if (v.tag, event.step) not in seen
-                          and event.step <= cuts.get(SECTIONS.get(v.tag.split("/")[0], ""), -1)]
-                if values:
-                    seen.update((v.tag, event.step) for v in values)
-                    del event.summary.value[:]
-                    event.summary.value.extend(values)
-                    kept.add_event(event, walltime=event.wall_time)
+        try:
+            for path in old:
+                if path.is_symlink() or not path.is_file():
+                    raise ValueError(f"{path.name} is not a regular file")
+                for event in LegacyEventFileLoader(str(path)).Load():    # a torn last record is left out
+                    if not event.HasField("summary"):
+                        continue
+                    values = [v for v in event.summary.value if (v.tag, event.step) not in seen
+                              and event.step <= cuts.get(SECTIONS.get(v.tag.split("/")[0], ""), -1)]
+                    if values:
+                        seen.update((v.tag, event.step) for v in values)
+                        del event.summary.value[:]
+                        event.summary.value.extend(values)
+                        kept.add_event(event, walltime=event.wall_time)
+        except Exception:  # noqa: BLE001 - events that cannot be read (planted, damaged) are rebuilt
+            kept.close()   # from the tables, which they only mirror: the run goes on
+            remove(self.run_dir)
+            write_tables(self.writer, self.run_dir, cuts)
+            self.writer.flush()
+            return
         kept.close()
         for path in old:        # a kill before this leaves copies of kept events: the next rewrite drops them
             path.unlink()
@@ -273,7 +282,12 @@ def backfill(run_dir: Path) -> None:
     if not event_files(folder):
         remove(run_dir)
         writer = _file_writer(folder)
-        write_tables(writer, run_dir)
+        try:
+            write_tables(writer, run_dir)
+        except BaseException:       # a damaged table: no event file is left half-written
+            writer.close()
+            remove(run_dir)
+            raise
         writer.close()
 
 
