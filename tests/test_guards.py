@@ -197,3 +197,17 @@ def test_backfill_of_a_damaged_run_leaves_no_event_file(tmp_path, capsys):
     rc = main(["train", "-q", "--tensorboard", *TINY, "--out", str(out)])
     error_line(rc, capsys, "grads.csv")
     assert not (run / tb.FOLDER).exists()
+
+
+def test_a_sweep_refused_before_it_starts_prints_one_line_and_no_progress(tmp_path, capsys):
+    """--out a file, or a Ray cluster that cannot be reached: the error line alone, no progress bar before it."""
+    target = tmp_path / "a-file"
+    target.write_text("mine")
+    rc = main(["sweep", "--norms", "none", "--seeds", "0", *TINY, "--out", str(target)])
+    error_line(rc, capsys, "--out", absent=("sweep ━",))
+    assert target.read_text() == "mine"
+    pytest.importorskip("ray")
+    rc = main(["sweep", "--norms", "none", "--seeds", "0", *TINY, "--backend", "ray",
+               "--ray-address", "garbage:1", "--out", str(tmp_path / "ray")])
+    error_line(rc, capsys, "--ray-address", absent=("sweep ━",))
+    assert not (tmp_path / "ray").exists()

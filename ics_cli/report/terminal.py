@@ -126,11 +126,12 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
                         TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
                         console=console or status_console())
     counts: dict[str, int] = {}
-    with progress:
-        task = progress.add_task("sweep", total=None, counts="")
-
+    task = progress.add_task("sweep", total=None, counts="")
+    try:
         def on_start(total: int, done: int) -> None:
+            # Shown only now: an error before (--out, the Ray cluster) is the one line on stderr.
             progress.update(task, total=total)
+            progress.start()
 
         def on_outcome(o) -> None:
             counts[o.status] = counts.get(o.status, 0) + 1
@@ -141,6 +142,9 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
             progress.update(task, advance=1, counts="  ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
         return sweep.run(plan, out_dir, jobs=jobs, on_start=on_start, on_outcome=on_outcome)
+    finally:
+        if progress.live.is_started:     # stopping a display never shown would print an empty line
+            progress.stop()
 
 
 def print_outcomes(console: Console, outcomes, out_dir) -> None:
