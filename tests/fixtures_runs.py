@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ics_cli.config import RunConfig
 
-from synthetic import write_config, write_csv
+from synthetic import write_config, write_csv, write_units
 
 STEPS = [0, 10, 20, 30, 40]
 LAYERS = {"hidden1": 1, "hidden2": 2}
@@ -146,8 +146,7 @@ def write_runs(root: Path, runs: list[dict] = RUNS, *, legacy: bool = False) -> 
                   _metrics(spec))
         write_csv(folder / "layers.csv", columns,
                   [row[: len(columns)] for row in _layers(spec, sites)])
-        write_csv(folder / "units.csv", ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
-                  _units(spec, sites))
+        write_units(folder, _units(spec, sites))
         write_csv(folder / "grads.csv", ["step", "layer", "grad_norm", "weight_norm", "update_ratio"],
                   _grads(spec))
         if spec["status"] == "incomplete":

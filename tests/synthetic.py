@@ -6,8 +6,9 @@ takes a neutral default (unit statistics of a standard normal, no drift, constan
 would see after real training: a world built to make the claim true, or false.
 
 The pieces every hand-written run folder of the tests is made of live here too: `write_csv` (a table,
-cells as the contract writes them), `write_config` (config.json of a configuration) and `edit_config`
-(config fields set or dropped in a folder already written, the hash and name kept or made anew).
+cells as the contract writes them), `write_units` (units.parquet, as a run writes it), `write_config`
+(config.json of a configuration) and `edit_config` (config fields set or dropped in a folder already
+written, the hash and name kept or made anew).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from ics_cli.store import runs as store
 from ics_cli.store import files
 from ics_cli.store import schema
+from ics_cli.store.units import UnitsLog
 from ics_cli.config import RunConfig
 from ics_cli.probes import SITES
 from ics_cli.studies.context import Context
@@ -38,6 +42,16 @@ def write_csv(path: Path, columns: list[str], rows: list[list]) -> Path:
     path = Path(path)
     path.write_text(",".join(columns) + "\n" + "".join(",".join(cell(v) for v in r) + "\n" for r in rows))
     return path
+
+
+def write_units(folder: Path, rows: list[list]) -> Path:
+    """units.parquet of `rows` (the columns schema.UNITS_COLUMNS, ordered by step), written as a
+    finished run writes it (UnitsLog: the values float32)."""
+    log = UnitsLog(folder, fresh=True)
+    if rows:
+        log.append({c: np.array(v, dtype=object if c in ("layer", "site") else None)
+                    for c, v in zip(schema.UNITS_COLUMNS, zip(*rows))})
+    return log.finish()
 
 
 def write_config(folder: Path, cfg: RunConfig, *, timestamp: str = "2026", indent: int | None = None) -> Path:
@@ -104,7 +118,7 @@ def write_run(root: Path, *, norm: str, seed: int, test_acc: list[float], log_ev
                 q = {c: v[k] for c, v in units.get((layer, site, 0), {}).items()}
                 rows.append([s, layer, site, 0, 0.0, 1.0, q.get("p15", -1.0), q.get("p50", 0.0),
                              q.get("p85", 1.0)])
-    write_csv(folder / "units.csv", schema.UNITS_COLUMNS, rows)
+    write_units(folder, rows)
     rows = []
     for k, s in enumerate(steps[1:]):
         for layer in (*HIDDEN, "output"):

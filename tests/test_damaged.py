@@ -3,14 +3,12 @@ warning line, never read through a symbolic link, never unpickled; a log with a 
 not aggregated; every bad input is one `ics: error:` line and exit code 2; an output set of `ics compare`
 or `ics plot` is complete, or marked incomplete and refused by its readers."""
 
-import gzip
 import os
 import pickle
 import shutil
 from functools import partial
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from ics_cli.analyse import compare
@@ -90,26 +88,8 @@ def _summary_without_status(run):
     (run / "summary.json").write_text('{"final": {}}')
 
 
-def _truncated_gzip(run):
-    data = gzip.compress((run / "units.csv").read_bytes())
-    (run / "units.csv").unlink()
-    (run / "units.csv.gz").write_bytes(data[: len(data) // 2])
-
-
-def _units_parquet(run) -> Path:
-    """The run's units table as units.parquet, written here with pyarrow (as a finished run holds it)."""
-    pa = pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
-
-    units = pd.read_csv(run / "units.csv")
-    (run / "units.csv").unlink()
-    path = run / "units.parquet"
-    pq.write_table(pa.Table.from_pandas(units, preserve_index=False), path)
-    return path
-
-
 def _truncated_parquet(run):
-    path = _units_parquet(run)
+    path = run / "units.parquet"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
@@ -118,14 +98,9 @@ def _duplicate_unit_row(run):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = _units_parquet(run)
+    path = run / "units.parquet"
     table = pq.read_table(path)
     pq.write_table(pa.concat_tables([table.slice(0, 3), table.slice(1, 1), table.slice(3)]), path)
-
-
-def _linked_parquet(run):
-    _units_parquet(run)
-    _linked_file("units.parquet")(run)
 
 
 def _duplicate_step(run):
@@ -153,11 +128,10 @@ DAMAGES = {
     "config.json not a run config": (_config_without_config, "config.json is not a run config"),
     "invalid summary.json": (_bad_summary, "summary.json is not valid JSON"),
     "summary.json without status": (_summary_without_status, "summary.json is not a run summary"),
-    "truncated units.csv.gz": (_truncated_gzip, "units.csv.gz is truncated or not gzip"),
     "truncated units.parquet": (_truncated_parquet, "units.parquet is truncated or not Parquet"),
     "a row twice in units.parquet": (_duplicate_unit_row,
                                      "units.parquet holds step 0, layer hidden1, site linear, unit 1 twice"),
-    "linked units.parquet": (_linked_parquet, "units.parquet is a symbolic link"),
+    "linked units.parquet": (_linked_file("units.parquet"), "units.parquet is a symbolic link"),
     "a step twice in metrics.csv": (_duplicate_step, "metrics.csv holds step 10 twice"),
     "a row twice in layers.csv": (_duplicate_layer_row,
                                   "layers.csv holds step 0, layer hidden1, site linear twice"),
@@ -179,16 +153,6 @@ def test_a_damaged_run_folder_is_skipped_with_one_warning_and_the_rest_compared(
     assert "Traceback" not in captured.err
     compared = runs_compared(sweep / "compare")
     assert len(compared) == N_RUNS - 1 and str(run) not in compared
-
-
-def test_runs_holding_units_parquet_compare_as_runs_holding_units_csv(sweep, tmp_path, capsys):
-    assert main(["compare", str(sweep), "--quiet", "--out", str(tmp_path / "csv")]) == 0
-    for run in sweep.iterdir():
-        _units_parquet(run)
-    assert main(["compare", str(sweep), "--quiet", "--out", str(tmp_path / "parquet")]) == 0
-    assert capsys.readouterr().err == ""
-    table = (tmp_path / "parquet" / "percentiles.csv").read_bytes()
-    assert table.count(b"\n") > N_RUNS and table == (tmp_path / "csv" / "percentiles.csv").read_bytes()
 
 
 def test_the_library_says_what_is_wrong(sweep):
@@ -246,11 +210,10 @@ def test_reading_runs_never_unpickles_anything(sweep, tmp_path, capsys):
     assert not marker.exists() and capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("damage, needle", [(_truncated_gzip, "units.csv.gz is truncated"),
-                                           (_truncated_parquet, "units.parquet is truncated")])
-def test_a_truncated_units_table_in_every_run_is_one_error_not_an_interrupt(sweep, capsys, damage, needle):
+def test_a_truncated_units_table_in_every_run_is_one_error_not_an_interrupt(sweep, capsys):
+    needle = "units.parquet is truncated"
     for run in sweep.iterdir():
-        damage(run)
+        _truncated_parquet(run)
     rc = main(["compare", str(sweep)])
     captured = capsys.readouterr()
     assert rc == 2, captured.err

@@ -247,7 +247,7 @@ def test_a_run_another_process_holds_is_neither_trained_nor_touched(tmp_path, ca
     out = tmp_path / "runs"
     cfg = train_mod.prepare(RunConfig(out=str(out), **RUN_KW))[0]
     run_dir = out / cfg.name()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom ics_cli import lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom ics_cli.store import lock\n"
                                "with lock.hold(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)",
                                str(run_dir)], stdout=subprocess.PIPE, text=True)
     try:

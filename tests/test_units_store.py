@@ -1,24 +1,21 @@
 """Facts about the per-unit table on disk (UnitsLog): blocks read back as written, with the
-same dtypes from Parquet, gzipped CSV or the parts of an unfinished run (Arrow IPC files); the same
-rows give the same bytes however they were split, and whether layer and site came as strings or as
-Categoricals; a resume drops exactly the rows past its step; without pyarrow the table is
-units.csv.gz; a damaged or linked units.parquet or part is one line; `ics export` gives a CSV."""
-
-import gzip
+same dtypes from units.parquet or the parts of an unfinished run (Arrow IPC files); the same rows
+give the same bytes however they were split, and whether layer and site came as strings or as
+Categoricals; a resume drops exactly the rows past its step; a damaged or linked units.parquet or
+part is one line; `ics export` gives a CSV."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ics_cli.store import runs as store
-from ics_cli.store import files
 from ics_cli.store import schema
-from ics_cli.store.units import PARTS, UNITS_VALUES, UnitsLog, _arrow_table, _block, _csv_rows, parquet_available
+from ics_cli.store import units
+from ics_cli.store.units import PARTS, UNITS_VALUES, UnitsLog, _arrow_table, _block
 from ics_cli.cli import Table, main
 
 from expect import error_line
 
-needs_pyarrow = pytest.mark.skipif(not parquet_available(), reason="pyarrow is not installed")
 LAYERS, SITES, UNITS = ("hidden1", "hidden2"), ("linear", "norm", "act"), 4
 TRACKED = 2        # units 0, 1 have percentiles; the others are NaN there, as in a real run
 
@@ -72,39 +69,26 @@ def assert_table_is(table: pd.DataFrame, block: dict[str, np.ndarray]) -> None:
         np.testing.assert_array_equal(table[c].to_numpy(), block[c])
     for c in UNITS_VALUES:
         assert table[c].dtype == np.float64
-        # Parquet holds the float32 values; CSV holds 9 significant digits, which round-trip float32.
+        # units.parquet and the parts hold the float32 values.
         np.testing.assert_array_equal(table[c].to_numpy().astype(np.float32), block[c])
-
-
-@pytest.fixture(params=["parquet", "csv"])
-def fmt(request, monkeypatch):
-    """Each test once with pyarrow (units.parquet) and once as if it were not installed (units.csv.gz)."""
-    if request.param == "parquet" and not parquet_available():
-        pytest.skip("pyarrow is not installed")
-    if request.param == "csv":
-        monkeypatch.setattr(store, "parquet_available", lambda: False)
-    return request.param
-
-
-FINAL = {"parquet": "units.parquet", "csv": "units.csv.gz"}
 
 
 # --------------------------------------------------------------------------- writing and reading back
 
 
-def test_blocks_read_back_as_written_in_one_final_file(tmp_path, fmt):
+def test_blocks_read_back_as_written_in_one_final_file(tmp_path):
     blocks = [rows([0]), rows([10, 20]), rows([30])]
     final = write(tmp_path, blocks)
-    assert final == tmp_path / FINAL[fmt]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [FINAL[fmt]]     # the parts are gone
+    assert final == tmp_path / "units.parquet"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["units.parquet"]     # the parts are gone
     assert_table_is(store.read_table(tmp_path, "units"), join(*blocks))
 
 
-def test_an_unfinished_runs_parts_are_read_as_one_table(tmp_path, fmt):
+def test_an_unfinished_runs_parts_are_read_as_one_table(tmp_path):
     blocks = [rows([0]), rows([10]), rows([20, 30])]
     write(tmp_path, blocks, finish=False)
     assert len(list((tmp_path / PARTS).iterdir())) == 3
-    assert not (tmp_path / FINAL[fmt]).exists()
+    assert not (tmp_path / "units.parquet").exists()
     assert_table_is(store.read_table(tmp_path, "units"), join(*blocks))
 
 
@@ -114,8 +98,8 @@ def test_a_run_without_units_reads_as_an_empty_table_of_the_same_dtypes(tmp_path
     assert table["step"].dtype == np.int64 and table["mean"].dtype == np.float64
 
 
-def test_the_same_rows_give_the_same_bytes_however_they_were_split(tmp_path, fmt, monkeypatch):
-    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 50)      # several row groups, cut across blocks
+def test_the_same_rows_give_the_same_bytes_however_they_were_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(units, "ROW_GROUP_ROWS", 50)      # several row groups, cut across blocks
     everything = rows([0, 10, 20, 30, 40])
     per_step = len(LAYERS) * len(SITES) * UNITS
     splits = {"one": [], "per step": [per_step * k for k in range(1, 5)],
@@ -125,11 +109,8 @@ def test_the_same_rows_give_the_same_bytes_however_they_were_split(tmp_path, fmt
         final = write(tmp_path / name, cut(everything, at))
         finals[name] = final.read_bytes()
     assert len(set(finals.values())) == 1, {k: len(v) for k, v in finals.items()}
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-        assert pq.ParquetFile(final).num_row_groups == -(-len(everything["step"]) // 50)
-    else:
-        assert finals["one"][4:8] == b"\0\0\0\0"        # no timestamp in the gzip header
+    import pyarrow.parquet as pq
+    assert pq.ParquetFile(final).num_row_groups == -(-len(everything["step"]) // 50)
 
 
 def categorical(block, order=None):
@@ -142,9 +123,8 @@ def categorical(block, order=None):
     return out
 
 
-def test_layer_and_site_as_categoricals_give_the_same_table_and_bytes_as_strings(tmp_path, fmt,
-                                                                                 monkeypatch):
-    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 50)
+def test_layer_and_site_as_categoricals_give_the_same_table_and_bytes_as_strings(tmp_path, monkeypatch):
+    monkeypatch.setattr(units, "ROW_GROUP_ROWS", 50)
     everything = rows([0, 10, 20])
     order = {"layer": ["unused", *reversed(LAYERS)], "site": [*reversed(SITES), "unused"]}
     strings = write(tmp_path / "strings", [everything])
@@ -153,21 +133,6 @@ def test_layer_and_site_as_categoricals_give_the_same_table_and_bytes_as_strings
                   + [categorical(b) for b in blocks[2:]])
     assert final.read_bytes() == strings.read_bytes()
     assert_table_is(store.read_table(tmp_path / "categoricals", "units"), everything)
-
-
-def plain(value):
-    """A numpy scalar as the Python value `fmt` was given before (CsvLog rows)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def test_csv_cells_are_formatted_as_fmt_formats_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "parquet_available", lambda: False)
-    block = rows([0, 10])
-    text = gzip.decompress(write(tmp_path, [block]).read_bytes()).decode()
-    expected = [",".join(schema.UNITS_COLUMNS)] + [
-        ",".join(files.fmt(plain(block[c][i])) for c in schema.UNITS_COLUMNS)
-        for i in range(len(block["step"]))]
-    assert text == "\n".join(expected) + "\n"
 
 
 def test_rows_out_of_step_order_or_other_columns_are_refused(tmp_path):
@@ -182,8 +147,7 @@ def test_rows_out_of_step_order_or_other_columns_are_refused(tmp_path):
 
 
 def test_a_fresh_log_removes_every_earlier_units_file(tmp_path):
-    for name in ("units.parquet", "units.csv.gz", "units.csv"):
-        (tmp_path / name).write_text("old")
+    (tmp_path / "units.parquet").write_text("old")
     write(tmp_path, [rows([0])], finish=False)
     UnitsLog(tmp_path, fresh=True)
     assert list(tmp_path.iterdir()) == []
@@ -192,7 +156,7 @@ def test_a_fresh_log_removes_every_earlier_units_file(tmp_path):
 # --------------------------------------------------------------------------- resuming
 
 
-def test_truncate_drops_exactly_the_rows_past_the_step_and_resumes_to_the_same_bytes(tmp_path, fmt):
+def test_truncate_drops_exactly_the_rows_past_the_step_and_resumes_to_the_same_bytes(tmp_path):
     blocks = [rows([0, 10]), rows([20, 30]), rows([40]), rows([50])]   # step 25 falls inside a part
     log = write(tmp_path / "killed", blocks, finish=False)
     log.truncate(25)
@@ -210,7 +174,7 @@ def test_truncate_drops_exactly_the_rows_past_the_step_and_resumes_to_the_same_b
     assert final.read_bytes() == whole.read_bytes()
 
 
-def test_a_kill_while_truncate_rewrites_a_part_leaves_each_row_once(tmp_path, fmt):
+def test_a_kill_while_truncate_rewrites_a_part_leaves_each_row_once(tmp_path):
     log = write(tmp_path, [rows([0]), rows([10, 20])], finish=False)
     parts = tmp_path / PARTS
     before = {p.name: p.read_bytes() for p in parts.iterdir()}
@@ -225,39 +189,9 @@ def test_a_kill_while_truncate_rewrites_a_part_leaves_each_row_once(tmp_path, fm
     assert_table_is(store.read_table(tmp_path, "units"), expected)
 
 
-def test_an_older_versions_units_csv_is_truncated_and_taken_over(tmp_path, fmt):
-    old = rows([0, 10, 20])
-    text = _csv_rows(old, header=True)
-    (tmp_path / "units.csv").write_text(text + "20,hidden1,lin")      # a torn last line
-    log = UnitsLog(tmp_path, fresh=False)
-    log.truncate(10)
-    log.append(rows([20]))
-    log.finish()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [FINAL[fmt]]
-    kept = {c: v[old["step"] <= 10] for c, v in old.items()}
-    assert_table_is(store.read_table(tmp_path, "units"), join(kept, rows([20])))
-
-
-def test_parts_of_an_earlier_version_in_parquet_are_read_and_joined(tmp_path):
-    pq = pytest.importorskip("pyarrow.parquet")
-    import pyarrow as pa
-
-    old = rows([0, 10])       # as an earlier version wrote a part: Parquet, layer and site strings
-    part_schema = pa.schema([(c, pa.string() if c in ("layer", "site") else pa.int64() if c in ("step", "unit")
-                              else pa.float32()) for c in schema.UNITS_COLUMNS])
-    (tmp_path / PARTS).mkdir()
-    pq.write_table(pa.table(old, schema=part_schema), tmp_path / PARTS / "000000000010-000001.parquet")
-    log = UnitsLog(tmp_path, fresh=False)
-    log.append(rows([20]))
-    assert_table_is(store.read_table(tmp_path, "units"), join(old, rows([20])))
-    final = log.finish()
-    assert final.read_bytes() == write(tmp_path / "whole", [join(old, rows([20]))]).read_bytes()
-
-
 # --------------------------------------------------------------------------- damaged folders
 
 
-@needs_pyarrow
 def test_parts_are_arrow_files_and_a_linked_or_damaged_part_is_one_line(tmp_path):
     import pyarrow as pa
 
@@ -286,7 +220,6 @@ def test_parts_are_arrow_files_and_a_linked_or_damaged_part_is_one_line(tmp_path
 
 
 
-@needs_pyarrow
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_a_damaged_units_parquet_is_one_line_naming_it(tmp_path, damage):
     final = write(tmp_path, [rows([0, 10])])
@@ -299,7 +232,6 @@ def test_a_damaged_units_parquet_is_one_line_naming_it(tmp_path, damage):
     assert "\n" not in str(e.value)
 
 
-@needs_pyarrow
 def test_a_units_parquet_with_a_row_twice_or_without_a_column_is_damaged(tmp_path):
     import pyarrow.parquet as pq
 
@@ -313,15 +245,7 @@ def test_a_units_parquet_with_a_row_twice_or_without_a_column_is_damaged(tmp_pat
         store.read_table(tmp_path, "units")
 
 
-@needs_pyarrow
-def test_a_units_parquet_without_pyarrow_says_what_is_missing(tmp_path, monkeypatch):
-    write(tmp_path, [rows([0])])
-    monkeypatch.setattr(store, "parquet_available", lambda: False)
-    with pytest.raises(store.DamagedRun, match="units.parquet is Parquet and pyarrow is not installed"):
-        store.read_table(tmp_path, "units")
-
-
-def test_a_linked_units_file_or_parts_folder_is_not_read(tmp_path, fmt):
+def test_a_linked_units_file_or_parts_folder_is_not_read(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     final = write(elsewhere, [rows([0])])
     run = tmp_path / "run"
@@ -343,7 +267,7 @@ def test_a_linked_units_file_or_parts_folder_is_not_read(tmp_path, fmt):
 
 
 @pytest.fixture
-def run(tmp_path, fmt):
+def run(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "config.json").write_text("{}")

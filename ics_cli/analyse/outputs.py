@@ -75,7 +75,7 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
     return table
 
 
-def owns_table(name: str) -> bool:
+def owns(name: str) -> bool:
     """Whether a file called `name` in a compare folder belongs to its tables' output set: a table, the
     folder of long tables (`long/`, staging.staged's name for a folder) and `long/<name>` when
     long_tables.owns(name), or a temporary file that a killed `ics` left (hidden, `.tmp` in its name).
@@ -98,6 +98,6 @@ def save(tables: dict[str, pd.DataFrame], dest: Path) -> list[Path]:
     """The tables (no figures: figures/draw.save writes both), written into `dest` as one output set,
     staged beside it (staging.staged); tables of an earlier set that this one lacks are removed, its
     figures are left as they are. Returns the paths in `dest`."""
-    with staging.staged(dest, owns_table) as stage:
+    with staging.staged(dest, owns) as stage:
         names = [p.relative_to(stage) for p in write_set(tables, stage)]
     return [Path(dest) / name for name in names]

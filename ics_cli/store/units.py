@@ -3,13 +3,12 @@
 The table is too large for CSV written from Python (millions of rows with dense logging):
 `UnitsLog` writes it in blocks, one atomically written part file per block under `units.parts/`
 (Arrow IPC, cheap to write and read back), and joins them when the run finishes into one
-`units.parquet` (pyarrow) or, without pyarrow, `units.csv.gz`; the same rows give the same bytes
-however they were split into blocks. `read_units` reads whichever the folder holds.
+`units.parquet`; the same rows give the same bytes however they were split into blocks. `read_units`
+reads units.parquet, or the parts of an unfinished run.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import re
@@ -18,17 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..errors import IcsError
-from .files import DamagedFile, csv_table, read_bytes, read_text, truncate_log, why, write_atomic
+from .files import DamagedFile, read_bytes, why, write_atomic
 from .schema import UNITS_COLUMNS, check_table
 
 
 PARTS = "units.parts"                   # the parts of a run's units table while the run goes
 
 
-# <last step>-<sequence number>; .parquet: a part written by an earlier version of ics
-_PART_NAME = re.compile(r"(\d{12,})-(\d{6,})\.(arrow|parquet|csv)")
+# <last step>-<sequence number>
+_PART_NAME = re.compile(r"(\d{12,})-(\d{6,})\.arrow")
 
 UNITS_VALUES = UNITS_COLUMNS[4:]        # mean, var, p15, p50, p85: float32 on disk, float64 read back
 
@@ -42,22 +44,7 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "version": "2.
                    "write_statistics": ["step", "layer", "site", "unit"]}
 
 
-def parquet_available() -> bool:
-    """Whether pyarrow can be imported: units tables are then Parquet, else gzipped CSV."""
-    try:
-        import pyarrow.parquet  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _arrow():
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    return pa, pq
-
-
-def _units_schema(pa):
+def _units_schema():
     """The columns of units.parquet and of its parts. Layer and site are dictionary-encoded (indices
     into the names): no string is made or hashed per row on the way from a block to the file."""
     names = pa.dictionary(pa.int32(), pa.string())
@@ -80,20 +67,18 @@ def _names(column) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, np.asarray(names, dtype=object))
 
 
-def _block(frame) -> dict:
-    """Columns of a units table (a block, or a DataFrame read back) in the types written to disk:
-    step, unit int64; layer, site Categorical; values float32."""
-    n = len(frame["step"])
-    col = {c: frame[c] if c in frame else np.full(n, np.nan) for c in UNITS_COLUMNS}
-    return {"step": np.asarray(col["step"], dtype=np.int64), "unit": np.asarray(col["unit"], dtype=np.int64),
-            "layer": _names(col["layer"]), "site": _names(col["site"]),
-            **{c: np.asarray(col[c], dtype=np.float32) for c in UNITS_VALUES}}
+def _block(block: dict) -> dict:
+    """The columns of a block in the types written to disk: step, unit int64; layer, site
+    Categorical; values float32."""
+    return {"step": np.asarray(block["step"], dtype=np.int64),
+            "unit": np.asarray(block["unit"], dtype=np.int64),
+            "layer": _names(block["layer"]), "site": _names(block["site"]),
+            **{c: np.asarray(block[c], dtype=np.float32) for c in UNITS_VALUES}}
 
 
 def _arrow_table(block: dict):
     """A block made by `_block` as a part's Arrow table (no copy of its numeric columns)."""
-    pa, _ = _arrow()
-    schema = _units_schema(pa)
+    schema = _units_schema()
 
     def column(c):
         if c in ("layer", "site"):
@@ -104,20 +89,9 @@ def _arrow_table(block: dict):
     return pa.table([column(c) for c in UNITS_COLUMNS], schema=schema)
 
 
-def _csv_rows(block: dict, header: bool) -> str:
-    """Rows formatted as `fmt` formats each cell: floats to 9 significant digits, NaN blank."""
-    frame = pd.DataFrame({c: block[c] for c in UNITS_COLUMNS})
-    return frame.to_csv(index=False, header=header, float_format="%.9g", na_rep="", lineterminator="\n")
-
-
-def _encode(block: dict, arrow: bool) -> bytes | str:
+def _encode(table) -> bytes:
     """One part file's contents: an Arrow IPC file (LZ4-compressed buffers, where pyarrow has
-    LZ4: a tenth of Parquet's cost to write, and a few times smaller than uncompressed to fsync),
-    or CSV text with its header."""
-    if not arrow:
-        return _csv_rows(block, header=True)
-    pa, _ = _arrow()
-    table = _arrow_table(block)
+    LZ4: a tenth of Parquet's cost to write, and a few times smaller than uncompressed to fsync)."""
     options = pa.ipc.IpcWriteOptions(compression="lz4" if pa.Codec.is_available("lz4_frame") else None)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema, options=options) as writer:
@@ -126,32 +100,29 @@ def _encode(block: dict, arrow: bool) -> bytes | str:
 
 
 def _arrow_file(path: Path, kind: str, parse):
-    """parse(pa, pq, data) of a pyarrow file's bytes, read in memory; a DamagedFile otherwise."""
-    if not parquet_available():
-        raise DamagedFile(path, f"{_label(path)} is {kind} and pyarrow is not installed (pip install pyarrow)")
+    """parse(data) of a pyarrow file's bytes, read in memory; a DamagedFile otherwise."""
     data = read_bytes(path)
-    pa, pq = _arrow()
     try:
-        return parse(pa, pq, data)
+        return parse(data)
     except (pa.ArrowException, OSError, ValueError, EOFError) as e:
         raise DamagedFile(path, f"{_label(path)} is truncated or not {kind} ({why(e)})") from None
 
 
 def _parquet(path: Path):
     """A Parquet file's table."""
-    return _arrow_file(path, "Parquet", lambda pa, pq, data: pq.read_table(pa.BufferReader(data)))
+    return _arrow_file(path, "Parquet", lambda data: pq.read_table(pa.BufferReader(data)))
 
 
 def _ipc(path: Path):
     """A part written by `UnitsLog` (Arrow IPC), checked in full: an index past its dictionary,
     say, is found before anything reads it."""
-    def parse(pa, pq, data):
+    def parse(data):
         table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
         table.validate(full=True)
         return table
 
     table = _arrow_file(path, "an Arrow file", parse)
-    if not table.schema.equals(_units_schema(_arrow()[0])):
+    if not table.schema.equals(_units_schema()):
         raise DamagedFile(path, f"{_label(path)} is not a part of a units table (its columns: "
                                 f"{', '.join(f'{f.name} {f.type}' for f in table.schema)})")
     return table
@@ -207,33 +178,24 @@ def _parts_folder(run_dir: Path) -> Path:
 def _frame(table) -> pd.DataFrame:
     """An Arrow table as a DataFrame, dictionary-encoded columns as strings (pandas turns a
     Categorical into strings many times slower than Arrow does)."""
-    pa, _ = _arrow()
     for i, field in enumerate(table.schema):
         if pa.types.is_dictionary(field.type):
             table = table.set_column(i, field.name, table[i].cast(field.type.value_type))
     return table.to_pandas(ignore_metadata=True)
 
 
-def _units_file(path: Path) -> pd.DataFrame:
-    """units.parquet, units.csv.gz, units.csv or a part read back as it is (not yet checked)."""
-    if path.suffix in (".arrow", ".parquet"):
-        return _frame(_ipc(path) if path.suffix == ".arrow" else _parquet(path))
-    return csv_table(path, UNITS_COLUMNS)
-
-
 def read_units(run_dir: Path) -> pd.DataFrame:
-    """The units table: units.parquet, units.csv.gz, units.csv (older versions), else the parts of
-    an unfinished run, joined."""
-    for path in (run_dir / "units.parquet", run_dir / "units.csv.gz", run_dir / "units.csv"):
-        if os.path.lexists(path):
-            table = _units_file(path)
-            break
+    """The units table: units.parquet, else the parts of an unfinished run, joined."""
+    path = Path(run_dir) / "units.parquet"
+    if os.path.lexists(path):
+        table = _parquet(path)
     else:
         path = _parts_folder(run_dir)
-        if not os.path.lexists(path):
+        parts = [_ipc(p) for _, _, p in _part_files(path)] if os.path.lexists(path) else []
+        if not parts:
             return _units_empty()
-        parts = [_units_file(p) for _, _, p in _part_files(path)]
-        table = pd.concat(parts, ignore_index=True) if parts else _units_empty()
+        table = pa.concat_tables(parts)
+    table = _frame(table)
     check_table(path, "units", table)
     return _units_dtypes(path, table)
 
@@ -241,24 +203,20 @@ def read_units(run_dir: Path) -> pd.DataFrame:
 class UnitsLog:
     """The units table of one run folder, written in blocks (one part file each), joined at the end.
 
-    Parts are `units.parts/<last step, 12 digits>-<sequence number>.arrow` (Arrow IPC; `.csv`
-    without pyarrow), each written atomically, so a kill leaves whole parts; `finish` joins them into
-    `units.parquet` (or `units.csv.gz`). A `units.csv` left by an older version is taken over, and
-    so are `.parquet` parts.
+    Parts are `units.parts/<last step, 12 digits>-<sequence number>.arrow` (Arrow IPC), each
+    written atomically, so a kill leaves whole parts; `finish` joins them into `units.parquet`.
     """
 
     def __init__(self, run_dir: Path, fresh: bool):
         self.run_dir = Path(run_dir)
         self.parts = self.run_dir / PARTS
-        self.parquet = parquet_available()
         if fresh:
-            for name in ("units.parquet", "units.csv.gz", "units.csv"):
-                (self.run_dir / name).unlink(missing_ok=True)
+            (self.run_dir / "units.parquet").unlink(missing_ok=True)
             if self.parts.is_symlink():
                 self.parts.unlink()
             elif self.parts.exists():
                 shutil.rmtree(self.parts)
-        self._seq, self._last = 1, None     # sequence 0: the rows of an older version's units.csv
+        self._seq, self._last = 1, None
         if self.parts.is_dir() and not self.parts.is_symlink():
             for tmp in self.parts.glob(".*.tmp"):      # left by a kill mid-write; we are the only writer
                 tmp.unlink()
@@ -276,10 +234,10 @@ class UnitsLog:
         self.parts.mkdir(exist_ok=True)
         return self.parts
 
-    def _write(self, block: dict, seq: int) -> Path:
-        ext = "arrow" if self.parquet else "csv"
-        path = self._folder() / f"{int(block['step'][-1]):012d}-{seq:06d}.{ext}"
-        write_atomic(path, _encode(block, self.parquet))
+    def _write(self, table, seq: int) -> Path:
+        """`table` (Arrow, the parts' schema) as the part of sequence number `seq`."""
+        path = self._folder() / f"{table['step'][-1].as_py():012d}-{seq:06d}.arrow"
+        write_atomic(path, _encode(table))
         return path
 
     def append(self, block: dict) -> None:
@@ -296,36 +254,21 @@ class UnitsLog:
         steps = block["step"]
         if (self._last is not None and steps[0] < self._last) or (np.diff(steps) < 0).any():
             raise ValueError("units rows must arrive ordered by step")
-        self._write(block, self._seq)
+        self._write(_arrow_table(block), self._seq)
         self._seq, self._last = self._seq + 1, int(steps[-1])
-
-    def _adopt_legacy(self) -> None:
-        """Move the rows of a `units.csv` written by an older version into part 0 (idempotent)."""
-        legacy = self.run_dir / "units.csv"
-        if not os.path.lexists(legacy):
-            return
-        table = _units_file(legacy)
-        check_table(legacy, "units", table)
-        table = _units_dtypes(legacy, table)
-        if len(table):
-            self._write(_block(table), 0)
-        legacy.unlink()
-        self._recount()
 
     def truncate(self, last_step: int) -> None:
         """Drop every row with step > last_step (resuming from the checkpoint of that step)."""
-        truncate_log(self.run_dir / "units.csv", last_step)
-        self._adopt_legacy()
         if not self.parts.is_dir() or self.parts.is_symlink():
             return
         parts = _part_files(self.parts)
         beyond = [(seq, path) for seq, last, path in parts if last > last_step]
         if beyond:      # only the first of them can hold rows at or before last_step
             seq, path = beyond[0]
-            table = _units_dtypes(path, _units_file(path))
-            kept = table[table["step"] <= last_step]
-            if len(kept):
-                self._write(_block(kept), seq)
+            table = _ipc(path)
+            kept = table.filter(pc.less_equal(table["step"], last_step))
+            if kept.num_rows:
+                self._write(kept, seq)
         # Every part past last_step, and the original of a part rewritten by a killed truncate.
         for m in map(_PART_NAME.fullmatch, os.listdir(self.parts)):
             if m and int(m[1]) > last_step:
@@ -333,31 +276,23 @@ class UnitsLog:
         self._recount()
 
     def finish(self) -> Path:
-        """Join the parts in order into units.parquet (units.csv.gz without pyarrow); remove them."""
-        self._adopt_legacy()
-        final = self.run_dir / ("units.parquet" if self.parquet else "units.csv.gz")
+        """Join the parts in order into units.parquet; remove them."""
+        final = self.run_dir / "units.parquet"
         if not os.path.lexists(self.parts) and os.path.lexists(final):
             return final        # finished already
         parts = [p for _, _, p in _part_files(self._folder())]
-        write_atomic(final, _join_parquet(parts) if self.parquet else _join_csv(parts))
-        for name in ("units.parquet", "units.csv.gz"):
-            if name != final.name:
-                (self.run_dir / name).unlink(missing_ok=True)
+        write_atomic(final, _join_parquet(parts))
         shutil.rmtree(self.parts)
         return final
 
 
 def _join_parquet(parts: list[Path]) -> bytes:
     """The parts as one Parquet file, in row groups of ROW_GROUP_ROWS rows whatever the parts were."""
-    pa, pq = _arrow()
     sink = io.BytesIO()
-    with pq.ParquetWriter(sink, _units_schema(pa), **PARQUET_OPTIONS) as writer:
+    with pq.ParquetWriter(sink, _units_schema(), **PARQUET_OPTIONS) as writer:
         pending, rows = [], 0
         for path in parts:
-            if path.suffix == ".arrow":         # written by append
-                pending.append(_ipc(path))
-            else:       # a CSV part of a run resumed where pyarrow was missing, or an older version's
-                pending.append(_arrow_table(_block(_units_dtypes(path, _units_file(path)))))
+            pending.append(_ipc(path))
             rows += pending[-1].num_rows
             while rows >= ROW_GROUP_ROWS:
                 joined = pa.concat_tables(pending)
@@ -372,7 +307,6 @@ def _row_group(table):
     """Rows as one row group whose bytes depend on its rows alone, not on how the parts were cut:
     contiguous columns (the writer's pages follow the chunks it is given), and layer and site
     names in the order they first appear (the writer stores a dictionary as it is given)."""
-    pa, _ = _arrow()
     table = table.unify_dictionaries().combine_chunks()
     for c in ("layer", "site"):
         names = table[c].chunk(0)
@@ -381,16 +315,3 @@ def _row_group(table):
             codes.astype(np.int32), names.dictionary.take(seen)))
     return table
 
-
-def _join_csv(parts: list[Path]) -> bytes:
-    """The parts as one gzipped CSV (no timestamp in the gzip header, as `gzip_file`)."""
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=6) as gz:
-        gz.write((",".join(UNITS_COLUMNS) + "\n").encode())
-        for path in parts:
-            if path.suffix == ".csv":
-                text = read_text(path)
-                gz.write(text[text.find("\n") + 1:].encode())
-            else:
-                gz.write(_csv_rows(_block(_units_dtypes(path, _units_file(path))), header=False).encode())
-    return buf.getvalue()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analyse import compare
+from ..analyse.base import final_value
 from ..analyse.keys import match_rows
 from ..config import RunConfig
 from ..sweep.run import Sweep
@@ -181,7 +181,7 @@ def final_errors(run) -> tuple[float, float]:
     if run.status == "diverged":
         return 1.0 - CHANCE, 1.0 - CHANCE
     m = run.table("metrics").sort_values("step")
-    return (1.0 - compare._final(run, m, "test_acc"), 1.0 - compare._final(run, m, "test_acc_batchstats"))
+    return (1.0 - final_value(run, m, "test_acc"), 1.0 - final_value(run, m, "test_acc_batchstats"))
 
 
 def _ema_runs(ctx: Context, bn_eval: str) -> dict:
