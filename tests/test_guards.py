@@ -211,3 +211,91 @@ def test_a_sweep_refused_before_it_starts_prints_one_line_and_no_progress(tmp_pa
                "--ray-address", "garbage:1", "--out", str(tmp_path / "ray")])
     error_line(rc, capsys, "--ray-address", absent=("sweep ━",))
     assert not (tmp_path / "ray").exists()
+
+
+# --------------------------------------------------------------------------- every reader, fed garbage
+
+def _garbage(seed: int, size: int) -> bytes:
+    import random
+
+    rng = random.Random(seed)
+    return bytes(rng.randrange(256) for _ in range(size))
+
+
+@pytest.fixture(scope="module")
+def compared(sweep, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compared") / "compare"
+    assert main(["compare", str(sweep), "--out", str(out)]) == 0
+    return out
+
+
+def _readers(sweep: Path, compared: Path):
+    """(name, the file it reads, a call reading it): every reader of a file a user can damage."""
+    from ics_cli.analyse import outputs
+
+    run = next(p for p in sorted(sweep.iterdir()) if p.is_dir() and "batch" in p.name)
+    for table in ("metrics", "layers", "grads"):
+        yield table, run / f"{table}.csv", lambda r=run, t=table: runs.read_table(r, t)
+    yield "units", run / "units.parquet", lambda r=run: runs.read_table(r, "units")
+    yield "config", run / "config.json", lambda r=run: runs.read_run(r)
+    yield "summary", run / "summary.json", lambda r=run: runs.read_run(r)
+    yield "sweep.json", sweep / "sweep.json", lambda s=sweep: files.read_json(s / "sweep.json")
+    yield "compare summary", compared / "summary.csv", lambda c=compared: outputs.load(c)
+    yield "long table", compared / "long" / "drift.csv", lambda c=compared: outputs.load_long(c, "drift")
+
+
+def _damages(original: bytes):
+    yield "empty", b""
+    for cut in (1, len(original) // 3, len(original) - 1):
+        yield f"cut at {cut}", original[:cut]
+    for seed in range(3):
+        yield f"random {seed}", _garbage(seed, 64 + 200 * seed)
+    yield "random tail", original[: len(original) // 2] + _garbage(9, 100)
+    yield "link", None
+
+
+def test_every_reader_fed_garbage_gives_one_line_or_reads_and_never_follows_a_link(sweep, compared, tmp_path):
+    """Random bytes, truncations and symbolic links, into every file a reader takes: an IcsError of one
+    line, or (a cut that leaves a readable prefix) a table; never another exception, never a link's target."""
+    from ics_cli.errors import IcsError
+
+    outside = tmp_path / "outside"
+    seen = 0
+    for name, path, read in _readers(sweep, compared):
+        original = path.read_bytes()
+        try:
+            for what, data in _damages(original):
+                path.unlink()
+                if data is None:
+                    outside.write_bytes(original)
+                    path.symlink_to(outside)
+                else:
+                    path.write_bytes(data)
+                try:
+                    read()
+                except IcsError as e:
+                    assert "\n" not in str(e), (name, what, str(e))
+                    if data is None:
+                        assert "link" in str(e), (name, what, str(e))
+                else:
+                    assert data is not None, f"{name}: a symbolic link was read"
+                seen += 1
+        finally:
+            path.unlink()
+            path.write_bytes(original)
+    assert seen == 9 * 9
+
+
+def test_a_units_parquet_with_foreign_metadata_is_read(sweep, tmp_path):
+    """Metadata another writer left (pandas' JSON that does not decode) is not read at all."""
+    import pyarrow.parquet as pq
+
+    run = next(p for p in sorted(sweep.iterdir()) if p.is_dir())
+    copy = tmp_path / run.name
+    copy.mkdir()
+    for f in run.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    table = pq.read_table(copy / "units.parquet")
+    pq.write_table(table.replace_schema_metadata({b"pandas": b"\xff\xfe{", b"other": b"\x80"}), copy / "units.parquet")
+    assert runs.read_table(copy, "units").equals(runs.read_table(run, "units"))

@@ -177,7 +177,9 @@ def _parts_folder(run_dir: Path) -> Path:
 
 def _frame(table) -> pd.DataFrame:
     """An Arrow table as a DataFrame, dictionary-encoded columns as strings (pandas turns a
-    Categorical into strings many times slower than Arrow does)."""
+    Categorical into strings many times slower than Arrow does). The file's metadata is not read: ics
+    writes none that matters, and a foreign one (pandas' JSON, undecodable) must not stop a reader."""
+    table = table.replace_schema_metadata(None)
     for i, field in enumerate(table.schema):
         if pa.types.is_dictionary(field.type):
             table = table.set_column(i, field.name, table[i].cast(field.type.value_type))
