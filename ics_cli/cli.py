@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import typing
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -31,6 +32,7 @@ from .store.schema import TABLES
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()                  # data: tables and JSON
 err = Console(stderr=True)       # errors and status lines (progress bars go to stderr in report.py)
+INTERRUPTED = "ics: interrupted; what was recorded is kept. Rerun the same command to resume."
 PIPED_WIDTH = 10_000             # stdout width when piped: whole cells, no wrapping at 80 columns
 
 
@@ -572,27 +574,27 @@ def main(argv: list[str] | None = None) -> int:
     # Piped or redirected, tables keep whole cells instead of being cut to a terminal's 80 columns.
     out.width = None if out.is_terminal else PIPED_WIDTH
     command = typer.main.get_command(app)
-    try:
-        rv = command.main(args=argv, prog_name="ics", standalone_mode=False)
-    except NoArgsIsHelpError as e:   # bare `ics`: the help is the answer (typer has printed it already)
-        if e.format_message():
-            out.print(e.format_message(), markup=False, highlight=False)
-        return 0
-    except ClickException as e:
-        _note(f"ics: error: {' '.join(e.format_message().split())}")
-        return 2
-    except IcsError as e:
-        _note(f"ics: error: {' '.join(str(e).split())}")
-        return 2
-    except typer.Abort as e:
-        if isinstance(e.__cause__, EOFError):   # click turns an EOFError (a truncated file) into Abort
-            _note(f"ics: error: a file ended unexpectedly ({e.__cause__ or 'EOFError'}); it is truncated")
+    with warnings.catch_warnings():     # a warning (a damaged run folder skipped) is one line, as errors are
+        warnings.showwarning = lambda message, *_: _note(f"ics: warning: {' '.join(str(message).split())}")
+        try:
+            rv = command.main(args=argv, prog_name="ics", standalone_mode=False)
+        except NoArgsIsHelpError as e:   # bare `ics`: the help is the answer (typer has printed it already)
+            if e.format_message():
+                out.print(e.format_message(), markup=False, highlight=False)
+            return 0
+        except (ClickException, IcsError) as e:
+            message = e.format_message() if isinstance(e, ClickException) else str(e)
+            _note(f"ics: error: {' '.join(message.split())}")
             return 2
-        _note("ics: interrupted; what was recorded is kept. Rerun the same command to resume.")
-        return 130
-    except KeyboardInterrupt:
-        _note("ics: interrupted; what was recorded is kept. Rerun the same command to resume.")
-        return 130
+        except typer.Abort as e:
+            if isinstance(e.__cause__, EOFError):   # click turns an EOFError (a truncated file) into Abort
+                _note(f"ics: error: a file ended unexpectedly ({e.__cause__ or 'EOFError'}); it is truncated")
+                return 2
+            _note(INTERRUPTED)
+            return 130
+        except KeyboardInterrupt:
+            _note(INTERRUPTED)
+            return 130
     if rv == 130:   # Typer turns Ctrl-C into exit code 130 itself
-        _note("ics: interrupted; what was recorded is kept. Rerun the same command to resume.")
+        _note(INTERRUPTED)
     return rv if isinstance(rv, int) else 0

@@ -299,3 +299,20 @@ def test_a_units_parquet_with_foreign_metadata_is_read(sweep, tmp_path):
     table = pq.read_table(copy / "units.parquet")
     pq.write_table(table.replace_schema_metadata({b"pandas": b"\xff\xfe{", b"other": b"\x80"}), copy / "units.parquet")
     assert runs.read_table(copy, "units").equals(runs.read_table(run, "units"))
+
+
+def test_a_damaged_run_under_a_command_is_one_warning_line_not_pythons(sweep, tmp_path, capsys):
+    """`ics report` of a sweep with a damaged run: `ics: warning: skipping …`, once, and no Python
+    `DamagedRunWarning` line with its file and line number."""
+    copy = tmp_path / "sweep"
+    for f in sweep.rglob("*"):
+        if f.is_file():
+            (copy / f.relative_to(sweep)).parent.mkdir(parents=True, exist_ok=True)
+            (copy / f.relative_to(sweep)).write_bytes(f.read_bytes())
+    run = next(p for p in copy.iterdir() if p.is_dir() and "batch" in p.name)
+    (run / "layers.csv").write_bytes(b"x\x00")
+    assert main(["report", str(copy), "-o", str(tmp_path / "page.html")]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "skipping" in ln]
+    assert lines == [f"ics: warning: skipping {run}: layers.csv is not a CSV (binary data, not UTF-8 text)"]
+    assert "DamagedRunWarning" not in err and ".py:" not in err
