@@ -300,10 +300,10 @@ def test_an_unknown_study_is_refused(fake_study, capsys):
 @pytest.fixture
 def drawn(monkeypatch):
     """draw.draw_all and studies.redraw replaced by recorders (figures are tested in test_plots.py)."""
-    from ics_cli.analyse import compare
+    from ics_cli.analyse import outputs
 
     calls = []
-    monkeypatch.setattr(compare, "load", lambda folder: {"folder": folder})
+    monkeypatch.setattr(outputs, "load", lambda folder: {"folder": folder})
     monkeypatch.setattr(draw, "draw_all", lambda tables, folder, fmt: calls.append(("compare", folder, fmt))
                         or [folder / f"a.{fmt}", folder / f"b.{fmt}", folder / f"c.{fmt}"])
     monkeypatch.setattr(studies, "redraw", lambda folder, fmt="png": calls.append(("study", folder, fmt))

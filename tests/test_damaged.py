@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from ics_cli.analyse import compare
 from ics_cli.analyse.base import ALL_TABLE_NAMES
 from ics_cli.analyse import outputs
 from ics_cli.figures import draw
@@ -228,7 +227,7 @@ def test_a_truncated_units_table_in_every_run_is_one_error_not_an_interrupt(swee
 
 
 def test_compare_out_that_is_a_file_is_refused_before_any_work(sweep, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(compare, "runs_under", lambda *a, **k: pytest.fail("work began"))
+    monkeypatch.setattr(store, "runs_under", lambda *a, **k: pytest.fail("work began"))
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
     one_error(main(["compare", str(sweep), "--out", str(blocker)]), capsys, "--out", str(blocker),
@@ -239,7 +238,7 @@ def test_compare_out_that_is_a_file_is_refused_before_any_work(sweep, tmp_path, 
 
 
 def test_compare_out_that_is_read_only_is_refused_before_any_work(sweep, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(compare, "runs_under", lambda *a, **k: pytest.fail("work began"))
+    monkeypatch.setattr(store, "runs_under", lambda *a, **k: pytest.fail("work began"))
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
