@@ -29,7 +29,7 @@ import functools
 import math
 import platform
 import shutil
-import time     # noqa: F401 - the run's clock, ics_cli/store/checkpoint.py (tests patch train.time)
+import time     # noqa: F401 - the run's clock is store/checkpoint.py's; tests patch train.time.perf_counter
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone

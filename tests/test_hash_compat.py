@@ -42,7 +42,22 @@ OTHER = {"ghost_size": 2, "renorm_rmax": 2.0, "renorm_dmax": 1.0, "renorm_warmup
          "micro_batch": 20, "batch_sampler": "paired", "lr_scaling": "linear", "lr_base_batch": 32}
 
 
+# A later field that acts only under another option (config.INERT_UNLESS) is hashed where it acts.
+WHERE = {"ghost_size": {"norm": "ghost-batch"}, "precise_samples": {"bn_eval": "precise"},
+         "lr_base_batch": {"lr_scaling": "linear"},
+         **{f: {"norm": "batch-renorm"} for f in ("renorm_rmax", "renorm_dmax", "renorm_warmup",
+                                                    "renorm_rmax_at", "renorm_dmax_at")}}
+
+
 @pytest.mark.parametrize("name", sorted(config.HASHED_UNLESS))
 def test_any_other_value_is_hashed(name):
-    base = RunConfig(norm="batch", steps=100)
+    base = replace(RunConfig(norm="batch", steps=100), **WHERE.get(name, {}))
+    assert name not in config.INERT_UNLESS or config.INERT_UNLESS[name](base)
     assert replace(base, **{name: OTHER[name]}).hash() != base.hash()
+
+
+@pytest.mark.parametrize("name", sorted(config.INERT_UNLESS))
+def test_a_value_where_the_field_does_nothing_is_not_hashed(name):
+    base = RunConfig(norm="batch", steps=100)
+    assert not config.INERT_UNLESS[name](base)
+    assert replace(base, **{name: OTHER[name]}).hash() == base.hash()
