@@ -350,8 +350,10 @@ def loop_state(step: int, model, opt, recorders: Recorders, divergence: Divergen
 
 def restore(ckpt: Checkpoint, device: torch.device, model, opt, recorders: Recorders,
             divergence: Divergence, evaluation: Evaluation) -> int:
-    """The loop as loop_state left it in the checkpoint; returns its step."""
+    """The loop as loop_state left it in the checkpoint; returns its step. Every field is checked before
+    use (a damaged or planted checkpoint that passes weights_only is one line, never a hang)."""
     with ckpt.restoring(device) as ck:
+        check_checkpoint(ck, recorders.cfg.steps)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         recorders.acts.load_state(ck["acts"])
@@ -360,6 +362,31 @@ def restore(ckpt: Checkpoint, device: torch.device, model, opt, recorders: Recor
         divergence.initial_loss, divergence.ema = ck["initial_loss"], ck["ema"]
         evaluation.interval = list(ck["interval"])
         return ck["step"]
+
+
+def check_checkpoint(ck, steps: int) -> None:
+    """A ValueError naming the first field of a checkpoint that loop_state could not have written for a
+    run of `steps` updates (restoring turns it into the one-line error)."""
+    def number(v, *, none: bool = False) -> bool:
+        return (v is None and none) or (type(v) in (int, float) and math.isfinite(v))
+
+    if not isinstance(ck, dict) or not {"model", "opt", "acts", "quantities", "step", "initial_loss", "ema",
+                                         "interval", "elapsed"} <= set(ck):
+        raise ValueError("fields missing")
+    step, interval = ck["step"], ck["interval"]
+    if type(step) is not int or not 0 <= step < steps:      # taken before the last step, after `step` updates
+        raise ValueError(f"step {step!r} is not an integer in [0, {steps})")
+    if not number(ck["elapsed"]) or ck["elapsed"] < 0:
+        raise ValueError(f"elapsed {ck['elapsed']!r} is not a number of seconds")
+    if not (number(ck["initial_loss"], none=True) and number(ck["ema"], none=True)
+            and (ck["initial_loss"] is None) == (ck["ema"] is None) == (step == 0)):
+        raise ValueError("initial_loss and ema are not the losses of the updates done")
+    if not (isinstance(interval, (list, tuple)) and len(interval) == 3 and number(interval[0])
+            and isinstance(interval[1], torch.Tensor) and interval[1].numel() == 1
+            and type(interval[2]) is int and 0 <= interval[2] <= steps * (1 << 40)):
+        raise ValueError("interval is not (loss sum, correct count, examples)")
+    if not isinstance(ck["quantities"], dict):
+        raise ValueError("quantities is not a dict")
 
 
 def skipped(run_dir: Path, cfg: RunConfig, summary: dict) -> RunResult:

@@ -316,3 +316,29 @@ def test_a_damaged_run_under_a_command_is_one_warning_line_not_pythons(sweep, tm
     lines = [ln for ln in err.splitlines() if "skipping" in ln]
     assert lines == [f"ics: warning: skipping {run}: layers.csv is not a CSV (binary data, not UTF-8 text)"]
     assert "DamagedRunWarning" not in err and ".py:" not in err
+
+
+@pytest.mark.parametrize("field, value", [("step", 10**18), ("step", -5), ("step", "3"), ("step", 3.0),
+                                          ("elapsed", float("nan")), ("ema", "x"), ("interval", [1.0]),
+                                          ("initial_loss", None)])
+def test_a_planted_checkpoint_is_one_line_never_a_hang(tmp_path, capsys, field, value):
+    """A checkpoint that passes weights_only but holds what no run wrote is refused, at once."""
+    import torch
+
+    from ics_cli.train import train
+
+    cfg = RunConfig(steps=8, log_every=2, eval_every=2, width=8, checkpoint_every=0, out=str(tmp_path / "runs"))
+
+    def stop(step):
+        if step == 4:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, on_step=stop)
+    ckpt = tmp_path / "runs" / cfg.name() / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 4
+    state[field] = value
+    torch.save(state, ckpt)
+    argv = ["train", "--steps", "8", "--log-every", "2", "--eval-every", "2", "--width", "8",
+            "--checkpoint-every", "0", "--out", str(tmp_path / "runs")]
+    error_line(main(argv), capsys, "checkpoint.pt", "start the run afresh")

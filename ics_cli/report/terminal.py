@@ -40,20 +40,29 @@ def run_progress(cfg, enabled: bool = True, console: Console | None = None):
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=False,
                         console=console or status_console())
-    with progress:
-        task = progress.add_task(f"{cfg.model}/{cfg.norm}", total=steps, stats="")
+    task = progress.add_task(f"{cfg.model}/{cfg.norm}", total=steps, stats="")
 
-        def on_log(step: int, row: dict) -> None:
-            progress.update(task, completed=step, stats=(
-                f"loss {_num(row['train_loss'], 3)}  " + (
-                    f"test loss {_num(row['test_loss'], 3)}" if pd.isna(row["test_acc"])    # regression
-                    else f"acc {_num(row['train_acc'], 3)}  test {_num(row['test_acc'], 3)}")))
+    def shown() -> Progress:
+        # Shown once the run trains: an error before (a damaged checkpoint) is the one line on stderr.
+        if not progress.live.is_started:
+            progress.start()
+        return progress
 
-        def on_step(step: int) -> None:
-            if step % 10 == 0:
-                progress.update(task, completed=step)
+    def on_log(step: int, row: dict) -> None:
+        shown().update(task, completed=step, stats=(
+            f"loss {_num(row['train_loss'], 3)}  " + (
+                f"test loss {_num(row['test_loss'], 3)}" if pd.isna(row["test_acc"])    # regression
+                else f"acc {_num(row['train_acc'], 3)}  test {_num(row['test_acc'], 3)}")))
 
+    def on_step(step: int) -> None:
+        if step % 10 == 0:
+            shown().update(task, completed=step)
+
+    try:
         yield on_log, on_step
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def layer_table(run: store.Run, site: str = "norm") -> pd.DataFrame:

@@ -51,9 +51,10 @@ class Checkpoint:
             yield ck
             self.elapsed0 = ck["elapsed"]
         except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is not resumed from
-            raise IcsError(f"{self.path} is not a checkpoint ics can load safely ({type(e).__name__}: "
-                           f"damaged, or more than tensors and numbers); remove the run folder "
-                           f"{self.path.parent} to start the run afresh") from None
+            why = (str(e) if isinstance(e, ValueError) and str(e) else
+                   f"{type(e).__name__}: damaged, or more than tensors and numbers")
+            raise IcsError(f"{self.path} is not a checkpoint ics can load safely ({why}); remove the run "
+                           f"folder {self.path.parent} to start the run afresh") from None
 
     def start_clock(self) -> None:
         """The clock runs from here, on from the resumed checkpoint's elapsed time."""
