@@ -164,6 +164,10 @@ class Recorders:
         self.measured: list = []         # the quantities measured around this update, and their probe
         self.quantity_probe = None
         self.recorded = -1               # the last step with activation statistics
+        # What a training pass changes besides the gradient (running statistics, num_batches_tracked),
+        # as it was before the pass: a pass whose update never happens (divergence) is undone.
+        self.buffers = list(model.buffers())
+        self.before_pass = [b.clone() for b in self.buffers]
         self.logs: blocks.RunLogs | None = None
 
     def open_logs(self, run_dir: Path, resume: bool, step: int) -> None:
@@ -192,7 +196,12 @@ class Recorders:
             self.probe(step, self.probe_x)
 
     def ensure(self, step: int, x: torch.Tensor) -> None:
-        """Statistics of `step` unless it has them: from x under --probe train, else the probe batch."""
+        """A diverged run's last step: the training pass undone (its update never happens, so neither
+        does its running-statistics update), then statistics of `step` unless it has them: from x under
+        --probe train, else the probe batch."""
+        with torch.no_grad():
+            for saved, buffer in zip(self.before_pass, self.buffers):
+                buffer.copy_(saved)
         if self.recorded != step:
             self.probe(step, x if self.probe_x is None else self.probe_x)
 
@@ -207,6 +216,9 @@ class Recorders:
         # --probe train: step s's statistics are those of this pass (weights after s updates,
         # the batch of update s + 1), read by the hooks; the pass itself is unchanged. The
         # eval-mode pass for norm_eval goes first, with the step's running statistics.
+        with torch.no_grad():
+            for saved, buffer in zip(self.before_pass, self.buffers):
+                saved.copy_(buffer)
         log_step = due(step, self.cfg.log_every, self.cfg.steps)
         if self.probe_x is not None or not log_step or self.recorded == step:
             yield

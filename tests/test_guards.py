@@ -342,3 +342,28 @@ def test_a_planted_checkpoint_is_one_line_never_a_hang(tmp_path, capsys, field, 
     argv = ["train", "--steps", "8", "--log-every", "2", "--eval-every", "2", "--width", "8",
             "--checkpoint-every", "0", "--out", str(tmp_path / "runs")]
     error_line(main(argv), capsys, "checkpoint.pt", "start the run afresh")
+
+
+def test_a_diverged_batch_norm_run_records_the_model_of_its_last_update(tmp_path):
+    """The diverging batch's training pass updates batch norm's running statistics, but its update never
+    happens: model.pt, norm_eval and the test loss at the stop step are those of θ_T, the same as a run of
+    exactly T updates."""
+    import torch
+
+    from ics_cli.train import train
+
+    common = dict(norm="batch", lr=50.0, log_every=1, eval_every=1, width=16, seed=3)
+    diverged = train(RunConfig(steps=50, out=str(tmp_path / "a"), **common))
+    at = diverged.summary["diverged_at_step"]
+    assert diverged.summary["status"] == "diverged" and at is not None and at < 50
+    exact = train(RunConfig(steps=at, out=str(tmp_path / "b"), **common))
+    a = torch.load(diverged.path / "model.pt", weights_only=True)
+    b = torch.load(exact.path / "model.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert any(name.endswith("num_batches_tracked") and int(a[name]) == at for name in a)
+    la, lb = (runs.read_table(r.path, "layers") for r in (diverged, exact))
+    last = lambda t: t[(t["step"] == at) & (t["site"] == "norm_eval")].reset_index(drop=True)  # noqa: E731
+    assert last(la)[["mean", "var"]].equals(last(lb)[["mean", "var"]])
+    assert diverged.summary["final"]["test_loss"] == exact.summary["final"]["test_loss"]
