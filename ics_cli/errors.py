@@ -20,7 +20,8 @@ def installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-def require(package: str, label: str, what: str) -> None:
-    """One line naming the fix when the optional `package` (the extra of ics-cli of that name) is missing."""
-    if not installed(package):
+def require(package: str, label: str, what: str, present: bool | None = None) -> None:
+    """One line naming the fix when the optional `package` (the extra of ics-cli of that name) is missing
+    (`present`: whether it is, when the caller knows better)."""
+    if not (installed(package) if present is None else present):
         raise IcsError(f"{what} needs {label}, which is not installed: pip install 'ics-cli[{package}]'")

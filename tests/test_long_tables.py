@@ -37,10 +37,6 @@ NOT_AVERAGED = {"relative_loss_threshold": {"alpha_blowup", "blown", "alpha_max"
                 "batch_size": {"diverged", "scored_by"}, "test_stats": {"diverged", "scored_by"}}
 
 
-def _no_figures(tables, out_dir, fmt="png"):
-    return []
-
-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("long") / "sweep"
@@ -58,11 +54,6 @@ def compared(sweep, runs):
     """`outputs.save` of every run (tables only: figures/draw.save adds the figures): the tables as written."""
     outputs.save(compare.build(runs), sweep / "compare")
     return sweep / "compare"
-
-
-@pytest.fixture
-def no_figures(monkeypatch):
-    monkeypatch.setattr(draw, "draw_all", _no_figures)
 
 
 @pytest.fixture
@@ -210,7 +201,7 @@ def test_the_same_runs_give_the_same_bytes_in_any_order(compared, runs, tmp_path
 
 
 def test_save_lists_the_long_tables_between_the_wide_tables_and_the_figures(runs, tmp_path, one_figure):
-    written = outputs.save(compare.build(runs[:2]), tmp_path / "c")
+    written = draw.save(compare.build(runs[:2]), tmp_path / "c")
     rel = [str(p.relative_to(tmp_path / "c")) for p in written]
     wide = [r for r in rel if "/" not in r and r.endswith(".csv")]
     long = [r for r in rel if r.startswith("long/")]
@@ -219,8 +210,7 @@ def test_save_lists_the_long_tables_between_the_wide_tables_and_the_figures(runs
     assert all(p.is_file() for p in written) and len(rel) > len(wide) + len(long)   # then the figures
 
 
-def test_a_rerun_replaces_the_long_tables_and_removes_those_the_new_set_lacks(compared, runs, tmp_path,
-                                                                              no_figures):
+def test_a_rerun_replaces_the_long_tables_and_removes_those_the_new_set_lacks(compared, runs, tmp_path):
     dest = Path(shutil.copytree(compared, tmp_path / "compare"))
     (dest / "long" / "notes.txt").write_text("mine")
     plain = [r for r in runs if store.run_config(r)["batch_size"] == 60]     # no batch axis: no batch view
@@ -249,7 +239,7 @@ def test_a_compare_killed_while_writing_leaves_the_previous_set_whole(compared, 
 
     monkeypatch.setattr(draw, "draw_all", killed)
     with pytest.raises(KeyboardInterrupt):
-        outputs.save(compare.build(runs[:3]), dest)
+        draw.save(compare.build(runs[:3]), dest)
     assert fingerprint(dest) == before and not staging.staging_folder(dest).exists()
     (dest / staging.INCOMPLETE).write_text(staging.INCOMPLETE_NOTE)     # a hard kill while files moved in
     with pytest.raises(IcsError, match="incomplete set of compare outputs"):
@@ -278,8 +268,7 @@ def test_owns_claims_the_long_folder_and_its_tables_only():
     assert not outputs.owns("long")
 
 
-def test_a_file_in_the_way_of_the_long_folder_stops_the_compare_and_is_kept(compared, runs, tmp_path,
-                                                                              no_figures):
+def test_a_file_in_the_way_of_the_long_folder_stops_the_compare_and_is_kept(compared, runs, tmp_path):
     dest = tmp_path / "compare"
     dest.mkdir()
     (dest / "long").write_text("mine")

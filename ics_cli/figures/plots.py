@@ -33,6 +33,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.ticker import FuncFormatter
 
 from ..analyse import compare
+from ..analyse.stats import finite
 from .style import (BAND_NOTE, DIVERGED_COLOR, all_layers, check_format, clamp_fraction, draw_series,
                     figure_legend, finite_values, hidden_layers, log_y, matched_picks, model_names,
                     new_figure, no_data, norm_color, plain_number, rows_of, save_figure, short_value, suptitle,
@@ -280,7 +281,7 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
         mine = mine[mine["n_seeds"] > 0] if len(mine) else mine
         if not len(mine) or mine["lr"].nunique() < 2:
             continue
-        regress = not _finite_any(mine["final_test_acc_mean"]) and "final_loss_drop_mean" in mine
+        regress = not finite(mine["final_test_acc_mean"]).notna().any() and "final_loss_drop_mean" in mine
         score = "final_loss_drop" if regress else "final_test_acc"
         fig = new_figure(7.5, 5.0)
         ax = fig.subplots()
@@ -318,10 +319,6 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
         ax.legend(loc="best", title="error bars: 95% t-interval over seeds", title_fontsize="small")
         paths.append(save_figure(fig, out_dir, f"lr_tolerance{suffix}", fmt))
     return paths
-
-
-def _finite_any(values: pd.Series) -> bool:
-    return bool(np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(float)).any())
 
 
 def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:

@@ -90,7 +90,7 @@ def available() -> bool:
 
 def require(what: str = "--tensorboard") -> None:
     """One line naming the fix when the tensorboard package is missing."""
-    require_package("tensorboard", "TensorBoard", what)
+    require_package("tensorboard", "TensorBoard", what, present=available())
 
 
 # --------------------------------------------------------------------------- the tag scheme

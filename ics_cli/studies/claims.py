@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-from ..analyse.stats import CONFIDENCE
+from ..analyse.stats import CONFIDENCE, finite
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 
@@ -97,11 +98,6 @@ def family(parts: int) -> float:
     return 1 - (1 - CONFIDENCE) / max(parts, 1)
 
 
-def _finite(values) -> np.ndarray:
-    x = np.asarray(list(values), dtype=float)
-    return x[np.isfinite(x)]
-
-
 def _constant(x: np.ndarray) -> bool:
     """No spread beyond rounding: scipy's t would divide by a zero (or rounding-sized) deviation."""
     return bool(np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())))
@@ -118,7 +114,7 @@ def _t_bounds(x: np.ndarray, confidence: float) -> tuple[float | None, float | N
 
 def interval(values, confidence: float = CONFIDENCE) -> Interval:
     """Mean and t-interval over the finite values; bounds None with fewer than two."""
-    x = _finite(values)
+    x = finite(pd.Series(list(values), dtype=float)).dropna().to_numpy()
     if x.size == 0:
         raise MissingData("no finite values")
     return Interval(float(x.mean()), *_t_bounds(x, confidence), int(x.size))

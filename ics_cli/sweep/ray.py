@@ -50,7 +50,7 @@ def available() -> bool:
 
 
 def require() -> None:
-    require_package("ray", "Ray", "--backend ray")
+    require_package("ray", "Ray", "--backend ray", present=available())
 
 
 def connect(address: str | None) -> bool:
