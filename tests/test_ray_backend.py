@@ -218,3 +218,52 @@ def test_backend_options_that_do_not_fit_are_one_line(tmp_path, capsys, monkeypa
 def test_a_node_that_cannot_see_the_folder_is_named(tmp_path):
     assert ray_backend._probe(str(tmp_path)) is None
     assert "not the driver's folder" in ray_backend._probe(str(tmp_path / "elsewhere"))
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc)."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                parents[int(name)] = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, grew = {pid}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return found - {pid}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_ray_sweep_leaves_none_of_its_processes(tmp_path):
+    """The local Ray instance a sweep started (GCS, raylet, workers) dies with the sweep, kill -9 included,
+    and a rerun finishes the runs."""
+    pytest.importorskip("ray")
+    out = tmp_path / "S"
+    argv = [sys.executable, "-m", "ics_cli", *_grid(out, 4000, "--backend", "ray")]
+    sweep_process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(out.glob("*/metrics.csv")):
+            time.sleep(0.5)
+        assert list(out.glob("*/metrics.csv")), "no run started"
+        ray_processes = _descendants(sweep_process.pid)
+        assert ray_processes
+    finally:
+        sweep_process.send_signal(signal.SIGKILL)
+        sweep_process.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and any(_alive(p) for p in ray_processes):
+        time.sleep(0.5)
+    assert not [p for p in ray_processes if _alive(p)]

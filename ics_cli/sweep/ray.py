@@ -104,8 +104,10 @@ def _reachable(address: str) -> None:
 @contextmanager
 def session(address: str | None, out: Path):
     """Connected to Ray for the body of the `with`, with `out` checked from every node; a Ray
-    instance started here is shut down at the end."""
+    instance started here is shut down at the end, and its processes die with this one (kill -9
+    included: `watchdog`)."""
     started = connect(address)
+    watch = watchdog() if started and address is None else None
     try:
         check_shared(Path(out))
         yield
@@ -114,6 +116,73 @@ def session(address: str | None, out: Path):
             import ray
 
             ray.shutdown()
+        if watch is not None:
+            watch.stdin.close()        # the watchdog's cue: it kills what shutdown left, then exits
+
+
+# A process of its own session, given this process' Ray processes (pid:start time): it notes their
+# descendants every second until the end of its stdin, which comes when the sweep's process closes it
+# or dies (kill -9 included), then kills each that still runs. The start time tells a process from a
+# later one that reused its pid.
+WATCHDOG = """
+import os, signal, sys
+def stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return int(fields[1]), fields[19]          # parent pid, start time
+    except (OSError, IndexError, ValueError):
+        return None
+def descendants(roots):
+    found, table = set(roots), {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (s := stat(int(name))):
+            table[int(name)] = s[0]
+    grew = True
+    while grew:
+        more = {p for p, parent in table.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return found
+import select
+roots = [int(p) for p, start in (a.split(":") for a in sys.argv[1:]) if (s := stat(int(p))) and s[1] == start]
+known = {}
+while True:        # the tree as it grows (a raylet's agents and workers), noted every second
+    ready = select.select([sys.stdin], [], [], 1.0)[0]
+    known.update({pid: s[1] for pid in descendants(roots) if (s := stat(pid))})
+    if ready and not os.read(sys.stdin.fileno(), 4096):
+        break
+known.update({pid: s[1] for pid in descendants(roots) if (s := stat(pid))})
+for pid, start in known.items():
+    if (s := stat(pid)) and s[1] == start:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+def watchdog():
+    """Start the WATCHDOG over the processes the local Ray instance just started (this process'
+    children: GCS, raylet, and what they start); None where /proc cannot tell them."""
+    import subprocess
+    import sys
+
+    mine = []
+    if not os.path.isdir("/proc"):
+        return None
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                ray_process = b"ray" in f.read()     # GCS, raylet, monitors: not a pool's fork server
+        except (OSError, ValueError):
+            continue                # not a process, or one that just ended
+        if name.isdigit() and int(fields[1]) == os.getpid() and ray_process:
+            mine.append(f"{name}:{fields[19]}")
+    return subprocess.Popen([sys.executable, "-c", WATCHDOG, *mine], stdin=subprocess.PIPE,
+                            start_new_session=True, close_fds=True)
 
 
 def check_shared(out: Path) -> None:
