@@ -367,3 +367,21 @@ def test_a_diverged_batch_norm_run_records_the_model_of_its_last_update(tmp_path
     last = lambda t: t[(t["step"] == at) & (t["site"] == "norm_eval")].reset_index(drop=True)  # noqa: E731
     assert last(la)[["mean", "var"]].equals(last(lb)[["mean", "var"]])
     assert diverged.summary["final"]["test_loss"] == exact.summary["final"]["test_loss"]
+
+
+@pytest.mark.parametrize("name, text", [("study.json", "{"), ("study.json", "\x00\xff"), ("sweep.json", "[1,")])
+def test_ics_report_of_a_folder_with_a_malformed_json_file_is_one_line(sweep, tmp_path, capsys, name, text):
+    """A study or sweep folder whose study.json or sweep.json a user damaged: one error line naming it."""
+    folder = tmp_path / "folder"
+    if name == "study.json":
+        folder.mkdir()
+        (folder / "verdicts.csv").write_text("claim_id,verdict\nX1,PASS\n")
+    else:
+        for f in sweep.rglob("*"):
+            if f.is_file():
+                (folder / f.relative_to(sweep)).parent.mkdir(parents=True, exist_ok=True)
+                (folder / f.relative_to(sweep)).write_bytes(f.read_bytes())
+    (folder / name).write_bytes(text.encode("latin-1"))
+    dest = tmp_path / "page.html"
+    error_line(main(["report", str(folder), "-o", str(dest)]), capsys, name)
+    assert not dest.exists()
