@@ -1,5 +1,6 @@
 """Shared test fixtures: no test reaches the network; dataset caches can be reset around a test;
-a finished run of a configuration is trained once per session for the tests that only read it."""
+a finished run of a configuration, and a quick study, is made once per session for the tests that only
+read it."""
 
 import dataclasses
 import socket
@@ -45,5 +46,23 @@ def reference_run(tmp_path_factory):
         if key not in done:
             done[key] = run(root / str(len(done)), **kw).path
         return done[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def quick_study(tmp_path_factory):
+    """`quick_study(name)`: the StudyResult of study `name` run quick (`ics reproduce NAME --quick`,
+    one job), run the first time a test of the session asks for it and shared from then on. For tests
+    that only read its folder (`.out`): a test that writes there works on a copy."""
+    from ics_cli import studies
+
+    root = tmp_path_factory.mktemp("studies")
+    done = {}
+
+    def get(name):
+        if name not in done:
+            done[name] = studies.run_study(name, root / name, quick=True, jobs=1)
+        return done[name]
 
     return get

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ics_cli.net import data, models, norms, population, sampling
 from ics_cli.config import RunConfig, validate
-from ics_cli.train import evaluate, load_model, make_optimizer, train
+from ics_cli.train import evaluate, load_model, make_optimizer
 
 from expect import refused
 from helpers import runner, strip_elapsed

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from expect import error_line
 from fixtures_runs import write_runs
 from ics_cli.analyse import compare
 from ics_cli.figures import draw
@@ -212,9 +213,7 @@ def test_too_large_svg_figures_fall_back_to_png_when_that_is_smaller(monkeypatch
 def test_bad_input_is_one_line_and_writes_nothing(argv, needle, capsys, monkeypatch):
     monkeypatch.chdir(RESULTS.parent)
     before = set(RESULTS.rglob("report.html"))
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("ics: error: ") and needle in err[0], err
+    error_line(main(argv), capsys, needle)
     assert set(RESULTS.rglob("report.html")) == before
 
 

@@ -15,7 +15,7 @@ from ics_cli.net import data, models
 from ics_cli import metrics
 from ics_cli.store import runs as store
 from ics_cli.config import RunConfig, validate
-from ics_cli.train import batches, train
+from ics_cli.train import batches
 
 from helpers import run, strip_elapsed
 

@@ -3,6 +3,7 @@
 Whether each claim can fail is tested in tests/test_falsifiable.py.
 """
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -58,10 +59,10 @@ def check_outputs(result: studies.StudyResult, study: studies.Study) -> None:
     assert result.seconds > 0
 
 
-def test_quick_ioffe_study_writes_the_contract_and_resumes(tmp_path):
-    out = tmp_path / "ioffe"
-    first = studies.run_study("ioffe2015", out, quick=True, jobs=1)
+def test_quick_ioffe_study_writes_the_contract_and_resumes(tmp_path, quick_study):
+    first = quick_study("ioffe2015")
     check_outputs(first, studies.REGISTRY["ioffe2015"])
+    out = Path(shutil.copytree(first.out, tmp_path / "ioffe"))     # resumed in a copy: the shared one is read
     folders = run_folders(out)
     plan = ioffe2015.plan(quick=True)["fig1"]
     assert len(folders) == len(plan.configs()) == 2 * len(ioffe2015.QUICK["seeds"])
@@ -166,10 +167,8 @@ def test_study_seeds_replace_the_protocols_seeds():
         studies.run_study("note", seeds=[-1])
 
 
-def test_a_study_folder_redraws_its_figures_without_its_runs(tmp_path):
-    out = tmp_path / "ioffe"
-    studies.run_study("ioffe2015", out, quick=True, jobs=1)
-    import shutil
+def test_a_study_folder_redraws_its_figures_without_its_runs(tmp_path, quick_study):
+    out = Path(shutil.copytree(quick_study("ioffe2015").out, tmp_path / "ioffe"))
     shutil.rmtree(out / "runs")
     for png in (out / "figures").glob("*.png"):
         png.unlink()

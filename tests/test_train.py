@@ -21,7 +21,7 @@ from ics_cli.store import runs as store
 from ics_cli import train as train_mod
 from ics_cli.config import RunConfig, validate
 from ics_cli.probes import SITES, ActivationRecorder
-from ics_cli.train import evaluate, train
+from ics_cli.train import evaluate
 
 from helpers import csv_lines, run, strip_elapsed
 
