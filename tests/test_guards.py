@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -106,10 +107,7 @@ def test_readers_refuse_links_fifos_and_oversized_files(tmp_path):
 
 def test_a_damaged_summary_is_run_again_not_a_traceback(sweep, tmp_path, capsys):
     copy = tmp_path / "sweep"
-    for f in sweep.rglob("*"):
-        if f.is_file():
-            (copy / f.relative_to(sweep)).parent.mkdir(parents=True, exist_ok=True)
-            (copy / f.relative_to(sweep)).write_bytes(f.read_bytes())
+    shutil.copytree(sweep, copy)
     run = next(p for p in copy.iterdir() if p.is_dir() and "batch" in p.name)
     (run / "summary.json").write_text('{"status": "comp')
     assert runs.finished(run) is None
@@ -305,10 +303,7 @@ def test_a_damaged_run_under_a_command_is_one_warning_line_not_pythons(sweep, tm
     """`ics report` of a sweep with a damaged run: `ics: warning: skipping …`, once, and no Python
     `DamagedRunWarning` line with its file and line number."""
     copy = tmp_path / "sweep"
-    for f in sweep.rglob("*"):
-        if f.is_file():
-            (copy / f.relative_to(sweep)).parent.mkdir(parents=True, exist_ok=True)
-            (copy / f.relative_to(sweep)).write_bytes(f.read_bytes())
+    shutil.copytree(sweep, copy)
     run = next(p for p in copy.iterdir() if p.is_dir() and "batch" in p.name)
     (run / "layers.csv").write_bytes(b"x\x00")
     assert main(["report", str(copy), "-o", str(tmp_path / "page.html")]) == 0
@@ -377,10 +372,7 @@ def test_ics_report_of_a_folder_with_a_malformed_json_file_is_one_line(sweep, tm
         folder.mkdir()
         (folder / "verdicts.csv").write_text("claim_id,verdict\nX1,PASS\n")
     else:
-        for f in sweep.rglob("*"):
-            if f.is_file():
-                (folder / f.relative_to(sweep)).parent.mkdir(parents=True, exist_ok=True)
-                (folder / f.relative_to(sweep)).write_bytes(f.read_bytes())
+        shutil.copytree(sweep, folder)
     (folder / name).write_bytes(text.encode("latin-1"))
     dest = tmp_path / "page.html"
     error_line(main(["report", str(folder), "-o", str(dest)]), capsys, name)
