@@ -199,9 +199,8 @@ class Recorders:
         """A diverged run's last step: the training pass undone (its update never happens, so neither
         does its running-statistics update), then statistics of `step` unless it has them: from x under
         --probe train, else the probe batch."""
-        with torch.no_grad():
-            for saved, buffer in zip(self.before_pass, self.buffers):
-                buffer.copy_(saved)
+        if self.buffers:
+            torch._foreach_copy_(self.buffers, self.before_pass)
         if self.recorded != step:
             self.probe(step, x if self.probe_x is None else self.probe_x)
 
@@ -216,9 +215,8 @@ class Recorders:
         # --probe train: step s's statistics are those of this pass (weights after s updates,
         # the batch of update s + 1), read by the hooks; the pass itself is unchanged. The
         # eval-mode pass for norm_eval goes first, with the step's running statistics.
-        with torch.no_grad():
-            for saved, buffer in zip(self.before_pass, self.buffers):
-                saved.copy_(buffer)
+        if self.buffers:     # one fused copy per step, none for a net without buffers (no batch norm)
+            torch._foreach_copy_(self.before_pass, self.buffers)
         log_step = due(step, self.cfg.log_every, self.cfg.steps)
         if self.probe_x is not None or not log_step or self.recorded == step:
             yield
