@@ -28,6 +28,7 @@ from .net.data import DATASETS
 from .errors import IcsError
 from .store.runs import refuse_over_runs
 from .store.schema import TABLES
+from .report.options import BACKEND_HELP, HELP
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()                  # data: tables and JSON
@@ -58,11 +59,15 @@ Noise = choices("Noise", config_mod.NOISES)
 BnEval = choices("BnEval", config_mod.BN_EVALS)
 BatchSampler = choices("BatchSampler", config_mod.BATCH_SAMPLERS)
 LrScaling = choices("LrScaling", config_mod.LR_SCALINGS)
+LrSchedule = choices("LrSchedule", config_mod.LR_SCHEDULES)
+Split = choices("Split", config_mod.SPLITS)
+SharpnessMethod = choices("SharpnessMethod", config_mod.SHARPNESS_METHODS)
 Format = choices("Format", ("png", "svg", "pdf"))
 Backend = choices("Backend", ("local", "ray"))      # sweep.BACKENDS
 CHOICES = {"dataset": Dataset, "model": Model, "activation": Activation, "init": Init, "norm": Norm,
            "optimizer": Optimizer, "device": Device, "probe": Probe, "noise": Noise, "bn_eval": BnEval,
-           "batch_sampler": BatchSampler, "lr_scaling": LrScaling}
+           "batch_sampler": BatchSampler, "lr_scaling": LrScaling, "lr_schedule": LrSchedule, "split": Split,
+           "sharpness_method": SharpnessMethod}
 
 
 def flag(default: bool, *decls: str, **kwargs):
@@ -73,99 +78,6 @@ def flag(default: bool, *decls: str, **kwargs):
 def plain(options: dict) -> dict:
     """Option values as the library takes them: Enum members become their string values."""
     return {k: v.value if isinstance(v, enum.Enum) else v for k, v in options.items()}
-
-
-HELP = {
-    "dataset": f"Dataset: {listed(Dataset)} (mnist-5k is embedded; synthetic is generated; "
-               "the others are read from --data-dir).",
-    "data_dir": "Folder with torchvision dataset files (mnist, fashion-mnist, cifar10).",
-    "download": "Download a torchvision dataset into --data-dir if it is missing.",
-    "binarize": "Threshold pixels at 0.5 to {0, 1} instead of standardizing (Ioffe & Szegedy's binary MNIST).",
-    "model": f"Network: {listed(Model)}.",
-    "depth": "Number of hidden layers (default: mlp 3, cnn 3, resmlp 20, vgg 8, dln 25).",
-    "width": "Units per hidden layer or channels (default: mlp 100, cnn 32, resmlp 100, vgg 32, dln 10).",
-    "activation": f"Nonlinearity: {listed(Activation)} (default: sigmoid for mlp and cnn, relu for resmlp "
-                  "and vgg, identity for dln).",
-    "init": f"Weight init: {listed(Init)} (xavier = Glorot uniform; gaussian uses --init-std).",
-    "init_std": "Standard deviation of the gaussian init.",
-    "norm": f"Normalization: {listed(Norm)} (see `ics norms`).",
-    "groups": "Groups for --norm group (must divide the width).",
-    "eps": "Epsilon added to the variance inside every norm.",
-    "bn_momentum": "Momentum of batch norm's running statistics (torch convention).",
-    "noise": f"Noise after every norm site: {listed(Noise)} (santurkar: Santurkar et al. 2018's Algorithm 1, "
-             "a fresh random scale and shift per unit each step, in training passes only).",
-    "optimizer": f"Optimizer: {listed(Optimizer)}.",
-    "ghost_size": "Samples per ghost batch of --norm ghost-batch (must divide the normalization batch).",
-    "renorm_rmax": "Final bound r_max on batch-renorm's r (r is clipped to [1/r_max, r_max]).",
-    "renorm_dmax": "Final bound d_max on batch-renorm's d (d is clipped to [-d_max, d_max]).",
-    "renorm_warmup": "Steps of plain batch norm (r = 1, d = 0) before batch-renorm's bounds ramp up "
-                     "(default: steps/16, the paper's schedule scaled to the run).",
-    "renorm_rmax_at": "Step at which r_max reaches --renorm-rmax (default: steps/2).",
-    "renorm_dmax_at": "Step at which d_max reaches --renorm-dmax (default: 5 x steps/16).",
-    "bn_eval": f"Test-time statistics of batch-statistics norms for test_loss/test_acc: {listed(BnEval)} (ema: "
-               "running averages; precise: PreciseBN over --precise-samples training images; batch: the test "
-               "batches' own).",
-    "precise_samples": "Training images PreciseBN averages over (--bn-eval precise), rounded down to whole "
-                       "normalization batches; the same images at every evaluation.",
-    "freeze_bn_at": "FrozenBN: from this fraction of the run on, batch-statistics norms normalize with their "
-                    "population statistics in training too and stop updating them (PreciseBN's under "
-                    "--bn-eval precise).",
-    "micro_batch": "Normalize over consecutive micro-batches of this size (it must divide --batch-size); the "
-                   "gradient is accumulated over the whole batch.",
-    "batch_sampler": f"Mini-batches: {listed(BatchSampler)} (iid: shuffled epochs; paired: batch-size/2 classes "
-                     "x 2 images each, non-i.i.d.).",
-    "lr_scaling": f"Learning-rate scaling: {listed(LrScaling)} (linear: the optimizer's lr is --lr x --batch-size "
-                  "/ --lr-base-batch, Goyal et al. 2017).",
-    "lr_base_batch": "The batch size at which --lr applies under --lr-scaling linear.",
-    "lr": "Learning rate (> 0).",
-    "momentum": "SGD momentum in [0, 1).",
-    "weight_decay": "L2 weight decay.",
-    "batch_size": "Mini-batch size.",
-    "steps": "Number of updates (default 2000 unless --epochs is given).",
-    "epochs": "Run length in passes over the training set, instead of --steps: ceil(EPOCHS x training "
-              "images / --batch-size) updates; the run is named and recorded by those steps.",
-    "log_every": "Record activation statistics every N steps (and at step 0 and the last step).",
-    "probe": f"Where activation statistics come from: {listed(Probe)} (fixed: a fixed batch of --probe-size "
-             "training images in a pass of its own; train: each logged step's own training batch, read "
-             "from the training pass).",
-    "probe_size": "Training examples in the fixed probe batch (--probe fixed).",
-    "eval_every": "Evaluate the test set every N steps (and at step 0 and the last step); each evaluation "
-                  "costs about as much as ten training steps. Gradient norms are recorded on every step.",
-    "checkpoint_every": "Seconds between checkpoints a killed run resumes from (0: after every step); "
-                        "the bytes recorded do not depend on it.",
-    "tensorboard": "Also write every recorded row as TensorBoard events into RUN/tensorboard/ (scalars, "
-                   "histograms of per-unit means and sampled activations; needs pip install "
-                   "'ics-cli\\[tensorboard]'). Not part of the run's hash; the tables are the same bytes.",
-    "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",
-    "eval_batchstats": "Also measure test accuracy with batch statistics (batch-norm variants).",
-    "ics_every": "Gradient-based ICS (Santurkar Def. 2.1) of every hidden layer every N steps, on the "
-                 "step's batch: table grad_ics.csv (0: off).",
-    "landscape_every": "Loss and gradient along the gradient (Santurkar Sec. 3.2) every N steps: table "
-                       "landscape.csv (0: off).",
-    "landscape_etas": "Step sizes of --landscape-every, as multiples of --lr: a comma list, or LOW:HIGH:N "
-                      "for N log-spaced values (the DLN protocol: 0.01:30:12).",
-    "relative_loss_every": "Relative loss L(theta - alpha g) / L(theta) (Bjorck Fig. 2) every N steps: table "
-                           "relative_loss.csv (0: off; a value >= --steps: at initialization only).",
-    "relative_alphas": "Step sizes alpha of --relative-loss-every: a comma list, or LOW:HIGH:N for N "
-                       "log-spaced values.",
-    "sharpness_every": "Top Hessian eigenvalue (power iteration) and sharpness x lr every N steps: table "
-                       "sharpness.csv (0: off).",
-    "sharpness_iters": "Power iterations per sharpness measurement (warm-started from the last one).",
-    "diverge_factor": "A loss above this many times the first loss ends the run as diverged.",
-    "diverge_smooth": "A smoothed loss (EMA, alpha 0.1) above this many times the first loss ends the run as diverged.",
-    "seed": "Random seed (init, batch order and probe choice), in [0, 2**63).",
-    "device": f"Device: {listed(Device)} (auto: cuda when available, else cpu).",
-    "out": "Folder that receives one folder per run.",
-}
-BACKEND_HELP = {
-    "backend": "Where the runs go: local (processes on this machine, --jobs of them) or ray (one Ray task per "
-               "run, 1 CPU each, 1 GPU with --device cuda; needs pip install 'ics-cli\\[ray]'). The run folders "
-               "are the same either way.",
-    "ray_address": "With --backend ray: the Ray cluster to join, 'auto' for the one `ray start --head` started "
-                   "(--out must then be a folder every node mounts). Default: start a local Ray instance.",
-    "ray_retries": "With --backend ray: times a run is retried when its worker or node dies; it resumes from "
-                   "its checkpoint.",
-}
 
 
 def backend_options(f):

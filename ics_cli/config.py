@@ -32,7 +32,7 @@ from . import probes
 from .errors import ConfigError, IcsError, require
 from .net import models
 
-MODELS = ("mlp", "cnn", "resmlp", "vgg", "dln")
+MODELS = ("mlp", "cnn", "resmlp", "vgg", "dln", "resnet")
 NOISES = ("none", "santurkar")
 ACTIVATIONS = tuple(models.ACTIVATIONS)
 INITS = ("torch", "xavier", "kaiming", "gaussian")
@@ -42,9 +42,13 @@ PROBES = probes.PROBES
 BN_EVALS = ("ema", "precise", "batch")
 BATCH_SAMPLERS = ("iid", "paired")
 LR_SCALINGS = ("none", "linear")
-DEFAULT_WIDTH = {"mlp": 100, "cnn": 32, "resmlp": 100, "vgg": 32, "dln": 10}
-DEFAULT_DEPTH = {"mlp": 3, "cnn": 3, "resmlp": 20, "vgg": 8, "dln": 25}
-DEFAULT_ACTIVATION = {"mlp": "sigmoid", "cnn": "sigmoid", "resmlp": "relu", "vgg": "relu", "dln": "identity"}
+LR_SCHEDULES = ("constant", "step", "cosine")
+SPLITS = ("official", "heldout")
+SHARPNESS_METHODS = ("lanczos", "power")
+DEFAULT_WIDTH = {"mlp": 100, "cnn": 32, "resmlp": 100, "vgg": 32, "dln": 10, "resnet": 16}
+DEFAULT_DEPTH = {"mlp": 3, "cnn": 3, "resmlp": 20, "vgg": 8, "dln": 25, "resnet": 20}
+DEFAULT_ACTIVATION = {"mlp": "sigmoid", "cnn": "sigmoid", "resmlp": "relu", "vgg": "relu", "dln": "identity",
+                      "resnet": "relu"}
 DEFAULT_STEPS = 2000
 SEED_LIMIT = 2**63            # seeds in [0, 2**63): what torch's generators take, with room for offsets
 PARAM_BYTES = 16              # float32 weight + gradient + two Adam moments
@@ -58,7 +62,11 @@ NOT_HASHED = ("out", "data_dir", "download", "device", "checkpoint_every", "tens
 HASHED_UNLESS = {"ghost_size": 4, "renorm_rmax": 3.0, "renorm_dmax": 5.0, "renorm_warmup": None,
                  "renorm_rmax_at": None, "renorm_dmax_at": None, "bn_eval": "ema", "precise_samples": 1000,
                  "freeze_bn_at": None, "micro_batch": None, "batch_sampler": "iid", "lr_scaling": "none",
-                 "lr_base_batch": 60}
+                 "lr_base_batch": 60, "lr_schedule": "constant", "lr_warmup": 0.0, "lr_milestones": "0.5,0.75",
+                 "lr_decay": 0.1, "split": "official", "second_view_until": None, "sharpness_method": "power"}
+# Fields whose default computes something else than runs recorded before the field existed (their
+# HASHED_UNLESS value): a recorded config.json without the field is read with that value (from_record).
+NEW_DEFAULTS = ("sharpness_method",)
 # Options that change nothing unless another option says so: (field, when it applies).
 INERT_UNLESS = {
     "ghost_size": lambda c: c.norm == "ghost-batch",
@@ -66,7 +74,11 @@ INERT_UNLESS = {
                                                           "renorm_rmax_at", "renorm_dmax_at")},
     "precise_samples": lambda c: c.bn_eval == "precise",
     "lr_base_batch": lambda c: c.lr_scaling == "linear",
+    **{f: (lambda c: c.lr_schedule == "step") for f in ("lr_milestones", "lr_decay")},
+    "second_view_until": lambda c: any(getattr(c, f) > 0 for f in SECOND_VIEW_FIELDS),
+    "sharpness_method": lambda c: c.sharpness_every > 0,
 }
+SECOND_VIEW_FIELDS = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 SHARPNESS_ITERS_MAX = 1000    # power iterations per measurement: each is a Hessian-vector product
 STEPS_MAX = 10**8             # updates per run (--steps, or --epochs resolved)
 
@@ -75,7 +87,9 @@ STEPS_MAX = 10**8             # updates per run (--steps, or --epochs resolved)
 class RunConfig:
     # data
     dataset: str = "mnist-5k"
-    data_dir: str = "data"
+    data_dir: str | None = None       # None: $ICS_DATA_DIR, else ./data (ics_cli/net/data.py)
+    split: str | None = None          # official, or heldout (the training set's last part as the test
+                                      # set); None: the dataset's default (net/data.py DEFAULT_SPLIT)
     download: bool = False
     binarize: bool = False
     # model
@@ -112,6 +126,10 @@ class RunConfig:
     batch_sampler: str = "iid"        # paired: batch_size / 2 classes x 2 images each (non-i.i.d.)
     lr_scaling: str = "none"          # linear: the optimizer's lr is lr x batch_size / lr_base_batch
     lr_base_batch: int = 60
+    lr_schedule: str = "constant"     # step: x lr_decay at each of lr_milestones; cosine: to 0 at the end
+    lr_warmup: float = 0.0            # fraction of the run with a linear warm-up to the lr (any schedule)
+    lr_milestones: str = "0.5,0.75"   # --lr-schedule step: where the lr decays, as fractions of the run
+    lr_decay: float = 0.1             # --lr-schedule step: the factor at each milestone
     steps: int | None = None          # None with epochs None: 2000 steps
     epochs: float | None = None       # ceil(epochs x train_size / batch_size) steps; see check_data
     # recording: activation statistics every log_every steps (from a fixed probe batch or the training
@@ -128,8 +146,10 @@ class RunConfig:
     landscape_etas: str = "0.5,1,2,4"     # step sizes, as multiples of lr
     relative_loss_every: int = 0      # L(theta - alpha g) / L(theta) (Bjorck Fig. 2)
     relative_alphas: str = "1e-5:1:11"    # step sizes alpha: a comma list, or LOW:HIGH:N (log grid)
-    sharpness_every: int = 0          # top Hessian eigenvalue by power iteration
-    sharpness_iters: int = 20
+    sharpness_every: int = 0          # largest and smallest Hessian eigenvalue (Lanczos)
+    sharpness_iters: int = 20         # Hessian-vector products per measurement
+    sharpness_method: str = "lanczos"  # or power: the largest-|λ| eigenvalue, as recorded before lanczos
+    second_view_until: float | None = None   # the second view only in the run's first fraction
     # divergence: a loss above diverge_factor x the first loss, or a smoothed loss (EMA, alpha 0.1)
     # above diverge_smooth x the first loss, or a NaN/inf loss, ends the run as `diverged`
     diverge_factor: float = 1e3
@@ -169,8 +189,11 @@ class RunConfig:
         # 1 and 1.0 are the same learning rate: one spelling, so one hash.
         floats = {f.name: float(v) for f in fields(self) if _expected(f.name)[0] is float
                   and isinstance(v := getattr(self, f.name), int) and not isinstance(v, bool)}
+        from .net.data import default_split
+
         activation = self.activation or DEFAULT_ACTIVATION.get(self.model, "sigmoid")
-        cfg = replace(self, width=self.hidden_width, depth=self.hidden_depth, activation=activation, **floats)
+        cfg = replace(self, width=self.hidden_width, depth=self.hidden_depth, activation=activation,
+                      split=self.split or default_split(self.dataset), **floats)
         # An option with no effect under the others takes the value that computes the same: one
         # computation, one hash, one run folder (a sweep's common --ghost-size may meet --norm batch).
         cfg = replace(cfg, **{name: HASHED_UNLESS[name] for name, applies in INERT_UNLESS.items()
@@ -193,6 +216,12 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
         return cls(**d)
+
+    @classmethod
+    def from_record(cls, d: dict) -> "RunConfig":
+        """The config a run folder's config.json recorded: a field it lacks (added later) takes the
+        value that computes what runs did before it existed (HASHED_UNLESS), not today's default."""
+        return cls.from_dict({**{k: HASHED_UNLESS[k] for k in NEW_DEFAULTS}, **d})
 
     def hash(self) -> str:
         """Short hash of everything that changes what the run computes (steps resolved from epochs)."""
@@ -256,9 +285,9 @@ def _positive(option: str, value, *, integer: bool = False, allow_zero: bool = F
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every user-settable value and combination; return the resolved config."""
-    from .net import norms
+    from .net import norms, schedule
     from . import quantities
-    from .net.data import DATASETS
+    from .net.data import DATASETS, check_split, root as data_root
 
     for f in fields(cfg):
         value = getattr(cfg, f.name)
@@ -290,6 +319,14 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("--bn-eval", cfg.bn_eval, BN_EVALS)
     _choice("--batch-sampler", cfg.batch_sampler, BATCH_SAMPLERS)
     _choice("--lr-scaling", cfg.lr_scaling, LR_SCALINGS)
+    _choice("--lr-schedule", cfg.lr_schedule, LR_SCHEDULES)
+    _choice("--sharpness-method", cfg.sharpness_method, SHARPNESS_METHODS)
+    if cfg.split is not None:
+        _choice("--split", cfg.split, SPLITS)
+        check_split(cfg.dataset, cfg.split)
+    schedule.check(cfg)
+    if cfg.second_view_until is not None and not 0 < cfg.second_view_until <= 1:
+        raise ConfigError(f"--second-view-until must be a fraction of the run in (0, 1], got {cfg.second_view_until}")
     _positive("--ghost-size", cfg.ghost_size, integer=True)
     _positive("--precise-samples", cfg.precise_samples, integer=True)
     _positive("--lr-base-batch", cfg.lr_base_batch, integer=True)
@@ -342,7 +379,7 @@ def validate(cfg: RunConfig) -> RunConfig:
 
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    cfg = cfg.resolved()
+    cfg = replace(cfg.resolved(), data_dir=str(data_root(cfg.data_dir)))    # $ICS_DATA_DIR read once, here
     models.check_norm(cfg)
     models.check(cfg)
     quantities.check(cfg)
@@ -382,7 +419,8 @@ def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
     Every model is a chain of hidden layers of `width` units (a 3x3 conv for cnn and vgg, a
     Linear for the others: resmlp's skips add none), each with its norm's parameters per unit (γ and
     β; rms: a gain), and a bias unless the norm has a β (the dln: never), then a linear head (with a
-    bias, except the dln's). The dln's `depth` counts its head.
+    bias, except the dln's). The dln's `depth` counts its head. The resnet's 3x3 convs have w, 2w
+    and 4w channels by stage (its option-A shortcuts add no parameters); its `depth` counts its head.
     """
     from .net import norms
 
@@ -397,6 +435,12 @@ def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
         hidden, per_unit, head_bias = depth - 1, norm.params, 0
     else:
         hidden, per_unit, head_bias = depth, norm.params + (0 if norm.affine else 1), num_classes
+    if cfg.model == "resnet":      # the stem to w, then 2n convs per stage of w, 2w, 4w channels
+        n, convs, units, fan_in = models.resnet_blocks(depth), 9 * c * width, width, width
+        for out in (width, 2 * width, 4 * width):
+            convs += 9 * fan_in * out + (2 * n - 1) * 9 * out * out
+            units, fan_in = units + 2 * n * out, out
+        return convs + units * per_unit + 4 * width * num_classes + head_bias
     return first + (hidden - 1) * rest + hidden * per_unit * width + width * num_classes + head_bias
 
 

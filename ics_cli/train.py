@@ -44,7 +44,7 @@ from .store import files
 from .store import schema
 from .store.checkpoint import Checkpoint, write_torch
 from .store.provenance import git_commit
-from .net import data, models, norms, population, sampling, tasks
+from .net import data, models, norms, population, sampling, schedule, tasks
 from .store import tensorboard
 from .config import RunConfig, check_writable, validate
 from .errors import IcsError
@@ -53,6 +53,8 @@ from .probes import ActivationRecorder, GradientRecorder, batch_stats_without_up
 EMA_ALPHA = 0.1
 EVAL_CHUNK = 1000
 PROBE_SEED_OFFSET = 1_000_003   # the probe's own stream, apart from init and batch order
+EVAL_TRAIN_SAMPLES = 1000       # the fixed training subset evaluated like the test set (train_*_eval)
+EVAL_TRAIN_SEED = 4_000_037     # its choice: one subset for every run of a dataset, whatever the seed
 batches = sampling.batches      # the i.i.d. sampler, importable from here as before it moved
 
 
@@ -106,9 +108,10 @@ def make_optimizer(cfg: RunConfig, params):
     return torch.optim.SGD(params, lr=cfg.scaled_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def provenance(cfg: RunConfig, device: torch.device) -> dict:
+def provenance(cfg: RunConfig, device: torch.device, ds: data.Dataset | None = None) -> dict:
     commit = git_commit()
     return {"config": cfg.to_dict(), "hash": cfg.hash(), "name": cfg.name(),
+            "data": ds.info if ds is not None else None,
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "ics": __version__, "git_commit": commit},
             "device": str(device), "threads": torch.get_num_threads(),
@@ -127,7 +130,7 @@ def prepare(cfg: RunConfig, *, data_cache: data.Dataset | None = None):
     check_writable(cfg.out)
     device = resolve_device(cfg.device)
     ds = data_cache or data.load(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                                 binarize=cfg.binarize, device=device)
+                                 binarize=cfg.binarize, device=device, split=cfg.split)
     counts = torch.bincount(ds.y_train.cpu(), minlength=ds.num_classes).tolist() if ds.task == "classify" else None
     cfg = check_data(cfg, len(ds.x_train), len(ds.x_test), ds.shape, ds.num_classes, class_counts=counts)
     return cfg, ds, device
@@ -278,6 +281,9 @@ class Evaluation:
         self.interval = self.fresh_interval()
         self.last_row: dict = {}
         self.evaluated = -1              # the last step with a metrics row
+        chosen = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(EVAL_TRAIN_SEED))
+        chosen = chosen[:EVAL_TRAIN_SAMPLES].to(ds.x_train.device)
+        self.x_sub, self.y_sub = ds.x_train[chosen], ds.y_train[chosen]
 
     def fresh_interval(self) -> list:
         """Train loss sum, correct count (on the device; NaN for regression) and examples since the
@@ -304,18 +310,22 @@ class Evaluation:
         bstats = (evaluate(model, ds.x_test, ds.y_test, chunk=cfg.norm_batch, batch_stats=True,
                            task=ds.task)
                   if self.batch_stats_eval or self.bn_eval == "batch" else None)
+        # The training subset is scored as the test set is (the --bn-eval statistics), so the two compare.
         if self.bn_eval == "batch":
             test = bstats
+            train = evaluate(model, self.x_sub, self.y_sub, chunk=cfg.norm_batch, batch_stats=True, task=ds.task)
         else:   # PreciseBN's statistics for this evaluation only (FrozenBN keeps its own)
             recompute = self.precise is not None and not population.frozen(model)
             with population.using(model, self.precise.estimate(model)) if recompute else nullcontext():
                 test = evaluate(model, ds.x_test, ds.y_test, task=ds.task)
+                train = evaluate(model, self.x_sub, self.y_sub, task=ds.task)
         bstats = bstats if self.batch_stats_eval else test
-        host = torch.cat([test, bstats]).tolist()
+        host = torch.cat([test, bstats, train]).tolist()
         loss_sum, correct, n = self.interval[0], float(self.interval[1]), self.interval[2]
         row = {"step": step, "train_loss": loss_sum / n if n else math.nan,
                "train_acc": correct / n if n else math.nan, "test_loss": host[0], "test_acc": host[1],
                "test_loss_batchstats": host[2], "test_acc_batchstats": host[3],
+               "train_loss_eval": host[4], "train_acc_eval": host[5],
                "lr": self.opt.param_groups[0]["lr"], "elapsed_s": round(self.clock(), 3)}
         self.recorders.logs.metrics([[row[c] for c in schema.METRICS_COLUMNS]])
         self.interval = self.fresh_interval()
@@ -406,6 +416,14 @@ def skipped(run_dir: Path, cfg: RunConfig, summary: dict) -> RunResult:
     return RunResult(run_dir, summary, skipped=True)
 
 
+def at_step(cfg: RunConfig, model, opt, step: int) -> None:
+    """Ready update `step`: batch-renorm's schedule (the updates done so far) and the lr schedule."""
+    norms.set_step(model, step)
+    if schedule.varies(cfg):
+        for group in opt.param_groups:
+            group["lr"] = schedule.lr_at(cfg, step, cfg.scaled_lr)
+
+
 def freeze_if_due(cfg: RunConfig, model, step: int, precise: population.Precise | None) -> None:
     freeze_at = population.freeze_step(cfg)
     if freeze_at is not None and step >= freeze_at and not population.frozen(model):
@@ -444,12 +462,12 @@ def train(cfg: RunConfig, *, force: bool = False,
         divergence = Divergence(cfg)
         step = restore(ckpt, device, model, opt, recorders, divergence, evaluation) if resume else 0
         if not resume:
-            files.write_json(run_dir / "config.json", provenance(cfg, device))
+            files.write_json(run_dir / "config.json", provenance(cfg, device, ds))
         recorders.open_logs(run_dir, resume, step)
         batch_iter = sampling.sampler(cfg, ds.y_train, ds.num_classes, gen, skip=step)
         ckpt.start_clock()
         model.train()
-        norms.set_step(model, step)     # batch-renorm's schedule: the updates done so far
+        at_step(cfg, model, opt, step)
         try:
             if step == 0:
                 recorders.probe_if_due(0)
@@ -472,7 +490,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                 opt.step()
                 recorders.after_update()
                 step += 1
-                norms.set_step(model, step)
+                at_step(cfg, model, opt, step)
                 evaluation.add(loss_value, logits, y)
                 recorders.updated(step)
                 if evaluation.due(step):
@@ -526,8 +544,9 @@ def load_model(run_dir: Path, device: str = "cpu") -> tuple[RunConfig, models.Ne
     path = run_dir / "model.pt"
     if not path.is_file():
         raise IcsError(f"'{run_dir}' has no model.pt (unfinished, or recorded by an older ics); rerun it")
-    cfg = replace(RunConfig.from_dict(store.read_json(run_dir / "config.json")["config"]), device=device)
-    ds = data.load(cfg.dataset, data_dir=cfg.data_dir, binarize=cfg.binarize, device=torch.device(device))
+    cfg = replace(RunConfig.from_record(store.read_json(run_dir / "config.json")["config"]), device=device)
+    ds = data.load(cfg.dataset, data_dir=cfg.data_dir, binarize=cfg.binarize, device=torch.device(device),
+                   split=cfg.split)
     model = models.build(cfg, ds.shape, ds.num_classes).to(device)
     model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     return cfg, model.eval(), ds

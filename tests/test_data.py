@@ -180,7 +180,7 @@ def test_cifar10_from_python_pickles(tmp_path, monkeypatch):
     x_tr = np.concatenate([x for x, _ in batches])
     y_tr = np.concatenate([y for _, y in batches])
 
-    ds = data.load("cifar10", data_dir=tmp_path)
+    ds = data.load("cifar10", data_dir=tmp_path, split="official")
     assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (5, 3, 32, 32)
     assert ds.shape == (3, 32, 32)
     want_train, want_test = expected(x_tr, x_te)

@@ -31,20 +31,35 @@ def test_committed_default_runs_keep_their_hash(grid):
 
 
 def test_every_later_field_exists_with_its_default():
-    defaults = RunConfig()
+    """Resolved (a dataset's default split named, inert options at their old value), the defaults compute
+    what runs did before each field existed."""
+    defaults = RunConfig().resolved()
     for name, value in config.HASHED_UNLESS.items():
         assert getattr(defaults, name) == value, name
+
+
+def test_a_new_default_reads_old_records_with_their_old_value():
+    """Sharpness is Lanczos now; a config.json written before the field existed measured by power iteration."""
+    assert RunConfig(sharpness_every=10).resolved().sharpness_method == "lanczos"
+    old = {k: v for k, v in RunConfig(sharpness_every=10, steps=100).to_dict().items() if k != "sharpness_method"}
+    assert RunConfig.from_record(old).sharpness_method == "power"
+    assert RunConfig.from_dict(old).sharpness_method == "lanczos"
+    assert RunConfig.from_record(old).hash() != RunConfig.from_dict(old).hash()
 
 
 # One value other than the default for each later field, valid together with --norm batch.
 OTHER = {"ghost_size": 2, "renorm_rmax": 2.0, "renorm_dmax": 1.0, "renorm_warmup": 10, "renorm_rmax_at": 50,
          "renorm_dmax_at": 30, "bn_eval": "precise", "precise_samples": 600, "freeze_bn_at": 0.8,
-         "micro_batch": 20, "batch_sampler": "paired", "lr_scaling": "linear", "lr_base_batch": 32}
+         "micro_batch": 20, "batch_sampler": "paired", "lr_scaling": "linear", "lr_base_batch": 32,
+         "lr_schedule": "cosine", "lr_warmup": 0.1, "lr_milestones": "0.3,0.6", "lr_decay": 0.5,
+         "split": "heldout", "second_view_until": 0.1, "sharpness_method": "power"}
 
 
 # A later field that acts only under another option (config.INERT_UNLESS) is hashed where it acts.
 WHERE = {"ghost_size": {"norm": "ghost-batch"}, "precise_samples": {"bn_eval": "precise"},
-         "lr_base_batch": {"lr_scaling": "linear"},
+         "lr_base_batch": {"lr_scaling": "linear"}, "lr_milestones": {"lr_schedule": "step"},
+         "lr_decay": {"lr_schedule": "step"}, "second_view_until": {"ics_every": 10},
+         "sharpness_method": {"sharpness_every": 10}, "split": {"dataset": "mnist"},
          **{f: {"norm": "batch-renorm"} for f in ("renorm_rmax", "renorm_dmax", "renorm_warmup",
                                                     "renorm_rmax_at", "renorm_dmax_at")}}
 

@@ -35,7 +35,7 @@ QUANTITIES = tuple(measured.REGISTRY)
 BLOWUP = 1e3            # relative loss above this counts as blown up (Bjorck et al. 2018, Fig. 2)
 EARLY_FRACTION = 0.25   # "early": the recorded steps t with t <= EARLY_FRACTION x the run's steps
 
-GRAD_ICS_VALUES = ("grad_norm", "ics_l2", "ics_cos")
+GRAD_ICS_VALUES = ("grad_norm", "ics_l2", "ics_cos", "ics_rel")
 LANDSCAPE_VALUES = ("loss0", "loss_band_min", "loss_band_max", "loss_band_width",
                     "grad_pred", "grad_pred_min", "beta_eff")
 STABILITY_VALUES = ("beta_eff_cv", "loss_band_width_early", "grad_pred_early")
@@ -64,6 +64,17 @@ FIGURE_DATA = ("grad_ics_curves", "landscape_curves", "relative_loss_curves", "s
 
 
 # --------------------------------------------------------------------------- one run
+
+
+def grad_ics_table(table: pd.DataFrame) -> pd.DataFrame:
+    """grad_ics.csv with `ics_rel` = ics_l2 / grad_norm, derived where a run recorded before the column
+    existed lacks it (the same quotient the recorder writes; NaN where ‖G‖ = 0)."""
+    if "ics_rel" in table.columns or not len(table):
+        return table
+    table = table.copy()
+    norm = pd.to_numeric(table["grad_norm"], errors="coerce")
+    table["ics_rel"] = pd.to_numeric(table["ics_l2"], errors="coerce") / norm.where(norm > 0)
+    return table
 
 
 def run_landscape(table: pd.DataFrame) -> pd.DataFrame:
@@ -168,7 +179,8 @@ def build(runs: list[Run], key_cols: list[str]) -> Tables:
         tables = {name: run.table(name) for name in QUANTITIES}
         recorded = recorded or any(len(t) for t in tables.values())
         # Only the columns aggregated: sharpness.csv's own `lr` must not meet the key's.
-        read["grad_ics"].append(with_key(columns(tables["grad_ics"], ["layer", "step", *GRAD_ICS_VALUES]), key))
+        read["grad_ics"].append(with_key(columns(grad_ics_table(tables["grad_ics"]),
+                                                 ["layer", "step", *GRAD_ICS_VALUES]), key))
         read["sharpness"].append(with_key(columns(tables["sharpness"], ["step", *SHARPNESS_VALUES]), key))
         if len(tables["landscape"]):
             per_step = run_landscape(tables["landscape"])

@@ -19,14 +19,37 @@ Input normalization is the same for every dataset:
 * ``binarize=True``: pixels are thresholded at 0.5 to {0.0, 1.0} and NOT standardized. This reproduces
   the "28x28 binary image as input" of the batch-normalization paper's MNIST experiment.
 
+Where the files are: `data_dir` (--data-dir), else the environment variable ICS_DATA_DIR, else
+./data. A dataset's files may lie in that folder itself (torchvision's layout: `MNIST/raw/`,
+`FashionMNIST/raw/`, `cifar-10-batches-py/` or `cifar-10-batches-bin/`) or in a subfolder named like
+the dataset (`mnist/MNIST/raw/`, `cifar10/cifar-10-batches-bin/`), so one ICS_DATA_DIR serves all.
+
+CIFAR-10 comes in two official layouts, and either is read: the python version (torchvision, which
+first compares each file's md5 with the release's) or the binary version (`data_batch_1.bin` …
+`data_batch_5.bin`, `test_batch.bin`: records of 1 label byte and 3,072 pixel bytes, the red, green
+and blue 32x32 planes in row-major order; read here with numpy). When both are present the python
+version is read.
+
+Splits (`split`): `official` is the dataset's own train/test split; `heldout` trains on the training
+set minus its last HELDOUT[name] images (official order) and tests on those: for CIFAR-10 that is
+data_batch_1–4 (40,000) against data_batch_5 (10,000), for MNIST 50,000 against 10,000. CIFAR-10's
+default is `heldout`: it needs only the training files, so it is the same split whatever test batch
+a folder holds. Under `official` a binary folder holding only `test_batch_first1000.bin` (the first
+1,000 test images) is tested on those, and `Dataset.info` says so (`test_files`, `test_partial`).
+
+Every dataset carries `info` (config.json's "data"): name, split, sizes, the files read and a SHA-256
+over their bytes, in the order read, so a reader of a run folder knows exactly what was trained on.
+
 Files that are absent are "not found" (rerun with --download); files that exist but cannot be read,
 or hold labels outside 0..9, are "damaged", naming the file and what is wrong. MNIST-like IDX files
-are checked here (header, size, label range) before torchvision reads them; CIFAR-10's pickles are
-read by torchvision only, which first compares each file's md5 with the release's.
+are checked here (header, size, label range) before torchvision reads them; CIFAR-10's binary
+records here (whole records, 10,000 per training batch, labels 0..9).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,11 +63,19 @@ DATASETS: dict[str, str] = {
     "synthetic": "tiny generated 8x8 images in 10 classes (512 train / 256 test), for fast tests",
     "mnist": "MNIST digits via torchvision (60000 train / 10000 test, 1x28x28)",
     "fashion-mnist": "Fashion-MNIST clothing via torchvision (60000 train / 10000 test, 1x28x28)",
-    "cifar10": "CIFAR-10 colour images via torchvision (50000 train / 10000 test, 3x32x32)",
+    "cifar10": "CIFAR-10 colour images, python or binary version (default split heldout: 40000 train / "
+               "10000 test from the training batches; official: 50000 / 10000, 3x32x32)",
     "gaussian-linear": "regression y = A x, fixed Gaussian 10x10 A and Gaussian x (1000 train / 1000 test), "
                        "generated, offline",
 }
 REGRESSION = ("gaussian-linear",)       # datasets whose task is "regress": y holds numbers, not labels
+# split "heldout": the last this-many training images (official order) are the test set.
+HELDOUT = {"cifar10": 10_000, "mnist": 10_000, "fashion-mnist": 10_000}
+DEFAULT_SPLIT = {"cifar10": "heldout"}  # every other dataset: "official"
+ENV_DIR = "ICS_DATA_DIR"
+CIFAR_BIN = "cifar-10-batches-bin"
+CIFAR_RECORD = 1 + 3 * 32 * 32          # a label byte, then the red, green and blue planes
+CIFAR_BATCH = 10_000                    # records per official batch
 GAUSSIAN_LINEAR_SEED = 0
 
 _MNIST5K_FILE = Path(__file__).parent.parent / "data" / "mnist5k.npz"
@@ -68,6 +99,7 @@ class Dataset:
     y_test: torch.Tensor = field(repr=False)
     num_classes: int            # classes, or outputs of a regression
     task: str = "classify"      # or "regress" (ics_cli/net/tasks.py)
+    info: dict = field(default_factory=dict)    # what was read: config.json's "data" (module docstring)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -80,49 +112,74 @@ _cache: dict[tuple, Dataset] = {}
 _sizes: dict[tuple, tuple[int, int, tuple[int, int, int]]] = {}
 
 
+def default_split(name: str) -> str:
+    """The split a run of dataset `name` uses unless --split says otherwise."""
+    return DEFAULT_SPLIT.get(name, "official")
+
+
+def root(data_dir: str | Path | None) -> Path:
+    """Where dataset files are looked for: data_dir, else $ICS_DATA_DIR, else ./data."""
+    return Path(data_dir if data_dir is not None else os.environ.get(ENV_DIR) or "data")
+
+
+def check_split(name: str, split: str | None) -> None:
+    """Refuse a split dataset `name` does not have."""
+    if split not in (None, "official") and name not in HELDOUT:
+        raise DataError(f"--split {split}: --dataset {name} has only its official split; a held-out split "
+                        f"exists for {', '.join(HELDOUT)}")
+
+
 def load(
     name: str,
     *,
-    data_dir: str | Path = "data",
+    data_dir: str | Path | None = None,
     download: bool = False,
     binarize: bool = False,
     device: str | torch.device = "cpu",
+    split: str | None = None,
 ) -> Dataset:
     """Load dataset `name` as normalized tensors on `device` (see the module docstring for normalization).
 
-    `data_dir` and `download` matter only for the torchvision datasets; the result is cached per
-    (name, data_dir, binarize, device), so a sweep in one process reads the files once.
+    `data_dir` and `download` matter only for the datasets read from files; `split` None is the
+    dataset's default. The result is cached per (name, folder, split, binarize, device), so a sweep in
+    one process reads the files once.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
+    split = split or default_split(name)
+    check_split(name, split)
     device = torch.device(device)
-    key = (name, str(Path(data_dir)), binarize, str(device))
+    key = (name, str(root(data_dir)), split, binarize, str(device))
     if key not in _cache:
-        raw = _raw(name, Path(data_dir), download)
+        *raw, info = _read(name, root(data_dir), download, split)
         # Move uint8 first: a quarter of the bytes of float32 cross to the device.
         x_train, y_train, x_test, y_test = (t.to(device) for t in raw)
         if name in REGRESSION:      # generated numbers, not pixels: used as drawn (module docstring)
             _cache[key] = Dataset(name, x_train, y_train, x_test, y_test, num_classes=y_train.shape[1],
-                                  task="regress")
+                                  task="regress", info=info)
         else:
             x_train, x_test = _normalize(x_train, x_test, binarize)
-            _cache[key] = Dataset(name, x_train, y_train, x_test, y_test, num_classes=10)
+            _cache[key] = Dataset(name, x_train, y_train, x_test, y_test, num_classes=10,
+                                  info={**info, "binarize": binarize})
     return _cache[key]
 
 
-def sizes(name: str, *, data_dir: str | Path = "data", download: bool = False) -> tuple[int, int, tuple[int, int, int]]:
+def sizes(name: str, *, data_dir: str | Path | None = None, download: bool = False,
+          split: str | None = None) -> tuple[int, int, tuple[int, int, int]]:
     """(train images, test images, (C, H, W)) of dataset `name`, without keeping its images in memory.
 
-    What a config is checked against before a run (config.check_data); remembered per (name, data_dir).
+    What a config is checked against before a run (config.check_data); remembered per (name, folder, split).
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
-    key = (name, str(Path(data_dir)))
-    for (n, d, *_), ds in _cache.items():
-        if (n, d) == key:
+    split = split or default_split(name)
+    check_split(name, split)
+    key = (name, str(root(data_dir)), split)
+    for (n, d, sp, *_), ds in _cache.items():
+        if (n, d, sp) == key:
             return len(ds.x_train), len(ds.x_test), ds.shape
     if key not in _sizes:
-        x_train, _, x_test, _ = _raw(name, Path(data_dir), download)
+        x_train, _, x_test, _, _ = _read(name, root(data_dir), download, split)
         c, h, w = x_train.shape[1:]
         _sizes[key] = (len(x_train), len(x_test), (c, h, w))
     return _sizes[key]
@@ -132,17 +189,104 @@ def clear_cache() -> None:
     """Forget every loaded dataset (frees its memory; the next `load` reads the files again)."""
     _cache.clear()
     _sizes.clear()
+    _digests.clear()
 
 
-def _raw(name: str, data_dir: Path, download: bool) -> tuple[torch.Tensor, ...]:
-    """uint8 images (N, C, H, W) and int64 labels of both splits, as stored (gaussian-linear: float32)."""
+def _read(name: str, folder: Path, download: bool, split: str) -> tuple:
+    """The four tensors of `split` and the dataset's info (what was read, for config.json)."""
     if name == "gaussian-linear":
-        return _gaussian_linear()
-    if name == "mnist-5k":
-        return _mnist5k()
-    if name == "synthetic":
-        return _synthetic()
-    return _torchvision(name, data_dir, download)
+        raw, files = _gaussian_linear(), []
+    elif name == "mnist-5k":
+        raw, files = _mnist5k(), [_MNIST5K_FILE]
+    elif name == "synthetic":
+        raw, files = _synthetic(), []
+    elif name == "cifar10" and not _has_python_cifar(folder) and (bin_dir := _find(folder, name, CIFAR_BIN)):
+        raw, files = _cifar_bin(bin_dir, split)
+    else:
+        raw, files = _torchvision(name, folder, download)
+    source, partial = "the official test set", False
+    if split == "heldout":      # the training set's last HELDOUT images are the test set
+        x, y = raw[0], raw[1]
+        cut = len(x) - HELDOUT[name]
+        if cut < 1:
+            raise DataError(f"--split heldout: the training set of '{name}' in {folder}/ holds {len(x):,} images; "
+                            f"its last {HELDOUT[name]:,} are the test set, so it needs more; use --split official")
+        raw = (x[:cut], y[:cut], x[cut:], y[cut:])
+        source = f"the last {HELDOUT[name]:,} images of the official training set" + (
+            " (data_batch_5)" if name == "cifar10" else "")
+    elif name == "cifar10" and files and files[-1].name.startswith("test_batch_first"):
+        source, partial = f"{files[-1].name}: only the first {len(raw[2]):,} official test images", True
+    info = {"name": name, "split": split, "train_size": len(raw[0]), "test_size": len(raw[2]),
+            "test_source": ("generated" if not files else "100 images per class of the embedded subset"
+                            if name == "mnist-5k" else source), "test_partial": partial,
+            "files": [f.name for f in files], "sha256": _digest(files) if files else None}
+    return (*raw, info)
+
+
+_digests: dict[tuple, str] = {}
+
+
+def _digest(files: list[Path]) -> str:
+    """SHA-256 over the bytes of `files`, in order (once per process per list of files)."""
+    key = tuple(str(f) for f in files)
+    if key not in _digests:
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as stream:
+                while chunk := stream.read(1 << 22):
+                    h.update(chunk)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
+
+
+def _find(folder: Path, name: str, sub: str) -> Path | None:
+    """folder/sub, or folder/<dataset>/sub (one ICS_DATA_DIR for every dataset), if it is a folder."""
+    for where in (folder / sub, folder / name / sub):
+        if where.is_dir():
+            return where
+    return None
+
+
+def _has_python_cifar(folder: Path) -> bool:
+    return _find(folder, "cifar10", "cifar-10-batches-py") is not None
+
+
+def _cifar_bin(where: Path, split: str) -> tuple[tuple[torch.Tensor, ...], list[Path]]:
+    """CIFAR-10's binary version: the five training batches, and (official split) the test batch, or
+    the first 1,000 test images where only those are present. Every file is checked: whole records,
+    10,000 per training batch, labels 0..9."""
+    fix = "replace it with the file from the official binary version"
+    train = [where / f"data_batch_{i}.bin" for i in range(1, 6)]
+    missing = [f for f in train if not f.is_file()]
+    if missing:
+        raise DataError(f"dataset 'cifar10' not found in {where}/ ({missing[0].name} is missing); place the "
+                        f"binary version's files there, or rerun with --download for the python version")
+    test = [] if split == "heldout" else [next((f for f in (where / "test_batch.bin",
+                                                           where / "test_batch_first1000.bin") if f.is_file()), None)]
+    if test == [None]:
+        raise DataError(f"dataset 'cifar10': {where}/ has no test_batch.bin for --split official; "
+                        f"use --split heldout (data_batch_5 as the test set), or add the test batch")
+
+    def records(path: Path, full: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = np.fromfile(path, dtype=np.uint8)
+        if len(raw) % CIFAR_RECORD or not len(raw) or (full and len(raw) != CIFAR_BATCH * CIFAR_RECORD):
+            what = (f"{len(raw):,} bytes, not a whole number of {CIFAR_RECORD:,}-byte records" if len(raw) % CIFAR_RECORD
+                    or not len(raw) else f"{len(raw) // CIFAR_RECORD:,} records; a training batch holds {CIFAR_BATCH:,}")
+            raise DataError(f"dataset 'cifar10' is damaged: {path} has {what}; {fix}")
+        rows = raw.reshape(-1, CIFAR_RECORD)
+        bad = np.flatnonzero(rows[:, 0] >= 10)
+        if len(bad):
+            raise DataError(f"dataset 'cifar10' is damaged: {path} holds label {rows[bad[0], 0]} in record "
+                            f"{bad[0]}; labels must be 0..9; {fix}")
+        x = torch.from_numpy(rows[:, 1:].reshape(-1, 3, 32, 32).copy())
+        return x, torch.from_numpy(rows[:, 0].astype(np.int64))
+
+    xs, ys = zip(*(records(f, full=True) for f in train))
+    x_train, y_train = torch.cat(xs), torch.cat(ys)
+    if split == "heldout":      # the caller cuts data_batch_5 off as the test set
+        return (x_train, y_train, x_train[:0], y_train[:0]), train
+    x_test, y_test = records(test[0], full=test[0].name == "test_batch.bin")
+    return (x_train, y_train, x_test, y_test), train + test
 
 
 def _normalize(x_train: torch.Tensor, x_test: torch.Tensor, binarize: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,12 +345,15 @@ def _gaussian_linear(n_train: int = 1000, n_test: int = 1000) -> tuple[torch.Ten
     return x_train[:, :, None, None], x_train @ a.T, x_test[:, :, None, None], x_test @ a.T
 
 
-def _torchvision(name: str, data_dir: Path, download: bool) -> tuple[torch.Tensor, ...]:
-    """Read a torchvision dataset's `.data` / `.targets` as uint8 (N, C, H, W) and int64 tensors."""
+def _torchvision(name: str, data_dir: Path, download: bool) -> tuple[tuple[torch.Tensor, ...], list[Path]]:
+    """Read a torchvision dataset's `.data` / `.targets` as uint8 (N, C, H, W) and int64 tensors; and
+    the files it read."""
     import torchvision.datasets  # lazy: importing torchvision costs over a second
 
     class_name, folder = _TORCHVISION[name]
     cls = getattr(torchvision.datasets, class_name)
+    if not (data_dir / folder).is_dir() and (data_dir / name / folder).is_dir():
+        data_dir = data_dir / name          # one ICS_DATA_DIR for every dataset (module docstring)
     where = data_dir / folder
     files = _files(cls)
     missing = [f for f in files if not (where / f).is_file()]
@@ -215,6 +362,7 @@ def _torchvision(name: str, data_dir: Path, download: bool) -> tuple[torch.Tenso
             raise DataError(
                 f"dataset '{name}' not found in {data_dir}/ (offline; {missing[0]} is missing); "
                 f"rerun with --download, or place the files under {where}/"
+                + (f" (or the binary version's under {data_dir / CIFAR_BIN}/)" if name == "cifar10" else "")
             )
         try:
             cls(root=str(data_dir), train=True, download=True)   # fetches both splits
@@ -240,7 +388,7 @@ def _torchvision(name: str, data_dir: Path, download: bool) -> tuple[torch.Tenso
             raise DataError(f"dataset '{name}' is damaged: the {split} split in {where}/ holds {problem}; "
                             f"replace the files (or delete them and rerun with --download)")
         out += [x, y]
-    return tuple(out)
+    return tuple(out), [where / f for f in files]
 
 
 def _files(cls) -> list[str]:

@@ -25,7 +25,6 @@ while everything else trains. `models.Net.train` keeps them in eval mode through
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Iterable
 
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import noise
+from . import noise, schedule
 from . import norms as norms_
 
 SEED_OFFSET = 3_000_017      # PreciseBN's image stream, apart from init, batches, probe and noise
@@ -107,7 +106,7 @@ def keep(model: nn.Module, stats: Stats) -> None:
 def freeze_step(cfg) -> int | None:
     """The step from which FrozenBN holds: ceil(freeze_bn_at x steps), the product rounded to 9
     decimals first (0.7 x 10 is 7, not 7.000000000000001)."""
-    return None if cfg.freeze_bn_at is None else math.ceil(round(cfg.freeze_bn_at * cfg.steps, 9))
+    return None if cfg.freeze_bn_at is None else schedule.step_at(cfg.freeze_bn_at, cfg.steps)
 
 
 def freeze(model: nn.Module) -> None:

@@ -2,7 +2,8 @@
 
 A quantity (f-dangel/cockpit's pattern) says three things and nothing else:
 - **when it runs**: its cadence, a RunConfig field (`every_field`, e.g. `ics_every`): step t is
-  measured when t % every == 0 (every = 0: never), for t < steps. Step t means the weights after t
+  measured when t % every == 0 (every = 0: never), for t < steps (under `--second-view-until f`, for
+  t < ⌈f × steps⌉ only). Step t means the weights after t
   updates, θ_t, and the batch of update t + 1 (the one the loop has just differentiated);
 - **what it computes**: `measure(probe)` at θ_t before the update, and `after_update(probe)` once the
   optimizer has made it (only the quantities that need θ_{t+1} use it); each returns rows;
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..net import schedule
 from ..probes import batch_stats_without_update
 
 Params = dict[str, torch.Tensor]
@@ -92,9 +94,12 @@ class Quantity:
     def __init__(self, cfg, model: nn.Module):
         self.cfg, self.model = cfg, model
         self.every: int = getattr(cfg, self.every_field)
+        # --second-view-until f: only the steps before step_at(f) (the early window a grid can afford).
+        until = getattr(cfg, "second_view_until", None)
+        self.until: int = cfg.steps if until is None else min(cfg.steps, schedule.step_at(until, cfg.steps))
 
     def due(self, step: int) -> bool:
-        return self.every > 0 and step % self.every == 0 and step < self.cfg.steps
+        return self.every > 0 and step % self.every == 0 and step < self.until
 
     def measure(self, probe: Probe) -> list[list]:
         """Rows measured at θ_t, before the update (may keep what `after_update` needs)."""

@@ -8,8 +8,12 @@ At a probed step t, on the step's own training batch, for each hidden layer i (`
 W_i is the weight of block i's Linear/Conv; a *layer* is every parameter whose name starts with
 `hidden{i}.` (that weight, its bias, its norm's γ and β). G′ is the gradient layer i would get if it
 saw the inputs the earlier layers give after the step's actual optimizer update: the difference is
-the shift that update causes in what layer i is asked to do. Rows: ‖G‖₂, ‖G − G′‖₂ and cos(G, G′).
-For hidden1 nothing comes before it, so G′ = G: ℓ2 0 and cosine 1, without a pass.
+the shift that update causes in what layer i is asked to do. Rows: ‖G‖₂, ‖G − G′‖₂, cos(G, G′) and
+‖G − G′‖₂ / ‖G‖₂ (`ics_rel`). Compare nets by `ics_rel` or `ics_cos`, which are scale-free: ‖G − G′‖₂
+alone shrinks with the gradient, so a net with smaller gradients reads as "less shift" (Santurkar's
+Fig. 5 plots the raw ℓ2; a claim about shift, not about gradient size, reads the relative one).
+For hidden1 nothing comes before it, so G′ = G: ℓ2 0, cosine 1 and ics_rel 0, without a pass
+(ics_rel and cosine NaN where ‖G‖ = 0).
 
 Cost: the gradient at θ_t is one backward pass for every layer at once (before the update); G′ is
 one forward and backward per layer i ≥ 2 (after it), differentiating W_i only.
@@ -45,7 +49,7 @@ def weight_grad(probe: Probe, params: Params, key: str) -> torch.Tensor:
 
 class GradICS(Quantity):
     name = "grad_ics"
-    columns = ('step', 'layer', 'grad_norm', 'ics_l2', 'ics_cos')
+    columns = ('step', 'layer', 'grad_norm', 'ics_l2', 'ics_cos', 'ics_rel')
     keys = ('step', 'layer')
     every_field = "ics_every"
     option = "--ics-every"
@@ -80,5 +84,5 @@ class GradICS(Quantity):
                 cos = max(-1.0, min(1.0, dot / (g_norm * gp_norm)))   # rounding may step past ±1
             else:
                 cos = math.nan
-            rows.append([probe.step, layer, g_norm, l2, cos])
+            rows.append([probe.step, layer, g_norm, l2, cos, l2 / g_norm if g_norm > 0 else math.nan])
         return rows

@@ -91,6 +91,20 @@ class CsvLog:
         if fresh or not self.path.exists():
             with open(self.path, "w", newline="", opener=no_follow) as f:
                 f.write(",".join(columns) + "\n")
+        else:
+            self.upgrade()
+
+    def upgrade(self) -> None:
+        """A log begun by an older ics, with fewer columns, resumed: its rows under today's header, each
+        column it lacks empty (a cell never holds a comma: numbers and layer names only)."""
+        lines = read_text(self.path).split("\n")
+        old = lines[0].split(",")
+        if old == self.columns or not set(old) <= set(self.columns):
+            return      # the same header, or not one this log can take over (the reader says what is wrong)
+        at = [old.index(c) if c in old else None for c in self.columns]
+        rows = [ln.split(",") for ln in lines[1:-1]]      # a last line without its newline was cut by a kill
+        body = "".join(",".join("" if i is None else r[i] for i in at) + "\n" for r in rows)
+        write_atomic(self.path, ",".join(self.columns) + "\n" + body)
 
     def append(self, rows: list[list]) -> None:
         """Rows of values, each cell formatted by `fmt`."""

@@ -85,7 +85,8 @@ class Sweep:
         out, seen = [], set()
         for norm, lr, bs, seed in itertools.product(self.norms, self.lrs, self.batch_sizes, self.seeds):
             cfg = validate(replace(self.common, norm=norm, lr=lr, batch_size=bs, seed=seed))
-            train_size, test_size, shape = data.sizes(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download)
+            train_size, test_size, shape = data.sizes(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
+                                                       split=cfg.split)
             cfg = check_data(cfg, train_size, test_size, shape)
             if cfg.hash() not in seen:
                 seen.add(cfg.hash())
