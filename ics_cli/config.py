@@ -79,7 +79,7 @@ INERT_UNLESS = {
     "sharpness_method": lambda c: c.sharpness_every > 0,
 }
 SECOND_VIEW_FIELDS = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
-SHARPNESS_ITERS_MAX = 1000    # power iterations per measurement: each is a Hessian-vector product
+SHARPNESS_ITERS_MAX = 1000    # Hessian-vector products per sharpness measurement (Lanczos steps or power iterations)
 STEPS_MAX = 10**8             # updates per run (--steps, or --epochs resolved)
 
 

@@ -26,10 +26,16 @@ Hooks only keep references to the sites' outputs; after the passes, each layer's
 together (one mean, one variance and one sort per layer, site statistics from the unit ones by the law
 of total variance) into one flat row per log step, kept on the device in a block that is
 copied to the host once per block (blocks.py turns it into table rows).
+
+Layers of unequal widths (the resnet's stages) share buffers as wide as the widest layer: a unit a
+layer does not have is NaN, and every per-site statistic (site statistics, drifts, dead units) is
+computed over each layer's own units, a run of consecutive layers of one width at a time. Percentiles
+are tracked for the first min(track_units, narrowest width) units of every layer.
 """
 
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 
 import numpy as np
@@ -121,8 +127,13 @@ class ActivationRecorder:
         self.layers = list(model.blocks)
         self._modules = list(model.modules())
         first = next(iter(model.blocks.values())).linear.weight
-        self.width = width = first.shape[0]
-        self.units = min(track_units, width)
+        self.widths = [b.linear.weight.shape[0] for b in model.blocks.values()]
+        self.width = width = max(self.widths)
+        self.units = min(track_units, min(self.widths))
+        self.runs: list[tuple[slice, int]] = []     # consecutive layers of one width: (slice, width)
+        for w, same in itertools.groupby(self.widths):
+            start = self.runs[-1][0].stop if self.runs else 0
+            self.runs.append((slice(start, start + len(list(same))), w))
         L, S = len(self.layers), len(SITES)
         self.shapes = {"site": (L, S, PER_SITE), "mean": (L, S, width), "var": (L, S, width),
                        "pct": (L, S, self.units, 3)}
@@ -161,11 +172,8 @@ class ActivationRecorder:
         """Side-effect-free passes of x through the hidden blocks (the head is not needed) for
         `record`: training mode, then eval mode when norm_eval needs it, starting from the first
         block's Linear/Conv output of the training pass (the same in both modes)."""
-        blocks = list(self.model.blocks.values())
         with self.capturing("train"), batch_stats_without_update(self.model, noise_mode="probe"):
-            h = self.model.inputs(x)
-            for b in blocks:
-                h = b(h)
+            self.model.hidden(x)
         self.eval_pass(z1=self._outs[0][0])
 
     def eval_pass(self, x: torch.Tensor | None = None, z1: torch.Tensor | None = None) -> None:
@@ -179,10 +187,7 @@ class ActivationRecorder:
             m.training = False
         try:
             with self.capturing("eval"), torch.no_grad():
-                blocks = list(self.model.blocks.values())
-                h = blocks[0](self.model.inputs(x)) if z1 is None else blocks[0].after_linear(z1)
-                for b in blocks[1:]:
-                    h = b(h)
+                self.model.hidden(x, z1)
         finally:
             for m, training in modes:
                 m.training = training
@@ -193,22 +198,22 @@ class ActivationRecorder:
         now = (stats["mean"], stats["var"])
         if self.init is None:
             self.init = now
-        # Drift since the previous log step and since step 0, in one call (NaN at the first log step).
         prev = self.prev if self.prev is not None else tuple(torch.full_like(v, float("nan")) for v in now)
-        d_prev, d_init = metrics.drift(torch.stack([prev[0], self.init[0]]), torch.stack([prev[1], self.init[1]]),
-                                       *now)
+        per_site = self._by_width(_per_site, *prev, *self.init, *now)
         self.prev = now
-        dead = metrics.dead(now[1]).sum(-1, keepdim=True).to(now[1].dtype)
-        # layers.csv order: site stats, drift_mean, drift_var, drift_mean_init, drift_var_init,
-        # drift_mean_scaled, drift_mean_scaled_init, dead_units.
-        per_site = torch.cat([stats["site"], d_prev[..., :2], d_init[..., :2], d_prev[..., 2:],
-                              d_init[..., 2:], dead], -1)
         parts = [per_site.flatten(), now[0].flatten(), now[1].flatten(), stats["pct"].flatten()]
         if self.samples:
             parts.append(self.sample().flatten())
         torch.cat(parts, out=self.rows.next())
         self.rows.close(step)
         self._outs = [[None] * len(SITES) for _ in self.layers]
+
+    def _by_width(self, fn, *unit_values: torch.Tensor) -> torch.Tensor:
+        """fn of the (layers, sites, units) values of every run of layers of one width, on those
+        layers' own units (the unit axis cut to the width), joined along the layer axis: one call
+        with the whole buffers for a model whose layers all have one width."""
+        parts = [fn(*(v[ls, :, :width] for v in unit_values)) for ls, width in self.runs]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def sample(self) -> torch.Tensor:
         """(layers, sites, samples): the captured sites' values at fixed positions (drawn once per
@@ -233,7 +238,8 @@ class ActivationRecorder:
         """Probe x now (for a notebook or a test): its statistics as host arrays without the step axis.
 
         Keys: site (layers, sites, PER_SITE), mean and var (layers, sites, units), pct (layers,
-        sites, tracked units, 3); buffered rows not yet flushed are flushed with it and dropped.
+        sites, tracked units, 3), width (layers); buffered rows not yet flushed are flushed with it
+        and dropped.
         """
         self.probe(x)
         self.record(0)
@@ -245,17 +251,19 @@ class ActivationRecorder:
         return self.rows.full
 
     def flush(self) -> tuple[list[int], dict]:
-        """The buffered steps and their statistics as host numpy arrays (one copy); empties the buffer."""
+        """The buffered steps and their statistics as host numpy arrays (one copy); empties the buffer.
+        `width` (steps, layers): each layer's number of units, the rest of its unit axis is NaN."""
         steps, host = self.rows.flush()
         out, at = {}, 0
         for name, shape in self.shapes.items():
             size = torch.Size(shape).numel()
             out[name] = host[:, at:at + size].reshape(len(steps), *shape)
             at += size
+        out["width"] = np.tile(np.asarray(self.widths, dtype=np.int64), (len(steps), 1))
         return steps, out
 
     def _reduce(self) -> dict[str, torch.Tensor]:
-        """Unit means, variances, percentiles and site statistics of every captured site."""
+        """Unit means, variances and percentiles of every captured site."""
         L, S, T = len(self.layers), len(SITES), self.units
         measured = S if self.batch_stats else S - 1       # else norm_eval is a copy of norm
         outs = [out for layer in self._outs for out in layer[:measured]]
@@ -264,25 +272,39 @@ class ActivationRecorder:
         groups: dict[tuple, list[int]] = {}
         for k, out in enumerate(outs):
             groups.setdefault(tuple(out.shape), []).append(k)
-        mean, var = outs[0].new_empty(len(outs), self.width), outs[0].new_empty(len(outs), self.width)
+        # Units a layer does not have (narrower than the widest) stay NaN.
+        mean = outs[0].new_full((len(outs), self.width), float("nan"))
+        var = outs[0].new_full((len(outs), self.width), float("nan"))
         pct = outs[0].new_empty(len(outs), T, 3)
         for same_shape in groups.values():
             # Stacking copies: worth it for small sites (one call instead of many), not for large.
             small = outs[same_shape[0]].numel() <= STACK_LIMIT
             for ks in [same_shape] if small else [[k] for k in same_shape]:
                 x = torch.stack([outs[k] for k in ks]) if len(ks) > 1 else outs[ks[0]][None]
-                mean[ks], var[ks] = metrics.unit_moments(x, [1] + list(range(3, x.dim())))   # (sites, C)
+                width = x.shape[2]
+                mean[ks, :width], var[ks, :width] = metrics.unit_moments(x, [1] + list(range(3, x.dim())))
                 pct[ks] = metrics.site_percentiles(x, T)                                   # (sites, T, 3)
         mean, var, pct = (v.view(L, measured, *v.shape[1:]) for v in (mean, var, pct))
         if measured < S:
             mean, var, pct = (torch.cat([v, v[:, NORM_SITE, None]], 1) for v in (mean, var, pct))
-        return {"site": metrics.site_stats(mean, var), "mean": mean, "var": var, "pct": pct}
+        return {"mean": mean, "var": var, "pct": pct}
 
     def state(self) -> dict:
         return {"prev": self.prev, "init": self.init}
 
     def load_state(self, state: dict) -> None:
         self.prev, self.init = state["prev"], state["init"]
+
+
+def _per_site(prev_mean, prev_var, init_mean, init_var, mean, var) -> torch.Tensor:
+    """A log step's PER_SITE values of each site from its unit statistics, in layers.csv order: the
+    site statistics, drift_mean, drift_var, drift_mean_init, drift_var_init, drift_mean_scaled,
+    drift_mean_scaled_init, dead_units. Drift since the previous log step and since step 0 in one
+    call (NaN at the first log step)."""
+    site = metrics.site_stats(mean, var)
+    d_prev, d_init = metrics.drift(torch.stack([prev_mean, init_mean]), torch.stack([prev_var, init_var]), mean, var)
+    dead = metrics.dead(var).sum(-1, keepdim=True).to(var.dtype)
+    return torch.cat([site, d_prev[..., :2], d_init[..., :2], d_prev[..., 2:], d_init[..., 2:], dead], -1)
 
 
 class GradientRecorder:

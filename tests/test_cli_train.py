@@ -138,7 +138,7 @@ def _file_below(tmp_path):
 
 BAD = [
     (["--norm", "weight"], "--norm"),
-    (["--model", "resnet"], "--model"),
+    (["--model", "transformer"], "--model"),
     (["--dataset", "imagenet"], "--dataset"),
     (["--lr", "0"], "--lr"),
     (["--lr", "-0.1"], "--lr"),

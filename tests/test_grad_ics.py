@@ -100,10 +100,11 @@ def test_rows_are_the_hand_computed_gradient_shift_of_a_linear_net(depth):
     expected = hand_rows(model, x, y, lr)
     rows = measured(model, cfg, x, y, lr)
     assert [r[:2] for r in rows] == [[7, f"hidden{i}"] for i in range(1, depth + 1)]
-    for (_, layer, g, l2, cos), (eg, el2, ecos) in zip(rows, expected):
+    for (_, layer, g, l2, cos, rel), (eg, el2, ecos) in zip(rows, expected):
         assert g == pytest.approx(eg, rel=1e-5), layer
         assert l2 == pytest.approx(el2, rel=1e-3, abs=1e-7), layer
         assert cos == pytest.approx(ecos, abs=1e-5), layer
+        assert rel == pytest.approx(el2 / eg, rel=1e-3, abs=1e-7), layer     # scale-free: ‖G − G′‖ / ‖G‖
     # the shift is real from hidden2 on (the test could not pass with G′ = G there)
     assert all(el2 > 1e-2 * eg for eg, el2, _ in expected[1:])
     assert all(ecos < 1 - 1e-4 for _, _, ecos in expected[1:])
@@ -114,7 +115,7 @@ def test_the_first_layer_has_no_shift_and_its_row_is_norm_zero_one():
     x, y = batch()
     expected = hand_rows(model, x, y, 0.2)
     first = measured(model, cfg, x, y, 0.2)[0]
-    assert first[1:] == ["hidden1", pytest.approx(expected[0][0], rel=1e-5), 0.0, 1.0]
+    assert first[1:] == ["hidden1", pytest.approx(expected[0][0], rel=1e-5), 0.0, 1.0, 0.0]
     assert expected[0][1] == 0.0            # by hand too: nothing comes before hidden1
 
 
@@ -136,8 +137,9 @@ def test_the_shifted_gradient_with_nothing_moved_is_the_gradient():
 def test_without_an_update_there_is_no_shift():
     cfg, model = linear_net(3, norm="batch")
     x, y = batch()
-    for _, _, g, l2, cos in measured(model, cfg, x, y, lr=0.0):
+    for _, _, g, l2, cos, rel in measured(model, cfg, x, y, lr=0.0):
         assert g > 0 and l2 == pytest.approx(0.0, abs=1e-6 * g) and cos == pytest.approx(1.0, abs=1e-6)
+        assert rel == pytest.approx(0.0, abs=1e-6)
 
 
 def test_a_zero_gradient_gives_a_nan_cosine():
@@ -145,8 +147,8 @@ def test_a_zero_gradient_gives_a_nan_cosine():
     with torch.no_grad():
         model.output.weight.zero_()     # nothing reaches the hidden layers' gradients
     x, y = batch()
-    for _, _, g, l2, cos in measured(model, cfg, x, y, lr=0.2):
-        assert g == 0.0 and l2 == 0.0 and np.isnan(cos)
+    for _, _, g, l2, cos, rel in measured(model, cfg, x, y, lr=0.2):
+        assert g == 0.0 and l2 == 0.0 and np.isnan(cos) and np.isnan(rel)
 
 
 # --------------------------------------------------------------------------- measuring changes nothing

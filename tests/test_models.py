@@ -165,7 +165,7 @@ def cifar(tmp_path, monkeypatch, fresh_cache):
 @pytest.mark.parametrize("norm, noise_name, probe", [("batch", "none", "fixed"), ("batch", "santurkar", "train"),
                                                       ("none", "santurkar", "fixed"), ("group", "none", "train")])
 def test_vgg_trains_on_cifar10_files_with_drift_at_every_step(cifar, tmp_path, norm, noise_name, probe):
-    res = train(RunConfig(dataset="cifar10", data_dir=str(cifar), model="vgg", norm=norm, noise=noise_name,
+    res = train(RunConfig(dataset="cifar10", data_dir=str(cifar), split="official", model="vgg", norm=norm, noise=noise_name,
                           probe=probe, width=8, batch_size=4, probe_size=8, steps=3, log_every=1, eval_every=3,
                           activation="relu", lr=0.05, out=str(tmp_path / "runs"), device="cpu"))
     assert res.summary["status"] == "completed" and res.summary["steps_done"] == 3

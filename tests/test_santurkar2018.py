@@ -162,7 +162,8 @@ def dln_world(tmp_path, cos_std: float, cos_bn: float, loss_std: float = 3.8, lo
     def run(norm, cos, loss):
         def make(seed, lr):
             acc = [0.0] * (N - 1) + [1 - loss * (1 + 0.02 * seed) / 2]
-            sharp = [[s, (2.0 if norm == "batch" else 0.2) / lr, lr, 2.0 if norm == "batch" else 0.2, 10, 1e-3]
+            sharp = [[s, (2.0 if norm == "batch" else 0.2) / lr, math.nan, lr, 2.0 if norm == "batch" else 0.2, 10,
+                      1e-3]
                      for s in STEPS]
             tables = {"grad_ics": ics_rows(0.1, cos, seed, layers=("hidden1", "hidden2", "hidden17")),
                       "sharpness": sharp}

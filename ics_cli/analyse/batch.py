@@ -109,10 +109,16 @@ def _on_batch_axis(long: pd.DataFrame) -> pd.DataFrame:
         lambda g: g["batch_size"].nunique() >= 2 or g["norm_batch"].nunique() >= 2)
 
 
+# The options of the batch view: what one update's statistics are taken over, and how they are used.
+BATCH_OPTIONS = ("ghost_size", "renorm_rmax", "renorm_dmax", "renorm_warmup", "renorm_rmax_at", "renorm_dmax_at",
+                 "bn_eval", "precise_samples", "freeze_bn_at", "micro_batch", "batch_sampler", "lr_scaling",
+                 "lr_base_batch")
+
+
 def _batch_options(runs: list[Run]) -> bool:
     """Whether some finished run sets a field of the batch view away from the value older runs had."""
-    return any(run_config(r).get(k) != v for r in runs if r.status in FINISHED
-               for k, v in HASHED_UNLESS.items())
+    return any(run_config(r).get(k) != HASHED_UNLESS[k] for r in runs if r.status in FINISHED
+               for k in BATCH_OPTIONS)
 
 
 def build(runs: list[Run], key_cols: list[str]) -> Tables:

@@ -254,7 +254,7 @@ def sharpness(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") 
         lr_ax.set(title="sharpness × learning rate", ylabel="λ_max × lr (dimensionless)")
         for ax in (raw_ax, lr_ax):
             ax.set_xlabel("step (updates)")
-        suptitle(fig, f"{model}: sharpness, by power iteration on Hessian-vector products; gradient "
+        suptitle(fig, f"{model}: sharpness, the top Hessian eigenvalue from Hessian-vector products; gradient "
                   "descent is unstable along the top eigenvector above λ_max × lr = 2",
                   f"{LINES_NOTE}; {BAND_NOTE}")
         figure_legend(fig, lr_ax)

@@ -151,7 +151,7 @@ def load(
     device = torch.device(device)
     key = (name, str(root(data_dir)), split, binarize, str(device))
     if key not in _cache:
-        *raw, info = _read(name, root(data_dir), download, split)
+        *raw, info = read_raw(name, root(data_dir), download, split)
         # Move uint8 first: a quarter of the bytes of float32 cross to the device.
         x_train, y_train, x_test, y_test = (t.to(device) for t in raw)
         if name in REGRESSION:      # generated numbers, not pixels: used as drawn (module docstring)
@@ -179,7 +179,7 @@ def sizes(name: str, *, data_dir: str | Path | None = None, download: bool = Fal
         if (n, d, sp) == key:
             return len(ds.x_train), len(ds.x_test), ds.shape
     if key not in _sizes:
-        x_train, _, x_test, _, _ = _read(name, root(data_dir), download, split)
+        x_train, _, x_test, _, _ = read_raw(name, root(data_dir), download, split)
         c, h, w = x_train.shape[1:]
         _sizes[key] = (len(x_train), len(x_test), (c, h, w))
     return _sizes[key]
@@ -192,7 +192,7 @@ def clear_cache() -> None:
     _digests.clear()
 
 
-def _read(name: str, folder: Path, download: bool, split: str) -> tuple:
+def read_raw(name: str, folder: Path, download: bool, split: str) -> tuple:
     """The four tensors of `split` and the dataset's info (what was read, for config.json)."""
     if name == "gaussian-linear":
         raw, files = _gaussian_linear(), []

@@ -1,8 +1,8 @@
 """The networks, whose hidden layers are Linear/Conv -> Norm -> Activation blocks.
 
 Hidden layers are named `hidden1`, `hidden2`, ...; each is a `Block` with submodules `linear`,
-`norm` and `act`, the three recording sites. The classifier is `output`. All hidden layers have the
-same width, so per-unit statistics of every layer fit one (layers, sites, units) buffer.
+`norm` and `act`, the three recording sites. The classifier is `output`. Every model's hidden layers
+have the same width except the resnet's (w, 2w, 4w by stage); the recorder pads narrower layers.
 
 - `mlp`, `cnn`: plain blocks (the cnn's convs 3x3 with stride 2), then global average pooling for
   the cnn, then a linear head.
@@ -17,6 +17,14 @@ same width, so per-unit statistics of every layer fit one (layers, sites, units)
   default), 10 (B), 13 (D), 16 (E) convs. Every conv has the same --width channels (default 32, not
   64..512), so every layer's per-unit statistics fit the recorder's one buffer and it trains on a
   CPU. Pools round up (ceil_mode), which changes nothing for 32x32 and lets 28x28 MNIST through.
+- `resnet`: the CIFAR ResNet of He et al. 2016 ("Deep residual learning", Sec. 4.2). `hidden1` is the
+  stem, a 3x3 conv to w = --width channels (default 16); then 3 stages of n basic blocks, 2n convs of
+  w, 2w, 4w channels, the first conv of stages 2 and 3 with stride 2; global average pooling, a linear
+  head: 6n + 2 weighted layers = --depth (20, 56, 110: n = 3, 9, 18). A basic block is the pair
+  (hidden2k, hidden2k+1) = (A, B): out = act(x' + norm_B(conv_B(act(norm_A(conv_A(x)))))), x' the
+  parameter-free shortcut of option A: x itself, or at a stage's first block x subsampled with stride
+  2 and zero-padded with the new channels. B's `act` site is the block output, the residual stream,
+  as for resmlp. He et al. initialize with `--init kaiming`.
 
 With `--noise santurkar` every Block's `norm` slot holds the norm followed by the noise
 (noise.Noisy), so the `norm` site records the noisy activation.
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 from . import noise, norms
@@ -85,11 +94,39 @@ class Net(nn.Module):
         """What the first block receives: images flattened for an MLP, as they are for a CNN."""
         return x if self.conv else x.flatten(1)
 
+    def hidden(self, x=None, z1=None):
+        """The last hidden block's output, from the images x, or from z1, the first block's
+        Linear/Conv output (what the recorder's eval-mode pass starts from)."""
+        first, *rest = self.blocks.values()
+        h = first(self.inputs(x)) if z1 is None else first.after_linear(z1)
+        for block in rest:
+            h = block(h)
+        return h
+
     def forward(self, x):
-        x = self.inputs(x)
-        for block in self.blocks.values():
-            x = block(x)
-        return self.output(self.pool(x).flatten(1))
+        return self.output(self.pool(self.hidden(x)).flatten(1))
+
+
+def shortcut(x: torch.Tensor, channels: int, stride: int) -> torch.Tensor:
+    """He et al.'s option A, without parameters: x itself; where the block downsamples, every
+    stride-th pixel, and zeros for the channels the block adds (after x's own)."""
+    if stride > 1:
+        x = x[:, :, ::stride, ::stride]
+    extra = channels - x.shape[1]
+    return nn.functional.pad(x, (0, 0, 0, 0, 0, extra)) if extra else x
+
+
+class ResNet(Net):
+    """hidden1 the stem, then basic blocks of two hidden layers each (He et al. 2016): for the pair
+    (A, B), out = B.after_linear(B.linear(A(x)), skip=shortcut(x)): B's norm, the skip, B's act."""
+
+    def hidden(self, x=None, z1=None):
+        stem, *rest = self.blocks.values()
+        h = stem(self.inputs(x)) if z1 is None else stem.after_linear(z1)
+        for a, b in zip(rest[::2], rest[1::2]):
+            skip = shortcut(h, b.linear.out_channels, a.linear.stride[0])
+            h = b.after_linear(b.linear(a(h)), skip)
+        return h
 
 
 def _init(layer: nn.Module, cfg, activation: str | None) -> None:
@@ -116,9 +153,10 @@ def _norm(cfg, width: int, conv: bool, layer: int) -> nn.Module:
     return norm if extra is None else noise.Noisy(norm, extra)
 
 
-def _block(cfg, fan_in: int, layer: int, conv: bool, stride: int = 1, **kw) -> Block:
-    """Hidden layer `layer`: a Linear (or 3x3 Conv) from fan_in to the width, its norm slot, the act."""
-    width = cfg.hidden_width
+def _block(cfg, fan_in: int, layer: int, conv: bool, stride: int = 1, width: int | None = None, **kw) -> Block:
+    """Hidden layer `layer`: a Linear (or 3x3 Conv) from fan_in to `width` (default: the width), its
+    norm slot, the act."""
+    width = width or cfg.hidden_width
     bias = not norms.get(cfg.norm).affine   # beta replaces the bias before the norm
     if conv:
         linear = nn.Conv2d(fan_in, width, 3, stride=stride, padding=1, bias=bias)
@@ -128,8 +166,8 @@ def _block(cfg, fan_in: int, layer: int, conv: bool, stride: int = 1, **kw) -> B
     return Block(linear, _norm(cfg, width, conv, layer), ACTIVATIONS[cfg.activation](), **kw)
 
 
-def _head(cfg, num_classes: int) -> nn.Linear:
-    head = nn.Linear(cfg.hidden_width, num_classes)
+def _head(cfg, num_classes: int, fan_in: int | None = None) -> nn.Linear:
+    head = nn.Linear(fan_in or cfg.hidden_width, num_classes)
     _init(head, cfg, None)
     return head
 
@@ -183,8 +221,26 @@ def _dln(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
     return Net(blocks, head, conv=False)
 
 
+def resnet_blocks(depth: int) -> int:
+    """n, the basic blocks per stage of the resnet with `depth` = 6n + 2 weighted layers."""
+    return (depth - 2) // 6
+
+
+def _resnet(cfg, input_shape: tuple[int, int, int], num_classes: int) -> ResNet:
+    """The stem, 3 stages of n basic blocks (widths w, 2w, 4w, stride 2 into stages 2 and 3), a head."""
+    w, n = cfg.hidden_width, resnet_blocks(cfg.hidden_depth)
+    blocks = [_block(cfg, input_shape[0], 1, conv=True)]
+    fan_in = w
+    for stage, width in enumerate((w, 2 * w, 4 * w)):
+        for k in range(2 * n):
+            stride = 2 if stage > 0 and k == 0 else 1
+            blocks.append(_block(cfg, fan_in, len(blocks) + 1, conv=True, stride=stride, width=width))
+            fan_in = width
+    return ResNet(blocks, _head(cfg, num_classes, 4 * w), conv=True)
+
+
 # One builder per --model: (cfg, (C, H, W), outputs) -> Net.
-BUILDERS = {"mlp": _plain, "cnn": _plain, "resmlp": _resmlp, "vgg": _vgg, "dln": _dln}
+BUILDERS = {"mlp": _plain, "cnn": _plain, "resmlp": _resmlp, "vgg": _vgg, "dln": _dln, "resnet": _resnet}
 
 
 def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
@@ -192,7 +248,7 @@ def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
     return BUILDERS[cfg.model](cfg, input_shape, num_classes)
 
 
-CONV = ("cnn", "vgg")          # models whose hidden layers see (N, C, H, W)
+CONV = ("cnn", "vgg", "resnet")    # models whose hidden layers see (N, C, H, W)
 
 
 def check(cfg) -> None:
@@ -201,6 +257,9 @@ def check(cfg) -> None:
     if cfg.model == "vgg" and depth not in VGG_STAGES:
         raise ConfigError(f"--depth {depth}: --model vgg has one of VGG's configurations of "
                           f"{', '.join(map(str, VGG_STAGES))} convs (A, B, D, E); leave --depth out for 8")
+    if cfg.model == "resnet" and (depth < 8 or (depth - 2) % 6):
+        raise ConfigError(f"--depth {depth}: --model resnet has 6n+2 weighted layers (n basic blocks per "
+                          f"stage), e.g. 8, 14, 20, 32, 44, 56, 110; leave --depth out for 20")
     if cfg.model == "resmlp" and depth < 2:
         raise ConfigError(f"--depth {depth}: --model resmlp needs at least 2 hidden layers (hidden1 projects "
                           f"the input to the width, residual blocks follow)")
@@ -227,6 +286,12 @@ def conv_maps(cfg, input_shape: tuple[int, int, int]) -> list[tuple[int, int]]:
         for convs in VGG_STAGES.get(cfg.hidden_depth, ()):
             maps += [(h, w)] * convs
             h, w = -(-h // 2), -(-w // 2)             # the stage's max-pool (ceil_mode)
+    elif cfg.model == "resnet":
+        convs = 2 * resnet_blocks(cfg.hidden_depth)
+        maps = [(h, w)] * (1 + convs)                 # the stem and stage 1
+        for _ in range(2):                            # stages 2 and 3: the first conv's stride 2
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+            maps += [(h, w)] * convs
     return maps
 
 

@@ -24,10 +24,12 @@ HELP = {
     "download": "Download a torchvision dataset into --data-dir if it is missing.",
     "binarize": "Threshold pixels at 0.5 to {0, 1} instead of standardizing (Ioffe & Szegedy's binary MNIST).",
     "model": f"Network: {listed(config.MODELS)}.",
-    "depth": "Number of hidden layers (default: mlp 3, cnn 3, resmlp 20, vgg 8, dln 25).",
-    "width": "Units per hidden layer or channels (default: mlp 100, cnn 32, resmlp 100, vgg 32, dln 10).",
-    "activation": f"Nonlinearity: {listed(config.ACTIVATIONS)} (default: sigmoid for mlp and cnn, relu for resmlp "
-                  "and vgg, identity for dln).",
+    "depth": "Number of hidden layers (default: mlp 3, cnn 3, resmlp 20, vgg 8, dln 25); resnet: weighted "
+             "layers 6n+2 (8, 14, 20, 32, 44, 56, 110; default 20, He et al.'s CIFAR ResNet).",
+    "width": "Units per hidden layer or channels (default: mlp 100, cnn 32, resmlp 100, vgg 32, dln 10); "
+             "resnet: channels of the first stage w, then 2w and 4w (default 16).",
+    "activation": f"Nonlinearity: {listed(config.ACTIVATIONS)} (default: sigmoid for mlp and cnn, relu for resmlp, "
+                  "vgg and resnet, identity for dln).",
     "init": f"Weight init: {listed(config.INITS)} (xavier = Glorot uniform; gaussian uses --init-std).",
     "init_std": "Standard deviation of the gaussian init.",
     "norm": f"Normalization: {listed(norms.REGISTRY)} (see `ics norms`).",

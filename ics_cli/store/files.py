@@ -103,7 +103,7 @@ class CsvLog:
             return      # the same header, or not one this log can take over (the reader says what is wrong)
         at = [old.index(c) if c in old else None for c in self.columns]
         rows = [ln.split(",") for ln in lines[1:-1]]      # a last line without its newline was cut by a kill
-        body = "".join(",".join("" if i is None else r[i] for i in at) + "\n" for r in rows)
+        body = "".join(",".join(r[i] if i is not None and i < len(r) else "" for i in at) + "\n" for r in rows)
         write_atomic(self.path, ",".join(self.columns) + "\n" + body)
 
     def append(self, rows: list[list]) -> None:

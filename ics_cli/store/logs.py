@@ -36,7 +36,8 @@ def unit_block(steps: list[int], stats: dict, layers: list[str]) -> dict[str, np
     """The units table's columns for a block: one row per (step, layer, site, unit), in that order
     (layer and site as categoricals: codes, not a Python string per row).
 
-    Percentiles are recorded for the first `track_units` units; the others' are NaN.
+    Percentiles are recorded for the first `track_units` units; the others' are NaN. A layer
+    narrower than the widest (stats["width"], the resnet's stages) has rows for its own units only.
     """
     mean, var, pct = stats["mean"], stats["var"], stats["pct"]       # (n, L, S, C), (n, L, S, T, 3)
     n, L, S, C = mean.shape
@@ -44,13 +45,18 @@ def unit_block(steps: list[int], stats: dict, layers: list[str]) -> dict[str, np
     full = np.full((n, L, S, C, 3), np.nan, dtype=np.float32)
     full[:, :, :, :T] = pct
     count = n * L * S * C
-    return {"step": np.repeat(np.asarray(steps, dtype=np.int64), L * S * C),
-            "layer": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(L), S * C), n), layers),
-            "site": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(S), C), n * L), SITES),
-            "unit": np.tile(np.arange(C, dtype=np.int64), n * L * S),
-            "mean": mean.reshape(count).astype(np.float32), "var": var.reshape(count).astype(np.float32),
-            "p15": full[..., 0].reshape(count), "p50": full[..., 1].reshape(count),
-            "p85": full[..., 2].reshape(count)}
+    block = {"step": np.repeat(np.asarray(steps, dtype=np.int64), L * S * C),
+             "layer": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(L), S * C), n), layers),
+             "site": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(S), C), n * L), SITES),
+             "unit": np.tile(np.arange(C, dtype=np.int64), n * L * S),
+             "mean": mean.reshape(count).astype(np.float32), "var": var.reshape(count).astype(np.float32),
+             "p15": full[..., 0].reshape(count), "p50": full[..., 1].reshape(count),
+             "p85": full[..., 2].reshape(count)}
+    width = stats.get("width")                                       # (n, L)
+    if width is None or (width == C).all():
+        return block
+    has = (np.arange(C) < width[:, :, None, None]).repeat(S, 2).reshape(count)
+    return {name: column[has] for name, column in block.items()}
 
 
 def grad_rows(steps: list[int], host: np.ndarray, names: list[str]) -> list[tuple]:

@@ -16,8 +16,8 @@ from .files import DamagedFile
 
 
 METRICS_COLUMNS = ["step", "train_loss", "train_acc", "test_loss", "test_acc",
-                   "test_loss_batchstats", "test_acc_batchstats", "lr", "elapsed_s",
-                   "train_loss_eval", "train_acc_eval"]
+                   "test_loss_batchstats", "test_acc_batchstats", "lr", "train_loss_eval", "train_acc_eval",
+                   "elapsed_s"]
 
 LAYERS_COLUMNS = ["step", "layer", "site", "mean", "var", "unit_mean_abs", "unit_var_mean",
                   "drift_mean", "drift_var", "drift_mean_init", "drift_var_init",

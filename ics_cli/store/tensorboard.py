@@ -13,8 +13,8 @@ that step's values rather than one per value (a thread handoff each).
 **The tag scheme** (one definition: `scalars`, `unit_histograms`, `activation_histograms`, used live
 and by export). The step of each event is the row's `step`; a blank (NaN) cell writes nothing:
 
-- metrics.csv: `loss/train`, `loss/test`, `loss/test_batchstats`, `accuracy/train`, `accuracy/test`,
-  `accuracy/test_batchstats`, `lr` (not `elapsed_s`: events carry their own wall time);
+- metrics.csv: `loss/train`, `loss/test`, `loss/test_batchstats`, `loss/train_eval`, `accuracy/train`,
+  `accuracy/test`, `accuracy/test_batchstats`, `accuracy/train_eval`, `lr` (not `elapsed_s`: events carry their own wall time);
 - layers.csv: `drift/<layer>/<site>` (the headline drift, `drift_mean_scaled`), and every other
   column as `<column>/<layer>/<site>` (`drift_mean/hidden1/linear`, `dead_units/…`);
 - grads.csv: `grad_norm/<layer>`, `weight_norm/<layer>`, `update_ratio/<layer>`;
@@ -63,7 +63,8 @@ BINS = 30                           # equal-width buckets of a histogram, from i
 
 METRICS_TAGS = {"train_loss": "loss/train", "test_loss": "loss/test", "test_loss_batchstats": "loss/test_batchstats",
                 "train_acc": "accuracy/train", "test_acc": "accuracy/test",
-                "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr"}
+                "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr",
+                "train_loss_eval": "loss/train_eval", "train_acc_eval": "accuracy/train_eval"}
 HEADLINE_DRIFT = "drift_mean_scaled"
 # Per table: the key columns a tag ends in (`name=` for a number: eta_mult=0.5), and the tag of each
 # value column (before its key); columns the same in every row of a step are written once, keyless.
