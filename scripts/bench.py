@@ -41,9 +41,16 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
    0-3; 500 steps each, --quick 200). Target: parity or a small overhead (≤ 1.25); Ray's start-up
    (seconds) counts on its side, and is printed below it: a process that starts a local Ray
    instance and stops it, doing nothing else. Where Ray is not installed, the row says so.
+8. Real data: updates per second on CIFAR-10 (the held-out split, batch 60, one core) of the CNN
+   (relu), VGG-8 and ResNet-20 with batch norm, three ways: a bare loop; `ics train` recording
+   nothing between its ends (`--log-every` and `--eval-every` = steps); and `ics train` with the
+   default recording (`--log-every 100`, test set at the ends). In process; the per-step time is
+   (T(2N) − T(N)) / N, so the evaluations at the ends (10,000 test and 1,000 training images) and the
+   start cancel out. No target: it sets what a study on real data can afford. Needs the data
+   (`--data-dir`, else $ICS_DATA_DIR, else ../shared/data/cifar10); where it is absent the row says so.
 
 Usage:
-    .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda] [--only 2,4]
+    .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda] [--only 2,4] [--data-dir DIR]
 
 The script also runs its own hand-written sides as subprocesses (`--side bare|hooks`, internal).
 """
@@ -72,12 +79,13 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Steps and repeats of each measurement: full run (about 6 minutes), and --quick (about 2).
 FULL = dict(repeats=3, mlp_steps=2000, dense_steps=(300, 2000), dense_repeats=(3, 1),
-            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300, ray_steps=500)
+            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300, ray_steps=500, cifar_steps=100)
 QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 300), dense_repeats=(1, 1),
-             log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60, ray_steps=200)
+             log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60, ray_steps=200, cifar_steps=20)
 SWEEP = ["--norms", "none,batch", "--lrs", "0.5,0.1"]     # 4 runs
 RAY_SWEEP = [*SWEEP, "--seeds", "0,1,2,3"]                # 16 runs
-RATIOS = (1, 2, 3, 4, 5, 6, 7)
+RATIOS = (1, 2, 3, 4, 5, 6, 7, 8)
+CIFAR_MODELS = (("cnn", {"activation": "relu"}), ("vgg", {}), ("resnet", {"depth": 20}))
 QUANTITIES = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 
 
@@ -403,6 +411,55 @@ def ray_backend(device: str, steps: int, repeats: int) -> list[tuple]:
              "-", "-", None)]
 
 
+def cifar_throughput(device: str, steps: int, repeats: int, data_dir: str) -> list[tuple]:
+    """Ratio 8: updates per second on CIFAR-10 of each model, bare and under ics train (see the docstring)."""
+    from ics_cli.train import train
+
+    label = "8. CIFAR-10 updates/s, batch 60"
+    folder = Path(data_dir)
+    if not (folder / data.CIFAR_BIN).is_dir() and not (folder / "cifar10" / data.CIFAR_BIN).is_dir():
+        return [not_measured(label, "-", SideFailed(f"no CIFAR-10 binary version under {folder}"))]
+    dev = torch.device(device)
+    ds = data.load("cifar10", data_dir=folder, device=dev)
+    rows = []
+    for model, extra in CIFAR_MODELS:
+        cfg = RunConfig(dataset="cifar10", data_dir=str(folder), model=model, norm="batch", lr=0.05,
+                        batch_size=BATCH, device=device, **extra)
+
+        def bare(n: int) -> float:
+            torch.manual_seed(0)
+            net = models.build(cfg.resolved(), ds.shape, ds.num_classes).to(dev).train()
+            opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
+            gen = torch.Generator().manual_seed(0)
+            start = time.perf_counter()
+            for _ in range(n):
+                idx = torch.randint(len(ds.x_train), (BATCH,), generator=gen).to(dev)
+                loss = F.cross_entropy(net(ds.x_train[idx]), ds.y_train[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            sync(dev)
+            return time.perf_counter() - start
+
+        def ics(n: int, log_every: int) -> float:
+            with tempfile.TemporaryDirectory() as out:
+                start = time.perf_counter()
+                train(dataclasses.replace(cfg, steps=n, log_every=log_every, eval_every=n, out=out), force=True)
+                return time.perf_counter() - start
+
+        def per_step(fn, *args) -> float:
+            return (fn(2 * steps, *args) - fn(steps, *args)) / steps
+
+        b, quiet, default = interleaved(lambda: per_step(bare), lambda: per_step(lambda n: ics(n, n)),
+                                        lambda: per_step(lambda n: ics(n, 100)), repeats=repeats)
+        name = f"{model}-{cfg.resolved().hidden_depth}" if model != "cnn" else "cnn"
+        rows += [(f"{label}, {name}: ics (ends only) ÷ bare", quiet / b, f"{1 / quiet:.1f}/s", f"{1 / b:.1f}/s",
+                  "-", None),
+                 (f"{label}, {name}: ics (default recording) ÷ bare", default / b, f"{1 / default:.1f}/s",
+                  f"{1 / b:.1f}/s", "-", None)]
+    return rows
+
+
 def not_measured(label: str, target: str, why: Exception) -> tuple:
     return (label, None, "not measured", str(why), target, None)
 
@@ -428,6 +485,8 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(map(str, RATIOS)),
                     help="comma-separated ratios to measure (default: all), e.g. 2,4")
     # Internal: run one hand-written side in this process (used by the subprocess measurements).
+    ap.add_argument("--data-dir", default=os.environ.get(data.ENV_DIR) or str(ROOT.parent / "shared" / "data"),
+                    help="where CIFAR-10 is for ratio 8 (default: $ICS_DATA_DIR, else ../shared/data)")
     ap.add_argument("--side", choices=("bare", "hooks"), help=argparse.SUPPRESS)
     ap.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
     ap.add_argument("--activation", default="sigmoid", help=argparse.SUPPRESS)
@@ -464,6 +523,8 @@ def main() -> None:
         rows += second_view_cost(args.device, p["quantity_steps"], p["repeats"])
     if 7 in only:
         rows += ray_backend(args.device, p["ray_steps"], p["repeats"])
+    if 8 in only:
+        rows += cifar_throughput(args.device, p["cifar_steps"], p["repeats"], args.data_dir)
     print(f"bench.py{' --quick' if args.quick else ''} --device {args.device}: one thread per process, "
           f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][-1]} steps: "
           f"{p['dense_repeats'][-1]}); only ratios from one run compare")

@@ -35,7 +35,8 @@ run = runner(**KW)
 # The documented tag scheme (docs/metrics.md, "TensorBoard tags"), written out again here.
 METRICS = {"train_loss": "loss/train", "test_loss": "loss/test", "test_loss_batchstats": "loss/test_batchstats",
            "train_acc": "accuracy/train", "test_acc": "accuracy/test",
-           "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr"}
+           "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr",
+           "train_loss_eval": "loss/train_eval", "train_acc_eval": "accuracy/train_eval"}
 LAYER_COLUMNS = ("mean", "var", "unit_mean_abs", "unit_var_mean", "drift_mean", "drift_var", "drift_mean_init",
                  "drift_var_init", "drift_mean_scaled", "drift_mean_scaled_init", "dead_units")
 
@@ -68,7 +69,7 @@ def expected(run_dir: Path) -> dict:
         for column in ("grad_norm", "weight_norm", "update_ratio"):
             add(f"{column}/{r.layer}", r.step, r[column])
     for _, r in store.read_table(run_dir, "grad_ics").iterrows():
-        for column in ("grad_norm", "ics_l2", "ics_cos"):
+        for column in ("grad_norm", "ics_l2", "ics_cos", "ics_rel"):
             add(f"grad_ics/{column}/{r.layer}", r.step, r[column])
     landscape = store.read_table(run_dir, "landscape")
     for _, r in landscape.iterrows():

@@ -102,6 +102,10 @@ def print_run(console: Console, result) -> None:
                   + ("" if s["final"]["test_acc"] is None else f"test acc {_num(s['final']['test_acc'])}, ")
                   + f"test loss {_num(s['final']['test_loss'])}, "
                   f"{_num(s['steps_per_s'])} steps/s")
+    info = store.read_json(result.path / "config.json").get("data") or {}
+    if info.get("files"):       # read from files: which split, and where its test numbers come from
+        console.print(f"data: {info['name']}, split {info['split']}: {info['train_size']:,} training images, "
+                      f"{info['test_size']:,} test images ({info['test_source']})", markup=False, highlight=False)
     console.print(f"run folder: {result.path}")
 
 
