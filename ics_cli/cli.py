@@ -159,9 +159,11 @@ def train(
 ):
     """Train one network and record how its layers' statistics and gradients move."""
     from .report import terminal as report
-    from .train import prepare, train as run_train
 
     cfg = RunConfig(**plain(options))
+    config_mod.validate(cfg)     # an option refused before torch is imported
+    from .train import prepare, train as run_train
+
     resolved = prepare(cfg)[0]   # every bad input fails here, before a progress bar or a folder appears
     show = not (quiet or json_out)
     with report.run_progress(resolved, enabled=show) as (on_log, on_step):

@@ -28,17 +28,16 @@ import typing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from . import probes
 from .errors import ConfigError, IcsError, require
-from .net import models
+from .net import shapes
 
 MODELS = ("mlp", "cnn", "resmlp", "vgg", "dln", "resnet")
 NOISES = ("none", "santurkar")
-ACTIVATIONS = tuple(models.ACTIVATIONS)
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")    # net/models.py ACTIVATIONS: the module of each
 INITS = ("torch", "xavier", "kaiming", "gaussian")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
-PROBES = probes.PROBES
+PROBES = ("fixed", "train")   # where activation statistics come from (probes.py)
 BN_EVALS = ("ema", "precise", "batch")
 BATCH_SAMPLERS = ("iid", "paired")
 LR_SCALINGS = ("none", "linear")
@@ -380,8 +379,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     cfg = replace(cfg.resolved(), data_dir=str(data_root(cfg.data_dir)))    # $ICS_DATA_DIR read once, here
-    models.check_norm(cfg)
-    models.check(cfg)
+    shapes.check_norm(cfg)
+    shapes.check(cfg)
     quantities.check(cfg)
     return cfg
 
@@ -436,7 +435,7 @@ def param_count(cfg: RunConfig, input_shape: tuple[int, int, int], num_classes: 
     else:
         hidden, per_unit, head_bias = depth, norm.params + (0 if norm.affine else 1), num_classes
     if cfg.model == "resnet":      # the stem to w, then 2n convs per stage of w, 2w, 4w channels
-        n, convs, units, fan_in = models.resnet_blocks(depth), 9 * c * width, width, width
+        n, convs, units, fan_in = shapes.resnet_blocks(depth), 9 * c * width, width, width
         for out in (width, 2 * width, 4 * width):
             convs += 9 * fan_in * out + (2 * n - 1) * 9 * out * out
             units, fan_in = units + 2 * n * out, out
@@ -472,8 +471,8 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
                           f"({n} images); use a value in [{cfg.norm_batch}, {train_size}]")
     if cfg.batch_sampler == "paired":
         _paired(cfg, num_classes, class_counts)
-    models.check_norm_input(cfg, input_shape)
-    models.check_input(cfg, input_shape)
+    shapes.check_norm_input(cfg, input_shape)
+    shapes.check_input(cfg, input_shape)
     resolved = cfg.resolved(train_size)
     if resolved.steps > STEPS_MAX:
         raise ConfigError(f"--epochs {cfg.epochs:g}: {resolved.steps:,} updates of --batch-size {cfg.batch_size}; "

@@ -50,7 +50,6 @@ from .net.models import Net, weighted_layers
 SITES = TRAIN_SITES + ("norm_eval",)
 NORM_SITE, EVAL_SITE = SITES.index("norm"), SITES.index("norm_eval")
 PER_SITE = 11    # 4 site statistics, drift since the previous log and since init (3 each), dead units
-PROBES = ("fixed", "train")
 STACK_LIMIT = 2**16      # sites of at most this many values are stacked and reduced together
 SAMPLE_SEED = 0          # the positions sampled for TensorBoard's activation histograms (a generator of their own)
 

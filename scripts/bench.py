@@ -41,13 +41,18 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
    0-3; 500 steps each, --quick 200). Target: parity or a small overhead (≤ 1.25); Ray's start-up
    (seconds) counts on its side, and is printed below it: a process that starts a local Ray
    instance and stops it, doing nothing else. Where Ray is not installed, the row says so.
-8. Real data: updates per second on CIFAR-10 (the held-out split, batch 60, one core) of the CNN
-   (relu), VGG-8 and ResNet-20 with batch norm, three ways: a bare loop; `ics train` recording
-   nothing between its ends (`--log-every` and `--eval-every` = steps); and `ics train` with the
-   default recording (`--log-every 100`, test set at the ends). In process; the per-step time is
-   (T(2N) − T(N)) / N, so the evaluations at the ends (10,000 test and 1,000 training images) and the
-   start cancel out. No target: it sets what a study on real data can afford. Needs the data
-   (`--data-dir`, else $ICS_DATA_DIR, else ../shared/data/cifar10); where it is absent the row says so.
+8. Real data: updates per second on CIFAR-10 (batch 60, one core) of the CNN (relu), VGG-8 and
+   ResNet-20 with batch norm, three ways: a bare loop; `ics train` recording nothing between its ends
+   (`--log-every` and `--eval-every` = steps); and `ics train` recording activations every 10 steps
+   (`--log-every 10`, ten times the default's density; test set at the ends). In process; the
+   per-step time is (T(2N) − T(N)) / N, so the start and the evaluations at the ends cancel out (the
+   official split's smaller test set is used, without the batch-statistics evaluation, to keep the
+   bench short). No target: it sets what a study on real data can afford. Needs the data
+   (`--data-dir`, else $ICS_DATA_DIR, else ../shared/data); where it is absent the row says so.
+9. Start-up: whole-process wall time of commands that do not train (`ics --help`, `ics --version`,
+   `ics train --help`, a refused option `ics train --lr -1`, `ics compare` of a 2-run sweep made
+   first, `ics plot` of its output), each beside whether the process imported torch (the issue's
+   target: none does), and two references: `python -c pass` and `python -c "import torch"`.
 
 Usage:
     .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda] [--only 2,4] [--data-dir DIR]
@@ -79,12 +84,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Steps and repeats of each measurement: full run (about 6 minutes), and --quick (about 2).
 FULL = dict(repeats=3, mlp_steps=2000, dense_steps=(300, 2000), dense_repeats=(3, 1),
-            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300, ray_steps=500, cifar_steps=100)
+            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300, ray_steps=500, cifar_steps=50)
 QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 300), dense_repeats=(1, 1),
              log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60, ray_steps=200, cifar_steps=20)
 SWEEP = ["--norms", "none,batch", "--lrs", "0.5,0.1"]     # 4 runs
 RAY_SWEEP = [*SWEEP, "--seeds", "0,1,2,3"]                # 16 runs
-RATIOS = (1, 2, 3, 4, 5, 6, 7, 8)
+RATIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 CIFAR_MODELS = (("cnn", {"activation": "relu"}), ("vgg", {}), ("resnet", {"depth": 20}))
 QUANTITIES = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 
@@ -420,11 +425,13 @@ def cifar_throughput(device: str, steps: int, repeats: int, data_dir: str) -> li
     if not (folder / data.CIFAR_BIN).is_dir() and not (folder / "cifar10" / data.CIFAR_BIN).is_dir():
         return [not_measured(label, "-", SideFailed(f"no CIFAR-10 binary version under {folder}"))]
     dev = torch.device(device)
-    ds = data.load("cifar10", data_dir=folder, device=dev)
+    ds = data.load("cifar10", data_dir=folder, device=dev, split="official")
     rows = []
     for model, extra in CIFAR_MODELS:
-        cfg = RunConfig(dataset="cifar10", data_dir=str(folder), model=model, norm="batch", lr=0.05,
-                        batch_size=BATCH, device=device, **extra)
+        # The official split's test set (1,000 images here) and no batch-statistics evaluation: the
+        # evaluations at the ends cancel out of the per-step time, and take less of the bench's.
+        cfg = RunConfig(dataset="cifar10", data_dir=str(folder), split="official", eval_batchstats=False,
+                        model=model, norm="batch", lr=0.05, batch_size=BATCH, device=device, **extra)
 
         def bare(n: int) -> float:
             torch.manual_seed(0)
@@ -451,12 +458,53 @@ def cifar_throughput(device: str, steps: int, repeats: int, data_dir: str) -> li
             return (fn(2 * steps, *args) - fn(steps, *args)) / steps
 
         b, quiet, default = interleaved(lambda: per_step(bare), lambda: per_step(lambda n: ics(n, n)),
-                                        lambda: per_step(lambda n: ics(n, 100)), repeats=repeats)
+                                        lambda: per_step(lambda n: ics(n, 10)), repeats=repeats)
         name = f"{model}-{cfg.resolved().hidden_depth}" if model != "cnn" else "cnn"
         rows += [(f"{label}, {name}: ics (ends only) ÷ bare", quiet / b, f"{1 / quiet:.1f}/s", f"{1 / b:.1f}/s",
                   "-", None),
-                 (f"{label}, {name}: ics (default recording) ÷ bare", default / b, f"{1 / default:.1f}/s",
+                 (f"{label}, {name}: ics (log every 10) ÷ bare", default / b, f"{1 / default:.1f}/s",
                   f"{1 / b:.1f}/s", "-", None)]
+    return rows
+
+
+# Runs an ics command as `ics` does, then says on stderr whether torch was imported.
+TORCH_PROBE = ("import sys, atexit; atexit.register(lambda: sys.stderr.write('torch imported: %s\\n' % "
+               "('torch' in sys.modules))); from ics_cli.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def startup(repeats: int) -> list[tuple]:
+    """Ratio 9: seconds of each command that does not train, and whether it imported torch."""
+    def timed(argv: list[str], ok=(0,)) -> tuple[float, bool]:
+        start = time.perf_counter()
+        done = subprocess.run(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        elapsed = time.perf_counter() - start
+        if done.returncode not in ok:
+            raise SideFailed((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+        return elapsed, "torch imported: True" in done.stderr
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep_dir, out = os.path.join(tmp, "sweep"), os.path.join(tmp, "compare")
+        subprocess.run([sys.executable, "-m", "ics_cli", "sweep", "--norms", "none,batch", "--steps", "20",
+                        "--log-every", "10", "--eval-every", "10", "--quiet", "--out", sweep_dir], cwd=ROOT, env=ENV,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        commands = [("ics --help", ["--help"], (0,)), ("ics --version", ["--version"], (0,)),
+                    ("ics train --help", ["train", "--help"], (0,)), ("ics train --lr -1 (refused)",
+                                                                     ["train", "--lr", "-1"], (2,)),
+                    ("ics compare (2 runs)", ["compare", sweep_dir, "--out", out], (0,)),
+                    ("ics plot (its output)", ["plot", out], (0,))]
+        for label, args, ok in commands:
+            try:
+                times = [timed([sys.executable, "-c", TORCH_PROBE, *args], ok) for _ in range(repeats)]
+            except SideFailed as e:
+                rows.append(not_measured(f"9. start-up: {label}", "no torch", e))
+                continue
+            seconds, torch_in = statistics.median(t for t, _ in times), times[-1][1]
+            rows.append((f"9. start-up: {label}", None, f"{seconds:.2f} s", f"torch {'imported' if torch_in else 'not imported'}",
+                         "no torch", not torch_in))
+    for label, code in (("python -c pass", "pass"), ("python -c 'import torch'", "import torch")):
+        seconds = statistics.median(timed([sys.executable, "-c", code])[0] for _ in range(repeats))
+        rows.append((f"9 reference: {label}", None, f"{seconds:.2f} s", "-", "-", None))
     return rows
 
 
@@ -525,6 +573,8 @@ def main() -> None:
         rows += ray_backend(args.device, p["ray_steps"], p["repeats"])
     if 8 in only:
         rows += cifar_throughput(args.device, p["cifar_steps"], p["repeats"], args.data_dir)
+    if 9 in only:
+        rows += startup(p["repeats"])
     print(f"bench.py{' --quick' if args.quick else ''} --device {args.device}: one thread per process, "
           f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][-1]} steps: "
           f"{p['dense_repeats'][-1]}); only ratios from one run compare")

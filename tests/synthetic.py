@@ -97,7 +97,7 @@ def write_run(root: Path, *, norm: str, seed: int, test_acc: list[float], log_ev
     layers, units, grads = layers or {}, units or {}, grads or {}
     batchstats = batchstats or [NAN] * len(test_acc)
     write_csv(folder / "metrics.csv", schema.METRICS_COLUMNS,
-              [[s, 2 * (1 - a), a, 2 * (1 - a), a, 2 * (1 - b), b, lr, 0.0]
+              [[s, 2 * (1 - a), a, 2 * (1 - a), a, 2 * (1 - b), b, lr, NAN, NAN, 0.0]
                for s, a, b in zip(steps, test_acc, batchstats)])
     rows = []
     for k, s in enumerate(steps):

@@ -4,6 +4,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +217,9 @@ def test_failed_download_is_one_line(tmp_path):
     assert "\n" not in message
     assert message.startswith("dataset 'mnist' could not be downloaded")
     assert f"{tmp_path}/MNIST/raw/" in message
+
+
+@pytest.mark.parametrize("name", sorted(data.MADE_HERE))
+def test_the_sizes_a_config_is_checked_against_are_the_data(name):
+    x, y, xt, yt, info = data.read_raw(name, Path("unused"), False, "official")
+    assert data.MADE_HERE[name] == (len(x), len(xt), tuple(x.shape[1:])) == data.sizes(name)

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from ics_cli.net import data, models, noise, norms
+from ics_cli import config
+from ics_cli.net import data, models, noise, norms, shapes
 from ics_cli.config import MODELS, RunConfig, param_count, validate
 from ics_cli.errors import ConfigError
 from ics_cli.probes import ActivationRecorder
@@ -63,8 +64,9 @@ def test_param_count_of_the_dln(norm):
     assert param_count(cfg, (10, 1, 1), 10) == sum(p.numel() for p in net.parameters())
 
 
-def test_every_model_has_a_builder():
+def test_every_model_has_a_builder_and_every_activation_a_module():
     assert set(MODELS) - {"dln"} <= set(models.BUILDERS)
+    assert set(config.ACTIVATIONS) == set(models.ACTIVATIONS)
 
 
 # --------------------------------------------------------------------------- resmlp
@@ -124,7 +126,7 @@ def test_vgg_a_layout_and_feature_maps():
     for b in net.blocks.values():
         b.norm.register_forward_hook(lambda m, i, out: seen.append(tuple(out.shape[2:])))
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert seen == models.conv_maps(cfg, (3, 32, 32)) == [(32, 32), (16, 16), (8, 8), (8, 8), (4, 4), (4, 4),
+    assert seen == shapes.conv_maps(cfg, (3, 32, 32)) == [(32, 32), (16, 16), (8, 8), (8, 8), (4, 4), (4, 4),
                                                           (2, 2), (2, 2)]
 
 
@@ -133,11 +135,11 @@ def test_vgg_configurations_and_image_sizes():
     with pytest.raises(ConfigError, match="--depth 9: --model vgg .* 8, 10, 13, 16"):
         validate(RunConfig(model="vgg", depth=9))
     cfg = validate(RunConfig(model="vgg"))
-    models.check_input(cfg, (3, 32, 32))
-    models.check_input(cfg, (1, 28, 28))                 # 28 -> 14 -> 7 -> 4 -> 2 (pools round up)
+    shapes.check_input(cfg, (3, 32, 32))
+    shapes.check_input(cfg, (1, 28, 28))                 # 28 -> 14 -> 7 -> 4 -> 2 (pools round up)
     assert models.build(cfg, (1, 28, 28), 10)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ConfigError, match="on 16x16 images the last stage's maps are 1x1"):
-        models.check_input(cfg, (3, 16, 16))
+        shapes.check_input(cfg, (3, 16, 16))
     with pytest.raises(ConfigError, match="--groups 5 does not divide the width 32"):
         validate(RunConfig(model="vgg", norm="group", groups=5))
     with pytest.raises(ConfigError, match="--norm instance is undefined on the resmlp"):

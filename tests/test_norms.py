@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ics_cli.net import data, models, norms
+from ics_cli.net import batchnorms, data, models, norms
 from ics_cli.store import runs as store
 from ics_cli.config import RunConfig, validate
 from ics_cli.train import PROBE_SEED_OFFSET, train
@@ -265,7 +265,7 @@ def test_mnist5k_acceptance_check_rejects_the_unnormalized_net(mnist_step0):
 def _pair(conv: bool, c: int = 6):
     torch.manual_seed(7)
     ref = (nn.BatchNorm2d if conv else nn.BatchNorm1d)(c, eps=EPS, momentum=0.1)
-    nog = norms.BatchNormNoGrad(c, eps=EPS, momentum=0.1)
+    nog = batchnorms.BatchNormNoGrad(c, eps=EPS, momentum=0.1)
     with torch.no_grad():
         ref.weight.copy_(torch.rand(c) + 0.5)
         ref.bias.copy_(torch.randn(c))

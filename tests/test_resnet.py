@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from ics_cli.net import models, norms
+from ics_cli.net import models, norms, shapes
 from ics_cli.config import RunConfig, param_count, validate
 from ics_cli.errors import ConfigError
 from ics_cli.probes import SITES, ActivationRecorder
@@ -38,7 +38,7 @@ def convs(net) -> list[nn.Conv2d]:
 @pytest.mark.parametrize("depth, n", [(20, 3), (56, 9), (110, 18)])
 def test_depth_counts_6n_plus_2_weighted_layers(depth, n):
     cfg, net = build(depth=depth)
-    assert models.resnet_blocks(depth) == n
+    assert shapes.resnet_blocks(depth) == n
     layers = models.weighted_layers(net)
     assert len(layers) == depth == 6 * n + 2
     assert list(layers) == [f"hidden{i}" for i in range(1, 6 * n + 2)] + ["output"]
@@ -74,9 +74,9 @@ def test_stage_widths_strides_and_the_maps_each_norm_sees():
     for b in net.blocks.values():
         b.norm.register_forward_hook(lambda m, i, out: seen.append(tuple(out.shape[1:])))
     assert net(torch.randn(2, *CIFAR)).shape == (2, 10)
-    assert [s[1:] for s in seen] == models.conv_maps(cfg, CIFAR) == [(32, 32)] * 7 + [(16, 16)] * 6 + [(8, 8)] * 6
+    assert [s[1:] for s in seen] == shapes.conv_maps(cfg, CIFAR) == [(32, 32)] * 7 + [(16, 16)] * 6 + [(8, 8)] * 6
     assert [s[0] for s in seen] == [c.out_channels for c in cs]
-    assert models.conv_maps(cfg, (1, 28, 28)) == [(28, 28)] * 7 + [(14, 14)] * 6 + [(7, 7)] * 6
+    assert shapes.conv_maps(cfg, (1, 28, 28)) == [(28, 28)] * 7 + [(14, 14)] * 6 + [(7, 7)] * 6
 
 
 def test_the_shortcut_subsamples_and_pads_zero_channels():

@@ -210,3 +210,37 @@ class RMSNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class BatchNormNoGrad(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose backward pass treats the batch mean and variance as constants.
+
+    The forward pass equals nn.BatchNorm1d/2d. In training mode the batch statistics are detached,
+    so the gradient ignores how they depend on the input: the ablation behind Ioffe & Szegedy's
+    Sec. 2 argument that normalization has to be differentiable with respect to the batch.
+    Running statistics follow the same rules as torch's batch norm (unbiased variance, momentum).
+    """
+
+    def _check_input_dim(self, x):
+        if x.dim() not in (2, 4):
+            raise ValueError(f"expected a 2D or 4D input, got {x.dim()}D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        use_batch = self.training or not self.track_running_stats
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        if use_batch:
+            dims = [0] + list(range(2, x.dim()))
+            var, mean = torch.var_mean(x.detach(), dim=dims, correction=0)
+            if self.training and self.track_running_stats:
+                n = x.numel() // x.shape[1]
+                self.num_batches_tracked.add_(1)
+                m = self.momentum
+                with torch.no_grad():
+                    self.running_mean.lerp_(mean, m)
+                    self.running_var.lerp_(var * n / max(n - 1, 1), m)
+        else:
+            mean, var = self.running_mean, self.running_var
+        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y

@@ -52,11 +52,14 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import DataError
+
+if TYPE_CHECKING:      # torch is imported where tensors are made: the registry and the checks need none
+    import torch
 
 DATASETS: dict[str, str] = {
     "mnist-5k": "5000 MNIST digits embedded in the package (4000 train / 1000 test), offline",
@@ -69,6 +72,10 @@ DATASETS: dict[str, str] = {
                        "generated, offline",
 }
 REGRESSION = ("gaussian-linear",)       # datasets whose task is "regress": y holds numbers, not labels
+# The datasets made here, by size (train, test, (C, H, W)): a config is checked against these without
+# reading or generating them (and without importing torch); tests/test_data.py holds them to the data.
+MADE_HERE = {"mnist-5k": (4000, 1000, (1, 28, 28)), "synthetic": (512, 256, (1, 8, 8)),
+             "gaussian-linear": (1000, 1000, (10, 1, 1))}
 # split "heldout": the last this-many training images (official order) are the test set.
 HELDOUT = {"cifar10": 10_000, "mnist": 10_000, "fashion-mnist": 10_000}
 DEFAULT_SPLIT = {"cifar10": "heldout"}  # every other dataset: "official"
@@ -144,6 +151,8 @@ def load(
     dataset's default. The result is cached per (name, folder, split, binarize, device), so a sweep in
     one process reads the files once.
     """
+    import torch
+
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
     split = split or default_split(name)
@@ -174,6 +183,8 @@ def sizes(name: str, *, data_dir: str | Path | None = None, download: bool = Fal
         raise DataError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
     split = split or default_split(name)
     check_split(name, split)
+    if name in MADE_HERE:
+        return MADE_HERE[name]
     key = (name, str(root(data_dir)), split)
     for (n, d, sp, *_), ds in _cache.items():
         if (n, d, sp) == key:
@@ -255,6 +266,8 @@ def _cifar_bin(where: Path, split: str) -> tuple[tuple[torch.Tensor, ...], list[
     """CIFAR-10's binary version: the five training batches, and (official split) the test batch, or
     the first 1,000 test images where only those are present. Every file is checked: whole records,
     10,000 per training batch, labels 0..9."""
+    import torch
+
     fix = "replace it with the file from the official binary version"
     train = [where / f"data_batch_{i}.bin" for i in range(1, 6)]
     missing = [f for f in train if not f.is_file()]
@@ -291,6 +304,8 @@ def _cifar_bin(where: Path, split: str) -> tuple[tuple[torch.Tensor, ...], list[
 
 def _normalize(x_train: torch.Tensor, x_test: torch.Tensor, binarize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images -> float32 in [0, 1] -> binarized, or standardized per channel with train statistics."""
+    import torch
+
     x_train = x_train.float().div_(255)
     x_test = x_test.float().div_(255)
     if binarize:
@@ -302,6 +317,8 @@ def _normalize(x_train: torch.Tensor, x_test: torch.Tensor, binarize: bool) -> t
 
 def _mnist5k() -> tuple[torch.Tensor, ...]:
     """The embedded subset, split 400/100 per class by a fixed permutation (independent of the run seed)."""
+    import torch
+
     with np.load(_MNIST5K_FILE) as f:
         images, labels = f["images"], f["labels"].astype(np.int64)
     rng = np.random.default_rng(0)
@@ -323,6 +340,8 @@ def _synthetic() -> tuple[torch.Tensor, ...]:
 
     A private generator with seed 0 makes the data identical in every run and leaves the global RNG alone.
     """
+    import torch
+
     gen = torch.Generator().manual_seed(0)
     prototypes = 0.2 + 0.6 * (torch.rand(10, 1, 8, 8, generator=gen) < 0.5).float()
 
@@ -339,6 +358,8 @@ def _synthetic() -> tuple[torch.Tensor, ...]:
 def _gaussian_linear(n_train: int = 1000, n_test: int = 1000) -> tuple[torch.Tensor, ...]:
     """x ~ N(0, I_10) as (N, 10, 1, 1) and y = A x as (N, 10), float32; A, then the train x, then the
     test x, from one private generator (the global RNG is left alone)."""
+    import torch
+
     gen = torch.Generator().manual_seed(GAUSSIAN_LINEAR_SEED)
     a = torch.randn(10, 10, generator=gen)
     x_train, x_test = torch.randn(n_train, 10, generator=gen), torch.randn(n_test, 10, generator=gen)
@@ -464,6 +485,8 @@ def _check_idx(name: str, images: Path, labels: Path) -> None:
 
 
 def _as_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     x = torch.as_tensor(ds.data)
     if x.ndim == 3:  # MNIST-like: (N, H, W) grayscale
         x = x.unsqueeze(1)

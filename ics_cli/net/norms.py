@@ -27,68 +27,48 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from torch import nn
-
-from .batchnorms import BatchRenorm, GhostBatchNorm, RenormSchedule, RMSNorm
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    from torch import nn
 
-class BatchNormNoGrad(nn.modules.batchnorm._BatchNorm):
-    """Batch norm whose backward pass treats the batch mean and variance as constants.
+    from .batchnorms import RenormSchedule
 
-    The forward pass equals nn.BatchNorm1d/2d. In training mode the batch statistics are detached,
-    so the gradient ignores how they depend on the input: the ablation behind Ioffe & Szegedy's
-    Sec. 2 argument that normalization has to be differentiable with respect to the batch.
-    Running statistics follow the same rules as torch's batch norm (unbiased variance, momentum).
-    """
-
-    def _check_input_dim(self, x):
-        if x.dim() not in (2, 4):
-            raise ValueError(f"expected a 2D or 4D input, got {x.dim()}D")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        use_batch = self.training or not self.track_running_stats
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        if use_batch:
-            dims = [0] + list(range(2, x.dim()))
-            var, mean = torch.var_mean(x.detach(), dim=dims, correction=0)
-            if self.training and self.track_running_stats:
-                n = x.numel() // x.shape[1]
-                self.num_batches_tracked.add_(1)
-                m = self.momentum
-                with torch.no_grad():
-                    self.running_mean.lerp_(mean, m)
-                    self.running_var.lerp_(var * n / max(n - 1, 1), m)
-        else:
-            mean, var = self.running_mean, self.running_var
-        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+# torch is imported by the builders, not here: `ics --help` and a refused option read this registry
+# without importing it (the modules are in torch and batchnorms.py).
 
 
 def _batch(c: int, conv: bool, cfg) -> nn.Module:
+    from torch import nn
+
     cls = nn.BatchNorm2d if conv else nn.BatchNorm1d
     return cls(c, eps=cfg.eps, momentum=cfg.bn_momentum)
 
 
 def _batch_nograd(c: int, conv: bool, cfg) -> nn.Module:
+    from .batchnorms import BatchNormNoGrad
+
     return BatchNormNoGrad(c, eps=cfg.eps, momentum=cfg.bn_momentum)
 
 
 def _layer(c: int, conv: bool, cfg) -> nn.Module:
+    from torch import nn
+
     # Over C, H, W per sample; GroupNorm with one group is exactly that, with per-channel gamma/beta.
     return nn.GroupNorm(1, c, eps=cfg.eps) if conv else nn.LayerNorm(c, eps=cfg.eps)
 
 
 def _instance(c: int, conv: bool, cfg) -> nn.Module:
+    from torch import nn
+
     return nn.InstanceNorm2d(c, eps=cfg.eps, affine=True)
 
 
 def _group(c: int, conv: bool, cfg) -> nn.Module:
+    from torch import nn
+
     return nn.GroupNorm(cfg.groups, c, eps=cfg.eps)
 
 
@@ -96,6 +76,8 @@ def renorm_schedule(cfg) -> RenormSchedule:
     """Batch renorm's r_max / d_max schedule for this run. Steps not given default to the paper's
     milestones (warm-up 5k, d_max final at 25k, r_max final at 40k) scaled so that r_max's ramp ends
     at half the run: warm-up steps/16, d_max at 5 x steps/16, r_max at steps/2 (rounded down)."""
+    from .batchnorms import RenormSchedule
+
     steps = cfg.resolved().steps
     if steps is None:
         raise ValueError("batch renorm's default schedule needs the run length: resolve --epochs first")
@@ -113,14 +95,20 @@ def renorm_bounds(cfg, step: int) -> tuple[float, float]:
 
 
 def _renorm(c: int, conv: bool, cfg) -> nn.Module:
+    from .batchnorms import BatchRenorm
+
     return BatchRenorm(c, renorm_schedule(cfg), eps=cfg.eps, momentum=cfg.bn_momentum)
 
 
 def _ghost(c: int, conv: bool, cfg) -> nn.Module:
+    from .batchnorms import GhostBatchNorm
+
     return GhostBatchNorm(c, cfg.ghost_size, eps=cfg.eps, momentum=cfg.bn_momentum)
 
 
 def _rms(c: int, conv: bool, cfg) -> nn.Module:
+    from .batchnorms import RMSNorm
+
     return RMSNorm(c, eps=cfg.eps)
 
 
@@ -177,6 +165,8 @@ def get(name: str) -> Norm:
 
 
 def build(name: str, channels: int, conv: bool, cfg) -> nn.Module:
+    from torch import nn
+
     norm = get(name)
     return nn.Identity() if norm.build is None else norm.build(channels, conv, cfg)
 
@@ -201,6 +191,8 @@ def plain_batch_norm(model: nn.Module):
     """Batch renorm without its correction (r = 1, d = 0) inside the block, i.e. plain batch norm: for
     passes meant to use each batch's own statistics (test-time batch statistics, PreciseBN's
     estimation), which a renorm with r and d would pull towards its running statistics."""
+    from .batchnorms import BatchRenorm
+
     layers = [m for m in model.modules() if isinstance(m, BatchRenorm)]
     saved = [m.correct for m in layers]
     for m in layers:

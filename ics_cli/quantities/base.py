@@ -19,21 +19,24 @@ stream), and no parameter's `.grad` is touched (gradients come from `torch.autog
 
 from __future__ import annotations
 
-from typing import Callable
-
-import torch
-from torch import nn
-from torch.func import functional_call
+from typing import TYPE_CHECKING, Callable
 
 from ..net import schedule
-from ..probes import batch_stats_without_update
 
-Params = dict[str, torch.Tensor]
+if TYPE_CHECKING:     # torch is imported where it runs: the registry is read without it
+    import torch
+    from torch import nn
+
+    Params = dict[str, torch.Tensor]
+else:
+    Params = dict
 
 
 def side_effect_free(model: nn.Module):
     """Training-mode passes that change no buffer: batch norm without running-statistics updates,
     noise replaying its last training draw; gradients enabled."""
+    from ..probes import batch_stats_without_update
+
     return batch_stats_without_update(model, noise_mode="replay", grad=True)
 
 
@@ -57,6 +60,8 @@ class Probe:
 
     def loss(self, params: Params | None = None) -> torch.Tensor:
         """The mean loss of the batch at `params` (θ_t by default), with its autograd graph."""
+        from torch.func import functional_call
+
         params = self.before if params is None else params
         with side_effect_free(self.model):
             out = functional_call(self.model, params, (self.x,))
@@ -69,6 +74,8 @@ class Probe:
     def loss_and_grad(self, params: Params | None = None, *,
                       create_graph: bool = False) -> tuple[torch.Tensor, Params]:
         """L (detached unless create_graph) and ∇L at `params` (θ_t by default), from one pass."""
+        import torch
+
         params = dict(self.before if params is None else params)
         leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         loss = self.loss(leaves)
@@ -78,6 +85,8 @@ class Probe:
 
 def flat(tensors: Params | list[torch.Tensor]) -> torch.Tensor:
     """Every tensor as one float64 vector (norms and dot products without float32 cancellation)."""
+    import torch
+
     values = tensors.values() if isinstance(tensors, dict) else tensors
     return torch.cat([t.reshape(-1).double() for t in values])
 

@@ -22,10 +22,12 @@ one forward and backward per layer i ≥ 2 (after it), differentiating W_i only.
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from .base import Params, Probe, Quantity
+
+if TYPE_CHECKING:     # torch is imported where it runs: the registry is read without it
+    import torch
 
 
 def weight_names(model) -> dict[str, str]:
@@ -42,6 +44,8 @@ def shifted(probe: Probe, earlier: list[str]) -> Params:
 
 def weight_grad(probe: Probe, params: Params, key: str) -> torch.Tensor:
     """∇_{params[key]} L at `params`, differentiating that one parameter only."""
+    import torch
+
     params = dict(params)
     leaf = params[key] = params[key].detach().requires_grad_(True)
     return torch.autograd.grad(probe.loss(params), leaf)[0]
@@ -65,6 +69,8 @@ class GradICS(Quantity):
         return []
 
     def after_update(self, probe: Probe) -> list[list]:
+        import torch
+
         layers = list(self.weights)
         stats = []                                   # per layer: ‖G‖, ‖G − G′‖, ⟨G, G′⟩, ‖G′‖ (float64)
         for i, layer in enumerate(layers):

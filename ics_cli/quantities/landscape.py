@@ -9,8 +9,6 @@ Cost: one forward and backward pass at θ_t, one per η.
 
 from __future__ import annotations
 
-import torch
-
 from . import grids
 from .base import Probe, Quantity, flat
 
@@ -31,6 +29,8 @@ class Landscape(Quantity):
         grids.check("--landscape-etas", cfg.landscape_etas)
 
     def measure(self, probe: Probe) -> list[list]:
+        import torch
+
         loss0, g = probe.loss_and_grad()
         g_flat = flat(g)
         grad_norm = g_flat.norm()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from . import grids
 from .base import Probe, Quantity
 
@@ -39,6 +37,8 @@ class RelativeLoss(Quantity):
         grids.check("--relative-alphas", cfg.relative_alphas)
 
     def measure(self, probe: Probe) -> list[list]:
+        import torch
+
         loss0, g = probe.loss_and_grad()
         with torch.no_grad():
             moved = [probe.loss({k: v - alpha * g[k] for k, v in probe.before.items()})

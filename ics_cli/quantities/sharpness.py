@@ -36,18 +36,21 @@ its top Ritz vector), which is saved in checkpoints so a resumed run records the
 from __future__ import annotations
 
 import math
-
-import torch
-from scipy.linalg import eigh_tridiagonal
+from typing import TYPE_CHECKING
 
 from .base import Params, Probe, Quantity, flat
 
 SEED_OFFSET = 2_000_003     # the start vector's stream, apart from init, batch order and the probe batch
 BREAKDOWN = 1e-10           # β at most this × the largest |α|, β so far: the Krylov space is invariant
 
+if TYPE_CHECKING:     # torch is imported where it runs: the registry is read without it
+    import torch
+
 
 def hvp_fn(probe: Probe):
     """A function v ↦ Hv at θ_t (flat float64 in and out), reusing one gradient graph."""
+    import torch
+
     leaves: Params = {k: v.detach().requires_grad_(True) for k, v in probe.before.items()}
     grads = torch.autograd.grad(probe.loss(leaves), list(leaves.values()), create_graph=True)
     shapes = [p.shape for p in leaves.values()]
@@ -83,6 +86,9 @@ def lanczos(hvp, start: torch.Tensor, steps: int, restart: torch.Tensor | None =
     it goes on once from `restart` (a unit vector) orthogonalized against the basis, and stops if that
     lies in it.
     """
+    from scipy.linalg import eigh_tridiagonal
+    import torch
+
     size = min(steps, start.numel())
     basis = torch.empty(size, start.numel(), dtype=torch.float64, device=start.device)
     alphas: list[float] = []
@@ -133,6 +139,8 @@ class Sharpness(Quantity):
 
     def random(self, size: int) -> torch.Tensor:
         """The first start: a random unit vector from its own stream (the same at every call)."""
+        import torch
+
         gen = torch.Generator().manual_seed(self.cfg.seed + SEED_OFFSET)
         v = torch.randn(size, generator=gen, dtype=torch.float64)
         return v / v.norm()
@@ -165,6 +173,8 @@ class Sharpness(Quantity):
 
     def power(self, hvp, v: torch.Tensor) -> tuple[float, float, int, float]:
         """(the Rayleigh quotient of the last iterate, NaN, iterations, rel_change): earlier runs' method."""
+        import torch
+
         quotients: list[torch.Tensor] = []
         for _ in range(self.cfg.sharpness_iters):
             hv = hvp(v)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from ..analyse import compare
 from ..analyse.base import loss_drop
@@ -142,6 +141,8 @@ def run_groups(out: Path, groups: dict[str, sweep.Sweep], *, quick: bool, jobs: 
 
     Groups are listed longest runs first, so the short ones fill the pool's tail.
     """
+    import torch
+
     out = Path(out)
     folder = out / "runs"
     # With one run left, sweep.run trains in this process: give it one thread, like every sweep

@@ -7,19 +7,27 @@ so a check compares what a module does with what it claims, not the module with 
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from ..net import data, models, norms
+from ..net import norms
 from ..config import RunConfig, validate
 
 BATCHES = 3               # training batches each check is run on
 BATCH_SIZE = 60
 SEED = 0
 
+if TYPE_CHECKING:      # torch is imported where it runs: a study folder is read without it
+    import torch
+    from torch import nn
+
+    from ..net import models
+
 
 def batches(n: int = BATCHES, size: int = BATCH_SIZE, seed: int = SEED) -> list[torch.Tensor]:
     """The first n mini-batches of a fixed shuffle of the mnist-5k training images (standardized)."""
+    from ..net import data
+    import torch
+
     ds = data.load("mnist-5k", device="cpu")
     perm = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(seed))
     return [ds.x_train[perm[i * size:(i + 1) * size]] for i in range(n)]
@@ -48,6 +56,10 @@ def build(cfg: RunConfig, seed: int = SEED) -> tuple[RunConfig, models.Net]:
 
     Random gamma/beta make the checks meaningful: they are divided out again before comparing.
     """
+    from ..net import data
+    from ..net import models
+    import torch
+
     cfg = validate(cfg)
     ds = data.load(cfg.dataset, device="cpu")
     torch.manual_seed(seed)
@@ -63,6 +75,8 @@ def build(cfg: RunConfig, seed: int = SEED) -> tuple[RunConfig, models.Net]:
 
 def norm_io(model: models.Net, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
     """(norm module, its input, its output) for every hidden layer, from one training-mode forward."""
+    import torch
+
     seen, hooks = [], []
     for block in model.blocks.values():
         hooks.append(block.norm.register_forward_hook(
@@ -89,6 +103,8 @@ def standardization(cfg: RunConfig, xs: list[torch.Tensor]) -> dict[str, float]:
     the set's inputs (with eps the promised variance is v/(v+eps), not 1); var_raw: max |var - 1|.
     Population variances (divide by the count), as in the papers.
     """
+    import torch
+
     cfg, model = build(cfg)
     worst = {"mean": 0.0, "var": 0.0, "var_raw": 0.0}
     for x in xs:
@@ -117,6 +133,8 @@ def batch_norm(cfg: RunConfig, width: int) -> nn.Module:
 def identity_error(z: torch.Tensor, cfg: RunConfig, gamma: str) -> tuple[float, int]:
     """Batch norm with beta = batch mean and gamma = batch var ('var') or sqrt(var + eps) ('sqrt'):
     (max |BN(z) - z|, number of units where it is within 1e-5)."""
+    import torch
+
     var, mean = torch.var_mean(z, dim=0, correction=0)
     bn = batch_norm(cfg, z.shape[1])
     with torch.no_grad():
@@ -128,6 +146,8 @@ def identity_error(z: torch.Tensor, cfg: RunConfig, gamma: str) -> tuple[float, 
 
 def bias_effect(z: torch.Tensor, cfg: RunConfig, scale: float = 5.0, seed: int = SEED) -> float:
     """max |BN(z + b) - BN(z)| for a constant per-unit bias b ~ N(0, scale²), in training mode."""
+    import torch
+
     b = torch.randn(z.shape[1], generator=torch.Generator().manual_seed(seed), dtype=z.dtype) * scale
     bn = batch_norm(cfg, z.shape[1])
     with torch.no_grad():

@@ -20,7 +20,6 @@ from ..config import RunConfig
 from ..figures.plots import lr_tolerance as draw_lr_tolerance
 from ..store.runs import run_config
 from ..sweep.run import Sweep
-from ..train import evaluate, load_model
 from . import exact
 from . import figures as fig
 from .claims import (Claim, Interval, Measurement, MissingData, Study, bracketed, decide, directional,
@@ -237,6 +236,9 @@ def measure_n3(ctx: Context) -> Measurement:
 
 def test_accuracy(run, batch_size: int) -> float:
     """Test accuracy of a run's saved model with batch statistics over test batches of `batch_size`."""
+    from ..train import evaluate
+    from ..train import load_model
+
     try:
         _, model, ds = load_model(run.path)
     except Exception as e:            # no model.pt (an older run), unreadable weights
