@@ -54,30 +54,57 @@ STACK_LIMIT = 2**16      # sites of at most this many values are stacked and red
 SAMPLE_SEED = 0          # the positions sampled for TensorBoard's activation histograms (a generator of their own)
 
 
+def census(model: nn.Module) -> tuple[list[nn.Module], list[nn.Module], list[nn.Module]]:
+    """(every module, the batch norms, the noise modules) of `model`, found once per model: walking the
+    tree and Module.train() on every probe pass cost about a tenth of a log step."""
+    found = model.__dict__.get("probe_census")
+    if found is None:
+        every = list(model.modules())
+        found = (every, [m for m in every if isinstance(m, nn.modules.batchnorm._BatchNorm)],
+                 [m for m in every if isinstance(m, noise.Santurkar)])
+        model.__dict__["probe_census"] = found      # a plain attribute: not a submodule, not in state_dict
+    return found
+
+
+def set_modes(modules: list[nn.Module], modes) -> None:
+    """Each module's `training` flag, written directly (what Module.train sets, without its walk and
+    Module.__setattr__'s checks); `modes` one bool for all, or one per module."""
+    for m, mode in zip(modules, [modes] * len(modules) if isinstance(modes, bool) else modes):
+        m.__dict__["training"] = mode
+
+
 @contextmanager
 def batch_stats_without_update(model: nn.Module, noise_mode: str = "off", *, grad: bool = False):
     """Training-mode forward passes that leave every running statistic untouched.
 
     With track_running_stats off, torch's batch norm normalizes with batch statistics and neither
-    updates the running mean/var nor counts the batch; the flags are restored afterwards. Noise
-    modules (--noise) are in `noise_mode`: "off" (test evaluation), "probe" (the activation probe:
-    a draw of their own, never from the training noise stream) or "replay" (the second view of ICS:
-    the step's own training draw again). Without `grad`, no autograd graph is built.
+    updates the running mean/var nor counts the batch; the flags (and every module's mode) are
+    restored afterwards. As model.train() would: every module in training mode, except the batch
+    norms of a FrozenBN model (Net.frozen_norms). Noise modules (--noise) are in `noise_mode`: "off"
+    (test evaluation), "probe" (the activation probe: a draw of their own, never from the training
+    noise stream) or "replay" (the second view of ICS: the step's own training draw again). Without
+    `grad`, no autograd graph is built.
     """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m, m.track_running_stats, m.training) for m in bns]
-    was_training = model.training
-    model.train()
+    every, bns, noisy = census(model)
+    modes = [m.training for m in every]
+    tracked = [m.track_running_stats for m in bns]
+    noise_modes = [m.mode for m in noisy]
+    set_modes(every, True)
+    if getattr(model, "frozen_norms", False):
+        set_modes(bns, False)
     for m in bns:
         m.track_running_stats = False
+    for m in noisy:
+        m.mode = noise_mode
     try:
-        with torch.set_grad_enabled(grad), noise.mode(model, noise_mode):
+        with torch.set_grad_enabled(grad):
             yield
     finally:
-        for m, track, training in saved:
+        for m, track in zip(bns, tracked):
             m.track_running_stats = track
-            m.train(training)
-        model.train(was_training)
+        for m, old in zip(noisy, noise_modes):
+            m.mode = old
+        set_modes(every, modes)
 
 
 class StepRows:
@@ -124,7 +151,6 @@ class ActivationRecorder:
     def __init__(self, model: Net, track_units: int, batch_stats: bool, block: int = 256, samples: int = 0):
         self.model, self.batch_stats = model, batch_stats or bool(noise.modules(model))
         self.layers = list(model.blocks)
-        self._modules = list(model.modules())
         first = next(iter(model.blocks.values())).linear.weight
         self.widths = [b.linear.weight.shape[0] for b in model.blocks.values()]
         self.width = width = max(self.widths)
@@ -181,15 +207,14 @@ class ActivationRecorder:
         if not self.batch_stats:
             return
         # Eval mode for the pass (flags set directly: Module.train() walks the tree on every call).
-        modes = [(m, m.training) for m in self._modules]
-        for m, _ in modes:
-            m.training = False
+        every = census(self.model)[0]
+        modes = [m.training for m in every]
+        set_modes(every, False)
         try:
             with self.capturing("eval"), torch.no_grad():
                 self.model.hidden(x, z1)
         finally:
-            for m, training in modes:
-                m.training = training
+            set_modes(every, modes)
 
     def record(self, step: int) -> None:
         """Reduce the captured passes into the buffer row of `step` (raises if the buffer is full)."""

@@ -180,10 +180,14 @@ def table() -> list[dict]:
 
 def set_step(model: nn.Module, step: int) -> None:
     """Tell every norm whose computation depends on the training step (batch-renorm's r_max/d_max
-    schedule) which update comes next: the loop calls this before each training forward."""
-    for m in model.modules():
-        if m is not model and hasattr(m, "set_step"):
-            m.set_step(step)
+    schedule) which update comes next: the loop calls this before each training forward. The modules
+    are found once per model (a walk of every module on every step cost a few percent of an MLP step)."""
+    stepped = model.__dict__.get("stepped_norms")
+    if stepped is None:
+        stepped = [m for m in model.modules() if m is not model and hasattr(m, "set_step")]
+        model.__dict__["stepped_norms"] = stepped       # a plain attribute: not a submodule, not in state_dict
+    for m in stepped:
+        m.set_step(step)
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from ..store import runs as store
 from ..store import files
 from ..config import RunConfig, check_writable, validate
 from ..errors import ConfigError, IcsError
+from ..net.shapes import CONV
 from . import worker
 from .worker import Outcome, run_one
 
@@ -250,6 +251,8 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
                 raise KeyboardInterrupt       # the run has recorded it; no further run starts
         return outcomes
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    # Longest first: a long run started last would leave the other workers idle at the end.
+    todo = sorted(todo, key=cost, reverse=True)
     ctx = _context()
     stop = ctx.Event()
     pending: set = set()
@@ -268,6 +271,13 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
             _stop(pool, stop, pending)
             raise
     return outcomes
+
+
+def cost(cfg: RunConfig) -> float:
+    """A run's relative cost, to order a pool's queue: updates x examples per update x layers, x 10
+    for a convolutional model (a rough ordering; the run folders do not depend on it)."""
+    conv = 10 if cfg.model in CONV else 1
+    return cfg.steps * cfg.batch_size * cfg.hidden_depth * conv
 
 
 def _start(sweep: Sweep, out: Path, configs: list[RunConfig], on_start, on_outcome):
