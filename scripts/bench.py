@@ -53,6 +53,9 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
    `ics train --help`, a refused option `ics train --lr -1`, `ics compare` of a 2-run sweep made
    first, `ics plot` of its output), each beside whether the process imported torch (the issue's
    target: none does), and two references: `python -c pass` and `python -c "import torch"`.
+10. A study's budget: whole-process wall time of `ics reproduce note --quick --jobs 2` from an empty
+   folder (the quick protocol of the study with the most runs; the full studies' times from empty run
+   folders are in each results/<study>/README.md). No target: a regression shows here.
 
 Usage:
     .venv/bin/python scripts/bench.py [--quick] [--device cpu|cuda] [--only 2,4] [--data-dir DIR]
@@ -89,7 +92,7 @@ QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 300), dense_repeats=(1,
              log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60, ray_steps=200, cifar_steps=20)
 SWEEP = ["--norms", "none,batch", "--lrs", "0.5,0.1"]     # 4 runs
 RAY_SWEEP = [*SWEEP, "--seeds", "0,1,2,3"]                # 16 runs
-RATIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+RATIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 CIFAR_MODELS = (("cnn", {"activation": "relu"}), ("vgg", {}), ("resnet", {"depth": 20}))
 QUANTITIES = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 
@@ -508,6 +511,15 @@ def startup(repeats: int) -> list[tuple]:
     return rows
 
 
+def study_budget() -> list[tuple]:
+    """Ratio 10: seconds of the quick note study from an empty folder, two jobs, whole process."""
+    with tempfile.TemporaryDirectory() as out:
+        seconds = process_time([sys.executable, "-m", "ics_cli", "reproduce", "note", "--quick", "--jobs", "2",
+                                "--out", out])
+    return [("10. ics reproduce note --quick --jobs 2, from empty, whole process", None, f"{seconds:.1f} s",
+             "-", "-", None)]
+
+
 def not_measured(label: str, target: str, why: Exception) -> tuple:
     return (label, None, "not measured", str(why), target, None)
 
@@ -575,6 +587,8 @@ def main() -> None:
         rows += cifar_throughput(args.device, p["cifar_steps"], p["repeats"], args.data_dir)
     if 9 in only:
         rows += startup(p["repeats"])
+    if 10 in only:
+        rows += study_budget()
     print(f"bench.py{' --quick' if args.quick else ''} --device {args.device}: one thread per process, "
           f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][-1]} steps: "
           f"{p['dense_repeats'][-1]}); only ratios from one run compare")
