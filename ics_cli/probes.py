@@ -344,11 +344,13 @@ class GradientRecorder:
         # Per step: grad_norm, weight_norm, update_ratio of each layer (NaN where not measured).
         self.rows = StepRows(block, (3, len(self.weights)), self.weights[0].device, fill=float("nan"))
         self._before = None
+        self._norms: list[torch.Tensor] = []     # each step's gradient norms, stacked into the rows at flush
 
     def before_step(self, full: bool) -> None:
         ws = self.weights
-        grads = [w.grad.detach() if w.grad is not None else w.new_zeros(()) for w in ws]
-        torch.stack(torch._foreach_norm(grads), out=self.rows.next()[0])   # one fused call per step
+        # One fused call per step; its 0-d results are kept and stacked once per block (a stack into
+        # the step's row on every step cost as much as the norms).
+        self._norms += torch._foreach_norm([w.grad if w.grad is not None else w.new_zeros(()) for w in ws])
         self._before = [w.detach().clone() for w in ws] if full else None
 
     def after_step(self, step: int) -> None:
@@ -365,4 +367,8 @@ class GradientRecorder:
 
     def flush(self) -> tuple[list[int], np.ndarray]:
         """Buffered steps and a (steps, 3, layers) host array: grad_norm, weight_norm, update_ratio."""
+        n, k = len(self.rows.steps), len(self.rows.steps) * len(self.weights)
+        if n:      # the closed steps' norms (a step measured but not yet closed keeps its own)
+            self.rows.buffer[:n, 0] = torch.stack(self._norms[:k]).view(n, len(self.weights))
+            self._norms = self._norms[k:]
         return self.rows.flush()
