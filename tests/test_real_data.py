@@ -57,7 +57,8 @@ def test_ics_data_dir_finds_both_datasets(monkeypatch):
 
 
 CASES = [("mnist", MNIST, "mlp", {}), ("mnist", MNIST, "cnn", {}), ("mnist", MNIST, "resmlp", {"depth": 3}),
-         ("mnist", MNIST, "vgg", {"width": 8}),
+         ("mnist", MNIST, "vgg", {"width": 8}), ("mnist", MNIST, "resnet", {"depth": 8}),
+         ("cifar10", CIFAR, "resmlp", {"depth": 3}),
          ("cifar10", CIFAR, "mlp", {}), ("cifar10", CIFAR, "cnn", {"activation": "relu"}),
          ("cifar10", CIFAR, "vgg", {"width": 8}), ("cifar10", CIFAR, "resnet", {"depth": 8})]
 
