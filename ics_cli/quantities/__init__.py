@@ -3,7 +3,7 @@
 Each is a module with one `Quantity` subclass (base.py says the shape): gradient-based ICS
 (grad_ics.py, Santurkar et al. 2018 Def. 2.1), the loss landscape along the gradient (landscape.py,
 Santurkar Sec. 3.2), the relative loss of one step (relative_loss.py, Bjorck et al. 2018 Fig. 2) and
-sharpness (sharpness.py, the top Hessian eigenvalue). Each writes one table to the run folder, has
+sharpness (sharpness.py, the largest and smallest Hessian eigenvalue). Each writes one table to the run folder, has
 its own cadence option, and is documented with its formula in docs/metrics.md.
 """
 
