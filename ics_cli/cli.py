@@ -28,7 +28,7 @@ from .net.data import DATASETS
 from .errors import IcsError
 from .store.runs import refuse_over_runs
 from .store.schema import TABLES
-from .report.options import BACKEND_HELP, HELP
+from .report.options import BACKEND_HELP, HELP, listed
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()                  # data: tables and JSON
@@ -40,11 +40,6 @@ PIPED_WIDTH = 10_000             # stdout width when piped: whole cells, no wrap
 def choices(name: str, values) -> type[enum.Enum]:
     """An Enum of `values`: anything else is refused and the shell completes them; the library gets .value."""
     return enum.Enum(name, {v: v for v in values}, type=str)
-
-
-def listed(choice: type[enum.Enum]) -> str:
-    """The allowed values, for help texts (in the help column, where they wrap at 80 columns)."""
-    return ", ".join(e.value for e in choice)
 
 
 Dataset = choices("Dataset", DATASETS)

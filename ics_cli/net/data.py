@@ -211,8 +211,9 @@ def read_raw(name: str, folder: Path, download: bool, split: str) -> tuple:
         raw, files = _mnist5k(), [_MNIST5K_FILE]
     elif name == "synthetic":
         raw, files = _synthetic(), []
-    elif name == "cifar10" and not _has_python_cifar(folder) and (bin_dir := _find(folder, name, CIFAR_BIN)):
-        raw, files = _cifar_bin(bin_dir, split)
+    elif (name == "cifar10" and not _base(folder, name, _TORCHVISION[name][1])
+          and (base := _base(folder, name, CIFAR_BIN))):
+        raw, files = _cifar_bin(base / CIFAR_BIN, split)
     else:
         raw, files = _torchvision(name, folder, download)
     source, partial = "the official test set", False
@@ -250,16 +251,13 @@ def _digest(files: list[Path]) -> str:
     return _digests[key]
 
 
-def _find(folder: Path, name: str, sub: str) -> Path | None:
-    """folder/sub, or folder/<dataset>/sub (one ICS_DATA_DIR for every dataset), if it is a folder."""
-    for where in (folder / sub, folder / name / sub):
-        if where.is_dir():
-            return where
+def _base(folder: Path, name: str, sub: str) -> Path | None:
+    """Where dataset `name`'s folder `sub` lies: in `folder` itself, or in `folder/<name>` (one
+    ICS_DATA_DIR for every dataset); None if in neither."""
+    for base in (folder, folder / name):
+        if (base / sub).is_dir():
+            return base
     return None
-
-
-def _has_python_cifar(folder: Path) -> bool:
-    return _find(folder, "cifar10", "cifar-10-batches-py") is not None
 
 
 def _cifar_bin(where: Path, split: str) -> tuple[tuple[torch.Tensor, ...], list[Path]]:
@@ -373,8 +371,7 @@ def _torchvision(name: str, data_dir: Path, download: bool) -> tuple[tuple[torch
 
     class_name, folder = _TORCHVISION[name]
     cls = getattr(torchvision.datasets, class_name)
-    if not (data_dir / folder).is_dir() and (data_dir / name / folder).is_dir():
-        data_dir = data_dir / name          # one ICS_DATA_DIR for every dataset (module docstring)
+    data_dir = _base(data_dir, name, folder) or data_dir     # one ICS_DATA_DIR for every dataset
     where = data_dir / folder
     files = _files(cls)
     missing = [f for f in files if not (where / f).is_file()]

@@ -21,6 +21,7 @@ second view's `lr` (sharpness × lr, landscape step sizes) is the lr of the step
 
 from __future__ import annotations
 
+import functools
 import math
 
 from ..errors import ConfigError
@@ -32,9 +33,15 @@ def step_at(fraction: float, steps: int) -> int:
     return math.ceil(round(fraction * steps, 9))
 
 
-def milestones(cfg) -> list[float]:
+def milestones(cfg) -> tuple[float, ...]:
     """--lr-milestones as fractions (validated by `check`)."""
-    return [float(v) for v in str(cfg.lr_milestones).split(",") if v.strip()]
+    return _parsed(str(cfg.lr_milestones))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> tuple[float, ...]:
+    """The comma list as numbers, parsed once per text (lr_at runs on every update)."""
+    return tuple(float(v) for v in text.split(",") if v.strip())
 
 
 def varies(cfg) -> bool:
@@ -64,6 +71,6 @@ def check(cfg) -> None:
         marks = milestones(cfg)
     except ValueError:
         marks = None
-    if marks is None or not marks or any(not 0 < m < 1 for m in marks) or marks != sorted(set(marks)):
+    if marks is None or not marks or any(not 0 < m < 1 for m in marks) or list(marks) != sorted(set(marks)):
         raise ConfigError(f"--lr-milestones must be increasing fractions of the run in (0, 1), comma-separated "
                           f"(e.g. 0.5,0.75), got '{cfg.lr_milestones}'")

@@ -97,11 +97,11 @@ def lanczos(hvp, start: torch.Tensor, steps: int, restart: torch.Tensor | None =
     for j in range(size):
         basis[j] = q
         w = hvp(q)
-        if not bool(torch.isfinite(w).all()):
-            return [math.nan], math.nan, None, j + 1
         alpha = q @ w
         w = _orthogonal(w, basis[: j + 1])
         alpha, beta = torch.stack([alpha, w.norm()]).tolist()       # one copy to the host per step
+        if not (math.isfinite(alpha) and math.isfinite(beta)):       # a non-finite Hv makes both so
+            return [math.nan], math.nan, None, j + 1
         alphas.append(alpha)
         scale = max(scale, abs(alpha), beta)
         if j + 1 == size:

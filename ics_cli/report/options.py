@@ -9,8 +9,9 @@ from ..net.data import DATASETS, ENV_DIR
 
 
 def listed(values) -> str:
-    """The allowed values, for help texts (in the help column, where they wrap at 80 columns)."""
-    return ", ".join(values)
+    """The allowed values, for help texts (in the help column, where they wrap at 80 columns): names,
+    or the members of a choice Enum (str-valued, so each joins as its value)."""
+    return ", ".join(getattr(v, "value", v) for v in values)
 
 
 HELP = {

@@ -97,10 +97,11 @@ class CsvLog:
     def upgrade(self) -> None:
         """A log begun by an older ics, with fewer columns, resumed: its rows under today's header, each
         column it lacks empty (a cell never holds a comma: numbers and layer names only)."""
-        lines = read_text(self.path).split("\n")
-        old = lines[0].split(",")
+        with open(self.path, newline="", opener=no_follow) as f:
+            old = f.readline().rstrip("\n").split(",")
         if old == self.columns or not set(old) <= set(self.columns):
             return      # the same header, or not one this log can take over (the reader says what is wrong)
+        lines = read_text(self.path).split("\n")
         at = [old.index(c) if c in old else None for c in self.columns]
         rows = [ln.split(",") for ln in lines[1:-1]]      # a last line without its newline was cut by a kill
         body = "".join(",".join(r[i] if i is not None and i < len(r) else "" for i in at) + "\n" for r in rows)
