@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
+from typing import Callable
 
 import numpy as np
 import torch
@@ -146,10 +147,16 @@ class ActivationRecorder:
     `samples` > 0 (ics train --tensorboard): each row also holds that many values of every site
     tensor, at the same positions at every log step (`sample`), for TensorBoard's histograms; they
     are read from the passes already made and change nothing else.
+    `keep` (a user's model, ics_cli/watch): what a hook keeps of layer li's site output, and only from
+    a module's first call in a pass (torchvision's ResNet applies one ReLU twice); None: the output
+    itself (a Net's modules are called once and never changed in place). A layer's site that is None
+    (a Linear without norm) takes the value of the site before it.
     """
 
-    def __init__(self, model: Net, track_units: int, batch_stats: bool, block: int = 256, samples: int = 0):
+    def __init__(self, model: Net, track_units: int, batch_stats: bool, block: int = 256, samples: int = 0,
+                 keep: Callable[[int, torch.Tensor], torch.Tensor] | None = None):
         self.model, self.batch_stats = model, batch_stats or bool(noise.modules(model))
+        self.keep = keep
         self.layers = list(model.blocks)
         first = next(iter(model.blocks.values())).linear.weight
         self.widths = [b.linear.weight.shape[0] for b in model.blocks.values()]
@@ -177,20 +184,36 @@ class ActivationRecorder:
         """Hooks keep this pass's site outputs: linear, norm and act ("train"), or norm as norm_eval
         ("eval"). They exist only inside this block, so an unprobed pass runs without them."""
         blocks = list(self.model.blocks.values())
-        if mode == "train":
-            sites = [(li, si, getattr(b, site)) for li, b in enumerate(blocks) for si, site in enumerate(TRAIN_SITES)]
-        else:
-            sites = [(li, EVAL_SITE, b.norm) for li, b in enumerate(blocks)]
-        handles = [module.register_forward_hook(self._hook(li, si)) for li, si, module in sites]
+        sites: list[tuple[int, list[int], nn.Module]] = []     # (layer, the sites it fills, module)
+        for li, b in enumerate(blocks):
+            if mode == "train":
+                for si, site in enumerate(TRAIN_SITES):
+                    module = getattr(b, site)
+                    if module is None:      # an absent site is the identity: the site before it
+                        sites[-1][1].append(si)
+                    else:
+                        sites.append((li, [si], module))
+            else:
+                sites.append((li, [EVAL_SITE], b.norm if b.norm is not None else b.linear))
+        handles = [module.register_forward_hook(self._hook(li, sis)) for li, sis, module in sites]
         try:
             yield
         finally:
             for h in handles:
                 h.remove()
 
-    def _hook(self, li: int, si: int):
+    def _hook(self, li: int, sis: list[int]):
+        keep = self.keep
+
         def hook(module, inputs, out):
-            self._outs[li][si] = out.detach()
+            if keep is None:
+                out = out.detach()
+            elif self._outs[li][sis[0]] is not None:     # a later call of the module in this pass
+                return
+            else:
+                out = keep(li, out)
+            for si in sis:
+                self._outs[li][si] = out
         return hook
 
     def probe(self, x: torch.Tensor) -> None:
@@ -199,7 +222,7 @@ class ActivationRecorder:
         block's Linear/Conv output of the training pass (the same in both modes)."""
         with self.capturing("train"), batch_stats_without_update(self.model, noise_mode="probe"):
             self.model.hidden(x)
-        self.eval_pass(z1=self._outs[0][0])
+        self.eval_pass(x, z1=self._outs[0][0])
 
     def eval_pass(self, x: torch.Tensor | None = None, z1: torch.Tensor | None = None) -> None:
         """The eval-mode pass that gives `norm_eval` (norms with batch statistics; else nothing):

@@ -19,7 +19,7 @@ from ics_cli.studies import ioffe2015, note
 from ics_cli.studies.context import Context
 
 CONTRACT = ["claim_id", "claim", "source", "metric", "measured", "ci_low", "ci_high", "n_seeds",
-            "expected", "paper_value", "verdict"]
+            "mde", "margin", "expected", "paper_value", "verdict", "changed_after_data"]
 
 
 def run_folders(out: Path) -> list[Path]:

@@ -177,7 +177,7 @@ def build(runs: list[Run], *, target: float | None = None,
         metrics = run.table("metrics").sort_values("step") if aggregated else pd.DataFrame()
         metrics_by_run.append(metrics)
         row = {**key, "seed": cfg.get("seed"), "status": run.status, "hash": run.hash,
-               "path": str(run.path), "aggregated": aggregated,
+               "dataset": cfg.get("dataset"), "path": str(run.path), "aggregated": aggregated,
                "steps_done": (run.summary or {}).get("steps_done"),
                "diverged_at_step": (run.summary or {}).get("diverged_at_step")}
         if aggregated:
@@ -233,7 +233,7 @@ def build(runs: list[Run], *, target: float | None = None,
     runs_out = sort_rows(runs_table.drop(columns="aggregated")[
         key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
                     "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
-                    "best_loss_drop", "scored_by", "steps_to_target", "path"]])
+                    "best_loss_drop", "scored_by", "steps_to_target", "dataset", "path"]])
     # The per-seed rows behind each wide table below: its long table (analyse/long.py), same name.
     long = {"drift": concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
             "gradient_stability": concat(stabs, key_cols,

@@ -6,7 +6,8 @@ At a probed step t, on the step's own training batch, for each hidden layer i (`
     G′ = ∇_{W_i} L(θ_{t+1} for layers 1..i−1,  θ_t for layers i..K and the head)
 
 W_i is the weight of block i's Linear/Conv; a *layer* is every parameter whose name starts with
-`hidden{i}.` (that weight, its bias, its norm's γ and β). G′ is the gradient layer i would get if it
+`hidden{i}.` (that weight, its bias, its norm's γ and β); on a user's model (ics.watch) the
+parameters of its site modules, the Linear/Conv, norm and act (others, such as an embedding, stay at θ_t). G′ is the gradient layer i would get if it
 saw the inputs the earlier layers give after the step's actual optimizer update: the difference is
 the shift that update causes in what layer i is asked to do. Rows: ‖G‖₂, ‖G − G′‖₂, cos(G, G′) and
 ‖G − G′‖₂ / ‖G‖₂ (`ics_rel`). Compare nets by `ics_rel` or `ics_cos`, which are scale-free: ‖G − G′‖₂
@@ -36,10 +37,24 @@ def weight_names(model) -> dict[str, str]:
     return {layer: names[id(block.linear.weight)] for layer, block in model.blocks.items()}
 
 
-def shifted(probe: Probe, earlier: list[str]) -> Params:
-    """θ_t, except the parameters of the layers in `earlier`, which take their values after the update."""
-    prefixes = tuple(f"{layer}." for layer in earlier)
-    return {k: (probe.after[k] if k.startswith(prefixes) else v) for k, v in probe.before.items()}
+def layer_params(model) -> dict[str, set[str]]:
+    """Each hidden layer's parameter names: every parameter of its block's sites (Linear/Conv, norm,
+    act). For a Net, those under `hidden{i}.`; for a user's model (ics_cli/watch), its site modules'."""
+    names = {id(p): k for k, p in model.named_parameters()}
+    return {layer: {names[id(p)] for site in ("linear", "norm", "act")
+                    if (m := getattr(block, site)) is not None for p in m.parameters()}
+            for layer, block in model.blocks.items()}
+
+
+def shifted(probe: Probe, earlier: list[str], params: dict[str, set[str]] | None = None) -> Params:
+    """θ_t, except the parameters of the layers in `earlier`, which take their values after the update
+    (`params`: each layer's parameter names, `layer_params`; None: those under `layer.`)."""
+    if params is None:
+        prefixes = tuple(f"{layer}." for layer in earlier)
+        moved = {k for k in probe.before if k.startswith(prefixes)}
+    else:
+        moved = set().union(*(params[layer] for layer in earlier))
+    return {k: (probe.after[k] if k in moved else v) for k, v in probe.before.items()}
 
 
 def weight_grad(probe: Probe, params: Params, key: str) -> torch.Tensor:
@@ -61,6 +76,7 @@ class GradICS(Quantity):
     def __init__(self, cfg, model):
         super().__init__(cfg, model)
         self.weights = weight_names(model)
+        self.params = layer_params(model)
         self._g: dict[str, torch.Tensor] = {}    # G of each layer, from measure to after_update
 
     def measure(self, probe: Probe) -> list[list]:
@@ -79,7 +95,7 @@ class GradICS(Quantity):
             if i == 0:
                 stats.append(torch.stack([g_norm, g_norm.new_zeros(()), g_norm * g_norm, g_norm]))
                 continue
-            gp = weight_grad(probe, shifted(probe, layers[:i]), self.weights[layer]).double()
+            gp = weight_grad(probe, shifted(probe, layers[:i], self.params), self.weights[layer]).double()
             stats.append(torch.stack([g_norm, (g - gp).norm(), (g * gp).sum(), gp.norm()]))
         self._g = {}
         rows = []

@@ -92,8 +92,9 @@ def _verdict_line(study_dir: Path, root: Path) -> str | None:
     if not path.exists():
         return None
     v = files.read_csv(path)
-    counts = v["verdict"].value_counts()
-    tally = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "FAIL", "INCONCLUSIVE"))
+    from ..studies import tally as study_tally
+
+    tally = study_tally(v["verdict"])
     ids = " ".join(f"{r.claim_id}:{r.verdict}" for r in v.itertuples())
     rel = study_dir.relative_to(root).as_posix()
     return f"- [{study_dir.name}]({rel}/README.md): {tally} ({ids})"

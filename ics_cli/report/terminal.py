@@ -195,7 +195,8 @@ HEADLINE_LABELS = {"n_seeds": "seeds", "n_diverged": "diverged", "final_test_acc
                    "max_stable_lr": "max stable lr", "grad_norm_cv": "grad-norm CV"}
 
 
-VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "UNDERPOWERED": "magenta",
+                 "DESIGN CHECK": "cyan"}
 
 
 def print_studies(console: Console, registry) -> None:

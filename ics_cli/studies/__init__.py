@@ -10,6 +10,12 @@ this module runs one end to end:
 4. `<out>/figures/`: the study's own figures, drawn from the group tables saved in `<out>/tables/`;
 5. `<out>/verdicts.csv`, `<out>/study.json` (name, mode, seeds) and a generated `<out>/README.md`.
 
+Before step 1 of the full protocol, a pilot: the same runs on `PILOT_SEEDS` (seeds that never decide a
+verdict) into `<out>/pilot/runs/`, every claim measured on them, and `<out>/pilot.csv`: per claim the
+pilot's seed SD, the margin, the MDE at the protocol's seeds and the seeds the margin would need.
+A claim whose MDE exceeds its margin is UNDERPOWERED (claims.py). A replication (other seeds) reads
+the committed study's pilot.csv; quick mode runs no pilot.
+
 Where a study goes: the full protocol on its own seeds into results/NAME/ (what `make reproduce`
 commits); `--quick` into runs/quick/NAME/; other seeds (a replication) into
 runs/replicate/NAME-s10-11-12/. `held` compares a replication's verdicts with the committed ones.
@@ -31,18 +37,24 @@ from ..figures import draw
 from ..errors import IcsError
 from ..store.files import read_json, write_atomic, write_json
 from . import ba2016, bjorck2018, ioffe2015, ioffe2017, note, readme, santurkar2018, wu2018, wu2021
-from .claims import (FAIL, INCONCLUSIVE, PASS, Claim, Measurement, MissingData, Study)
+from .claims import (DESIGN_CHECK, FAIL, INCONCLUSIVE, PASS, PILOT_SEEDS, TESTS, UNDERPOWERED, VERDICTS,
+                     Claim, Measurement, MissingData, Study, powered, seeds_needed)
 from .context import Context
 
 __all__ = ["Claim", "Measurement", "Study", "StudyResult", "REGISTRY", "VERDICT_COLUMNS", "names",
            "select", "default_out", "run_study", "run_all", "measure", "held", "redraw",
-           "PASS", "FAIL", "INCONCLUSIVE"]
+           "PASS", "FAIL", "INCONCLUSIVE", "DESIGN_CHECK", "UNDERPOWERED", "VERDICTS", "TESTS", "PILOT_COLUMNS", "CORE_VERDICT_COLUMNS",
+           "tally"]
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (ioffe2015.STUDY, note.STUDY, santurkar2018.STUDY,
                                                      bjorck2018.STUDY, wu2018.STUDY, ba2016.STUDY,
                                                      ioffe2017.STUDY, wu2021.STUDY)}
 VERDICT_COLUMNS = ["claim_id", "claim", "source", "metric", "measured", "ci_low", "ci_high",
-                   "n_seeds", "expected", "paper_value", "verdict"]
+                   "n_seeds", "mde", "margin", "expected", "paper_value", "verdict", "changed_after_data"]
+# What every verdicts.csv has had since the first release (older tables lack mde, margin, changed_after_data).
+CORE_VERDICT_COLUMNS = [c for c in VERDICT_COLUMNS if c not in ("mde", "margin", "changed_after_data")]
+PILOT_COLUMNS = ["claim_id", "pilot_seeds", "n_pilot", "pilot_value", "sd", "scale", "confidence",
+                 "margin", "seeds", "mde", "seeds_needed", "powered"]
 DEFAULT_ROOT = Path("results")
 QUICK_ROOT = Path("runs") / "quick"
 REPLICATE_ROOT = Path("runs") / "replicate"
@@ -77,19 +89,77 @@ def default_out(name: str, *, quick: bool = False, seeds: list[int] | None = Non
     return QUICK_ROOT / name if quick else DEFAULT_ROOT / name
 
 
-def measure(study: Study, ctx) -> pd.DataFrame:
-    """Every claim of `study` measured on `ctx`: one row per claim (VERDICT_COLUMNS + seen)."""
+def tally(verdicts) -> str:
+    """'3 PASS, 1 FAIL, 0 INCONCLUSIVE' (+ the untested verdicts that occur): what a study decided."""
+    counts = pd.Series(list(verdicts)).value_counts()
+    shown = list(TESTS) + [v for v in VERDICTS if v not in TESTS and counts.get(v, 0)]
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in shown)
+
+
+def _measure_one(claim: Claim, ctx) -> Measurement:
+    try:
+        return claim.measure(ctx)
+    except MissingData as e:
+        return Measurement(float("nan"), None, None, INCONCLUSIVE, f"Not measured: {e}.")
+
+
+def measure(study: Study, ctx, pilot: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every claim of `study` measured on `ctx`: one row per claim (VERDICT_COLUMNS + seen).
+
+    `pilot` (pilot.csv) gives each claim's seed SD: the MDE at this measurement's seeds, and
+    UNDERPOWERED where it exceeds the margin. A claim with `design` set is a DESIGN CHECK.
+    """
+    sds = {} if pilot is None else {r["claim_id"]: _float(r["sd"]) for _, r in pilot.iterrows()}
+    changed = {c for change in study.history if change.after_data for c in change.ids()}
     rows = []
     for claim in study.claims:
-        try:
-            m = claim.measure(ctx)
-        except MissingData as e:
-            m = Measurement(float("nan"), None, None, INCONCLUSIVE, f"Not measured: {e}.")
+        m = _measure_one(claim, ctx)
+        mde, verdict = powered(claim, m, sds.get(claim.id))
+        seen = m.seen
+        if claim.design:
+            verdict, seen = DESIGN_CHECK, f"Not a test here: {claim.design} {seen}"
+        elif verdict == UNDERPOWERED:
+            seen = (f"Underpowered: the pilot's seed SD gives an MDE of {mde:.3g} at {m.n_seeds} seeds, above "
+                    f"the margin {claim.margin:g}; the data would have read {m.verdict}. {seen}")
         rows.append({"claim_id": claim.id, "claim": claim.statement, "source": claim.source,
                      "metric": claim.metric, "measured": m.value, "ci_low": m.ci_low,
-                     "ci_high": m.ci_high, "n_seeds": m.n_seeds, "expected": claim.expected,
-                     "paper_value": claim.paper_value, "verdict": m.verdict, "seen": m.seen})
+                     "ci_high": m.ci_high, "n_seeds": m.n_seeds, "mde": mde, "margin": claim.margin,
+                     "expected": claim.expected, "paper_value": claim.paper_value, "verdict": verdict,
+                     "changed_after_data": "yes" if claim.id in changed else "no", "seen": seen})
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS + ["seen"])
+
+
+def _float(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if v == v else None
+
+
+def pilot_table(study: Study, ctx, seeds_of: dict[str, int]) -> pd.DataFrame:
+    """pilot.csv: each claim measured on the pilot's runs, its seed SD and the MDE at the seeds the
+    protocol gives it (`seeds_of`, claim id -> n; a claim absent there is exact or unseeded)."""
+    from .claims import mde as mde_at
+    import math
+
+    rows = []
+    for claim in study.claims:
+        m = _measure_one(claim, ctx)
+        n = seeds_of.get(claim.id)
+        d = mde_at(m.sd, n, m.confidence)
+        margin = claim.margin
+        need = None
+        if margin is not None and m.sd is not None:
+            need = seeds_needed(m.sd, m.confidence, math.log(margin) if m.log else margin)
+        if d is not None and m.log:
+            d = math.exp(d)
+        rows.append({"claim_id": claim.id, "pilot_seeds": " ".join(map(str, PILOT_SEEDS)),
+                     "n_pilot": m.n_seeds, "pilot_value": m.value, "sd": m.sd,
+                     "scale": "log" if m.log else "linear", "confidence": m.confidence, "margin": margin,
+                     "seeds": n, "mde": d, "seeds_needed": need,
+                     "powered": "" if d is None or margin is None else ("yes" if d <= margin else "no")})
+    return pd.DataFrame(rows, columns=PILOT_COLUMNS)
 
 
 def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds: list[int] | None = None,
@@ -112,13 +182,25 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
         statuses.append(o.status)
         if on_outcome:
             on_outcome(o)
-    ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
+    pilot = None
+    if not quick and seeds is None and study.claims:
+        # The pilot first: its seeds never decide; its SDs size the claims (UNDERPOWERED).
+        pilot_ctx = study.run(out / "pilot", quick=False, jobs=jobs, on_outcome=outcome, seeds=list(PILOT_SEEDS))
+        ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
+        seeds_of = {c.id: m.n_seeds for c in study.claims for m in [_measure_one(c, ctx)] if m.n_seeds}
+        pilot = pilot_table(study, pilot_ctx, seeds_of)
+        write_atomic(out / "pilot.csv", files.to_csv(pilot))
+    else:
+        ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
+        reference = default_out(name) / "pilot.csv"
+        if seeds is not None and reference.is_file():
+            pilot = files.read_csv(reference)
 
     tables = compare.build(ctx.all_runs())
     # Tables and figures staged beside out/compare and moved in at the end; figures are drawn from
     # the CSVs written, as `ics plot` redraws them: the same bytes either way.
     compare_figures = [p for p in draw.save(tables, out / "compare") if p.suffix != ".csv"]
-    verdicts = measure(study, ctx)
+    verdicts = measure(study, ctx, pilot)
     for group, runs in ctx.groups.items():
         if runs:
             ctx.tables(group)
@@ -128,7 +210,7 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
     write_atomic(out / "verdicts.csv", files.to_csv(verdicts[VERDICT_COLUMNS]))
     seconds = time.perf_counter() - start
     write_atomic(out / "README.md", readme.render(study, ctx, verdicts, figures, compare_figures, seconds,
-                                                  reused=statuses.count("skipped")))
+                                                  reused=statuses.count("skipped"), pilot=pilot))
     return StudyResult(name, out, verdicts, seconds)
 
 

@@ -28,6 +28,19 @@ A claim made of k parts (several layers of a statement, or several variants) mus
 part; each part's interval is then a Bonferroni interval at confidence 1 − 0.05/k, so the claim as a
 whole keeps a 5% error rate. Exact claims (a property of one module on one batch, no seeds) compare
 a deviation with a tolerance: PASS within it, FAIL outside.
+
+Two verdicts say that the data cannot decide the claim, and neither counts in a study's tally:
+
+* DESIGN CHECK: the outcome is fixed by construction or by the protocol (a quantity that moves
+  because the protocol makes it move; an arm that cannot meet its own floor). The measurement is
+  still reported, with the reason (`Claim.design`).
+* UNDERPOWERED: seeds sized before the runs could not detect the claim's margin. A pilot on seeds
+  that never decide (`PILOT_SEEDS`) gives the seed SD of the claim's metric; the minimum detectable
+  effect at the protocol's n seeds is MDE = (t(1 − a/2, n − 1) + t(0.8, n − 1)) · SD / sqrt(n), with
+  a = 1 − the claim's interval confidence (Bonferroni included): the true distance from the threshold
+  that the interval would clear with 80% power. A claim whose MDE exceeds its margin (`Claim.margin`,
+  the smallest distance from the threshold that matters) is UNDERPOWERED, whatever its data show.
+  Ratios are analysed as logs: their SD, MDE and margin are on the log scale and reported as factors.
 """
 
 from __future__ import annotations
@@ -43,6 +56,19 @@ from scipy import stats
 from ..analyse.stats import CONFIDENCE, finite
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+DESIGN_CHECK, UNDERPOWERED = "DESIGN CHECK", "UNDERPOWERED"
+# Every verdict and what it means: the one list that READMEs, the report and the terminal read.
+VERDICTS = {
+    PASS: "the interval over seeds lies wholly on the side the claim predicts",
+    FAIL: "the interval lies wholly on the other side (a finding about the claim, not a bug)",
+    INCONCLUSIVE: "the interval straddles the threshold, or the data is missing",
+    UNDERPOWERED: "the pilot's seed SD gives a minimum detectable effect larger than the claim's margin at "
+                  "the protocol's seeds: not decided, whatever the data show",
+    DESIGN_CHECK: "the outcome is fixed by construction or by the protocol: a check of the design, not a test",
+}
+TESTS = (PASS, FAIL, INCONCLUSIVE)           # the verdicts a study's tally counts
+PILOT_SEEDS = (100, 101, 102)                # seeds that size a study's seeds and never decide a verdict
+POWER = 0.8                                   # the power at which the MDE is stated
 
 
 @dataclass
@@ -50,9 +76,12 @@ class Measurement:
     value: float
     ci_low: float | None
     ci_high: float | None
-    verdict: str                      # PASS, FAIL or INCONCLUSIVE
+    verdict: str                      # PASS, FAIL or INCONCLUSIVE (the study sets the other two)
     seen: str                         # one sentence: what the measurement says
     n_seeds: int | None = None        # seeds the interval rests on (None: exact claim)
+    sd: float | None = None           # SD over seeds of what the interval is of (log scale for ratios)
+    confidence: float = 0.95          # the interval's confidence (Bonferroni included)
+    log: bool = False                 # the interval is exp of an interval of logs (a ratio)
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,8 @@ class Claim:
     paper_value: str | None
     measure: Callable[..., Measurement]
     revised: str | None = None        # how and why the test changed from the previous release
+    margin: float | None = None       # smallest distance from the threshold that matters (a factor for ratios)
+    design: str | None = None         # why the outcome is fixed by construction: a DESIGN CHECK
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,24 @@ class Study:
     claims: list[Claim] = field(default_factory=list)
     figures: Callable | None = None   # (context, folder) -> [(path, caption)]
     previous: dict[str, str] = field(default_factory=dict)   # claim id -> verdict of the last release
+    previous_commit: str = "00aaf02"  # the commit whose results `previous` holds
+    history: list["Change"] = field(default_factory=list)    # changes after data was seen
+    dataset: str = "mnist-5k"         # what its runs train on, in words for the README
+    budget: str = ""                  # the compute budget its seeds were sized within
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to a claim's metric, threshold, seeds or grid, for the study's threshold history."""
+
+    claims: str                       # claim ids, comma-separated
+    commit: str                       # the commit (or release) whose data had been seen
+    what: str
+    why: str
+    after_data: bool = True           # made after that claim's data was seen
+
+    def ids(self) -> set[str]:
+        return {c.strip() for c in self.claims.split(",")}
 
 
 class MissingData(Exception):
@@ -88,6 +137,29 @@ class Interval(NamedTuple):
     lo: float | None
     hi: float | None
     n: int
+    sd: float | None = None           # SD of the per-seed values the interval is of
+    confidence: float = CONFIDENCE
+    log: bool = False                 # exp of an interval of logs
+
+
+def _sd(x: np.ndarray) -> float | None:
+    return float(np.std(x, ddof=1)) if x.size >= 2 else None
+
+
+def mde(sd: float | None, n: int | None, confidence: float, power: float = POWER) -> float | None:
+    """Minimum detectable effect of a t-interval at `confidence` over n seeds with seed SD `sd`:
+    the true distance from a threshold that the interval clears with probability `power`."""
+    if sd is None or n is None or n < 2 or not math.isfinite(sd):
+        return None
+    alpha = 1 - confidence
+    return float((stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * sd / math.sqrt(n))
+
+
+def seeds_needed(sd: float | None, confidence: float, margin: float, most: int = 100) -> int | None:
+    """The fewest seeds (2..most) whose MDE is at most `margin`; None if even `most` are not enough."""
+    if sd is None or not math.isfinite(sd) or margin <= 0:
+        return None
+    return next((n for n in range(2, most + 1) if mde(sd, n, confidence) <= margin), None)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -117,7 +189,7 @@ def interval(values, confidence: float = CONFIDENCE) -> Interval:
     x = finite(pd.Series(list(values), dtype=float)).dropna().to_numpy()
     if x.size == 0:
         raise MissingData("no finite values")
-    return Interval(float(x.mean()), *_t_bounds(x, confidence), int(x.size))
+    return Interval(float(x.mean()), *_t_bounds(x, confidence), int(x.size), _sd(x), confidence)
 
 
 def _pairs(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -136,9 +208,9 @@ def paired(a: dict, b: dict, confidence: float = CONFIDENCE) -> Interval:
     x, y = _pairs(a, b)
     d = x - y
     if d.size < 2 or _constant(d):
-        return Interval(float(d.mean()), *_t_bounds(d, confidence), int(d.size))
+        return Interval(float(d.mean()), *_t_bounds(d, confidence), int(d.size), _sd(d), confidence)
     ci = stats.ttest_rel(x, y).confidence_interval(confidence)
-    return Interval(float(d.mean()), float(ci.low), float(ci.high), int(d.size))
+    return Interval(float(d.mean()), float(ci.low), float(ci.high), int(d.size), _sd(d), confidence)
 
 
 def ratio(a: dict, b: dict, confidence: float = CONFIDENCE) -> Interval:
@@ -150,7 +222,7 @@ def ratio(a: dict, b: dict, confidence: float = CONFIDENCE) -> Interval:
     logs = np.log(x[keep] / y[keep])
     lo, hi = _t_bounds(logs, confidence)
     return Interval(float(np.exp(logs.mean())), None if lo is None else math.exp(lo),
-                    None if hi is None else math.exp(hi), int(logs.size))
+                    None if hi is None else math.exp(hi), int(logs.size), _sd(logs), confidence, True)
 
 
 def bracketed(point: dict, lower: dict, upper: dict, confidence: float = CONFIDENCE) -> Interval:
@@ -169,13 +241,16 @@ def bracketed(point: dict, lower: dict, upper: dict, confidence: float = CONFIDE
         return Interval(float(p.mean()), None, None, len(seeds))
     lo = -math.inf if np.isneginf(lo_end).any() else _t_bounds(lo_end, confidence)[0]
     hi = math.inf if np.isposinf(hi_end).any() else _t_bounds(hi_end, confidence)[1]
-    return Interval(float(p.mean()), lo, hi, len(seeds))
+    # The spread of the points plus the bracket's width: what the interval's width is made of.
+    ends = np.concatenate([lo_end, hi_end])
+    sd = _sd(ends) if np.isfinite(ends).all() else None
+    return Interval(float(p.mean()), lo, hi, len(seeds), sd, confidence)
 
 
 def exp_interval(iv: Interval) -> Interval:
     """An interval of logs mapped back with exp (geometric means and ratio bounds)."""
     f = lambda v: None if v is None else math.exp(v)    # noqa: E731
-    return Interval(math.exp(iv.mean), f(iv.lo), f(iv.hi), iv.n)
+    return Interval(math.exp(iv.mean), f(iv.lo), f(iv.hi), iv.n, iv.sd, iv.confidence, True)
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -227,4 +302,18 @@ def fmt_ci(mean: float, lo: float | None, hi: float | None, digits: int = 3) -> 
 
 
 def measurement(iv: Interval, verdict: str, seen: str) -> Measurement:
-    return Measurement(iv.mean, iv.lo, iv.hi, verdict, seen, iv.n)
+    return Measurement(iv.mean, iv.lo, iv.hi, verdict, seen, iv.n, iv.sd, iv.confidence, iv.log)
+
+
+def powered(claim: Claim, m: Measurement, pilot_sd: float | None) -> tuple[float | None, str]:
+    """(MDE at the measurement's seeds from the pilot's SD, the verdict): UNDERPOWERED when the MDE
+    exceeds the claim's margin, the measurement's own verdict otherwise. For a ratio the MDE is
+    returned as a factor (exp of the log MDE) and compared with the margin as a factor."""
+    d = mde(pilot_sd, m.n_seeds, m.confidence)
+    if d is None:
+        return None, m.verdict
+    if m.log:
+        d = math.exp(d)
+    if claim.margin is not None and d > claim.margin:
+        return d, UNDERPOWERED
+    return d, m.verdict

@@ -211,7 +211,7 @@ def table(df: pd.DataFrame, *, ident: str, caption: str, max_rows: int | None = 
 
 def badge(verdict: str) -> str:
     """A verdict, marked by colour and by a symbol (readable in grey scale and by screen readers)."""
-    mark = {"PASS": "✓", "FAIL": "✗", "INCONCLUSIVE": "?"}.get(verdict, "")
+    mark = {"PASS": "✓", "FAIL": "✗", "INCONCLUSIVE": "?", "UNDERPOWERED": "–", "DESIGN CHECK": "○"}.get(verdict, "")
     kind = verdict.lower() if verdict in VERDICTS else "other"
     return f'<span class="verdict {kind}"><span aria-hidden="true">{mark} </span>{esc(verdict)}</span>'
 

@@ -342,7 +342,7 @@ def _evidence(claim: str, refs: list[str]) -> bool:
 def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", heading: int = 2) -> Section:
     """Verdicts (marked), each claim with its measured value and evidence, figures, protocol, and the
     study's comparison of all its runs, folded."""
-    from ...studies import REGISTRY, VERDICT_COLUMNS
+    from ...studies import CORE_VERDICT_COLUMNS, REGISTRY
 
     folder = Path(folder)
     meta = store.read_json(folder / "study.json")
@@ -351,7 +351,7 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
         raise IcsError(f"'{folder / 'study.json'}' names an unknown study; known: {', '.join(REGISTRY)}")
     text = files.read_text(folder / "verdicts.csv")
     verdicts = files.parse_csv(folder / "verdicts.csv", text, keep_default_na=False, na_values=[""])
-    missing = [c for c in VERDICT_COLUMNS if c not in verdicts.columns]
+    missing = [c for c in CORE_VERDICT_COLUMNS if c not in verdicts.columns]
     if missing:
         raise IcsError(f"'{folder / 'verdicts.csv'}' is not a verdict table (no column {', '.join(missing)})")
     seen = _seen(folder)
@@ -360,17 +360,18 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
     fig_ids = [slug(ident, "fig", d.name) for d in drawn]
     evidence = {c: [(fid, d.name) for fid, d in zip(fig_ids, drawn) if _evidence(c, claim_refs(d.caption))]
                 for c in verdicts["claim_id"]}
-    counts = verdicts["verdict"].value_counts()
-    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("PASS", "FAIL", "INCONCLUSIVE"))
+    from ...studies import VERDICTS, tally as study_tally
+
+    tally = study_tally(verdicts["verdict"])
     mode = "quick (scaled-down) protocol" if meta.get("quick") else "full protocol"
     parts = [f'<{h} id="{ident}">{esc(study.title)}</{h}>',
              f"<p>{inline(study.description[:1].upper() + study.description[1:])}. "
              f"<code>ics reproduce {esc(study.name)}</code> ({esc(mode)}"
              + (f", seeds {esc(', '.join(map(str, meta['seeds'])))}" if meta.get("seeds") else "")
              + f"). Verdicts: {esc(tally)}.</p>",
-             "<p class=muted>PASS: the interval over seeds lies wholly on the side the claim predicts; FAIL: "
-             "wholly on the other side (a finding about the claim, not a bug); INCONCLUSIVE: it straddles "
-             "the threshold or the data is missing. Metrics and thresholds were fixed before the runs.</p>"]
+             "<p class=muted>" + esc("; ".join(f"{v}: {m}" for v, m in VERDICTS.items()))
+             + ". Metrics, thresholds, margins and seeds were fixed before the deciding runs; later changes "
+             "are in each study's threshold history.</p>"]
 
     def cell(name, value, row):
         if name == "verdict":
@@ -378,7 +379,8 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
         if name == "claim_id":
             return f'<a href="#{slug(ident, "claim", value)}">{esc(value)}</a>'
         return None
-    shown = verdicts[["claim_id", "claim", "measured", "ci_low", "ci_high", "n_seeds", "expected", "verdict"]]
+    cols = ["claim_id", "claim", "measured", "ci_low", "ci_high", "n_seeds", "mde", "margin", "expected", "verdict"]
+    shown = verdicts[[c for c in cols if c in verdicts.columns]]
     shown = shown.rename(columns={"measured": "measured_mean", "ci_low": "measured_ci_low",
                                   "ci_high": "measured_ci_high"})
     parts.append(table(shown, ident=slug(ident, "verdicts"), cell=cell,
