@@ -7,8 +7,14 @@ STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 REPRO  := runs/reproduce
+# The real datasets the studies read (full MNIST, CIFAR-10): the folder beside the checkout, unless set.
+export ICS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install demo test reproduce figures clean
+.PHONY: install demo test reproduce replicate figures clean
+# Fresh seeds for `make replicate` (seeds that decided no committed verdict), and the folders it writes.
+FRESH      := 10,11,12
+comma      := ,
+REPLICATED  = $(foreach d,$(wildcard runs/replicate/*-s$(subst $(comma),-,$(FRESH))),--replicated $(d))
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,9 +39,16 @@ reproduce: $(STAMP)
 	$(BIN)/ics compare $(REPRO)/mlp $(REPRO)/cnn --out results/default; \
 	echo "default comparison took $$(( $$(date +%s) - start )) s"; \
 	$(BIN)/ics reproduce all; \
-	$(BIN)/ics summarize results --compare results/default --sweep $(REPRO)/mlp --sweep $(REPRO)/cnn; \
+	$(BIN)/ics summarize results --compare results/default --sweep $(REPRO)/mlp --sweep $(REPRO)/cnn $(REPLICATED); \
 	$(BIN)/ics report results -o results/report.html; \
 	echo "make reproduce took $$(( $$(date +%s) - start )) s"
+
+# Every study rerun on fresh seeds (runs/replicate/NAME-s10-11-12), then results/replication.csv and a
+# README section say which committed verdicts held (about as long as the studies of `make reproduce`).
+replicate: $(STAMP)
+	$(BIN)/ics reproduce all --seeds $(FRESH)
+	$(BIN)/ics summarize results --compare results/default --sweep $(REPRO)/mlp --sweep $(REPRO)/cnn $(REPLICATED)
+	$(BIN)/ics report results -o results/report.html
 
 # Redraw every figure in results/ from the CSVs saved there, without training: the default
 # comparison, and for each study folder (one holding verdicts.csv) its compare/ figures and its own

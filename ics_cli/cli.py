@@ -353,6 +353,8 @@ def summarize(
     root: Path = typer.Argument(..., help="The results folder whose README.md to write."),
     compare_dir: Path = typer.Option(..., "--compare", help="The comparison folder (tables and figures) inside ROOT."),
     sweeps: list[Path] = typer.Option([], "--sweep", help="Sweep folders behind the comparison (their sweep.json)."),
+    replicated: list[Path] = typer.Option([], "--replicated", help="Replication folders (`ics reproduce NAME --seeds …`): "
+                                          "ROOT/replication.csv and a README section say which verdicts held."),
 ):
     """Write ROOT/README.md from the comparison tables and the studies' verdicts (make reproduce)."""
     from .report import readme
@@ -360,7 +362,8 @@ def summarize(
     _existing([root], "give the results folder whose README.md to write")
     _existing([compare_dir], "give the comparison folder (`ics compare --out`) inside ROOT")
     _existing(sweeps, "give the sweep folders behind the comparison (each holds a sweep.json)")
-    out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps)}")
+    _existing(replicated, "give replication folders written by `ics reproduce NAME --seeds …`")
+    out.print(f"wrote {readme.results_readme(root, compare_dir, sweeps, replicated)}")
 
 
 FigureFormat = choices("FigureFormat", ("svg", "png"))     # page.FORMATS

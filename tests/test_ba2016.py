@@ -33,8 +33,9 @@ def test_every_claim_is_covered_here():
 
 def run_with(root: Path, *, norm: str, seed: int, batch_size: int, err: float, level: float,
              noise: float) -> Path:
-    """A finished MLP run: final test error `err`; train_loss = level × (1 + 2 e^(−k/5)) + noise × N(0, 1)
-    at metrics row k (row 0, before any update, blank)."""
+    """A finished MLP run: final test error `err`; the eval-mode training loss (`train_loss_eval`, what L3
+    and L4 read) = level × (1 + 2 e^(−k/5)) + noise × N(0, 1) at metrics row k (row 0, before any update,
+    blank); the train-mode `train_loss` a constant 9, so a claim reading it would see no difference."""
     folder = write_run(Path(root) / f"{norm}-bs{batch_size}", norm=norm, seed=seed, log_every=100,
                        test_acc=[0.1] + [1 - err] * ROWS)
     edit_config(folder, batch_size=batch_size)
@@ -43,7 +44,8 @@ def run_with(root: Path, *, norm: str, seed: int, batch_size: int, err: float, l
     z = np.random.default_rng([seed, batch_size, ba.NORMS.index(norm)]).standard_normal(len(metrics))
     loss = level * (1 + 2 * np.exp(-k / 5)) + noise * z
     loss[0] = math.nan
-    metrics["train_loss"] = loss
+    metrics[ba.TRAIN_LOSS] = loss
+    metrics["train_loss"] = 9.0
     metrics.to_csv(folder / "metrics.csv", index=False)
     return folder
 

@@ -172,3 +172,21 @@ def test_every_figure_kind_has_a_one_sentence_caption(tmp_path):
 def test_unknown_format_is_refused(tables, tmp_path):
     with pytest.raises(IcsError, match="figure format 'gif' is not one of: png, svg, pdf"):
         draw.draw_all(tables, tmp_path, fmt="gif")
+
+
+def test_a_figure_whose_large_table_was_left_out_is_kept_not_removed(tables, tmp_path):
+    """results/ leaves out the large per-step tables: redrawing keeps the figures drawn from them, and
+    still removes a figure of the previous set whose table is here but which has nothing to show."""
+    full = draw.draw_all(tables, tmp_path)
+    kept = {p.name for p in full if draw.kind_of(p) in plots.SOURCES}
+    assert kept, "the fixture draws figures from the per-step tables"
+    before = {p.name: p.read_bytes() for p in full}
+    lean = {name: t for name, t in tables.items() if name not in set(plots.SOURCES.values())}
+    drawn = {p.name for p in draw.draw_all(lean, tmp_path)}
+    assert not drawn & kept
+    on_disk = {p.name for p in tmp_path.iterdir()}
+    assert kept <= on_disk and all((tmp_path / n).read_bytes() == before[n] for n in kept)
+    # A stray figure file of a kind whose table is present is still the set's to remove.
+    (tmp_path / "accuracy_loss_stale.png").write_bytes(b"old")
+    draw.draw_all(lean, tmp_path)
+    assert not (tmp_path / "accuracy_loss_stale.png").exists()

@@ -23,13 +23,18 @@ FIGURES = plots.FIGURES + second_plots.FIGURES + batch_plots.FIGURES
 CAPTIONS = {**plots.CAPTIONS, **second_plots.CAPTIONS, **batch_plots.CAPTIONS}
 
 
-def caption(path: Path | str) -> str:
-    """The CAPTIONS entry of a figure file written by draw_all (`drift_heatmap_cnn.png` -> drift_heatmap)."""
+def kind_of(path: Path | str) -> str:
+    """The figure kind (a CAPTIONS key) of a figure file: `drift_heatmap_cnn.png` -> drift_heatmap."""
     stem = Path(path).stem
     for kind in sorted(CAPTIONS, key=len, reverse=True):
         if stem == kind or stem.startswith(f"{kind}_"):
-            return CAPTIONS[kind]
+            return kind
     raise KeyError(f"no caption for figure '{Path(path).name}'")
+
+
+def caption(path: Path | str) -> str:
+    """The CAPTIONS entry of a figure file written by draw_all (`drift_heatmap_cnn.png` -> drift_heatmap)."""
+    return CAPTIONS[kind_of(path)]
 
 
 def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
@@ -39,14 +44,20 @@ def draw_all(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
     moved in at the end; figures of this format already in `out_dir` that the new set lacks are
     removed. A kill leaves the previous figures, never half of a new set. A figure with nothing to
     show (no data recorded, or lr_tolerance with one lr) is not drawn; its caption is `caption(path)`.
+    A figure whose source table (plots.SOURCES) is absent from `tables` is neither drawn nor removed:
+    a folder whose large per-step tables were left out (results/) keeps the figures drawn from them.
     """
     check_format(fmt)
     if "summary" not in tables:
         raise IcsError("the compare tables have no summary.csv; run `ics compare` first")
     out_dir = Path(out_dir)
 
+    absent = {kind for kind, table in plots.SOURCES.items() if table not in tables}
+
     def owned(name: str) -> bool:   # a figure of this format, or a temporary file a kill left
-        return (name.startswith(".") and ".tmp" in name) or (name.endswith(f".{fmt}") and is_figure(name))
+        if name.startswith(".") and ".tmp" in name:
+            return True
+        return name.endswith(f".{fmt}") and is_figure(name) and kind_of(name) not in absent
 
     with staging.staged(out_dir, owned) as stage:
         names = [path.name for figure in FIGURES for path in figure(tables, stage, fmt)]

@@ -377,6 +377,10 @@ def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
 
 
 FIGURES = (accuracy_loss, distribution_shift, drift, percentiles, grad_norms, lr_tolerance, drift_heatmap)
+# The per-step table each figure kind is drawn from, where it is one that a committed results/ folder may
+# leave out for its size (results/README.md): `ics plot` keeps such a figure when its table is absent.
+SOURCES = {"distribution_shift": "layer_curves", "drift": "layer_curves", "percentiles": "percentiles",
+           "grad_norms": "grad_curves"}
 
 # One sentence per figure kind (the function's name, the file's stem before any _<model>): what to look at.
 CAPTIONS = {

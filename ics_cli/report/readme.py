@@ -119,13 +119,35 @@ def _changes(root: Path) -> list[str]:
                          f"{md_cell(why)} |")
     if not lines:
         return []
+    commits = sorted({study.previous_commit for study in REGISTRY.values() if study.previous})
     return ["## What changed from the previous release", "",
-            "Issue 7 rewrote every verdict that was not an honest test (true by construction, unable to "
-            "fail, confounded, or decided without an interval). Previous verdicts: commit 00aaf02.", "",
+            f"Previous verdicts: commit {', '.join(commits)}. Every change to a claim's metric, threshold, "
+            "seeds or grid made after data was seen is in its study README's threshold history.", "",
             "| claim | previous | now | why |", "|---|---|---|---|", *lines, ""]
 
 
-def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
+def replication(root: Path, replicated: list[Path]) -> list[str]:
+    """Write root/replication.csv from replication folders (`ics reproduce NAME --seeds …`, each with
+    study.json and verdicts.csv) and return the README section: which committed verdicts held."""
+    from ..studies import held_table
+
+    if not replicated:
+        return []
+    table = held_table(root, replicated)
+    store.write_atomic(root / "replication.csv", files.to_csv(table))
+    decided = table[table["committed"].isin(["PASS", "FAIL"])]
+    lines = ["## Replication on fresh seeds", "",
+             f"`ics reproduce all --seeds {table['seeds'].iloc[0] if len(table) else ''}` (`make replicate`): every "
+             "study's protocol rerun on seeds that never decided a committed verdict. "
+             f"{int(decided['held'].sum())} of {len(decided)} committed PASS/FAIL verdicts held; "
+             f"{int(table['held'].sum())} of {len(table)} verdicts in all (`replication.csv`).", "",
+             "| study | claim | committed | on fresh seeds | held |", "|---|---|---|---|---|"]
+    lines += [f"| {r.study} | {r.claim_id} | {r.committed} | {r.replicated} | {'yes' if r.held else '**no**'} |"
+              for r in table.itertuples()]
+    return lines + [""]
+
+
+def results_readme(root: Path, compare_dir: Path, sweeps: list[Path], replicated: list[Path] = ()) -> Path:
     """Write root/README.md: findings, what was run, the headline tables, figures, the studies' verdicts."""
     from ..figures.plots import CAPTIONS
     from ..studies.findings import sentences
@@ -200,6 +222,7 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path]) -> Path:
                if (line := _verdict_line(d, root))]
     if studies:
         lines += ["## Studies: claims checked against measurements", "", *studies, ""]
+    lines += replication(root, list(replicated))
     out = root / "README.md"
     store.write_atomic(out, "\n".join(lines) + "\n")
     return out

@@ -44,7 +44,7 @@ from .context import Context
 __all__ = ["Claim", "Measurement", "Study", "StudyResult", "REGISTRY", "VERDICT_COLUMNS", "names",
            "select", "default_out", "run_study", "run_all", "measure", "held", "redraw",
            "PASS", "FAIL", "INCONCLUSIVE", "DESIGN_CHECK", "UNDERPOWERED", "VERDICTS", "TESTS", "PILOT_COLUMNS", "CORE_VERDICT_COLUMNS",
-           "tally"]
+           "tally", "held_table"]
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (ioffe2015.STUDY, note.STUDY, santurkar2018.STUDY,
                                                      bjorck2018.STUDY, wu2018.STUDY, ba2016.STUDY,
@@ -236,6 +236,29 @@ def held(result: StudyResult, reference: Path) -> pd.DataFrame:
              "verdict": r["verdict"], "held": ref.get(r["claim_id"]) == r["verdict"]}
             for _, r in result.verdicts.iterrows()]
     return pd.DataFrame(rows, columns=["claim_id", "reference_verdict", "verdict", "held"])
+
+
+def held_table(root: Path, replicated: list[Path]) -> pd.DataFrame:
+    """Per claim of each replication folder: its committed verdict (root/NAME/verdicts.csv), its verdict
+    on the fresh seeds, and whether they agree. Columns: study, seeds, claim_id, committed, replicated, held."""
+    rows = []
+    for folder in replicated:
+        folder = Path(folder)
+        meta = read_json(folder / "study.json") if (folder / "study.json").is_file() else None
+        if not meta or not meta.get("seeds"):
+            raise IcsError(f"'{folder}' is not a replication folder (its study.json names no --seeds); "
+                           "run `ics reproduce NAME --seeds 10,11,12`")
+        name = meta["study"]
+        reference = Path(root) / name / "verdicts.csv"
+        if not reference.is_file():
+            raise IcsError(f"no committed verdicts at '{reference}' to compare '{folder}' with")
+        ref = files.read_csv(reference, keep_default_na=False, dtype=str)
+        ref = dict(zip(ref["claim_id"], ref["verdict"]))
+        new = files.read_csv(folder / "verdicts.csv", keep_default_na=False, dtype=str)
+        for cid, verdict in zip(new["claim_id"], new["verdict"]):
+            rows.append({"study": name, "seeds": ",".join(map(str, meta["seeds"])), "claim_id": cid,
+                         "committed": ref.get(cid, ""), "replicated": verdict, "held": ref.get(cid) == verdict})
+    return pd.DataFrame(rows, columns=["study", "seeds", "claim_id", "committed", "replicated", "held"])
 
 
 def redraw(folder: Path, fmt: str = "png") -> list[Path]:

@@ -1,0 +1,40 @@
+"""Replication on fresh seeds: which committed verdicts held (studies.held_table, report.readme.replication)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ics_cli.errors import IcsError
+from ics_cli.report import readme
+from ics_cli.studies import held_table
+
+
+def _verdicts(folder, verdicts: dict, study: str | None = None, seeds=None):
+    folder.mkdir(parents=True)
+    pd.DataFrame({"claim_id": list(verdicts), "verdict": list(verdicts.values())}).to_csv(
+        folder / "verdicts.csv", index=False)
+    if study:
+        (folder / "study.json").write_text(json.dumps({"study": study, "quick": False, "seeds": seeds}))
+
+
+def test_held_table_compares_each_claim_with_the_committed_verdict(tmp_path):
+    _verdicts(tmp_path / "results" / "ioffe2015", {"I1": "PASS", "I2": "FAIL", "I3": "UNDERPOWERED"})
+    rep = tmp_path / "rep" / "ioffe2015-s10-11-12"
+    _verdicts(rep, {"I1": "PASS", "I2": "INCONCLUSIVE", "I3": "UNDERPOWERED"}, "ioffe2015", [10, 11, 12])
+    t = held_table(tmp_path / "results", [rep])
+    assert list(t["held"]) == [True, False, True]
+    assert set(t["seeds"]) == {"10,11,12"}
+    lines = readme.replication(tmp_path / "results", [rep])
+    text = "\n".join(lines)
+    assert "1 of 2 committed PASS/FAIL verdicts held" in text and "| ioffe2015 | I2 | FAIL | INCONCLUSIVE | **no** |" in text
+    assert (tmp_path / "results" / "replication.csv").is_file()
+
+
+def test_a_folder_that_is_not_a_replication_is_refused(tmp_path):
+    _verdicts(tmp_path / "results" / "ioffe2015", {"I1": "PASS"})
+    own = tmp_path / "own"
+    _verdicts(own, {"I1": "PASS"}, "ioffe2015", None)
+    with pytest.raises(IcsError, match="not a replication folder"):
+        held_table(tmp_path / "results", [own])
+    assert readme.replication(tmp_path / "results", []) == []
