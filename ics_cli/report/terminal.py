@@ -10,8 +10,10 @@ import math
 from contextlib import contextmanager
 
 import pandas as pd
-from rich.console import Console
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.markup import escape
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,6 +24,100 @@ from ..store import runs as store
 def status_console() -> Console:
     """Where progress and status lines go: stderr, so stdout carries only tables and JSON."""
     return Console(stderr=True)
+
+
+class Fitted:
+    """A table that keeps every number whole at any terminal width.
+
+    Built like a Rich Table (`add_column(name, numeric=...)`, `add_row(*cells)`), it is laid out when
+    printed: as one table when every numeric column fits at its widest cell beside the text columns
+    (which fold, never cut); else as several tables, each repeating the leading key columns (the text
+    columns before the first number) with as many of the others as fit; else (keys alone too wide) as
+    one block of `column: value` lines per row. Rich alone shortens cells with "…" once a table is
+    wider than the terminal, and 3.163e-05 would read 3.163.
+    """
+
+    TEXT_MIN = 12       # the narrowest a folding text column may get in the table layout
+
+    def __init__(self, title: str | None = None, caption: str | None = None):
+        self.title, self.caption = title, caption
+        self.columns: list[tuple[str, bool, str]] = []     # (header, numeric, justify)
+        self.rows: list[list[str]] = []
+
+    def add_column(self, header: str, *, numeric: bool = False, justify: str | None = None) -> None:
+        self.columns.append((header, numeric, justify or ("right" if numeric else "left")))
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append([str(c) for c in cells])
+
+    def _widths(self) -> list[int]:
+        return [max([Text.from_markup(r[i]).cell_len for r in self.rows] + [len(h) if numeric else 0], default=0)
+                for i, (h, numeric, _) in enumerate(self.columns)]
+
+    def needs(self, picked: list[int] | None = None) -> int:
+        """The narrowest terminal in which a table of the `picked` columns (all) keeps every number whole."""
+        widths = self._widths()
+        picked = range(len(self.columns)) if picked is None else picked
+        cells = sum(widths[i] if self.columns[i][1] else min(widths[i], self.TEXT_MIN) for i in picked)
+        return cells + 3 * len(picked) + 1
+
+    def table(self, picked: list[int] | None = None, title: str | None = None, caption: str | None = None) -> Table:
+        picked = list(range(len(self.columns))) if picked is None else picked
+        widths = self._widths()
+        table = Table(title=title, caption=caption)
+        for i in picked:
+            header, numeric, justify = self.columns[i]
+            if numeric:
+                table.add_column(header, justify=justify, no_wrap=True, min_width=widths[i], overflow="fold")
+            else:
+                table.add_column(header, justify=justify, overflow="fold")
+        for row in self.rows:
+            table.add_row(*[row[i] for i in picked])
+        return table
+
+    def split(self, width: int) -> list[list[int]] | None:
+        """Column groups, each the key columns plus what fits in `width`; None if the keys alone don't."""
+        keys = []
+        for i, (_, numeric, _) in enumerate(self.columns):
+            if numeric:
+                break
+            keys.append(i)
+        keys = keys[:2]
+        groups: list[list[int]] = []
+        for i in range(len(keys), len(self.columns)):
+            if groups and self.needs(keys + groups[-1] + [i]) <= width:
+                groups[-1].append(i)
+            elif self.needs(keys + [i]) <= width:
+                groups.append([i])
+            else:
+                return None
+        return [keys + g for g in groups]
+
+    def narrow(self) -> Group:
+        parts = [Text(self.title, style="italic")] if self.title else []
+        for row in self.rows:
+            block = Table(box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
+            block.add_column(style="bold", no_wrap=True)
+            block.add_column(overflow="fold")
+            for (header, _, _), cell in zip(self.columns, row):
+                block.add_row(escape(header), cell)
+            parts.append(block)
+        if self.caption:
+            parts.append(Text(self.caption, style="dim"))
+        return Group(*parts)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        if self.needs() <= width:
+            yield self.table(title=self.title, caption=self.caption)
+            return
+        groups = self.split(width)
+        if groups is None:
+            yield self.narrow()
+            return
+        for k, picked in enumerate(groups):
+            yield self.table(picked, title=f"{self.title} ({k + 1}/{len(groups)})" if self.title else None,
+                             caption=self.caption if k == len(groups) - 1 else None)
 
 
 def _num(x, digits: int = 4) -> str:
@@ -80,12 +176,12 @@ def layer_table(run: store.Run, site: str = "norm") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def frame_table(df: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title)
+def frame_table(df: pd.DataFrame, title: str) -> Fitted:
+    table = Fitted(title=title)
     for col in df.columns:
-        table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
+        table.add_column(str(col), numeric=df[col].dtype != object)
     for _, row in df.iterrows():
-        table.add_row(*[_num(v) if not isinstance(v, str) else v for v in row])
+        table.add_row(*[_num(v) if not isinstance(v, str) else escape(v) for v in row])
     return table
 
 
@@ -161,9 +257,9 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
 
 
 def print_outcomes(console: Console, outcomes, out_dir) -> None:
-    table = Table(title=f"Sweep outcomes ({len(outcomes)} runs) in {out_dir}")
+    table = Fitted(title=f"Sweep outcomes ({len(outcomes)} runs) in {out_dir}")
     for col in ("run", "status", "steps", "final test acc"):
-        table.add_column(col, justify="left" if col in ("run", "status") else "right")
+        table.add_column(col, numeric=col not in ("run", "status"))
     for o in sorted(outcomes, key=lambda o: o.name):
         s = o.summary or {}
         status = o.status if o.status != "skipped" else f"{s.get('status', '?')} (earlier)"
@@ -173,15 +269,15 @@ def print_outcomes(console: Console, outcomes, out_dir) -> None:
     console.print(table)
 
 
-def headline_table(head: pd.DataFrame, title: str) -> Table:
+def headline_table(head: pd.DataFrame, title: str) -> Fitted:
     """The headline comparison, one row per norm (and model): final accuracy with its interval, then
     every other column of compare.headline in its order, so a new measurement shows up by itself."""
     acc = ("final_test_acc_mean", "final_test_acc_ci_low", "final_test_acc_ci_high")
     cols = [c for c in head.columns if c not in acc[1:]]
-    table = Table(title=title)
+    table = Fitted(title=title)
     for col in cols:
         table.add_column(HEADLINE_LABELS.get(col, col.replace("_", " ")),
-                         justify="right" if pd.api.types.is_numeric_dtype(head[col]) else "left")
+                         numeric=pd.api.types.is_numeric_dtype(head[col]))
     for r in head.to_dict("records"):
         lo, hi = r.get("final_test_acc_ci_low"), r.get("final_test_acc_ci_high")
         ci = f" [{_num(lo, 3)}, {_num(hi, 3)}]" if lo is not None and not pd.isna(lo) else ""
@@ -222,13 +318,13 @@ def run_study(name: str, out_dir, *, quick: bool, seeds=None, jobs, console: Con
         return studies.run_study(name, out_dir, quick=quick, seeds=seeds, jobs=jobs, on_outcome=on_outcome)
 
 
-def verdict_table(verdicts: pd.DataFrame, title: str) -> Table:
+def verdict_table(verdicts: pd.DataFrame, title: str) -> Fitted:
     """One row per claim: the claim, what was measured (and on how many seeds), the verdict."""
-    table = Table(title=title)
+    table = Fitted(title=title)
     cols = ["claim_id", "claim", "measured", *(["n_seeds"] if "n_seeds" in verdicts else []), "expected",
             "verdict"]
     for col in cols:
-        table.add_column(col, justify="right" if col in ("measured", "n_seeds") else "left")
+        table.add_column(col, numeric=col in ("measured", "n_seeds"))
     for r in verdicts.to_dict("records"):
         v = r["verdict"]
         cells = {"claim_id": str(r["claim_id"]), "claim": escape(str(r["claim"])),
@@ -239,10 +335,10 @@ def verdict_table(verdicts: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def held_table(held: pd.DataFrame, title: str) -> Table:
+def held_table(held: pd.DataFrame, title: str) -> Fitted:
     """studies.held: per claim, the committed verdict, the fresh-seed verdict and whether it held."""
     n = int(held["held"].sum())
-    table = Table(title=title, caption=f"{n} of {len(held)} verdicts held")
+    table = Fitted(title=title, caption=f"{n} of {len(held)} verdicts held")
     for col in ("claim_id", "committed verdict", "fresh-seed verdict", "held"):
         table.add_column(col)
     for r in held.to_dict("records"):
