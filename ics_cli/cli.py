@@ -28,7 +28,7 @@ from .net.data import DATASETS
 from .errors import IcsError
 from .store.runs import refuse_over_runs
 from .store.schema import TABLES
-from .report.options import BACKEND_HELP, HELP, listed
+from .report.options import BACKEND_HELP, HELP, PANEL_OF, epilog, listed
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()                  # data: tables and JSON
@@ -97,10 +97,11 @@ def backend_options(f):
 def run_option(name: str, annotation, default):
     """The option for RunConfig field `name`: an Enum for a choice, a bare flag for a bool."""
     opt = "--" + name.replace("_", "-")
-    common = {"help": HELP[name], "rich_help_panel": "Run options"}
-    if name in CHOICES:      # the help text lists the values: a `<a|b|...>` type column would not fit
+    common = {"help": HELP[name], "rich_help_panel": PANEL_OF[name]}
+    if name in CHOICES:      # a few values show as `<a|b>`; a longer list is in the help text only
         value = None if default is None else CHOICES[name](default)     # None: the model's default
-        return Optional[CHOICES[name]], typer.Option(value, opt, metavar="<name>", **common)
+        short = len("|".join(c.value for c in CHOICES[name])) <= 24
+        return Optional[CHOICES[name]], typer.Option(value, opt, **({} if short else {"metavar": "<name>"}), **common)
     if annotation is bool:   # off by default: `--download`; on by default: `--eval-batchstats/--no-...`
         return bool, flag(default, f"{opt}/--no-{opt[2:]}" if default else opt, **common)
     return annotation, typer.Option(default, opt, **common)
@@ -144,7 +145,7 @@ def ics(version: bool = flag(False, "--version", callback=_print_version, is_eag
 # --------------------------------------------------------------------------- train
 
 
-@app.command()
+@app.command(epilog=epilog("train"))
 @with_run_options()
 def train(
     json_out: bool = flag(False, "--json", help="Print the run summary as JSON on stdout."),
@@ -183,7 +184,7 @@ def norms_cmd():
 # --------------------------------------------------------------------------- sweep, compare, plot
 
 
-@app.command()
+@app.command(epilog=epilog("sweep"))
 @backend_options
 @with_run_options(exclude=("norm", "lr", "seed", "batch_size"))
 def sweep(
@@ -239,7 +240,7 @@ def _skipping(path: Path, reason: str) -> None:
     _note(" ".join(f"ics: warning: skipping {path}: {reason}".split()))
 
 
-@app.command()
+@app.command(epilog=epilog("compare"))
 def compare(
     paths: list[Path] = typer.Argument(..., help="Sweep folders or run folders."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Where tables and figures go (default: FIRST_PATH/compare)."),
@@ -276,6 +277,35 @@ def compare(
 
 
 @app.command()
+def meta(
+    paths: list[Path] = typer.Argument(..., metavar="RUNS", help="Sweep folders or run folders."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where predictors.csv, verdicts.csv and the forest plots go (default: FIRST_PATH/meta)."),
+    window: float = typer.Option(0.1, "--window", help="The early window the measures are taken in, a fraction of each run's steps in (0, 1]; 0.02 and 0.2 are reported beside it."),
+    fmt: Format = typer.Option(Format.png, "--format", metavar="<format>", help=f"Figure format: {listed(Format)}."),
+):
+    """Which early measure of internal covariate shift predicts how well a norm trains: rank statistics
+    across norms and lrs, CMI given lr, sign errors, pre-registered verdicts (docs/metrics.md)."""
+    from .analyse import predictors
+    from .figures import forest
+    from .store.runs import runs_under
+    from .report import meta as report
+
+    if not 0 < window <= 1:
+        raise IcsError(f"--window must be a fraction of the run in (0, 1], got {window}")
+    paths = _existing(paths)
+    dest = out_dir or paths[0] / "meta"
+    config_mod.check_writable(dest, "--out", beside=True)
+    refuse_over_runs(dest, "--out")
+    runs = predictors.check_grid(runs_under(*paths, on_damaged=_skipping))     # refuses before any work
+    with err.status(f"ics meta: {len(runs)} runs: bootstraps and permutation nulls"):
+        result = predictors.build(runs, window=window)
+    written = forest.save(result, dest, fmt=fmt.value)
+    out.print(report.verdict_table(result.verdicts))
+    out.print(report.controls_line(result))
+    out.print(f"{len(written)} files written to {dest}")
+
+
+@app.command(epilog=epilog("plot"))
 def plot(
     path: Path = typer.Argument(..., help="A compare folder, a folder holding one (compare/), or a study folder."),
     fmt: Format = typer.Option(Format.png, "--format", metavar="<format>", help=f"Figure format: {listed(Format)}."),
@@ -301,7 +331,7 @@ def plot(
         out.print(f"{len(own)} study figures written to {path}")
 
 
-@app.command()
+@app.command(epilog=epilog("reproduce"))
 @backend_options
 def reproduce(
     name: Optional[str] = typer.Argument(None, help="A study name (see --list), or 'all'."),
@@ -369,7 +399,7 @@ def summarize(
 FigureFormat = choices("FigureFormat", ("svg", "png"))     # page.FORMATS
 
 
-@app.command("report")
+@app.command("report", epilog=epilog("report"))
 def report_cmd(
     paths: list[Path] = typer.Argument(..., help="Comparison, sweep, study or results folders."),
     dest: Optional[Path] = typer.Option(None, "--out", "-o", help="The HTML file to write (default: FIRST_PATH/report.html)."),

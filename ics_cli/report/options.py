@@ -112,6 +112,43 @@ HELP = {
     "device": f"Device: {listed(config.DEVICES)} (auto: cuda when available, else cpu).",
     "out": "Folder that receives one folder per run.",
 }
+# The help panel of every run option, by topic, in the order `ics train --help` shows them.
+PANELS = {
+    "Data": ("dataset", "data_dir", "split", "download", "binarize"),
+    "Model": ("model", "depth", "width", "activation", "init", "init_std"),
+    "Normalization": ("norm", "groups", "eps", "bn_momentum", "noise", "ghost_size", "renorm_rmax", "renorm_dmax",
+                      "renorm_warmup", "renorm_rmax_at", "renorm_dmax_at", "bn_eval", "precise_samples",
+                      "freeze_bn_at"),
+    "Optimization": ("optimizer", "lr", "momentum", "weight_decay", "lr_scaling", "lr_base_batch", "lr_schedule",
+                     "lr_warmup", "lr_milestones", "lr_decay", "steps", "epochs", "diverge_factor", "diverge_smooth"),
+    "Batches": ("batch_size", "micro_batch", "batch_sampler"),
+    "Recording cadences": ("log_every", "probe", "probe_size", "eval_every", "track_units", "eval_batchstats",
+                           "tensorboard"),
+    "Second view (gradients and landscape)": ("ics_every", "landscape_every", "landscape_etas",
+                                              "relative_loss_every", "relative_alphas", "sharpness_every",
+                                              "sharpness_iters", "sharpness_method", "second_view_until"),
+    "Runtime": ("seed", "device", "out", "checkpoint_every"),
+}
+PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
+
+# Examples shown at the end of each command's help (typer epilog; blank lines keep them on their own lines).
+EXAMPLES = {
+    "train": ["ics train --norm batch --steps 500", "ics train --model cnn --norm group --groups 8 --lr 0.1",
+              "ics train --dataset cifar10 --model resnet --depth 20 --norm batch --epochs 1"],
+    "sweep": ["ics sweep --norms none,batch,layer --lrs 0.1,0.5 --seeds 0,1 --out runs/s",
+              "ics sweep --config configs/default-mlp.toml --out runs/mlp --jobs 2"],
+    "compare": ["ics compare runs/s", "ics compare runs/mlp runs/cnn --out results/default"],
+    "plot": ["ics plot runs/s/compare --format svg"],
+    "reproduce": ["ics reproduce --list", "ics reproduce ioffe2015 --quick", "ics reproduce all --seeds 10,11,12"],
+    "report": ["ics report runs/s -o s.html", "ics report results -o results/report.html"],
+}
+
+
+def epilog(command: str) -> str | None:
+    lines = EXAMPLES.get(command)
+    return None if not lines else "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
+
+
 BACKEND_HELP = {
     "backend": "Where the runs go: local (processes on this machine, --jobs of them) or ray (one Ray task per "
                "run, 1 CPU each, 1 GPU with --device cuda; needs pip install 'ics-cli\\[ray]'). The run folders "
