@@ -38,3 +38,18 @@ def test_a_folder_that_is_not_a_replication_is_refused(tmp_path):
     with pytest.raises(IcsError, match="not a replication folder"):
         held_table(tmp_path / "results", [own])
     assert readme.replication(tmp_path / "results", []) == []
+
+
+@pytest.mark.parametrize("model", ["mlp", "resmlp", "vgg", "dln", "cnn"])
+def test_a_sweeps_grid_line_names_the_models_own_depth_and_width_never_none(tmp_path, model):
+    from dataclasses import replace
+
+    from ics_cli.config import RunConfig
+
+    common = replace(RunConfig(), model=model, depth=None, width=None, activation=None).to_dict()
+    (tmp_path / "sweep.json").write_text(json.dumps({"common": common, "runs": ["a"], "grid": {
+        "norms": ["none"], "lrs": [0.1], "seeds": [0], "batch_sizes": [60]}}))
+    line = readme._grid_lines([tmp_path])[0]
+    assert "None" not in line and f"**{model}**" in line
+    resolved = RunConfig.from_record(common).resolved()
+    assert f"{resolved.depth} hidden layers of {resolved.width}" in line

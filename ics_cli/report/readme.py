@@ -38,6 +38,14 @@ def md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _resolved(common: dict) -> dict:
+    """A sweep's common config with the model's defaults filled in (depth, width, activation), so no
+    'None' reaches the README for a value the model chooses."""
+    from ..config import RunConfig
+
+    return RunConfig.from_record(common).resolved().to_dict()
+
+
 def _grid_lines(sweeps: list[Path]) -> list[str]:
     """One line per sweep folder, from its sweep.json; an IcsError naming the folder when it has none
     or it cannot be read."""
@@ -52,8 +60,9 @@ def _grid_lines(sweeps: list[Path]) -> list[str]:
             if isinstance(spec, dict) and "groups" in spec and "common" not in spec:
                 raise IcsError(f"--sweep '{folder}' is a study's runs folder (its sweep.json lists groups, "
                                "not one grid); give the folders made by `ics sweep`")
-            common, grid = spec["common"], spec["grid"]
-            width = common["width"] or {"mlp": 100, "cnn": 32}[common["model"]]
+            grid = spec["grid"]
+            common = _resolved(spec["common"])
+            width = common["width"]
             lines.append(
                 f"- **{common['model']}** ({common['depth']} hidden layers of {width}, "
                 f"{common['activation']}, {common['init']} init, {common['optimizer']}, "
