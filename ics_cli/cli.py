@@ -57,12 +57,13 @@ LrScaling = choices("LrScaling", config_mod.LR_SCALINGS)
 LrSchedule = choices("LrSchedule", config_mod.LR_SCHEDULES)
 Split = choices("Split", config_mod.SPLITS)
 SharpnessMethod = choices("SharpnessMethod", config_mod.SHARPNESS_METHODS)
+RegressLoss = choices("RegressLoss", config_mod.REGRESS_LOSSES)
 Format = choices("Format", ("png", "svg", "pdf"))
 Backend = choices("Backend", ("local", "ray"))      # sweep.BACKENDS
 CHOICES = {"dataset": Dataset, "model": Model, "activation": Activation, "init": Init, "norm": Norm,
            "optimizer": Optimizer, "device": Device, "probe": Probe, "noise": Noise, "bn_eval": BnEval,
            "batch_sampler": BatchSampler, "lr_scaling": LrScaling, "lr_schedule": LrSchedule, "split": Split,
-           "sharpness_method": SharpnessMethod}
+           "sharpness_method": SharpnessMethod, "regress_loss": RegressLoss}
 
 
 def flag(default: bool, *decls: str, **kwargs):
@@ -162,8 +163,8 @@ def train(
 
     resolved = prepare(cfg)[0]   # every bad input fails here, before a progress bar or a folder appears
     show = not (quiet or json_out)
-    with report.run_progress(resolved, enabled=show) as (on_log, on_step):
-        result = run_train(cfg, force=force, on_log=on_log, on_step=on_step)
+    with report.run_progress(resolved, enabled=show) as (on_log, on_step, on_resume):
+        result = run_train(cfg, force=force, on_log=on_log, on_step=on_step, on_resume=None if quiet else on_resume)
     if json_out:
         out.print_json(json.dumps({"path": str(result.path), **result.summary}))
         return

@@ -39,11 +39,12 @@ OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 PROBES = ("fixed", "train")   # where activation statistics come from (probes.py)
 BN_EVALS = ("ema", "precise", "batch")
-BATCH_SAMPLERS = ("iid", "paired")
+BATCH_SAMPLERS = ("iid", "paired", "two-class")
 LR_SCALINGS = ("none", "linear")
 LR_SCHEDULES = ("constant", "step", "cosine")
 SPLITS = ("official", "heldout")
 SHARPNESS_METHODS = ("lanczos", "power")
+REGRESS_LOSSES = ("mean", "sum")   # the regression loss over the outputs (net/tasks.py)
 DEFAULT_WIDTH = {"mlp": 100, "cnn": 32, "resmlp": 100, "vgg": 32, "dln": 10, "resnet": 16}
 DEFAULT_DEPTH = {"mlp": 3, "cnn": 3, "resmlp": 20, "vgg": 8, "dln": 25, "resnet": 20}
 DEFAULT_ACTIVATION = {"mlp": "sigmoid", "cnn": "sigmoid", "resmlp": "relu", "vgg": "relu", "dln": "identity",
@@ -62,7 +63,8 @@ HASHED_UNLESS = {"ghost_size": 4, "renorm_rmax": 3.0, "renorm_dmax": 5.0, "renor
                  "renorm_rmax_at": None, "renorm_dmax_at": None, "bn_eval": "ema", "precise_samples": 1000,
                  "freeze_bn_at": None, "micro_batch": None, "batch_sampler": "iid", "lr_scaling": "none",
                  "lr_base_batch": 60, "lr_schedule": "constant", "lr_warmup": 0.0, "lr_milestones": "0.5,0.75",
-                 "lr_decay": 0.1, "split": "official", "second_view_until": None, "sharpness_method": "power"}
+                 "lr_decay": 0.1, "split": "official", "second_view_until": None, "sharpness_method": "power",
+                 "regress_loss": "mean"}
 # Fields whose default computes something else than runs recorded before the field existed (their
 # HASHED_UNLESS value): a recorded config.json without the field is read with that value (from_record).
 NEW_DEFAULTS = ("sharpness_method",)
@@ -76,6 +78,7 @@ INERT_UNLESS = {
     **{f: (lambda c: c.lr_schedule == "step") for f in ("lr_milestones", "lr_decay")},
     "second_view_until": lambda c: any(getattr(c, f) > 0 for f in SECOND_VIEW_FIELDS),
     "sharpness_method": lambda c: c.sharpness_every > 0,
+    "regress_loss": lambda c: _regression(c.dataset),
 }
 SECOND_VIEW_FIELDS = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 SHARPNESS_ITERS_MAX = 1000    # Hessian-vector products per sharpness measurement (Lanczos steps or power iterations)
@@ -122,7 +125,8 @@ class RunConfig:
     weight_decay: float = 0.0
     batch_size: int = 60
     micro_batch: int | None = None    # normalize over micro-batches of this size; gradient over the batch
-    batch_sampler: str = "iid"        # paired: batch_size / 2 classes x 2 images each (non-i.i.d.)
+    batch_sampler: str = "iid"        # paired: batch_size / 2 classes x 2 images each (non-i.i.d.);
+                                      # two-class: 2 classes x batch_size / 2 images each
     lr_scaling: str = "none"          # linear: the optimizer's lr is lr x batch_size / lr_base_batch
     lr_base_batch: int = 60
     lr_schedule: str = "constant"     # step: x lr_decay at each of lr_milestones; cosine: to 0 at the end
@@ -139,6 +143,9 @@ class RunConfig:
     eval_every: int = 500            # a test-set pass costs about ten training steps of the default MLP
     track_units: int = 4
     eval_batchstats: bool = True
+    # regression (net/tasks.py): per sample the squared error averaged (mean) or summed (sum: ‖f(x) − y‖²,
+    # the literal objective) over the outputs; ignored for classification
+    regress_loss: str = "mean"
     # the second view of ICS (ics_cli/quantities): each every N steps, 0 = off
     ics_every: int = 0                # gradient-based ICS (Santurkar Def. 2.1)
     landscape_every: int = 0          # loss and gradient along the gradient (Santurkar Sec. 3.2)
@@ -241,6 +248,12 @@ class RunConfig:
 _HINTS: dict | None = None
 
 
+def _regression(dataset: str) -> bool:
+    from .net.data import REGRESSION
+
+    return dataset in REGRESSION
+
+
 def _expected(name: str) -> tuple[type, bool]:
     """The base type of RunConfig field `name` and whether it may be None."""
     global _HINTS
@@ -320,6 +333,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("--lr-scaling", cfg.lr_scaling, LR_SCALINGS)
     _choice("--lr-schedule", cfg.lr_schedule, LR_SCHEDULES)
     _choice("--sharpness-method", cfg.sharpness_method, SHARPNESS_METHODS)
+    _choice("--regress-loss", cfg.regress_loss, REGRESS_LOSSES)
     if cfg.split is not None:
         _choice("--split", cfg.split, SPLITS)
         check_split(cfg.dataset, cfg.split)
@@ -471,6 +485,8 @@ def check_data(cfg: RunConfig, train_size: int, test_size: int, input_shape: tup
                           f"({n} images); use a value in [{cfg.norm_batch}, {train_size}]")
     if cfg.batch_sampler == "paired":
         _paired(cfg, num_classes, class_counts)
+    if cfg.batch_sampler == "two-class":
+        _two_class(cfg, num_classes, class_counts)
     shapes.check_norm_input(cfg, input_shape)
     shapes.check_input(cfg, input_shape)
     resolved = cfg.resolved(train_size)
@@ -498,6 +514,25 @@ def _paired(cfg: RunConfig, num_classes: int, class_counts: list[int] | None) ->
         few = [str(c) for c, k in enumerate(class_counts) if k < 2]
         raise ConfigError(f"--batch-sampler paired: class(es) {', '.join(few)} of --dataset {cfg.dataset} have "
                           f"fewer than 2 training images; use --batch-sampler iid")
+
+
+def _two_class(cfg: RunConfig, num_classes: int, class_counts: list[int] | None) -> None:
+    """--batch-sampler two-class: 2 distinct classes of a classification set, batch_size / 2 images each."""
+    from .net.data import REGRESSION
+
+    b = cfg.batch_size
+    if cfg.dataset in REGRESSION:
+        raise ConfigError(f"--batch-sampler two-class needs classes; --dataset {cfg.dataset} is a regression; "
+                          f"use --batch-sampler iid")
+    if b % 2:
+        raise ConfigError(f"--batch-sampler two-class takes half the batch from each of 2 classes: --batch-size "
+                          f"{b} is odd; use an even batch size")
+    if num_classes < 2:
+        raise ConfigError(f"--batch-sampler two-class needs 2 classes; --dataset {cfg.dataset} has {num_classes}")
+    if class_counts is not None and min(class_counts) < b // 2:
+        few = [str(c) for c, k in enumerate(class_counts) if k < b // 2]
+        raise ConfigError(f"--batch-sampler two-class: class(es) {', '.join(few)} of --dataset {cfg.dataset} have "
+                          f"fewer than {b // 2} training images (half of --batch-size {b}); use a smaller batch")
 
 
 def check_writable(out: str | Path, option: str = "--out", *, beside: bool = False) -> None:

@@ -147,7 +147,7 @@ class ActivationRecorder:
     `samples` > 0 (ics train --tensorboard): each row also holds that many values of every site
     tensor, at the same positions at every log step (`sample`), for TensorBoard's histograms; they
     are read from the passes already made and change nothing else.
-    `keep` (a user's model, ics_cli/watch): what a hook keeps of layer li's site output, and only from
+    `keep` (a user's model, ics_cli/user): what a hook keeps of layer li's site output, and only from
     a module's first call in a pass (torchvision's ResNet applies one ReLU twice); None: the output
     itself (a Net's modules are called once and never changed in place). A layer's site that is None
     (a Linear without norm) takes the value of the site before it.

@@ -42,7 +42,7 @@ from . import __version__, quantities
 from .store import logs as blocks, lock, runs as store
 from .store import files
 from .store import schema
-from .store.checkpoint import Checkpoint, write_torch
+from .store.checkpoint import Checkpoint, Stop, write_torch
 from .store.provenance import git_commit
 from .net import data, models, norms, population, sampling, schedule, tasks
 from .store import tensorboard
@@ -131,6 +131,7 @@ def prepare(cfg: RunConfig, *, data_cache: data.Dataset | None = None):
     device = resolve_device(cfg.device)
     ds = data_cache or data.load(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
                                  binarize=cfg.binarize, device=device, split=cfg.split)
+    ds = replace(ds, task=tasks.task_for(ds.task, cfg.regress_loss))    # a regression's --regress-loss
     counts = torch.bincount(ds.y_train.cpu(), minlength=ds.num_classes).tolist() if ds.task == "classify" else None
     cfg = check_data(cfg, len(ds.x_train), len(ds.x_test), ds.shape, ds.num_classes, class_counts=counts)
     return cfg, ds, device
@@ -369,7 +370,7 @@ def loop_state(step: int, model, opt, recorders: Recorders, divergence: Divergen
 
 
 def restore(ckpt: Checkpoint, device: torch.device, model, opt, recorders: Recorders,
-            divergence: Divergence, evaluation: Evaluation) -> int:
+            divergence: Divergence, evaluation: Evaluation, on_resume=None) -> int:
     """The loop as loop_state left it in the checkpoint; returns its step. Every field is checked before
     use (a damaged or planted checkpoint that passes weights_only is one line, never a hang)."""
     with ckpt.restoring(device) as ck:
@@ -381,6 +382,8 @@ def restore(ckpt: Checkpoint, device: torch.device, model, opt, recorders: Recor
             q.load_state(ck["quantities"].get(q.name, {}))
         divergence.initial_loss, divergence.ema = ck["initial_loss"], ck["ema"]
         evaluation.interval = list(ck["interval"])
+        if on_resume:
+            on_resume(ck["step"])
         return ck["step"]
 
 
@@ -435,19 +438,19 @@ def freeze_if_due(cfg: RunConfig, model, step: int, precise: population.Precise 
 
 
 def train(cfg: RunConfig, *, force: bool = False,
-          on_log: Callable[[int, dict], None] | None = None,
-          on_step: Callable[[int], None] | None = None) -> RunResult:
+          on_log: Callable[[int, dict], None] | None = None, on_step: Callable[[int], None] | None = None,
+          on_resume: Callable[[int], None] | None = None) -> RunResult:
     """Run (or resume, or skip if already finished) one configuration; return its folder and summary.
 
-    on_log(step, metrics_row) is called at each evaluation, on_step(step) after each update.
-    Ctrl-C writes an `interrupted` summary, keeps the checkpoint and re-raises KeyboardInterrupt.
-    The run folder's lock is held throughout: lock.Busy if another process is writing it.
+    on_log(step, metrics_row) at each evaluation, on_step(step) after each update, on_resume(step) when a
+    checkpoint is restored. Ctrl-C or SIGTERM stops at the next step boundary (checkpoint.Stop) with a checkpoint
+    of that step and an `interrupted` summary, then KeyboardInterrupt. lock.Busy if another process writes it.
     """
     cfg, ds, device = prepare(cfg)
     run_dir = Path(cfg.out) / cfg.name()
     # One writer per run, from the skip/resume decision to the summary; a full disk or a read-only
     # file ends the run with one line and leaves it resumable (ics_cli/store/lock.py).
-    with lock.hold(run_dir), lock.writing(run_dir):
+    with lock.hold(run_dir), lock.writing(run_dir), Stop() as stop:
         if not force and (summary := store.finished(run_dir)):
             return skipped(run_dir, cfg, summary)
         ckpt = Checkpoint(run_dir, cfg.checkpoint_every)
@@ -460,7 +463,7 @@ def train(cfg: RunConfig, *, force: bool = False,
         recorders = Recorders(cfg, ds, model, device)
         evaluation = Evaluation(cfg, ds, model, opt, device, recorders, ckpt.elapsed, on_log)
         divergence = Divergence(cfg)
-        step = restore(ckpt, device, model, opt, recorders, divergence, evaluation) if resume else 0
+        step = restore(ckpt, device, model, opt, recorders, divergence, evaluation, on_resume) if resume else 0
         if not resume:
             files.write_json(run_dir / "config.json", provenance(cfg, device, ds))
         recorders.open_logs(run_dir, resume, step)
@@ -498,14 +501,15 @@ def train(cfg: RunConfig, *, force: bool = False,
                 if ckpt.due() and step < cfg.steps:
                     recorders.flush()       # every block first: the logs then match the checkpoint
                     ckpt.save(loop_state(step, model, opt, recorders, divergence, evaluation))
-                if on_step:
-                    on_step(step)
+                stop.boundary(step, on_step)
             if divergence.at is None and recorders.recorded != step:
                 # --probe train at the last step: the batch that would come next, probed without effects.
                 recorders.probe(step, ds.x_train[next(batch_iter)])
             recorders.flush()
             write_torch(run_dir / "model.pt", model.state_dict())
         except KeyboardInterrupt:
+            stop.keep(step, ckpt, recorders.flush,
+                      lambda: loop_state(step, model, opt, recorders, divergence, evaluation))
             finish(run_dir, cfg, "interrupted", step, divergence.at, evaluation.last_row, ckpt.elapsed(),
                    recorders.logs, keep_checkpoint=True)
             raise
@@ -547,6 +551,7 @@ def load_model(run_dir: Path, device: str = "cpu") -> tuple[RunConfig, models.Ne
     cfg = replace(RunConfig.from_record(store.read_json(run_dir / "config.json")["config"]), device=device)
     ds = data.load(cfg.dataset, data_dir=cfg.data_dir, binarize=cfg.binarize, device=torch.device(device),
                    split=cfg.split)
+    ds = replace(ds, task=tasks.task_for(ds.task, cfg.regress_loss))
     model = models.build(cfg, ds.shape, ds.num_classes).to(device)
     model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     return cfg, model.eval(), ds

@@ -53,6 +53,11 @@ compare; the raw numbers are there to read the ratios by, not to compare across 
    `ics train --help`, a refused option `ics train --lr -1`, `ics compare` of a 2-run sweep made
    first, `ics plot` of its output), each beside whether the process imported torch (the issue's
    target: none does), and two references: `python -c pass` and `python -c "import torch"`.
+11. Your own model (`ics.watch`, issue 26): time of the ResNet-18 example's loop (torchvision's
+   resnet18(num_classes=10), random init, SGD, batch 60 of CIFAR-10 at 32x32) under `ics.watch` at `ics
+   train`'s default cadences (activations every 100 steps from a fixed 512-image probe, gradient norms
+   every step, no quantities) ÷ the same loop bare, in process, the two sides in turn; 300 steps
+   (--quick 100). No target: read it as what recording costs on a real model. Needs the data as ratio 8.
 10. A study's budget: whole-process wall time of `ics reproduce note --quick --jobs 2` from an empty
    folder (the quick protocol of the study with the most runs; the full studies' times from empty run
    folders are in each results/<study>/README.md). No target: a regression shows here.
@@ -87,12 +92,14 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # Steps and repeats of each measurement: full run (about 6 minutes), and --quick (about 2).
 FULL = dict(repeats=3, mlp_steps=2000, dense_steps=(300, 2000), dense_repeats=(3, 1),
-            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300, ray_steps=500, cifar_steps=50)
+            log_steps=1000, sweep_steps=2000, cnn_steps=300, quantity_steps=300, ray_steps=500, cifar_steps=50,
+            watch_steps=300)
 QUICK = dict(repeats=1, mlp_steps=500, dense_steps=(100, 300), dense_repeats=(1, 1),
-             log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60, ray_steps=200, cifar_steps=20)
+             log_steps=200, sweep_steps=300, cnn_steps=60, quantity_steps=60, ray_steps=200, cifar_steps=20,
+             watch_steps=100)
 SWEEP = ["--norms", "none,batch", "--lrs", "0.5,0.1"]     # 4 runs
 RAY_SWEEP = [*SWEEP, "--seeds", "0,1,2,3"]                # 16 runs
-RATIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+RATIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 CIFAR_MODELS = (("cnn", {"activation": "relu"}), ("vgg", {}), ("resnet", {"depth": 20}))
 QUANTITIES = ("ics_every", "landscape_every", "relative_loss_every", "sharpness_every")
 
@@ -520,6 +527,51 @@ def study_budget() -> list[tuple]:
              "-", "-", None)]
 
 
+def watch_overhead(steps: int, repeats: int, data_dir: str) -> list[tuple]:
+    """Ratio 11: the ResNet-18 example's loop under ics.watch (default cadences) ÷ bare, in process."""
+    label = f"ResNet-18 on CIFAR-10, {steps} steps: ics.watch ÷ bare loop"
+    folder = Path(data_dir) / "cifar10"
+    if not folder.is_dir():
+        return [not_measured(label, "-", FileNotFoundError(f"no CIFAR-10 at {folder}"))]
+    sys.path.insert(0, str(ROOT / "examples"))
+    import resnet18_cifar
+    from torchvision.models import resnet18
+
+    import ics_cli as ics
+
+    x_all, y_all = resnet18_cifar.cifar(folder, BATCH * 10 + PROBE)
+    probe, x_all, y_all = x_all[:PROBE], x_all[PROBE:], y_all[PROBE:]
+
+    def side(watched: bool):
+        def go() -> float:
+            torch.manual_seed(0)
+            model = resnet18(num_classes=10)
+            start = time.perf_counter()
+            opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+            with tempfile.TemporaryDirectory() as tmp:
+                session = ics.watch(model, out=Path(tmp) / "run", every=100, probe=probe, optimizer=opt,
+                                    steps=steps) if watched else None
+                if session:
+                    session.__enter__()
+                for step in range(steps):
+                    i = (step * BATCH) % len(x_all)
+                    x, y = x_all[i:i + BATCH], y_all[i:i + BATCH]
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y)
+                    opt.zero_grad()
+                    loss.backward()
+                    if session:
+                        session.step(loss=loss, x=x, y=y, out=logits)
+                    opt.step()
+                if session:
+                    session.__exit__(None, None, None)
+            return time.perf_counter() - start
+        return go
+
+    watched, bare = interleaved(side(True), side(False), repeats=repeats)
+    return [(f"11. {label}", watched / bare, f"{watched:.1f} s", f"{bare:.1f} s", "-", None)]
+
+
 def not_measured(label: str, target: str, why: Exception) -> tuple:
     return (label, None, "not measured", str(why), target, None)
 
@@ -589,6 +641,8 @@ def main() -> None:
         rows += startup(p["repeats"])
     if 10 in only:
         rows += study_budget()
+    if 11 in only:
+        rows += watch_overhead(p["watch_steps"], p["repeats"], args.data_dir)
     print(f"bench.py{' --quick' if args.quick else ''} --device {args.device}: one thread per process, "
           f"median of {p['repeats']} interleaved repeats (ratio 2 at {p['dense_steps'][-1]} steps: "
           f"{p['dense_repeats'][-1]}); only ratios from one run compare")

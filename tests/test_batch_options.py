@@ -168,6 +168,48 @@ def test_the_paired_sampler_is_fixed_by_its_seed_and_skip_continues_the_stream()
     assert stream(1, skip=5, n=7) == a[5:]
 
 
+def test_a_two_class_batch_holds_two_classes_with_half_the_batch_each_side_by_side():
+    y = data.load("synthetic").y_train
+    gen = torch.Generator().manual_seed(3)
+    seen = set()
+    for size in (2, 8, 32):
+        for _, idx in zip(range(50), sampling.few_classes(y, size, 2, 10, gen)):
+            assert len(idx) == size and len(set(idx.tolist())) == size      # distinct images
+            classes, counts = torch.unique(y[idx], return_counts=True)
+            assert len(classes) == 2 and counts.tolist() == [size // 2] * 2
+            half = size // 2
+            assert len(set(y[idx[:half]].tolist())) == 1 and len(set(y[idx[half:]].tolist())) == 1
+            seen |= set(torch.unique(y[idx]).tolist())
+    assert seen == set(range(10))                                              # every class is drawn
+
+
+def test_the_two_class_sampler_draws_every_image_of_a_class_is_fixed_by_its_seed_and_skip_continues():
+    y = torch.tensor([0, 1, 1, 0, 2, 2, 2, 0, 1, 0])       # classes of 4, 3 and 3 images, scattered
+    gen = torch.Generator().manual_seed(0)
+    seen = set()
+    for _, idx in zip(range(300), sampling.few_classes(y, 4, 2, 3, gen)):
+        assert len(set(y[idx].tolist())) == 2
+        seen |= set(idx.tolist())
+    assert seen == set(range(10))
+    labels = data.load("synthetic").y_train
+
+    def stream(seed, skip=0, n=12):
+        gen = torch.Generator().manual_seed(seed)
+        return [idx.tolist() for _, idx in zip(range(n), sampling.few_classes(labels, 20, 2, 10, gen, skip=skip))]
+
+    a, b, c = stream(1), stream(1), stream(2)
+    assert a == b and a != c
+    assert stream(1, skip=5, n=7) == a[5:]
+
+
+def test_a_two_class_run_resumed_after_a_checkpoint_has_the_bytes_of_an_unbroken_one_and_iid_keeps_its_hash(tmp_path):
+    kw = dict(norm="batch", batch_sampler="two-class", batch_size=20, steps=12, seed=2)
+    unbroken = run(tmp_path / "unbroken", **kw).path
+    resumed = resume_after(tmp_path / "broken", 7, **kw)
+    same_bytes(unbroken, resumed)
+    assert RunConfig(batch_sampler="iid").hash() == RunConfig().hash() != RunConfig(batch_sampler="two-class").hash()
+
+
 def test_a_paired_run_resumed_after_a_checkpoint_has_the_bytes_of_an_unbroken_one(tmp_path):
     kw = dict(norm="batch", batch_sampler="paired", batch_size=20, steps=12, seed=2)
     unbroken = run(tmp_path / "unbroken", **kw).path
@@ -411,6 +453,9 @@ TRAIN = ["train", "--dataset", "synthetic", "--steps", "3", "--log-every", "10",
     (["--norm", "batch", "--bn-eval", "precise", "--precise-samples", "30"], ["--precise-samples 30", "60"]),
     (["--bn-eval", "median"], ["--bn-eval"]),
     (["--batch-sampler", "classes"], ["--batch-sampler"]),
+    (["--batch-sampler", "two-class", "--batch-size", "21"], ["two-class", "--batch-size 21", "odd"]),
+    (["--batch-sampler", "two-class", "--dataset", "gaussian-linear", "--model", "dln", "--activation",
+      "identity", "--batch-size", "10"], ["two-class", "regression"]),
 ])
 def test_impossible_batch_options_exit_2_with_one_line(tmp_path, capsys, args, needles):
     refused(capsys, [*TRAIN, *args], tmp_path / "runs", *needles)
@@ -426,6 +471,16 @@ def test_a_class_with_fewer_than_two_images_is_refused_for_paired_batches():
         check_data(cfg, 512, 256, (1, 8, 8), 10, class_counts=[56, 56, 56, 1, 56, 56, 56, 56, 56, 63])
 
 
+def test_a_class_with_fewer_images_than_half_a_batch_is_refused_for_two_class_batches():
+    from ics_cli.config import check_data
+    from ics_cli.errors import ConfigError
+
+    cfg = validate(RunConfig(dataset="synthetic", batch_sampler="two-class", batch_size=32))
+    check_data(cfg, 512, 256, (1, 8, 8), 10, class_counts=[51] * 9 + [53])
+    with pytest.raises(ConfigError, match="class\\(es\\) 3 .*fewer than 16"):
+        check_data(cfg, 512, 256, (1, 8, 8), 10, class_counts=[56, 56, 56, 15, 56, 56, 56, 56, 56, 63])
+
+
 def test_the_new_options_are_in_train_and_sweep_help():
     from typer.testing import CliRunner
 
@@ -436,7 +491,7 @@ def test_the_new_options_are_in_train_and_sweep_help():
         for option in ("--micro-batch", "--batch-sampler", "--bn-eval", "--precise-samples", "--freeze-bn-at",
                        "--lr-scaling", "--lr-base-batch", "--ghost-size", "--renorm-rmax"):
             assert option in text, (command, option)
-        assert "ema, precise, batch" in text and "iid, paired" in text and "none, linear" in text
+        assert "ema, precise, batch" in text and "iid, paired, two-class" in text and "none, linear" in text
 
 
 # --------------------------------------------------------------------------- helpers

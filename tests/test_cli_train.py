@@ -98,7 +98,7 @@ def ctrl_c_at_step_5(monkeypatch):
         def on_step(step):
             if step == 5:
                 raise KeyboardInterrupt
-        yield None, on_step
+        yield None, on_step, None
 
     monkeypatch.setattr(report, "run_progress", interrupting)
     return monkeypatch

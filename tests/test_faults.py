@@ -21,6 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -491,3 +492,36 @@ def test_a_really_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed
     assert again.returncode == 0, again.stderr
     _assert_each_run_once(out, 1)
     _assert_same_bytes(out, unbroken_run.parent)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_checkpoints_the_step_it_stops_at_and_a_rerun_resumes_there(tmp_path, sig):
+    """Ctrl-C (or SIGTERM) mid-run, with no timed checkpoint due for an hour: the run stops at a step
+    boundary, checkpoints that step, and the same command resumes at it, saying so; the finished
+    tables equal an unbroken run's."""
+    argv = [sys.executable, "-m", "ics_cli", "train", "--dataset", "synthetic", "--steps", "800",
+            "--log-every", "50", "--eval-every", "200", "--probe-size", "64", "--checkpoint-every", "3600", "--out"]
+    with _session(argv + [str(tmp_path / "a")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            logged = list((tmp_path / "a").glob("*/metrics.csv"))
+            if logged and len(logged[0].read_text().splitlines()) >= 2:     # step 0 evaluated: training
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 130
+    [run] = _run_dirs(tmp_path / "a")
+    summary = json.loads((run / "summary.json").read_text())
+    stopped = summary["steps_done"]
+    assert summary["status"] == "interrupted" and 0 < stopped < 800
+    assert (run / "checkpoint.pt").exists()
+    again = subprocess.run(argv + [str(tmp_path / "a")], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming from step {stopped:,}" in again.stderr
+    whole = subprocess.run(argv + [str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
+    [unbroken] = _run_dirs(tmp_path / "b")
+    for table in ("metrics.csv", "layers.csv", "grads.csv"):
+        a, b = (pd.read_csv(d / table) for d in (run, unbroken))
+        pd.testing.assert_frame_equal(a.drop(columns=["elapsed_s"], errors="ignore"),
+                                      b.drop(columns=["elapsed_s"], errors="ignore"))

@@ -52,7 +52,8 @@ OTHER = {"ghost_size": 2, "renorm_rmax": 2.0, "renorm_dmax": 1.0, "renorm_warmup
          "renorm_dmax_at": 30, "bn_eval": "precise", "precise_samples": 600, "freeze_bn_at": 0.8,
          "micro_batch": 20, "batch_sampler": "paired", "lr_scaling": "linear", "lr_base_batch": 32,
          "lr_schedule": "cosine", "lr_warmup": 0.1, "lr_milestones": "0.3,0.6", "lr_decay": 0.5,
-         "split": "heldout", "second_view_until": 0.1, "sharpness_method": "power"}
+         "split": "heldout", "second_view_until": 0.1, "sharpness_method": "power",
+         "regress_loss": "sum"}
 
 
 # A later field that acts only under another option (config.INERT_UNLESS) is hashed where it acts.
@@ -60,6 +61,7 @@ WHERE = {"ghost_size": {"norm": "ghost-batch"}, "precise_samples": {"bn_eval": "
          "lr_base_batch": {"lr_scaling": "linear"}, "lr_milestones": {"lr_schedule": "step"},
          "lr_decay": {"lr_schedule": "step"}, "second_view_until": {"ics_every": 10},
          "sharpness_method": {"sharpness_every": 10}, "split": {"dataset": "mnist"},
+         "regress_loss": {"dataset": "gaussian-linear", "model": "dln", "activation": "identity"},
          **{f: {"norm": "batch-renorm"} for f in ("renorm_rmax", "renorm_dmax", "renorm_warmup",
                                                     "renorm_rmax_at", "renorm_dmax_at")}}
 

@@ -233,7 +233,8 @@ def build(runs: list[Run], *, target: float | None = None,
     runs_out = sort_rows(runs_table.drop(columns="aggregated")[
         key_cols + ["seed", "status", "hash", "steps_done", "diverged_at_step", "final_test_acc",
                     "final_test_loss", "final_train_loss", "best_test_acc", "final_loss_drop",
-                    "best_loss_drop", "scored_by", "steps_to_target", "dataset", "path"]])
+                    "best_loss_drop", "scored_by", "steps_to_target"]
+        + ["dataset"] * ("dataset" not in key_cols) + ["path"]])    # a key column already where runs differ in it
     # The per-seed rows behind each wide table below: its long table (analyse/long.py), same name.
     long = {"drift": concat(drifts, key_cols, ["layer", "site", *DRIFT_VALUES]),
             "gradient_stability": concat(stabs, key_cols,

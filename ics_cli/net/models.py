@@ -241,6 +241,6 @@ def build(cfg, input_shape: tuple[int, int, int], num_classes: int) -> Net:
 def weighted_layers(model: Net) -> dict[str, nn.Parameter]:
     """The weight of each layer's Linear/Conv, hidden layers then `output`."""
     layers = {name: block.linear.weight for name, block in model.blocks.items()}
-    if model.output is not None:        # a user's model (ics_cli/watch) may have no head
+    if model.output is not None:        # a user's model (ics_cli/user) may have no head
         layers["output"] = model.output.weight
     return layers

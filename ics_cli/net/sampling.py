@@ -9,6 +9,11 @@ batches an unbroken run sees:
   distinct classes drawn uniformly (a permutation of the classes, its first batch_size/2), then two
   distinct images drawn uniformly from each chosen class's training images; the two images of a
   class sit next to each other in the batch.
+- `two-class` (`few_classes` with 2): non-i.i.d. in the sense of Ioffe 2017's ImageNet batches, which
+  covered 16 of 1,000 classes: each batch independently, 2 distinct classes drawn uniformly (the first
+  2 of a random permutation of the classes), then batch_size/2 distinct images drawn uniformly from
+  each (the first batch_size/2 of a random permutation of the class's training images); the images
+  of a class sit next to each other in the batch.
 
 Micro-batches (`--micro-batch M`, `forward_backward`): the batch goes through the network as
 consecutive slices of M samples, each normalized over itself (batch norm's statistics and its
@@ -69,10 +74,33 @@ def paired(y: torch.Tensor, batch_size: int, num_classes: int, gen: torch.Genera
         yield order[starts[classes, None] + torch.stack([first, second], 1)].flatten()
 
 
+def few_classes(y: torch.Tensor, batch_size: int, classes: int, num_classes: int, gen: torch.Generator,
+                skip: int = 0) -> Iterator[torch.Tensor]:
+    """Endless non-i.i.d. batches: `classes` distinct classes x batch_size/classes distinct images of each.
+
+    `y` holds the training labels; every class needs batch_size/classes images (config.check_data).
+    Indices come out class by class: [a1, ..., am, b1, ..., bm, ...].
+    """
+    y = y.cpu()
+    order = torch.argsort(y, stable=True)                 # training indices grouped by class
+    counts = torch.bincount(y, minlength=num_classes).tolist()
+    starts = [sum(counts[:c]) for c in range(num_classes)]
+    per = batch_size // classes
+    while True:
+        chosen = torch.randperm(num_classes, generator=gen)[:classes].tolist()
+        picks = [starts[c] + torch.randperm(counts[c], generator=gen)[:per] for c in chosen]
+        if skip:
+            skip -= 1
+            continue
+        yield order[torch.cat(picks)]
+
+
 def sampler(cfg, y: torch.Tensor, num_classes: int, gen: torch.Generator, skip: int = 0) -> Iterator[torch.Tensor]:
     """The batches of cfg.batch_sampler over a training set with labels `y`."""
     if cfg.batch_sampler == "paired":
         return paired(y, cfg.batch_size, num_classes, gen, skip)
+    if cfg.batch_sampler == "two-class":
+        return few_classes(y, cfg.batch_size, 2, num_classes, gen, skip)
     return batches(len(y), cfg.batch_size, gen, skip)
 
 

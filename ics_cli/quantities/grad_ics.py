@@ -39,7 +39,7 @@ def weight_names(model) -> dict[str, str]:
 
 def layer_params(model) -> dict[str, set[str]]:
     """Each hidden layer's parameter names: every parameter of its block's sites (Linear/Conv, norm,
-    act). For a Net, those under `hidden{i}.`; for a user's model (ics_cli/watch), its site modules'."""
+    act). For a Net, those under `hidden{i}.`; for a user's model (ics_cli/user), its site modules'."""
     names = {id(p): k for k, p in model.named_parameters()}
     return {layer: {names[id(p)] for site in ("linear", "norm", "act")
                     if (m := getattr(block, site)) is not None for p in m.parameters()}

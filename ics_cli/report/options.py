@@ -58,11 +58,15 @@ HELP = {
     "micro_batch": "Normalize over consecutive micro-batches of this size (it must divide --batch-size); the "
                    "gradient is accumulated over the whole batch.",
     "batch_sampler": f"Mini-batches: {listed(config.BATCH_SAMPLERS)} (iid: shuffled epochs; paired: batch-size/2 classes "
-                     "x 2 images each, non-i.i.d.).",
+                     "x 2 images each, non-i.i.d.; two-class: 2 classes x batch-size/2 images each, non-i.i.d. "
+                     "as Ioffe 2017's few-class batches).",
     "lr_scaling": f"Learning-rate scaling: {listed(config.LR_SCALINGS)} (linear: the optimizer's lr is --lr x --batch-size "
                   "/ --lr-base-batch, Goyal et al. 2017).",
     "lr_base_batch": "The batch size at which --lr applies under --lr-scaling linear.",
     "lr": "Learning rate (> 0).",
+    "regress_loss": f"Regression loss per sample over the outputs: {listed(config.REGRESS_LOSSES)} (mean: (1/d) Σⱼ "
+                    "(f(x)ⱼ − yⱼ)², the project's; sum: ‖f(x) − y‖², the literal objective, d times larger, so lr "
+                    "η under sum takes the steps of d·η under mean); a batch's loss is the sum over its samples.",
     "lr_schedule": f"Learning-rate schedule: {listed(config.LR_SCHEDULES)} (step: x --lr-decay at each of "
                    "--lr-milestones; cosine: from --lr down to 0 at the last update).",
     "lr_warmup": "Fraction of the run with a linear warm-up from --lr/W to --lr (any schedule; 0: none).",
@@ -120,7 +124,8 @@ PANELS = {
                       "renorm_warmup", "renorm_rmax_at", "renorm_dmax_at", "bn_eval", "precise_samples",
                       "freeze_bn_at"),
     "Optimization": ("optimizer", "lr", "momentum", "weight_decay", "lr_scaling", "lr_base_batch", "lr_schedule",
-                     "lr_warmup", "lr_milestones", "lr_decay", "steps", "epochs", "diverge_factor", "diverge_smooth"),
+                     "lr_warmup", "lr_milestones", "lr_decay", "steps", "epochs", "diverge_factor", "diverge_smooth",
+                     "regress_loss"),
     "Batches": ("batch_size", "micro_batch", "batch_sampler"),
     "Recording cadences": ("log_every", "probe", "probe_size", "eval_every", "track_units", "eval_batchstats",
                            "tensorboard"),

@@ -128,9 +128,15 @@ def _num(x, digits: int = 4) -> str:
 
 @contextmanager
 def run_progress(cfg, enabled: bool = True, console: Console | None = None):
-    """A progress bar for one run (on stderr); yields the (on_log, on_step) callbacks train() takes."""
+    """A progress bar for one run (on stderr); yields the (on_log, on_step, on_resume) callbacks train()
+    takes. A resumed run says so, with its step, whether or not the bar is shown."""
+    status = console or status_console()
+
+    def on_resume(step: int) -> None:
+        status.print(f"resuming from step {step:,} (the run's checkpoint)", highlight=False)
+
     if not enabled:
-        yield None, None
+        yield None, None, on_resume
         return
     steps = cfg.resolved().steps if cfg.epochs is None else None
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -155,7 +161,7 @@ def run_progress(cfg, enabled: bool = True, console: Console | None = None):
             shown().update(task, completed=step)
 
     try:
-        yield on_log, on_step
+        yield on_log, on_step, on_resume
     finally:
         if progress.live.is_started:
             progress.stop()

@@ -2,12 +2,14 @@
 
 Both are written in one atomic step and read with weights_only=True. What a checkpoint holds is the
 training loop's business (ics_cli/train.py); here is where it lives, the run's clock and when it is
-due.
+due, and `Stop`: Ctrl-C or SIGTERM ends a run at a step boundary with a checkpoint of that step.
 """
 
 from __future__ import annotations
 
 import io
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,3 +73,53 @@ class Checkpoint:
         """Write `state`, with the clock's `elapsed`, as the checkpoint."""
         write_torch(self.path, {**state, "elapsed": self.elapsed()})
         self.last = time.perf_counter()
+
+
+class Stop:
+    """Ctrl-C and SIGTERM stop a run at the next step boundary, with a checkpoint of that step.
+
+    Inside the `with`, the first SIGINT or SIGTERM only sets `requested`; the loop calls `boundary`
+    after each whole update (where the state is a consistent step), which raises KeyboardInterrupt when
+    a stop was asked for. A second Ctrl-C raises at once, as Python's default would. `keep` (in the
+    loop's `except KeyboardInterrupt`) saves a checkpoint when the loop stopped at a boundary, so a
+    rerun resumes at that step instead of the last timed checkpoint. Handlers are installed only in
+    the main thread (elsewhere signals cannot be caught) and restored on exit.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.safe: int | None = None      # the step at which the loop last stood at a boundary
+        self._old: dict = {}
+
+    def __enter__(self) -> "Stop":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def boundary(self, step: int, on_step=None) -> None:
+        """After a whole update: report it (`on_step`, which may itself raise KeyboardInterrupt: a
+        sweep stopping), then stop here if a signal asked for it."""
+        self.safe = step
+        if on_step:
+            on_step(step)
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def keep(self, step: int, ckpt: Checkpoint, flush, state) -> None:
+        """Checkpoint `step` when the loop stopped at a boundary (flush(): the logs first; state(): the
+        checkpoint's content); elsewhere the last timed checkpoint stands."""
+        if self.safe == step:
+            flush()
+            ckpt.save(state())

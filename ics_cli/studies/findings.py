@@ -145,6 +145,8 @@ def sentences(root: Path) -> list[str]:
         if rows.empty:
             continue
         row = rows.iloc[0]
+        if row["verdict"] not in words:     # UNDERPOWERED, DESIGN CHECK: nothing was decided, no finding
+            continue
         m = float(row["measured"]) if pd.notna(row["measured"]) else math.nan
         text = words[row["verdict"]].format(m=m, ci=_ci(row),
                                             neg=_num(-100 * m, ".0f") if math.isfinite(m) else "–")

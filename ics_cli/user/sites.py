@@ -99,17 +99,6 @@ class View:
             rows.append({"layer": "output", "linear": self.head_name, "norm": None, "act": None})
         return rows
 
-    def norm_name(self) -> str:
-        """The registry name of the placed norms (`none` without, names joined by `+` if mixed)."""
-        found = []
-        for s in self.blocks.values():
-            module = s.norm.norm if isinstance(s.norm, noise.Noisy) else s.norm
-            if module is not None:
-                cls = type(module).__name__
-                name = next((n for key, n in NORM_NAMES if key in cls), cls)
-                found += [name] if name not in found else []
-        return "+".join(found) or "none"
-
 
 def view(model: nn.Module, x: torch.Tensor, layers: list[str] | None = None):
     """The recorders' view of `model` (a Net is its own), its layers found with one pass of x."""
@@ -178,6 +167,19 @@ def view(model: nn.Module, x: torch.Tensor, layers: list[str] | None = None):
         raise IcsError(f"ics.watch: no Linear/Conv layer found in this {type(model).__name__}")
     blocks = {f"hidden{i}": s for i, s in enumerate(sites.values(), 1)}
     return View(model, blocks, head)
+
+
+def norm_name(model) -> str:
+    """The registry name of the norms at the sites of `model` (a Net or a View): `none` without, names
+    joined by `+` when they differ, a class the registry does not know by its class name."""
+    found = []
+    for block in model.blocks.values():
+        module = block.norm.norm if isinstance(block.norm, noise.Noisy) else block.norm
+        if module is not None and not isinstance(module, nn.Identity):
+            cls = type(module).__name__
+            name = next((n for key, n in NORM_NAMES if key in cls), cls)
+            found += [name] if name not in found else []
+    return "+".join(found) or "none"
 
 
 def order(model: nn.Module) -> list[tuple[str, nn.Module]]:

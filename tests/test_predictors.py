@@ -1,0 +1,201 @@
+"""Falsifiability of `ics meta` (analyse/predictors.py, analyse/ranks.py): synthetic run tables built so
+that a measure truly predicts, only tracks the lr, or is noise, and the verdicts must say so; the controls
+must catch a broken machine; the granulated τ equals a hand computation; the CMI's permutation null
+removes the plug-in bias. Then the command on folders written by the fixtures (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ics_cli.analyse import predictors as p, ranks
+from ics_cli.cli import main
+
+from expect import error_line
+from fixtures_runs import RUNS, write_runs
+
+FAST = dict(replicates=300, permutations=200)
+CONTEXT = ["model", "batch_size"]
+
+
+def world(seed: int = 0, models=("mlp", "cnn", "resmlp", "deep"), norms=8, lrs=8, seeds=3) -> pd.DataFrame:
+    """A run table: accuracy = the norm's quality + a hump in log lr + seed noise; `good` is minus the
+    norm's quality plus small noise (lower drift, better norm); `lr_only` is log lr plus noise; `noise`
+    is noise; early training loss (the positive control) falls with accuracy."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    log_lrs = np.linspace(-3, 0.5, lrs)
+    for model in models:
+        quality = rng.normal(0, 1, norms)
+        for n in range(norms):
+            for log_lr in log_lrs:
+                for s in range(seeds):
+                    acc = 0.1 * quality[n] - 0.05 * (log_lr + 1.2) ** 2 + rng.normal(0, 0.01)
+                    rows.append(dict(model=model, norm=f"n{n}", lr=10 ** log_lr, batch_size=60, seed=s,
+                                     final_acc=acc, steps_to_target=100 - 100 * acc, diverged=0.0,
+                                     drift_mean_linear=-quality[n] + rng.normal(0, 0.1),
+                                     drift_var_linear=log_lr + rng.normal(0, 0.1),
+                                     drift_mean_norm_eval=rng.normal(0, 1),
+                                     early_train_loss=-acc + rng.normal(0, 0.005)))
+    table = pd.DataFrame(rows)
+    for c in p.MEASURES:
+        if c.name not in table:
+            table[c.name] = np.nan
+    table["log_lr"] = np.log10(table["lr"])
+    table["shuffled"] = table["early_train_loss"].to_numpy()[rng.permutation(len(table))]
+    table["edge"] = np.nan
+    table.attrs["key"] = ["model", "norm", "lr", "batch_size"]
+    return table
+
+
+def verdict(table: pd.DataFrame, measure: str, outcome: str = "final_acc") -> tuple[str, str]:
+    rivals = {}
+    for k in p.CONFOUNDERS:
+        if k != measure and np.isfinite(table[k].to_numpy(float)).any():
+            t = p.measure_stats(table, CONTEXT, k, outcome, **FAST).tau_norm.value
+            if math.isfinite(t):
+                rivals[k] = abs(t)
+    return p.decide(p.measure_stats(table, CONTEXT, measure, outcome, **FAST), rivals)
+
+
+def test_a_measure_that_ranks_norms_at_fixed_lr_predicts():
+    v, reason = verdict(world(), "drift_mean_linear")
+    assert v == p.PREDICTS, reason
+
+
+def test_a_measure_that_only_tracks_the_lr_does_not_predict():
+    v, reason = verdict(world(), "drift_var_linear")
+    assert v in (p.PROXY, p.NO), reason
+
+
+def test_noise_does_not_predict():
+    v, reason = verdict(world(), "drift_mean_norm_eval")
+    assert v == p.NO, reason
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_shuffled_control_never_predicts(seed):
+    table = world(seed, models=("mlp", "cnn"), norms=6, lrs=6)
+    for outcome in ("final_acc", "steps_to_target"):
+        assert verdict(table, "shuffled", outcome)[0] != p.PREDICTS
+
+
+def test_the_controls_pass_on_a_sound_world_and_a_broken_positive_control_fails_every_verdict():
+    table = world(models=("mlp", "cnn"), norms=6, lrs=6)
+    _, verdicts, problem = p.analyse(table, 0.1, **FAST)
+    assert problem is None
+    assert (verdicts.set_index(["measure", "outcome"]).loc[("early_train_loss", "final_acc"), "verdict"]
+            == p.PREDICTS)
+    broken = table.copy()
+    broken["early_train_loss"] = np.random.default_rng(1).normal(size=len(broken))   # no longer tracks accuracy
+    _, verdicts, problem = p.analyse(broken, 0.1, **FAST)
+    assert problem and "early_train_loss" in problem
+    assert (verdicts["verdict"] == p.FAILED).all()
+    assert verdicts["reason"].str.startswith("machinery failed").all()
+
+
+def test_a_shuffled_control_that_predicts_fails_the_machinery():
+    table = world(models=("mlp", "cnn"), norms=6, lrs=6)
+    table["shuffled"] = table["early_train_loss"]          # a "shuffle" that shuffled nothing
+    _, verdicts, problem = p.analyse(table, 0.1, **FAST)
+    assert problem and "shuffled" in problem
+    assert (verdicts["verdict"] == p.FAILED).all()
+
+
+def test_a_measure_absent_everywhere_is_reported_not_recorded():
+    _, verdicts, _ = p.analyse(world(models=("mlp",), norms=4, lrs=4), 0.1, **FAST)
+    rows = verdicts[verdicts["measure"] == "grad_ics_rel"]
+    assert len(rows) == len(p.OUTCOMES) and (rows["unchecked_verdict"] == p.NOT_RECORDED).all()
+
+
+def test_tau_b_is_scipys():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 9))
+        x, y = rng.integers(0, 4, n).astype(float), rng.integers(0, 3, n).astype(float)
+        ours, theirs = ranks.tau_b(x, y), stats.kendalltau(x, y).statistic
+        assert (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs, abs=1e-12)
+
+
+def test_granulated_tau_by_hand():
+    # lr 0.1: measure 1, 2, 3 and outcome 1, 3, 2 over norms a, b, c: pairs ab, ac concordant, bc
+    # discordant, τ = (2 − 1)/3. lr 1: both 1, 2, 3: τ = 1. Ψ = (1/3 + 1)/2 = 2/3. Two seeds with the
+    # same values: every bootstrap replicate is the same, the interval is the point.
+    rows = []
+    for lr, m, y in ((0.1, (1, 2, 3), (1, 3, 2)), (1.0, (1, 2, 3), (1, 2, 3))):
+        for norm, mv, yv in zip("abc", m, y):
+            for seed in (0, 1):
+                rows.append(dict(model="mlp", lr=lr, norm=norm, seed=seed, m=float(mv), y=float(yv)))
+    g = ranks.granulated(pd.DataFrame(rows), ["model", "lr"], "norm", "m", "y", replicates=50)
+    assert g.value == pytest.approx(2 / 3)
+    assert (g.ci_low, g.ci_high) == pytest.approx((2 / 3, 2 / 3))
+    assert g.n == 2 and g.pairs == 6 and g.seeds == 2
+    assert sorted(t for _, t, _ in g.per_cell) == pytest.approx([1 / 3, 1])
+    # Seed means decide: norm c's seeds average to 2.5 > b's 2 in the measure at lr 0.1.
+    frame = pd.DataFrame(rows)
+    frame.loc[(frame.lr == 0.1) & (frame.norm == "c") & (frame.seed == 1), "m"] = 2.0   # means: 1, 2, 2.5
+    assert ranks.granulated(frame, ["model", "lr"], "norm", "m", "y", replicates=10).value == pytest.approx(2 / 3)
+
+
+def test_cmi_null_removes_the_plug_in_bias():
+    rng = np.random.default_rng(3)
+    plug_in, excess, ps = [], [], []
+    for _ in range(20):
+        t = pd.DataFrame(dict(lr=np.repeat([0.1, 0.3, 1.0], 12), m=rng.normal(size=36), y=rng.normal(size=36)))
+        c = ranks.cmi(t, ["lr"], "m", "y", permutations=200, seed=int(rng.integers(1 << 30)))
+        plug_in.append(c.value)
+        excess.append(c.excess)
+        ps.append(c.p)
+    # The plug-in estimate of an independent pair is biased upwards (about (3 − 1)² / (2 · 12) = 0.17 nats
+    # with terciles in strata of 12); minus the null's mean it is 0 within 3 standard errors.
+    assert np.mean(plug_in) > 0.1
+    assert abs(np.mean(excess)) < 3 * np.std(excess, ddof=1) / math.sqrt(len(excess))
+    assert np.mean(np.array(ps) < 0.05) <= 0.2
+    t = pd.DataFrame(dict(lr=np.repeat([0.1, 0.3, 1.0], 12), m=np.arange(36.0)))
+    t["y"] = t["m"] + rng.normal(0, 0.5, 36)
+    strong = ranks.cmi(t, ["lr"], "m", "y", permutations=200)
+    assert strong.excess > 0.3 and strong.p < 0.01
+
+
+def test_sign_error_ignores_pairs_within_seed_noise():
+    t = pd.DataFrame(dict(model="mlp", lr=0.1, norm=list("aabbcc"), seed=[0, 1] * 3,
+                          m=[1, 1, 2, 2, 3, 3.0], y=[0.5, 0.5, 0.9, 0.9, 0.2, 0.2]))
+    [e] = ranks.sign_errors(t, ["model", "lr"], "norm", "m", "y", 1.0, noise_sd=0.0)
+    assert e.pairs == 3 and e.value == pytest.approx(2 / 3)     # ab right; ac, bc wrong
+    [e] = ranks.sign_errors(t, ["model", "lr"], "norm", "m", "y", 1.0, noise_sd=0.3)
+    assert e.pairs == 1 and e.value == 1.0      # only bc (Δ 0.7) is beyond 2 × 0.3 × 1 = 0.6
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_ics_meta_writes_its_outputs(tmp_path, capsys):
+    sweep = write_runs(tmp_path)
+    # The fixture logs at steps 0, 10, ... of 40: a window of half the run holds two log steps.
+    assert main(["meta", str(sweep), "--out", str(tmp_path / "meta"), "--window", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "Predictors of final_acc" in out and "controls:" in out
+    names = {f.name for f in (tmp_path / "meta").iterdir()}
+    assert {"predictors.csv", "verdicts.csv", "predictor_runs.csv"} <= names
+    assert any(n.startswith("forest_") and n.endswith(".png") for n in names)
+    verdicts = pd.read_csv(tmp_path / "meta" / "verdicts.csv")
+    assert set(verdicts["verdict"]) <= set(p.VERDICTS)
+    assert (verdicts[verdicts["measure"] == "grad_ics_rel"]["unchecked_verdict"] == p.NOT_RECORDED).all()
+    stats_rows = pd.read_csv(tmp_path / "meta" / "predictors.csv")
+    assert list(stats_rows.columns) == p.STAT_COLUMNS
+    assert set(stats_rows["role"]) == {p.MEASURE, p.CONFOUNDER, p.CONTROL}
+    assert set(stats_rows["window"]) == {0.5, 0.02, 0.2}
+    drift = verdicts[(verdicts["measure"] == "drift_mean_linear") & (verdicts["outcome"] == "final_acc")]
+    assert np.isfinite(drift["tau_norm"]).all()
+
+
+@pytest.mark.parametrize("keep, needle", [(lambda r: r["norm"] == "none", "1 norms (none); at least 2"),
+                                          (lambda r: r["lr"] == 0.1, "1 learning rates (0.1); at least 2")])
+def test_ics_meta_refuses_one_norm_or_one_lr(tmp_path, capsys, keep, needle):
+    sweep = write_runs(tmp_path, [r for r in RUNS if keep(r)])
+    error_line(main(["meta", str(sweep), "--out", str(tmp_path / "meta")]), capsys, needle)
+    assert not (tmp_path / "meta").exists()
