@@ -24,4 +24,10 @@ def require(package: str, label: str, what: str, present: bool | None = None) ->
     """One line naming the fix when the optional `package` (the extra of ics-cli of that name) is missing
     (`present`: whether it is, when the caller knows better)."""
     if not (installed(package) if present is None else present):
-        raise IcsError(f"{what} needs {label}, which is not installed: pip install 'ics-cli[{package}]'")
+        raise IcsError(f"{what} needs {label}, which is not installed: {install_line(package)}")
+
+
+def install_line(extra: str) -> str:
+    """How to install an optional extra: the published package itself, or the extra from a checkout
+    (ics-cli is not on PyPI, so `pip install 'ics-cli[...]'` would name nothing)."""
+    return f"pip install {extra} (or, in a checkout of ics: pip install -e '.[{extra}]')"

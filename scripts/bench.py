@@ -412,7 +412,7 @@ def ray_backend(device: str, steps: int, repeats: int) -> list[tuple]:
 
     label = f"7. sweep 16 runs x {steps} steps: --backend ray / local --jobs 2, whole process"
     if not rb.available():
-        return [not_measured(label, "<= 1.25", SideFailed("Ray is not installed: pip install 'ics-cli[ray]'"))]
+        return [not_measured(label, "<= 1.25", SideFailed("Ray is not installed: pip install ray"))]
 
     def sweep(*backend) -> float:
         return ics_process(device, "sweep", *RAY_SWEEP, "--steps", steps, *backend)

@@ -195,9 +195,9 @@ def test_backend_ray_without_ray_is_one_line_naming_the_extra(tmp_path, capsys, 
     monkeypatch.setattr(ray_backend, "available", lambda: False)
     out = tmp_path / "S"
     err = error_line(main(_grid(out, 5, "--backend", "ray")), capsys)
-    assert "pip install 'ics-cli[ray]'" in err
+    assert "pip install ray (or, in a checkout of ics: pip install -e '.[ray]')" in err
     assert not out.exists()
-    assert "pip install 'ics-cli[ray]'" in error_line(
+    assert "pip install ray (or, in a checkout of ics: pip install -e '.[ray]')" in error_line(
         main(["reproduce", "ba2016", "--quick", "--backend", "ray", "--out", str(out)]), capsys)
     assert not out.exists()
 

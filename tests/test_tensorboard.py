@@ -309,9 +309,9 @@ def test_export_of_a_table_works_as_before(pair, tmp_path, capsys):
 def test_without_tensorboard_the_flag_and_export_are_one_line(pair, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)          # `import tensorboard` fails
     line = refused(capsys, ["train", "--dataset", "synthetic", "--tensorboard"], tmp_path / "out")
-    assert "pip install 'ics-cli[tensorboard]'" in line
+    assert "pip install tensorboard (or, in a checkout of ics: pip install -e '.[tensorboard]')" in line
     rc = main(["export", "tensorboard", str(pair[1]), "--logdir", str(tmp_path / "tb")])
-    error_line(rc, capsys, "pip install 'ics-cli[tensorboard]'")
+    error_line(rc, capsys, "pip install tensorboard (or, in a checkout of ics: pip install -e '.[tensorboard]')")
     assert not (tmp_path / "tb").exists()
 
 
@@ -321,4 +321,4 @@ def test_without_tensorboard_a_process_exits_2_with_one_line(pair, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == "", done
     assert done.stderr.splitlines() == ["ics: error: ics export tensorboard needs TensorBoard, which is not "
-                                        "installed: pip install 'ics-cli[tensorboard]'"], done.stderr
+                                        "installed: pip install tensorboard (or, in a checkout of ics: pip install -e '.[tensorboard]')"], done.stderr

@@ -89,7 +89,7 @@ HELP = {
                         "the bytes recorded do not depend on it.",
     "tensorboard": "Also write every recorded row as TensorBoard events into RUN/tensorboard/ (scalars, "
                    "histograms of per-unit means and sampled activations; needs pip install "
-                   "'ics-cli\\[tensorboard]'). Not part of the run's hash; the tables are the same bytes.",
+                   "tensorboard, or -e '.\\[tensorboard]' in a checkout). Not part of the run's hash; the tables are the same bytes.",
     "track_units": "Units per layer whose p15/p50/p85 percentiles are recorded.",
     "eval_batchstats": "Also measure test accuracy with batch statistics (batch-norm variants).",
     "ics_every": "Gradient-based ICS (Santurkar Def. 2.1) of every hidden layer every N steps, on the "
@@ -156,7 +156,7 @@ def epilog(command: str) -> str | None:
 
 BACKEND_HELP = {
     "backend": "Where the runs go: local (processes on this machine, --jobs of them) or ray (one Ray task per "
-               "run, 1 CPU each, 1 GPU with --device cuda; needs pip install 'ics-cli\\[ray]'). The run folders "
+               "run, 1 CPU each, 1 GPU with --device cuda; needs pip install ray, or -e '.\\[ray]' in a checkout). The run folders "
                "are the same either way.",
     "ray_address": "With --backend ray: the Ray cluster to join, 'auto' for the one `ray start --head` started "
                    "(--out must then be a folder every node mounts). Default: start a local Ray instance.",

@@ -1,6 +1,6 @@
 """TensorBoard event files of runs: the tag scheme, live writing beside the tables, export of run folders.
 
-TensorBoard is an optional extra (`pip install 'ics-cli[tensorboard]'`) and is imported here only,
+TensorBoard is an optional extra (`pip install -e '.[tensorboard]'` in a checkout, or `pip install tensorboard`) and is imported here only,
 and only when events are written or read. `ics train --tensorboard` (and `ics sweep`) writes
 `RUN/tensorboard/` while the run goes: each time rows are appended to a table, the same rows, parsed
 back from the CSV text just written (units: the block just written), become events, so every value

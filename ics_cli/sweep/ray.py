@@ -1,6 +1,6 @@
 """A sweep's runs as Ray tasks: one task per run, on a local Ray instance or a cluster.
 
-Ray is an optional extra (`pip install 'ics-cli[ray]'`) and is imported here only. Each run is one
+Ray is an optional extra (`pip install -e '.[ray]'` in a checkout, or `pip install ray`) and is imported here only. Each run is one
 task that calls sweep.run_one in a Ray worker with one thread, declared as `num_cpus=1` (and
 `num_gpus=1` under `--device cuda`), so Ray packs runs onto nodes by their resources. A run writes
 its own folder under `--out` exactly as a local sweep does, so on a cluster `--out` must be a path
