@@ -322,3 +322,21 @@ def test_without_tensorboard_a_process_exits_2_with_one_line(pair, tmp_path):
     assert done.returncode == 2 and done.stdout == "", done
     assert done.stderr.splitlines() == ["ics: error: ics export tensorboard needs TensorBoard, which is not "
                                         "installed: pip install tensorboard (or, in a checkout of ics: pip install -e '.[tensorboard]')"], done.stderr
+
+
+def test_every_run_carries_its_hparams_and_config_text(pair, tmp_path):
+    """TensorBoard's HParams tab filters a sweep by norm, lr, seed: each run's events start with them."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    _, folder = pair
+    for where in (folder / "tensorboard", tb.export([folder], tmp_path / "logs")[0]):
+        values = [v for path in tb.event_files(where) for e in LegacyEventFileLoader(str(path)).Load()
+                  if e.HasField("summary") for v in e.summary.value]
+        starts = [plugin_data_pb2.HParamsPluginData.FromString(v.metadata.plugin_data.content).session_start_info
+                  for v in values if v.tag == "_hparams_/session_start_info"]
+        assert len(starts) >= 1
+        hp = {k: v.string_value or v.number_value for k, v in starts[0].hparams.items()}
+        assert hp["norm"] == "batch" and hp["model"] == "mlp" and hp["lr"] == 0.5 and hp["seed"] == 0
+        texts = [v.tensor.string_val[0].decode() for v in values if v.tag.startswith("config")]
+        assert texts and '"norm": "batch"' in texts[0]

@@ -33,6 +33,10 @@ written into one new file, and the older files are removed (`Events.truncate`). 
 (the run was started without --tensorboard) the events up to the checkpoint are written from the
 tables. A run resumed without --tensorboard, and every fresh start, removes `RUN/tensorboard/`.
 
+**HParams and config**: every event file starts with the run's HParams (model, norm, lr, batch size,
+seed, … with the test accuracy and losses as its metrics) and its config.json as text (tag `config`),
+so TensorBoard's HParams tab filters a sweep by norm, lr or seed.
+
 **Export** stages every run's events in a folder beside DIR (`staging.staging_folder`) and then moves
 each into DIR/<run name>/, replacing what an earlier export put there, so exporting again never
 duplicates an event and a kill leaves the earlier export.
@@ -177,11 +181,43 @@ def write_tables(writer, run_dir: Path, cuts: dict[str, int] | None = None) -> N
             _write(writer, scalars(name, rows(name)), [])
 
 
-def _file_writer(folder: Path):
-    """A new event file in `folder` (SummaryWriter's own writer: one event per step, not per value)."""
+def _file_writer(folder: Path, run_dir: Path | None = None):
+    """A new event file in `folder` (SummaryWriter's own writer: one event per step, not per value);
+    with `run_dir`, it starts with the run's HParams and config text (`write_meta`)."""
     from torch.utils.tensorboard.writer import FileWriter
 
-    return FileWriter(str(folder), max_queue=MAX_QUEUE)
+    writer = FileWriter(str(folder), max_queue=MAX_QUEUE)
+    if run_dir is not None:
+        write_meta(writer, run_dir)
+    return writer
+
+
+HPARAMS = ("model", "norm", "lr", "batch_size", "seed", "dataset", "optimizer", "activation", "depth", "width")
+# The HParams plugin's metrics: scalar tags the run writes, read by the plugin at their last step.
+HPARAM_METRICS = ("accuracy/test", "loss/test", "loss/train", "drift/hidden1/linear")
+
+
+def hparams(config: dict) -> dict:
+    """The run's hyperparameters as TensorBoard's HParams shows them (filter a sweep by norm, lr, seed…)."""
+    cfg = config.get("config", config)
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k in HPARAMS
+            if (v := cfg.get(k)) is not None}
+
+
+def write_meta(writer, run_dir: Path) -> None:
+    """HParams (HPARAMS, with HPARAM_METRICS) and the config as text (tag `config`), at step 0."""
+    import json
+
+    from torch.utils.tensorboard import summary
+
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return
+    config = files.read_json(path)
+    for part in summary.hparams(hparams(config), {m: 0.0 for m in HPARAM_METRICS}):
+        writer.add_summary(part)
+    text = "```\n" + json.dumps(config.get("config", config), indent=2, sort_keys=True) + "\n```"
+    writer.add_summary(summary.text("config", text), 0)
 
 
 def event_files(folder: Path) -> list[Path]:
@@ -208,7 +244,7 @@ class Events:
     @property
     def writer(self):
         if self._writer is None:
-            self._writer = _file_writer(self.folder)
+            self._writer = _file_writer(self.folder, self.run_dir)
         return self._writer
 
     def table(self, name: str, columns: list[str], text: str) -> None:
@@ -237,7 +273,7 @@ class Events:
         from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
         seen: set[tuple[str, int]] = set()
-        kept = _file_writer(self.folder)
+        kept = _file_writer(self.folder, self.run_dir)
         try:
             for path in old:
                 if path.is_symlink() or not path.is_file():
@@ -282,7 +318,7 @@ def backfill(run_dir: Path) -> None:
     folder = Path(run_dir) / FOLDER
     if not event_files(folder):
         remove(run_dir)
-        writer = _file_writer(folder)
+        writer = _file_writer(folder, run_dir)
         try:
             write_tables(writer, run_dir)
         except BaseException:       # a damaged table: no event file is left half-written
@@ -315,7 +351,7 @@ def export(paths: list[Path], logdir: Path,
     logdir = Path(logdir)
     with staging.staging(logdir) as stage:
         for run in runs:
-            writer = _file_writer(stage / run.path.name)
+            writer = _file_writer(stage / run.path.name, run.path)
             write_tables(writer, run.path)
             writer.close()
     logdir.mkdir(parents=True, exist_ok=True)
