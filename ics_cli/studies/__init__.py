@@ -25,6 +25,7 @@ A failing claim is a finding, not an error: run_study reports it and returns nor
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,11 +207,17 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
             ctx.tables(group)
     ctx.save_tables()
     figures = study.figures(Context(out=out, quick=quick), out / "figures") if study.figures else []
-    write_json(out / "study.json", {"study": name, "quick": quick, "seeds": seeds})
-    write_atomic(out / "verdicts.csv", files.to_csv(verdicts[VERDICT_COLUMNS]))
     seconds = time.perf_counter() - start
+    reused = statuses.count("skipped")
+    # The wall time from empty run folders: this invocation's when it trained every run, else the one an
+    # earlier invocation recorded (a rerun that only re-measures keeps it).
+    before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
+    from_empty = seconds if not reused else before.get("from_empty_s")
+    write_json(out / "study.json", {"study": name, "quick": quick, "seeds": seeds, "from_empty_s": from_empty,
+                                    "cpus": os.cpu_count()})
+    write_atomic(out / "verdicts.csv", files.to_csv(verdicts[VERDICT_COLUMNS]))
     write_atomic(out / "README.md", readme.render(study, ctx, verdicts, figures, compare_figures, seconds,
-                                                  reused=statuses.count("skipped"), pilot=pilot))
+                                                  reused=reused, pilot=pilot, from_empty=from_empty))
     return StudyResult(name, out, verdicts, seconds)
 
 
