@@ -467,7 +467,8 @@ app.add_typer(export_app, name="export")
 def export(
     run_dir: Path = typer.Argument(..., help="A run folder."),
     table: Table = typer.Option(Table.units, "--table", metavar="<table>", help=f"Which table: {listed(Table)}."),
-    dest: Optional[Path] = typer.Option(None, "--out", help="CSV file to write (default: stdout)."),
+    dest: Optional[Path] = typer.Option(None, "--out", help="File to write: CSV, or Parquet when it ends in .parquet "
+                                        "(default: CSV on stdout)."),
 ):
     """One table of a run as CSV (units.parquet included): to a file, or to stdout. The default command:
     `ics export RUN` is `ics export table RUN`."""
@@ -477,7 +478,7 @@ def export(
     if dest is None:
         store.export_table(run_dir, table.value)
         return
-    config_mod.check_output_file(dest, "a CSV")
+    config_mod.check_output_file(dest, "a Parquet" if dest.suffix == ".parquet" else "a CSV")
     refuse_over_runs(dest, "--out", file=True)
     with lock.writing(dest):        # a full disk or a read-only file: one line naming it
         store.export_table(run_dir, table.value, dest)
@@ -490,7 +491,7 @@ def export_tensorboard(
                                 "(DIR/RUN_NAME/, replaced when exported again); then `tensorboard --logdir DIR`."),
 ):
     """Runs as TensorBoard event files, from their tables: the tags `ics train --tensorboard` writes,
-    without its sampled activations (needs pip install 'ics-cli\\[tensorboard]')."""
+    without its sampled activations (needs the tensorboard package)."""
     from .store import lock, tensorboard
 
     tensorboard.require("ics export tensorboard")

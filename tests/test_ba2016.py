@@ -32,7 +32,7 @@ def test_every_claim_is_covered_here():
 
 
 def run_with(root: Path, *, norm: str, seed: int, batch_size: int, err: float, level: float,
-             noise: float) -> Path:
+             noise: float, train_mode: bool = False) -> Path:
     """A finished MLP run: final test error `err`; the eval-mode training loss (`train_loss_eval`, what L3
     and L4 read) = level × (1 + 2 e^(−k/5)) + noise × N(0, 1) at metrics row k (row 0, before any update,
     blank); the train-mode `train_loss` a constant 9, so a claim reading it would see no difference."""
@@ -46,6 +46,8 @@ def run_with(root: Path, *, norm: str, seed: int, batch_size: int, err: float, l
     loss[0] = math.nan
     metrics[ba.TRAIN_LOSS] = loss
     metrics["train_loss"] = 9.0
+    if train_mode:                   # the series in the update's own loss instead (L3t, L4t)
+        metrics["train_loss"], metrics[ba.TRAIN_LOSS] = loss, 9.0
     metrics.to_csv(folder / "metrics.csv", index=False)
     return folder
 
@@ -55,15 +57,16 @@ PAPER_LIKE = {"none": (0.035, 0.03, 0.05, 0.002), "layer": (0.03, 0.031, 0.04, 0
               "batch": (0.06, 0.029, 0.3, 0.03)}
 
 
-def world(tmp_path, **changes):
-    """PAPER_LIKE, with any norm's tuple replaced by `changes[norm]`."""
+def world(tmp_path, train_mode=False, **changes):
+    """PAPER_LIKE, with any norm's tuple replaced by `changes[norm]` (`train_mode`: the loss series in
+    `train_loss`, the eval-mode loss constant)."""
     spec = {**PAPER_LIKE, **changes}
     paths = {ba.SMALL: [], ba.LARGE: []}
     for norm, (err4, err128, level, noise) in spec.items():
         for s in SEEDS:
             jitter = float(np.random.default_rng([s, ba.NORMS.index(norm)]).uniform(-0.002, 0.002))
             paths[ba.SMALL].append(run_with(tmp_path / "runs", norm=norm, seed=s, batch_size=ba.SMALL,
-                                            err=err4 + jitter, level=level, noise=noise))
+                                            err=err4 + jitter, level=level, noise=noise, train_mode=train_mode))
             paths[ba.LARGE].append(run_with(tmp_path / "runs", norm=norm, seed=s, batch_size=ba.LARGE,
                                             err=err128 - jitter, level=0.1, noise=0.005))
     return context(tmp_path, {ba.GROUP[b]: p for b, p in paths.items()})
@@ -108,6 +111,17 @@ def test_l4_batch_norm_training_loss_the_noisiest(tmp_path, batch, verdict):
     m = ba.measure_l4(world(tmp_path, batch=batch))
     assert m.verdict == verdict
     assert ba.measure_l3(world(tmp_path / "again", batch=batch)).verdict == "PASS"
+
+
+@pytest.mark.parametrize("batch, verdict", [((0.06, 0.029, 0.3, 0.03), "PASS"), ((0.06, 0.029, 0.01, 0.0005), "FAIL")])
+def test_l3t_reads_the_train_mode_loss(tmp_path, batch, verdict):
+    assert ba.measure_l3t(world(tmp_path, train_mode=True, batch=batch)).verdict == verdict
+    assert ba.measure_l3t(world(tmp_path / "eval", batch=batch)).verdict == "FAIL"     # its loss constant there
+
+
+@pytest.mark.parametrize("batch, verdict", [((0.06, 0.029, 0.3, 0.03), "PASS"), ((0.06, 0.029, 0.3, 0.0005), "FAIL")])
+def test_l4t_reads_the_train_mode_loss(tmp_path, batch, verdict):
+    assert ba.measure_l4t(world(tmp_path, train_mode=True, batch=batch)).verdict == verdict
 
 
 def test_l4_noisiness_is_the_jitter_around_the_trend():

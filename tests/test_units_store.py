@@ -321,3 +321,11 @@ def test_a_damaged_table_is_not_exported(run, tmp_path, capsys):
     dest = tmp_path / "out.csv"
     assert main(["export", str(run), "--out", str(dest)]) == 2
     assert f"{final.name} is truncated" in capsys.readouterr().err and not dest.exists()
+
+
+def test_export_to_a_parquet_name_writes_parquet(run, tmp_path):
+    """`--out x.parquet` writes Parquet, not CSV text under a Parquet name; the values are the table's."""
+    dest = tmp_path / "units.parquet"
+    assert main(["export", str(run), "--table", "units", "--out", str(dest)]) == 0
+    assert dest.read_bytes()[:4] == b"PAR1"
+    pd.testing.assert_frame_equal(pd.read_parquet(dest), store.read_table(run, "units"))

@@ -14,6 +14,8 @@ with the rest.
 
 from __future__ import annotations
 
+import io
+
 import os
 import sys
 import warnings
@@ -70,13 +72,20 @@ def read_table(run_dir: Path, name: str) -> pd.DataFrame:
 
 def export_table(run_dir: Path, name: str, dest: Path | None = None) -> Path | None:
     """One table of a run as CSV (floats to 9 significant digits, NaN blank): into `dest`, written
-    atomically, or to stdout when `dest` is None. Returns `dest`."""
+    atomically, or to stdout when `dest` is None; a `dest` ending in .parquet gets Parquet (the values
+    as read, full precision). Returns `dest`."""
     run_dir = Path(run_dir)
     if name not in TABLES:
         raise IcsError(f"unknown table '{name}'; give one of {', '.join(TABLES)}")
     if not is_run_dir(run_dir):
         raise IcsError(f"'{run_dir}' is not a run folder (it has no config.json)")
-    text = frame_text(read_table(run_dir, name))
+    frame = read_table(run_dir, name)
+    if dest is not None and Path(dest).suffix == ".parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        write_atomic(Path(dest), buffer.getvalue())
+        return Path(dest)
+    text = frame_text(frame)
     if dest is None:
         sys.stdout.write(text)
         sys.stdout.flush()

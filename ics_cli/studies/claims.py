@@ -112,6 +112,7 @@ class Study:
     history: list["Change"] = field(default_factory=list)    # changes after data was seen
     dataset: str = "mnist-5k"         # what its runs train on, in words for the README
     budget: str = ""                  # the compute budget its seeds were sized within
+    review: str = ""                  # markdown: what the red-team review of the verdicts found, and what was done
 
 
 @dataclass(frozen=True)

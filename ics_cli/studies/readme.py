@@ -124,6 +124,8 @@ def render(study: Study, ctx, verdicts: pd.DataFrame, figures: list[tuple[Path, 
             if before != r["verdict"] and not revised.get(r["claim_id"]):
                 why = "same test, new runs"
             lines.append(f"| {r['claim_id']} | {before} | **{r['verdict']}** | {_cell(why)} |")
+    if study.review and not ctx.quick:
+        lines += ["", "## Red-team review", "", study.review.strip()]
     lines += ["", "## What the measurements say", ""]
     lines += [f"* **{r['claim_id']}** ({r['verdict']}): {r['seen']}" for _, r in verdicts.iterrows()]
     lines += ["", "## Figures", ""]
