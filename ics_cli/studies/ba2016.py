@@ -350,8 +350,6 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
 
 
 REVIEW = """\
-A reviewer given only this README, the tables and the paper (issue 24's red team) found:
-
 * **L1 stands** (also as superiority; with the main seeds' SD the MDE is about 0.6 points, below the
   margin). One lr only; pairing is over seeds, not test images.
 * **L2** is powered and its interval lies inside ±1 point: no margin-sized harm from BN at batch 4 on

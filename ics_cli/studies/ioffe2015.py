@@ -359,8 +359,7 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
 
 
 REVIEW = """\
-A reviewer given only this README, the tables and the paper (issue 24's red team) found that none of the
-four verdicts is evidence yet, for reasons of design that the next release must fix before its runs:
+None of the four verdicts is evidence yet, for reasons of design the next release must fix before its runs:
 
 * **I1**: the pilot's SD (0.015) comes from its weakest step, 10,000, where one pilot seed stands out;
   the main runs decide at step 20,000, where the pilot's SD is 0.0028 (MDE about 0.007, within the

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..store.runs import run_config
 from .claims import TESTS, VERDICTS, Study
+from .reviews import REVIEWS
 
 
 def tests_of(name: str) -> str:
@@ -124,8 +125,12 @@ def render(study: Study, ctx, verdicts: pd.DataFrame, figures: list[tuple[Path, 
             if before != r["verdict"] and not revised.get(r["claim_id"]):
                 why = "same test, new runs"
             lines.append(f"| {r['claim_id']} | {before} | **{r['verdict']}** | {_cell(why)} |")
-    if study.review and not ctx.quick:
-        lines += ["", "## Red-team review", "", study.review.strip()]
+    review = study.review or REVIEWS.get(study.name, "")
+    if review and not ctx.quick:
+        lines += ["", "## Red-team review", "",
+                  "A reviewer given only this README, the tables and the paper tried to show that each verdict "
+                  "is not evidence (by construction, confounded, underpowered, decided after the data). What "
+                  "it found and this release did not fix:", "", review.strip()]
     lines += ["", "## What the measurements say", ""]
     lines += [f"* **{r['claim_id']}** ({r['verdict']}): {r['seen']}" for _, r in verdicts.iterrows()]
     lines += ["", "## Figures", ""]
