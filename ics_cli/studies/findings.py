@@ -91,28 +91,29 @@ SENTENCES = [
               "steps 10× smaller than with batch norm (ratio {ci}), unlike Bjorck et al.'s (2018) ResNet-110.",
         INCONCLUSIVE: "Whether a residual network without batch norm blows its loss up at much smaller steps "
                       "than with it could not be decided (ratio {ci})."}),
-    ("santurkar2018", "S4", ["santurkar2018/figures/fig3_grad_ics.*"], {
-        PASS: "Gradient-based internal covariate shift (how much a layer's gradient changes when the layers "
-              "before it take their step) was not lower with batch norm on a ReLU MLP (ratio {ci}), as "
-              "Santurkar et al. (2018) found.",
-        FAIL: "Gradient-based internal covariate shift (how much a layer's gradient changes when the layers "
-              "before it take their step) was lower with batch norm on a ReLU MLP ({ci}× the standard "
-              "net's), unlike Santurkar et al.'s (2018) VGG; on their deep linear network read it beside "
-              "sharpness × lr (S5).",
-        INCONCLUSIVE: "Whether batch norm lowers gradient-based internal covariate shift on a ReLU MLP could "
-                      "not be decided (ratio {ci})."}),
+    ("santurkar2018", "S4-stable", ["santurkar2018/figures/fig3_grad_ics.*"], {
+        PASS: "Gradient-based internal covariate shift (how much a layer's gradient changes, relative to its "
+              "size, when the layers before it take their step) was not lower with batch norm on a ReLU MLP "
+              "once both nets were below the edge of stability (ratio {ci}), as Santurkar et al. (2018) found.",
+        FAIL: "Gradient-based internal covariate shift (how much a layer's gradient changes, relative to its "
+              "size, when the layers before it take their step) was lower with batch norm on a ReLU MLP even "
+              "where both nets were below the edge of stability ({ci}× the standard net's), unlike Santurkar "
+              "et al.'s (2018) VGG.",
+        INCONCLUSIVE: "Whether batch norm lowers gradient-based internal covariate shift on a ReLU MLP, where "
+                      "both nets are below the edge of stability, could not be decided (ratio {ci})."}),
     ("wu2018", "G2", ["wu2018/figures/fig1_batch_size.*"], {
-        PASS: "Batch norm's error grew mostly in the last two halvings of the batch, from 8 to 2 images "
-              "(a difference of differences of {ci} in error), the sharp rise below 8 that Wu & He (2018) "
-              "report; whether it rose at all from 32 to 2, and whether group norm stayed flat, is in G1 "
-              "and G3.",
-        FAIL: "Batch norm's error did not rise more from batch 8 to 2 than from 32 to 8 (difference of "
-              "differences {ci}), unlike the sharp rise below 8 that Wu & He (2018) report.",
-        INCONCLUSIVE: "Whether batch norm's error rises sharply below a batch of 8, as Wu & He (2018) report, "
-                      "could not be decided (difference of differences {ci})."}),
+        PASS: "Batch norm's error rose from a batch of 8 to 2 (by {ci} in error) and stayed flat, within 2 "
+              "points, from 32 to 8: the sharp rise below 8 that Wu & He (2018) report; whether it rose at "
+              "all from 32 to 2, and whether group norm stayed flat, is in G1 and G3.",
+        FAIL: "Batch norm's error did not show Wu & He's (2018) sharp rise below a batch of 8: either no rise "
+              "of 2 points from 8 to 2, or a change of more than 2 points from 32 to 8 (the part that failed: "
+              "{ci} in error; both parts in G2's row).",
+        INCONCLUSIVE: "Whether batch norm's error rises sharply below a batch of 8 and stays flat above it, as "
+                      "Wu & He (2018) report, could not be decided ({ci} in the deciding part)."}),
     ("wu2021", "P3", ["wu2021/figures/norm_batch.*"], {
         PASS: "Normalizing over 2 images in training, the network did worse at test time with population "
-              "statistics than with the test batches' own ({ci} in error), as Wu & Johnson (2021) found.",
+              "statistics than with the test batches' own ({ci} in error; the sign is the claim, its size "
+              "depends on how long the network trains), as Wu & Johnson (2021) found.",
         FAIL: "Normalizing over 2 images in training, the network did better at test time with population "
               "statistics (PreciseBN) than with test batches of 2 normalized by their own statistics ({neg} "
               "points less error), the opposite of Wu & Johnson's (2021) finding on ImageNet.",
