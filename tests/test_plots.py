@@ -2,6 +2,7 @@
 
 import shutil
 
+import pandas as pd
 import pytest
 
 from ics_cli.analyse import compare
@@ -190,3 +191,19 @@ def test_a_figure_whose_large_table_was_left_out_is_kept_not_removed(tables, tmp
     (tmp_path / "accuracy_loss_stale.png").write_bytes(b"old")
     draw.draw_all(lean, tmp_path)
     assert not (tmp_path / "accuracy_loss_stale.png").exists()
+
+
+def test_large_tables_saved_gzipped_read_back_equal_and_the_same_bytes(tables, tmp_path):
+    """A study's tables/ keep the per-step tables as .csv.gz: read back equal, the same bytes each time,
+    and a later plain write replaces the gzipped file (one spelling per table)."""
+    files.write_tables(tables, tmp_path / "a", gzipped=outputs.PER_STEP_TABLES)
+    files.write_tables(tables, tmp_path / "b", gzipped=outputs.PER_STEP_TABLES)
+    for name in outputs.PER_STEP_TABLES:
+        assert (tmp_path / "a" / f"{name}.csv.gz").read_bytes() == (tmp_path / "b" / f"{name}.csv.gz").read_bytes()
+        assert not (tmp_path / "a" / f"{name}.csv").exists()
+    back = outputs.load(tmp_path / "a")
+    assert set(back) == set(tables)
+    for name in outputs.PER_STEP_TABLES:
+        pd.testing.assert_frame_equal(back[name], tables[name])
+    files.write_tables(tables, tmp_path / "a")
+    assert not (tmp_path / "a" / "layer_curves.csv.gz").exists() and (tmp_path / "a" / "layer_curves.csv").exists()

@@ -45,12 +45,21 @@ def load(out_dir: Path) -> dict[str, pd.DataFrame]:
     return read(out_dir)
 
 
+# The per-step tables, the large ones: a study's saved tables/ keep them gzipped (`<name>.csv.gz`).
+PER_STEP_TABLES = ("layer_curves", "percentiles", "grad_curves")
+
+
 def read(out_dir: Path) -> dict[str, pd.DataFrame]:
-    names = [n for n in ALL_TABLE_NAMES + SECOND_VIEW_NAMES + BATCH_VIEW_NAMES
-             if os.path.lexists(out_dir / f"{n}.csv")]
-    if not names:
+    """Every table in `out_dir`, from `<name>.csv` or, failing that, `<name>.csv.gz`."""
+    found = {}
+    for n in ALL_TABLE_NAMES + SECOND_VIEW_NAMES + BATCH_VIEW_NAMES:
+        for path in (out_dir / f"{n}.csv", out_dir / f"{n}.csv.gz"):
+            if os.path.lexists(path):
+                found[n] = path
+                break
+    if not found:
         raise IcsError(f"no compare tables in {out_dir}; run `ics compare` first")
-    return {n: _read_table(out_dir / f"{n}.csv", n) for n in names}
+    return {n: _read_table(path, n) for n, path in found.items()}
 
 
 def _read_table(path: Path, name: str) -> pd.DataFrame:

@@ -250,13 +250,19 @@ def to_csv(table: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
-    """Write each table to `out_dir/<name>.csv` atomically; return the paths in table order."""
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, gzipped: tuple[str, ...] = ()) -> list[Path]:
+    """Write each table to `out_dir/<name>.csv` atomically; return the paths in table order. A table
+    named in `gzipped` goes to `<name>.csv.gz` instead (the same CSV text, gzip with no timestamp, so
+    the same bytes every time), and the other spelling of its file is removed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, table in tables.items():
-        path = out_dir / f"{name}.csv"
-        write_atomic(path, to_csv(table))
+        text = to_csv(table)
+        plain, packed = out_dir / f"{name}.csv", out_dir / f"{name}.csv.gz"
+        path, other = (packed, plain) if name in gzipped else (plain, packed)
+        write_atomic(path, gzip.compress(text.encode(), mtime=0) if name in gzipped else text)
+        if os.path.lexists(other):
+            other.unlink()
         paths.append(path)
     return paths

@@ -68,7 +68,8 @@ class Context:
         written = []
         for key, tables in self._tables.items():
             if key[0] != "run":
-                written += files.write_tables(tables, self.out / "tables" / table_folder(*key))
+                written += files.write_tables(tables, self.out / "tables" / table_folder(*key),
+                                              gzipped=outputs.PER_STEP_TABLES)
         return written
 
     def run_tables(self, run: Run) -> dict[str, pd.DataFrame]:
