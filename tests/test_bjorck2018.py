@@ -8,7 +8,9 @@ B3 and B4. Test names start with the claim id, as in test_falsifiable.py.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ics_cli.studies import REGISTRY, bjorck2018 as bj
@@ -22,7 +24,7 @@ CURVE = [0.1, 0.5, 0.7, 0.8, 0.85, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94]
 
 def test_every_claim_is_covered_here():
     covered = {name[len("test_"):].split("_")[0].upper() for name in globals() if name.startswith("test_")}
-    ids = {c.id.upper() for c in bj.CLAIMS}
+    ids = {c.id.upper().replace("-", "") for c in bj.CLAIMS}     # B1-cifar: test_b1cifar_...
     assert ids <= covered, f"claims without a falsifiability test: {sorted(ids - covered)}"
     assert REGISTRY["bjorck2018"] is bj.STUDY
 
@@ -46,8 +48,10 @@ def init_group(tmp_path, model: str, at: dict[str, float | None]):
     return paths
 
 
-def b1_context(tmp_path, resmlp: dict, mlp: dict | None = None):
+def b1_context(tmp_path, resmlp: dict, mlp: dict | None = None, cifar: dict | None = None):
     groups = {bj.INIT["resmlp"]: init_group(tmp_path / "res", "resmlp", resmlp)}
+    if cifar is not None:        # the ResNet's relative losses, written as resmlp folders: the claim reads no model
+        groups[bj.CIFAR] = init_group(tmp_path / "cifar", "resmlp", cifar)
     if mlp is not None:
         groups[bj.INIT["mlp"]] = init_group(tmp_path / "plain", "mlp", mlp)
     return context(tmp_path, groups)
@@ -63,6 +67,14 @@ def b1_context(tmp_path, resmlp: dict, mlp: dict | None = None):
 def test_b1_blowup_at_smaller_steps_without_bn(tmp_path, none_at, bn_at, verdict):
     m = bj.measure_b1(b1_context(tmp_path, {"none": none_at, "batch": bn_at}))
     assert m.verdict == verdict and m.n_seeds == 5
+
+
+@pytest.mark.parametrize("none_at, bn_at, verdict", [(1e-4, None, "PASS"), (1e-3, 1e-3, "FAIL")])
+def test_b1cifar_blowup_on_the_resnet(tmp_path, none_at, bn_at, verdict):
+    """B1-cifar reads its own group: the residual MLP's worlds do not decide it."""
+    ctx = b1_context(tmp_path, {"none": 1e-3, "batch": 1e-3}, cifar={"none": none_at, "batch": bn_at})
+    m = bj.measure_b1_cifar(ctx)
+    assert m.verdict == verdict and m.log
 
 
 def test_b1_blowup_bracket():
@@ -124,23 +136,42 @@ def test_b2a_growth_without_bn(tmp_path, rate, verdict):
     assert m.verdict == verdict
 
 
-@pytest.mark.parametrize("rate, verdict", [(0.0, "PASS"), (-0.03, "PASS"), (0.06, "FAIL"), (0.15, "FAIL")])
-def test_b2b_flat_with_bn(tmp_path, rate, verdict):
-    """B2b: flat (or shrinking) activations with BN PASS; growth with depth FAILs."""
+@pytest.mark.parametrize("rate, verdict", [(0.0, "PASS"), (0.06, "PASS"), (0.15, "FAIL"), (0.2, "FAIL")])
+def test_b2b_less_growth_with_bn_than_without(tmp_path, rate, verdict):
+    """B2b: BN's slope below the slope without BN (0.15) PASSes; as steep or steeper FAILs."""
     m = bj.measure_b2b(b2_context(tmp_path, "resmlp", {"none": 0.15, "batch": rate}))
     assert m.verdict == verdict
 
 
-def test_b2b_one_growing_part_fails_the_claim(tmp_path):
-    """Flat standard deviations do not save the claim if the channel means grow."""
+def sqrt_world(extra: float):
+    """Channel |mean| and std grow like sqrt(layer) × 10**(extra · layer): √depth plus an excess slope."""
     def layers(norm, seed):
-        return {(layer, bj.SITE): {"unit_mean_abs": [10 ** (0.1 * k) * (1 + 0.01 * seed)] * 2,
-                                   "unit_var_mean": [1.0 + 0.01 * seed] * 2}
+        return {(layer, bj.SITE): {"unit_mean_abs": [0.3 * math.sqrt(k) * 10 ** (extra * k) * (1 + 0.002 * seed)] * 2,
+                                   "unit_var_mean": [k * 10 ** (2 * extra * k) * (1 + 0.002 * seed)] * 2}
+                for k, layer in enumerate(HIDDEN, 1)}
+    return layers
+
+
+@pytest.mark.parametrize("extra, verdict", [(0.0, "PASS"), (0.01, "PASS"), (0.03, "FAIL"), (0.15, "FAIL")])
+def test_b2bsqrt_no_faster_than_the_construction(tmp_path, extra, verdict):
+    """B2b-sqrt: √depth growth (the construction) PASSes; a factor well beyond 2 over 20 layers FAILs."""
+    paths = [write_run(tmp_path / "runs", norm="batch", seed=s, model="resmlp", test_acc=[0.1, 0.1],
+                       log_every=1, layers=sqrt_world(extra)("batch", s)) for s in SEEDS]
+    m = bj.measure_b2b_sqrt(context(tmp_path, {bj.INIT["resmlp"]: paths}))
+    assert m.verdict == verdict and m.value == pytest.approx(extra, abs=0.002)
+
+
+def test_b2bsqrt_one_growing_part_fails_the_claim(tmp_path):
+    """√depth standard deviations do not save the claim if the channel means grow geometrically."""
+    def layers(norm, seed):
+        return {(layer, bj.SITE): {"unit_mean_abs": [10 ** (0.3 * k) * (1 + 0.01 * seed)] * 2,
+                                   "unit_var_mean": [k * (1.0 + 0.01 * seed)] * 2}
                 for k, layer in enumerate(HIDDEN, 1)}
     paths = [write_run(tmp_path / "runs", norm="batch", seed=s, model="resmlp", test_acc=[0.1, 0.1],
                        log_every=1, layers=layers("batch", s)) for s in SEEDS]
-    m = bj.measure_b2b(context(tmp_path, {bj.INIT["resmlp"]: paths}))
-    assert m.verdict == "FAIL" and m.value == pytest.approx(0.1, abs=0.01)
+    m = bj.measure_b2b_sqrt(context(tmp_path, {bj.INIT["resmlp"]: paths}))
+    null = bj.sqrt_depth_slope(np.arange(1, len(HIDDEN) + 1, dtype=float))
+    assert m.verdict == "FAIL" and m.value == pytest.approx(0.3 - null, abs=0.01)
 
 
 @pytest.mark.parametrize("rate, verdict", [(-0.03, "PASS"), (0.0, "PASS"), (0.15, "FAIL")])
@@ -179,6 +210,17 @@ def test_b3_largest_stable_lr(tmp_path, none_top, bn_top, verdict):
     assert m.verdict == verdict and m.value == pytest.approx(bn_top / none_top, rel=0.01)
 
 
+@pytest.mark.parametrize("none_top, bn_top, verdict", [
+    (1e-4, 0.1, "PASS"), (1e-3, 1e-3, "FAIL"), (1e-3, 1e-2, "INCONCLUSIVE")])
+def test_b3div_largest_lr_that_does_not_diverge(tmp_path, none_top, bn_top, verdict):
+    """B3-div: the ratio of the largest lrs that do not diverge, even where the network without BN never
+    reaches the accuracy floor (it ends at 0.2 here): B3 then has only a bound, B3-div a measurement."""
+    ctx = lr_world(tmp_path, {"none": none_top, "batch": bn_top}, acc={"none": 0.2, "batch": 0.94})
+    m = bj.measure_b3_div(ctx)
+    assert m.verdict == verdict and m.value == pytest.approx(bn_top / none_top, rel=0.01)
+    assert math.isinf(bj.measure_b3(ctx).ci_high)       # with the floor: no stable lr without BN
+
+
 def test_b3_stable_needs_learning_not_only_finishing():
     class Run:
         def __init__(self, acc, status="completed"):
@@ -200,25 +242,40 @@ def test_b4_equal_accuracy_at_a_matched_small_lr(tmp_path, bn_acc, verdict):
     assert m.verdict == verdict and m.value == pytest.approx(bn_acc - 0.94, abs=1e-9)
 
 
+@pytest.mark.parametrize("bn_acc, verdict", [(0.2, "PASS"), (0.5, "FAIL")])
+def test_b4_testable_where_no_lr_clears_the_floor(tmp_path, bn_acc, verdict):
+    """Without BN the network learns to 0.2 at most: B4 still compares the two at the lr it survives."""
+    ctx = lr_world(tmp_path, {"none": 1e-4, "batch": 0.1}, acc={"none": 0.2, "batch": bn_acc})
+    m = bj.measure_b4(ctx)
+    assert m.verdict == verdict and "lr 0.0001" in m.seen and "sharpness × lr" in m.seen
+
+
 def test_b4_the_lr_is_chosen_on_the_other_seeds(tmp_path):
     """Seed 0 alone tolerates a larger lr without BN: it is tested at the others' lr (1e-3), and the
     others at the lr all of their others tolerate."""
     ctx = lr_world(tmp_path, {"none": 1e-3, "batch": 0.1}, top_by_seed={("none", 0): 0.1})
-    lrs = bj.matched_lrs(bj._sweep(ctx, "none"))
+    lrs = bj.matched_lrs(bj.sweep_runs(ctx, "none"))
     assert lrs == {0: pytest.approx(1e-3), **{s: pytest.approx(1e-3) for s in range(1, 5)}}
     # a diverged run at the matched lr counts at chance
     ctx = lr_world(tmp_path / "b", {"none": 1e-3, "batch": 0.1}, top_by_seed={("none", 2): 3.16e-4})
-    assert bj.matched_lrs(bj._sweep(ctx, "none"))[0] == pytest.approx(3.16e-4)
+    assert bj.matched_lrs(bj.sweep_runs(ctx, "none"))[0] == pytest.approx(3.16e-4)
     m = bj.measure_b4(ctx)      # seed 2 is tested at 1e-3, where it diverged without BN: 0.94 vs 0.1
     assert m.verdict == "INCONCLUSIVE" and m.value == pytest.approx((0.94 - 0.1) / 5, abs=0.01)
 
 
-def test_plan_is_one_protocol_for_both_norms():
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def test_plan_is_one_protocol_for_both_norms(monkeypatch):
     """Every group runs both norms with the same values; the init groups stop after one step and
     record the relative loss at step 0 only; the sweep's grid is the protocol's."""
-    for quick in (False, True):
+    for quick in (True, False):
+        if not quick:       # the full plan holds the CIFAR-10 ResNet: its configs read the data's sizes
+            if not (SHARED / "cifar10").is_dir():
+                pytest.skip(f"the full plan needs CIFAR-10 in {SHARED} (beside every CI checkout)")
+            monkeypatch.setenv("ICS_DATA_DIR", str(SHARED))
         groups = bj.plan(quick)
-        assert set(groups) == {bj.SWEEP, *bj.INIT.values()}
+        assert set(groups) == {bj.SWEEP, *bj.INIT.values(), *([] if quick else [bj.CIFAR])}
         for name, grid in groups.items():
             configs = grid.configs()
             by_norm = {}
@@ -228,4 +285,7 @@ def test_plan_is_one_protocol_for_both_norms():
             assert set(by_norm) == {"none", "batch"} and by_norm["none"] == by_norm["batch"]
             if name in bj.INIT.values():
                 assert all(c.steps == 1 and c.relative_loss_every >= c.steps and c.depth == 20 for c in configs)
+            if name == bj.CIFAR:        # the paper's setting on real data: full protocol only, two seeds
+                assert {c.dataset for c in configs} == {"cifar10"} and {c.model for c in configs} == {"resnet"}
+                assert {c.seed for c in configs} == set(bj.FULL["seeds"][:2])
         assert sorted(groups[bj.SWEEP].lrs) == (bj.QUICK if quick else bj.FULL)["lrs"]

@@ -20,7 +20,7 @@ import torch
 
 from ics_cli.net import norms
 from ics_cli.config import RunConfig
-from ics_cli.studies import REGISTRY, claims, exact, ioffe2015, note
+from ics_cli.studies import REGISTRY, claims, exact, ioffe2015, note, note_lr
 from ics_cli.train import train
 
 from synthetic import HIDDEN, context, write_run
@@ -39,7 +39,8 @@ def test_every_claim_of_every_study_is_covered_here():
     for path in Path(__file__).parent.glob("test_*.py"):
         names |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
     covered = {name[len("test_"):].split("_")[0].upper() for name in names if name.startswith("test_")}
-    ids = {c.id.upper() for study in REGISTRY.values() for c in study.claims}
+    # An id with a dash (N8-mlp) is covered by the name without it (test_n8mlp_...).
+    ids = {c.id.upper().replace("-", "") for study in REGISTRY.values() for c in study.claims}
     assert ids <= covered, f"claims without a falsifiability test: {sorted(ids - covered)}"
 
 
@@ -144,17 +145,26 @@ def shared(tmp_path, norms_=("none", "batch", "batch-nograd"), **series):
     return paths
 
 
-@pytest.mark.parametrize("variances, shift, verdict", [
-    ((4.0, 1.0, 0.5), 0.8, "PASS"), ((1.0, 1.0, 1.0), 0.8, "FAIL"), ((4.0, 1.0, 0.5), 0.02, "FAIL")])
-def test_n1_layer_statistics_differ_and_shift(tmp_path, variances, shift, verdict):
+def n1_context(tmp_path, variances, shift):
     n = len(CURVE)
 
     def layers(norm, seed):
         return {(layer, "linear"): {"var": [v * (1 + 0.05 * seed)] * n,
                                     "drift_mean_scaled_init": [0.0] * (n - 1) + [shift + jitter(seed)]}
                 for layer, v in zip(HIDDEN, variances)}
-    ctx = context(tmp_path, {"shared_lr": shared(tmp_path, norms_=("none",), layers=layers)})
-    assert note.measure_n1(ctx).verdict == verdict
+    return context(tmp_path, {"shared_lr": shared(tmp_path, norms_=("none",), layers=layers)})
+
+
+@pytest.mark.parametrize("variances, verdict", [((4.0, 1.0, 0.5), "PASS"), ((1.0, 1.0, 1.0), "FAIL")])
+def test_n1a_layer_statistics_differ(tmp_path, variances, verdict):
+    m = note.measure_n1a(n1_context(tmp_path, variances, 0.8))
+    assert m.verdict == verdict and m.log
+
+
+@pytest.mark.parametrize("shift, verdict", [(0.8, "PASS"), (0.02, "FAIL")])
+def test_n1b_layer_statistics_shift(tmp_path, shift, verdict):
+    m = note.measure_n1b(n1_context(tmp_path, (4.0, 1.0, 0.5), shift))
+    assert m.verdict == verdict and m.value == pytest.approx(shift, abs=0.01)
 
 
 @pytest.mark.parametrize("nograd_acc, verdict", [(0.5, "PASS"), (0.93, "FAIL")])
@@ -200,25 +210,54 @@ def test_n6_test_batch_size_matters_only_with_batch_statistics(trained):
 GRID = [0.316, 0.562, 1.0, 1.78, 3.16, 5.62, 10.0, 17.8]
 
 
-def lr_world(tmp_path, top: dict[str, float]):
-    """lr_sweep: a run is good (0.94) up to the norm's top lr, diverged above it."""
-    paths = []
-    for seed in range(3):
-        for norm in ("none", "batch"):
-            for lr in GRID:
-                ok = lr <= top[norm]
-                paths.append(write_run(tmp_path / "runs", norm=norm, seed=seed, lr=lr,
-                                       test_acc=CURVE if ok else CURVE[:3],
-                                       status="completed" if ok else "diverged"))
-    return context(tmp_path, {"lr_sweep": paths})
+def lr_world(tmp_path, top: dict[str, float], bisect: bool = True):
+    """lr_sweep: a run is good (0.94) up to the norm's top lr, diverged above it; with `bisect`, the
+    midpoint runs that bisection asks for, answered by the same rule, until no bracket is open."""
+    def one(folder, norm, seed, lr):
+        ok = lr <= top[norm] * 1.0001
+        return write_run(folder, norm=norm, seed=seed, lr=lr, test_acc=CURVE if ok else CURVE[:3],
+                         status="completed" if ok else "diverged")
+    grid = [one(tmp_path / "runs", norm, seed, lr) for seed in range(3) for norm in ("none", "batch") for lr in GRID]
+    ctx = context(tmp_path, {"lr_sweep": grid, note_lr.BISECT_GROUP: []})
+    for _ in range(note_lr.MAX_ROUNDS if bisect else 0):
+        todo = [(norm, s, b[2]) for norm in ("none", "batch")
+                for s, b in note_lr.brackets(ctx.groups["lr_sweep"], ctx.groups[note_lr.BISECT_GROUP], norm).items()
+                if b[2] is not None]
+        new = [one(tmp_path / "bisect", norm, s, lr) for norm, s, lr in todo]
+        ctx.groups[note_lr.BISECT_GROUP] += context(tmp_path, {"x": new}).groups["x"]
+    return ctx
 
 
-@pytest.mark.parametrize("bn_top, verdict", [(10.0, "PASS"), (1.0, "FAIL"), (1.78, "INCONCLUSIVE")])
-def test_n7_learning_rate_tolerance(tmp_path, bn_top, verdict):
-    m = note.measure_n7(lr_world(tmp_path, {"none": 1.0, "batch": bn_top}))
-    assert m.verdict == verdict and m.value == pytest.approx(bn_top)
-    # The interval carries the grid's resolution: it spans at least one grid step each side.
-    assert m.ci_low <= bn_top / 1.78 * 1.001 and m.ci_high >= bn_top * 1.78 * 0.99
+@pytest.mark.parametrize("none_top, bn_top, verdict", [
+    (1.0, 10.0, "PASS"), (1.0, 1.0, "FAIL"), (1.0, 3.16, "FAIL"), (1.0, 7.0, "PASS"), (1.0, 4.5, "FAIL")])
+def test_n7_learning_rate_tolerance(tmp_path, none_top, bn_top, verdict):
+    """Bisection decides ratios the grid's ×1.78 brackets cannot: 7× and 4.5× against the 5× bar."""
+    m = note.measure_n7(lr_world(tmp_path, {"none": none_top, "batch": bn_top}))
+    assert m.verdict == verdict and m.log
+    # The interval carries the bisected brackets' width (≤ ×1.16 per network), never less.
+    assert m.ci_low <= bn_top / none_top * 1.001 <= m.ci_high * 1.16 ** 2
+
+
+def test_n7_the_grid_alone_cannot_decide_what_bisection_decides(tmp_path):
+    m = note.measure_n7(lr_world(tmp_path, {"none": 1.0, "batch": 7.0}, bisect=False))
+    assert m.verdict == "INCONCLUSIVE"          # grid brackets [5.62, 10] / [1, 1.78] straddle 5
+
+
+def test_n7_bisection_halves_a_bracket_in_log_lr():
+    runs = {0.1: FakeRun(0.9), 1.0: FakeRun(0.95), 1.78: FakeRun(0.2)}
+    assert note_lr.bisect(runs, {}) == (1.0, 1.78, 1.33)
+    # 1.33 stable: [1.33, 1.78], next 1.54; 1.54 unstable: [1.33, 1.54], ×1.16 wide: done
+    assert note_lr.bisect(runs, {1.33: FakeRun(0.94), 1.54: FakeRun(0.5)}) == (1.33, 1.54, None)
+    # the bar is the grid's best (0.95 × 0.9), even where a bisection run scores higher
+    assert note_lr.bisect(runs, {1.33: FakeRun(0.99), 1.54: FakeRun(0.86)})[:2] == (1.54, 1.78)
+
+
+def test_n7_plan_sweeps_five_seeds_and_records_sharpness_where_nets_share_an_lr():
+    groups = note.plan(False)
+    seeds = {name: {c.seed for c in g.configs()} for name, g in groups.items()}
+    assert seeds["lr_sweep"] == set(note.FULL["seeds"][:5]) and seeds["shared_lr"] == set(note.FULL["seeds"])
+    assert all(c.sharpness_every > 0 for name in ("shared_lr", "cnn") for c in groups[name].configs())
+    assert 10 ** (0.25 / 4) <= note_lr.RESOLUTION < 10 ** (0.25 / 2)     # two rounds halve a grid step twice
 
 
 def test_n7_a_low_accuracy_lr_is_not_stable_even_without_divergence(tmp_path):
@@ -243,12 +282,24 @@ def grad_world(noisy: str):
     return grads
 
 
+def n8_context(tmp_path, noisy_mlp: str, noisy_cnn: str):
+    mlp = shared(tmp_path / "mlp", norms_=("none", "batch"), grads=grad_world(noisy_mlp))
+    cnn = shared(tmp_path / "cnn", norms_=("none", "batch"), grads=grad_world(noisy_cnn))
+    return context(tmp_path, {"shared_lr": mlp, "cnn": cnn})
+
+
 @pytest.mark.parametrize("noisy, verdict", [("none", "PASS"), ("batch", "FAIL")])
-def test_n8_steadier_gradients(tmp_path, noisy, verdict):
-    mlp = shared(tmp_path / "mlp", norms_=("none", "batch"), grads=grad_world(noisy))
-    cnn = shared(tmp_path / "cnn", norms_=("none", "batch"), grads=grad_world(noisy))
-    ctx = context(tmp_path, {"shared_lr": mlp, "cnn": cnn})
-    assert note.measure_n8(ctx).verdict == verdict
+def test_n8mlp_steadier_gradients(tmp_path, noisy, verdict):
+    """Each row reads its own network: the CNN's gradients (the other way round) do not decide it."""
+    other = "batch" if noisy == "none" else "none"
+    m = note.measure_n8_mlp(n8_context(tmp_path, noisy, other))
+    assert m.verdict == verdict and "sharpness × lr" in m.seen
+
+
+@pytest.mark.parametrize("noisy, verdict", [("none", "PASS"), ("batch", "FAIL")])
+def test_n8cnn_steadier_gradients(tmp_path, noisy, verdict):
+    other = "batch" if noisy == "none" else "none"
+    assert note.measure_n8_cnn(n8_context(tmp_path, other, noisy)).verdict == verdict
 
 
 @pytest.mark.parametrize("none_at, variants_at, verdict", [(8, 2, "PASS"), (2, 8, "FAIL"), (2, None, "FAIL")])
