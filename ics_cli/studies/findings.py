@@ -18,7 +18,9 @@ from ..store import files
 INTRO = ("This project started from a course note on batch normalization. Each of its claims, and "
          "those of the papers that tested it (Ioffe & Szegedy 2015, Santurkar et al. 2018, Bjorck et al. "
          "2018, and on what a batch is: Wu & He 2018, Ba et al. 2016, Ioffe 2017, Wu & Johnson 2021), "
-         "became a test fixed before the runs, one that data can fail; here is what the measurements say.")
+         "became a test fixed before the runs, one that data can fail, with seeds sized by a pilot. Only "
+         "verdicts that a red-team review left standing are findings here; most claims came out "
+         "underpowered, design checks or undecided (each study's README says why).")
 
 # (study, claim, figures (globs under the results folder), {verdict: sentence}); {m} is the claim's
 # measured value, {ci} that value with its interval, {neg} −100·m rounded (points of accuracy).
@@ -75,14 +77,30 @@ SENTENCES = [
               "test accuracy ({ci}): it hurts, but it does not break training, as the note says it would.",
         INCONCLUSIVE: "Treating the batch mean and variance as constants in the backward pass changed test "
                       "accuracy by {ci}; whether that breaks training could not be decided."}),
-    ("note", "N8", ["default/grad_norms_cnn.*"], {
-        PASS: "Gradients were steadier with batch norm, on the MLP and on the CNN, once the normal decay "
-              "of the gradient is taken out (jitter difference {ci}).",
+    ("note", "N8-mlp", ["default/grad_norms_mlp.*"], {
+        PASS: "Gradients were steadier with batch norm on the MLP, once the normal decay of the gradient is "
+              "taken out (jitter difference {ci}).",
         FAIL: "Gradients were not steadier with batch norm once the normal decay of the gradient is taken "
               "out (jitter difference {ci}).",
         INCONCLUSIVE: "Whether gradients are steadier with batch norm, once their normal decay is taken out, "
                       "could not be decided for the MLP and the CNN together (the undecided network's "
                       "jitter difference: {ci})."}),
+    ("ba2016", "L1", ["ba2016/figures/fig6_test_error.*"], {
+        PASS: "At a batch of 4 images, layer norm's test error was no worse than without normalization: "
+              "{ci} in error (LN − none), as Ba et al. (2016) report.",
+        FAIL: "At a batch of 4 images, layer norm's test error was worse than without normalization by more "
+              "than a point ({ci}), unlike Ba et al. (2016)."}),
+    ("ba2016", "L3", ["ba2016/figures/fig6_train_loss.*"], {
+        PASS: "At a batch of 4 images, batch norm's training loss was the highest of the three networks "
+              "({m:.3g}× the unnormalized network's, {ci}), whether the loss is scored in eval mode or with "
+              "the update's own 4-sample statistics (L3t), as Ba et al.'s (2016) Fig. 6 shows.",
+        FAIL: "At a batch of 4 images, batch norm's training loss was not the highest of the three ({ci})."}),
+    ("wu2018", "G1", ["wu2018/figures/fig1_batch_size.*"], {
+        PASS: "On CIFAR-10, batch norm's test error rose by {ci} in error when the batch shrank from 32 to 2 "
+              "images, while group norm's did not rise under the same schedule, the direction Wu & He "
+              "(2018) report.",
+        FAIL: "On CIFAR-10, batch norm's test error did not rise by 2 points when the batch shrank from 32 to "
+              "2 images ({ci}), unlike Wu & He (2018)."}),
     ("bjorck2018", "B1", ["bjorck2018/figures/fig2_relative_loss.*"], {
         PASS: "At initialization a 20-layer residual network without batch norm blew its loss up (more "
               "than 10³×) with one gradient step {m:.3g}× smaller ({ci}) than with batch norm, as "
@@ -122,6 +140,21 @@ SENTENCES = [
 ]
 
 
+# The caveat each finding carries (from its study's red-team review: docs/studies.md), and the findings
+# that review left standing. A claim not in SURVIVED gets no sentence, whatever its verdict.
+CAVEATS = {
+    ("note", "N4a"): "an exact, algebraic claim: it holds on any batch",
+    ("ba2016", "L1"): "one learning rate, the 4,000-digit subset and a quarter of the paper's width",
+    ("ba2016", "L3"): "the eval-mode loss includes the error of running statistics averaged over 4-sample batches",
+    ("wu2018", "G1"): "a small CNN trained for 0.4 epoch (errors 57–78%, the paper's 23–28%): early training, "
+                      "not converged networks",
+    ("bjorck2018", "B1"): "one mechanism with B2a: without batch norm the residual stream's scale grows with "
+                          "depth at initialization; B1-cifar (ResNet-20) rests on two seeds",
+    ("note", "N8-mlp"): "a 9% effect, from the deeper layers; the output layer's gradients reverse",
+}
+SURVIVED = set(CAVEATS)
+
+
 def _num(x, fmt: str = ".3g") -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
 
@@ -146,7 +179,9 @@ def sentences(root: Path) -> list[str]:
         if rows.empty:
             continue
         row = rows.iloc[0]
-        if row["verdict"] not in words:     # UNDERPOWERED, DESIGN CHECK: nothing was decided, no finding
+        # Only a decided verdict the review left standing is a finding (UNDERPOWERED, DESIGN CHECK and
+        # INCONCLUSIVE decide nothing).
+        if (study, claim) not in SURVIVED or row["verdict"] not in (PASS, FAIL) or row["verdict"] not in words:
             continue
         m = float(row["measured"]) if pd.notna(row["measured"]) else math.nan
         text = words[row["verdict"]].format(m=m, ci=_ci(row),
@@ -155,5 +190,5 @@ def sentences(root: Path) -> list[str]:
         for pattern in figures:
             links += [f"[figure]({p.relative_to(root).as_posix()})"
                       for p in sorted(root.glob(pattern)) if p.suffix in (".png", ".svg")][:1]
-        out.append(f"{text} ({', '.join(links)})")
+        out.append(f"{text} Caveat: {CAVEATS[(study, claim)]}. ({', '.join(links)})")
     return out

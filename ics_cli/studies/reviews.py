@@ -48,4 +48,31 @@ REVIEWS = {
 * BN is scored with running averages only, so training noise and test-time statistics at batch 2 are
   not separated.
 """,
+    "note": """\
+* **N1a is not evidence about normalization**: it is measured at initialization, where the BN net's
+  own `linear` site gives a ratio of 6.3 against 7.0 without BN: Glorot init and sigmoid inputs set
+  it. **N1b** (means move by more than 0.2 SD in 1,000 steps) holds for any network that trains; the
+  question that matters, whether BN reduces that shift, has no row here (ioffe2015's I4 asks it).
+* **N2, N4b, N5, N9** are algebra: their targets include eps (v / (v + eps)); against the literal
+  "unit variance" N2 misses by 8.7e-4, over its 1e-4 tolerance. **N4a's FAIL** is a real finding about
+  the note's wording.
+* **N3 INCONCLUSIVE** rests on one final evaluation (batch-nograd swings 0.79–0.875 over its last ten)
+  at an lr where both nets sit above the edge of stability (sharpness × lr 3.05 and 2.37); the pilot's
+  SD (0.025) is 2.3× smaller than the deciding seeds' (0.056), so by the study's own rule it is
+  underpowered. Training loss falls monotonically: training is not broken.
+* **N6 UNDERPOWERED** reflects a 1-point margin set after the data, not a small effect (0.167
+  [0.157, 0.176], about 27 standard errors).
+* **N7** is fragile: two seeds' brackets turn on one or two test images against the 0.9 × best bar,
+  stability is not monotone in lr (which bisection assumes), and the deciding seeds' log SD (0.30)
+  is twice the pilot's, so it too is underpowered by the study's rule. Ioffe's 5× is the multiplier
+  of the lr they used, not a ratio of largest stable lrs.
+* **N8-mlp stands, weakly** (−9%, from hidden2 and hidden3; the output layer reverses; the lr confound
+  runs against it). **N8-cnn is confounded** by the edge of stability (no BN at sharpness × lr 3.05
+  with loss spikes, BN at 2.14).
+* **N10**'s reported value is its most favourable part (batch −100 steps); its worst part is layer
+  norm, +106 [−30, ∞], and at the tables' own target layer, instance and group norm are slower than
+  no norm in 7, 8 and 8 of 8 seeds. One lr, chosen for the MLP, puts every CNN variant above the edge
+  of stability.
+* The README does not list the scale-downs from the papers the note's claims come from.
+""",
 }
