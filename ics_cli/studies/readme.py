@@ -137,7 +137,8 @@ def render(study: Study, ctx, verdicts: pd.DataFrame, figures: list[tuple[Path, 
     for path, caption in figures:
         lines += [f"![{caption}]({_rel(path, out)})", "", f"*{caption}*", ""]
     if compare_figures:
-        lines += ["All runs together (compare figures, every norm at one matched lr): "
+        lines += ["All runs together (compare figures, every norm at one matched lr; not committed to results/ "
+                  "for their size: `make reproduce` or `ics plot` on this folder draws them): "
                   + ", ".join(f"[{Path(p).stem}]({_rel(p, out)})" for p in compare_figures) + ".", ""]
     lines += ["## Protocol", "", study.protocol.rstrip(), "",
               "## How each claim is measured", "",

@@ -75,4 +75,27 @@ REVIEWS = {
   of stability.
 * The README does not list the scale-downs from the papers the note's claims come from.
 """,
+    "santurkar2018": """\
+* **The two conventions share runs by design**: the literal loss is 10× the project's, so literal lr η
+  takes exactly the steps of project lr 10η; the DLN has three distinct settings (project 1e-7, 1e-6,
+  1e-5). Rows whose deciding part is the shared setting show the same number under both conventions
+  (S6-dln, S7-dln; S5b-literal is marked as such); their agreement is not independent.
+* **Every DLN ICS and landscape quantity follows the edge of stability**, not batch norm: BN sits at
+  sharpness × lr ≈ 2 from step 200 in every DLN setting, the standard net at 0.01–0.05, 0.15–1.4 and
+  2.1–2.7 in the three. The rule applied to S4 (the edge phase set aside) is not applied to S5a-literal
+  (standard net at the edge: its FAIL is not evidence), S6–S8 or S8-dln-literal (BN's β held at 2/η).
+* **S4-stable's PASS** (0.907 [0.830, 0.990]) came from a redesign (phase split, scale-free measure)
+  made after the previous release's FAIL on the same seeds; it passes a 20% non-inferiority threshold
+  while BN's ICS is significantly *lower* (the paper: "as large or larger"). Confirm on fresh seeds.
+* **S5a-project** (cos > 0.99) cannot clear a 0.1 margin on a quantity bounded by 1: UNDERPOWERED by
+  construction. **S5c-literal** (both nets at the edge, BN's loss lower at every step) is the cleanest
+  DLN evidence; **S5c-project**'s binding part is 0.863 [0.758, 0.981], not the 0.422 shown.
+* **S6/S7-dln-project** lie about 10× from their thresholds; UNDERPOWERED comes from a 3-seed pilot SD
+  (3.3 against about 0.55 on the deciding seeds), and the metric is dominated by the largest step
+  (30 × lr) taken while BN sits at the edge.
+* **S7-mlp**: with a scale-free β the ratio is about 0.43, not 0.10: most of the "≥ 5×" is the
+  standard net's larger steps. **S3** is at the accuracy ceiling (every variant ≥ 0.990 late).
+* The pilot sized nothing: S1 needed 6 seeds and S6-mlp 7; 5 were run. Wall time 1,421 s under load,
+  against the stated 12 minutes.
+""",
 }
