@@ -17,9 +17,9 @@ from ics_cli.config import RunConfig
 from ics_cli.train import train
 
 
-def run(out, on_step=None, **kw):
+def run(out, on_step=None, on_resume=None, **kw):
     """Train RunConfig(**kw) (dataset "synthetic" unless kw names one) into `out`; the RunResult."""
-    return train(RunConfig(**{"dataset": "synthetic", **kw}, out=str(out)), on_step=on_step)
+    return train(RunConfig(**{"dataset": "synthetic", **kw}, out=str(out)), on_step=on_step, on_resume=on_resume)
 
 
 def runner(**defaults):

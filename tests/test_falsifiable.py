@@ -39,9 +39,11 @@ def test_every_claim_of_every_study_is_covered_here():
     for path in Path(__file__).parent.glob("test_*.py"):
         names |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
     covered = {name[len("test_"):].split("_")[0].upper() for name in names if name.startswith("test_")}
-    # An id with a dash (N8-mlp) is covered by the name without it (test_n8mlp_...).
-    ids = {c.id.upper().replace("-", "") for study in REGISTRY.values() for c in study.claims}
-    assert ids <= covered, f"claims without a falsifiability test: {sorted(ids - covered)}"
+    # An id with a dash (N8-mlp) is covered by the name without it (test_n8mlp_...), or by a test of its
+    # stem (test_s6_..., parametrized over the models and conventions of S6-mlp, S6-dln-project, ...).
+    ids = {c.id.upper() for study in REGISTRY.values() for c in study.claims}
+    missing = {i for i in ids if i.replace("-", "") not in covered and i.split("-")[0] not in covered}
+    assert not missing, f"claims without a falsifiability test: {sorted(missing)}"
 
 
 # --------------------------------------------------------------------------- ioffe2015

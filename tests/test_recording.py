@@ -180,7 +180,9 @@ def test_a_run_stopped_after_a_forced_checkpoint_resumes_to_the_same_bytes(tmp_p
     assert strip_elapsed(folder / "metrics.csv") == strip_elapsed(unbroken / "metrics.csv")
 
 
-def test_without_a_checkpoint_a_stopped_run_starts_afresh_to_the_same_bytes(tmp_path, unbroken):
+def test_a_stopped_run_checkpoints_the_step_it_stopped_at_and_resumes_to_the_same_bytes(tmp_path, unbroken):
+    """Stopped at a step boundary (Ctrl-C, a sweep stopping) with no timed checkpoint due: it checkpoints
+    that step (checkpoint.Stop), and the rerun resumes there and ends with an unbroken run's bytes."""
     def interrupt(step):
         if step == 10:
             raise KeyboardInterrupt
@@ -188,8 +190,10 @@ def test_without_a_checkpoint_a_stopped_run_starts_afresh_to_the_same_bytes(tmp_
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, on_step=interrupt, checkpoint_every=3600, **RESUME_KW)
     [folder] = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert not (folder / "checkpoint.pt").exists()
-    run(tmp_path, **RESUME_KW)
+    assert (folder / "checkpoint.pt").exists()
+    resumed = []
+    run(tmp_path, on_resume=resumed.append, **RESUME_KW)
+    assert resumed == [10]
     for name in ("layers.csv", "grads.csv", "units.parquet"):
         assert (folder / name).read_bytes() == (unbroken / name).read_bytes(), name
 

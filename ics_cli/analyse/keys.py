@@ -40,8 +40,12 @@ def key_columns(runs: list[Run]) -> list[str]:
 
 
 def table_key(table: pd.DataFrame) -> list[str]:
-    """The configuration-key columns of a table written by `build`: its columns named after config fields."""
-    return [c for c in table.columns if c in CONFIG_FIELDS and c != "seed"]
+    """The configuration-key columns of a table written by `build`: its columns named after config fields,
+    before `seed` where it has one (runs.csv's provenance columns after it, e.g. `dataset`, are no key)."""
+    cols = list(table.columns)
+    if "seed" in cols:
+        cols = cols[:cols.index("seed")]
+    return [c for c in cols if c in CONFIG_FIELDS]
 
 CONFIG_FIELDS = {f.name for f in fields(RunConfig)}
 

@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 
 # A compare table's interval triple (`x_mean`, `x_ci_low`, `x_ci_high`) is shown as one column `x`.
 CI_SUFFIXES = ("_mean", "_ci_low", "_ci_high")
-VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "UNDERPOWERED", "DESIGN CHECK")     # studies.claims.VERDICTS
 
 
 def esc(text) -> str:
@@ -212,7 +212,7 @@ def table(df: pd.DataFrame, *, ident: str, caption: str, max_rows: int | None = 
 def badge(verdict: str) -> str:
     """A verdict, marked by colour and by a symbol (readable in grey scale and by screen readers)."""
     mark = {"PASS": "✓", "FAIL": "✗", "INCONCLUSIVE": "?", "UNDERPOWERED": "–", "DESIGN CHECK": "○"}.get(verdict, "")
-    kind = verdict.lower() if verdict in VERDICTS else "other"
+    kind = verdict.lower().replace(" ", "-") if verdict in VERDICTS else "other"
     return f'<span class="verdict {kind}"><span aria-hidden="true">{mark} </span>{esc(verdict)}</span>'
 
 
@@ -249,6 +249,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .verdict { font-weight: 700; padding: 0 .35rem; border-radius: 4px; white-space: nowrap; color: #fff; }
 .verdict.pass { background: var(--pass); } .verdict.fail { background: var(--fail); }
 .verdict.inconclusive { background: var(--inc); } .verdict.other { background: var(--muted); }
+.verdict.underpowered, .verdict.design-check { background: var(--muted); }
 figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .claim { border-left: 4px solid var(--line); padding: .1rem 0 .1rem 1rem; margin: 1rem 0; }
 .claim.pass { border-color: var(--pass); } .claim.fail { border-color: var(--fail); } .claim.inconclusive { border-color: var(--inc); }

@@ -400,7 +400,7 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
                 ("evidence", ev)]
         if cid in seen:
             rows.insert(5, ("what was seen", inline(seen[cid])))
-        parts.append(f'<div class="claim {verdict.lower()}" id="{cident}"><p><strong>{esc(cid)}</strong> '
+        parts.append(f'<div class="claim {verdict.lower().replace(" ", "-")}" id="{cident}"><p><strong>{esc(cid)}</strong> '
                      f"{badge(verdict)}</p>{facts(rows)}</div>")
         findings.append(f'<a href="#{cident}">{esc(study.name)} {esc(cid)}</a> {badge(verdict)}: '
                         f"{inline(seen.get(cid, str(r['claim'])))}")
