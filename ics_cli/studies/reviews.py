@@ -98,4 +98,34 @@ REVIEWS = {
 * The pilot sized nothing: S1 needed 6 seeds and S6-mlp 7; 5 were run. Wall time 1,421 s under load,
   against the stated 12 minutes.
 """,
+    "ioffe2017": """\
+* **Budget**: 1,557 s from empty (under load from other engineers' runs), against 12 minutes; the seed
+  count (6) rests on that budget. Every network ends near 47% accuracy after one epoch (the paper: 78%).
+* **R1 stands as a result at this scale**, not as the paper's mechanism: BN's eval-mode accuracy on
+  training images (0.427) equals its test accuracy (0.429), so the drop is slower learning, not a
+  train/test statistics mismatch; the micro-batched nets have no sharpness probe.
+* **R2 cannot decide at the paper's own values** (its contrast is +0.0025, inside the margin), and batch
+  renorm equals BN here (0.428 vs 0.429): r_max reaches 3 only at step 600, when the lr is cut, so
+  nothing shows its corrections were ever active. R4 has the same caveat.
+* **R3**: the two-class sampler changes SGD itself (class-imbalanced gradients; sharpness × lr 0.71 vs
+  1.17 i.i.d.) and no unnormalized or GN control ran on it, so its 12-point drop mixes "non-i.i.d.
+  batches hurt SGD" with "BN's statistics break". Its margin (0.02, from the micro-batch drop) is
+  stricter than the paper's Sec. 4.3 effect (11 points) suggests.
+* **R4 UNDERPOWERED** rests on a 3-seed pilot SD (0.017) about 3× the deciding seeds' (0.006); with the
+  latter its interval (far below 0) would read FAIL.
+""",
+    "wu2021": """\
+* **P3's UNDERPOWERED masks a decisive interval on the wrong side**: −0.032 [−0.044, −0.020], beyond
+  its MDE (0.0115); the data read FAIL, as the previous release did. The claim was narrowed to "the
+  sign only" after the data were seen, and the sign still fails. The CNN is undertrained (errors
+  0.58–0.61 after 2,000 updates), so this may not be the paper's converged regime.
+* **P4's PASS is not evidence that "the order flips"**: population statistics also win at batch 2 (P3),
+  so there is no flip; and its pilot SD (0.0004) is about 12× smaller than the deciding seeds' (0.005),
+  with which P4 would be UNDERPOWERED.
+* **P5 is fixed by construction here**: with the gap negative, the contrast is positive whenever FrozenBN
+  does not hurt; it cannot tell "closes half the gap" from "FrozenBN helps a little". No sharpness probe.
+* **P2 stands** (0.818 [0.71, 0.94]). **P1** is below its 0.2-point margin with an interval at or
+  below 0; the pilot overstated its noise.
+* Wall time 1,841 s under load, against 12 minutes.
+""",
 }
