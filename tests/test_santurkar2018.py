@@ -345,9 +345,12 @@ SMOOTH_BN = {"mlp": "batch", "dln1e-06": "batch", "dln1e-07": "batch", "literal1
 ROUGH_BN = {k: "none" for k in SMOOTH_BN}
 
 
-@pytest.mark.parametrize("key", ["S6", "S7", "S8"])
-def test_s6_s7_s8_landscape_smoother_with_bn(tmp_path, key):
-    rows = [f"{key}-mlp", f"{key}-dln-project", f"{key}-dln-literal"]
+@pytest.mark.parametrize("key, rows", [
+    ("S6", ["S6-mlp", "S6-dln-project", "S6-dln-literal"]),
+    ("S7", ["S7-mlp", "S7-dln-project", "S7-dln-literal"]),
+    ("S8", ["S8-mlp", "S8-dln-project", "S8-dln-literal"]),
+])
+def test_s6_s7_s8_landscape_smoother_with_bn(tmp_path, key, rows):
     smooth = landscape_world(tmp_path / "smooth", SMOOTH_BN)
     assert [claim(r).measure(smooth).verdict for r in rows] == ["PASS"] * 3
     rough = landscape_world(tmp_path / "rough", ROUGH_BN)
