@@ -355,7 +355,7 @@ def reproduce(
     backend, ray_address, ray_retries = options["backend"].value, options["ray_address"], options["ray_retries"]
 
     if list_ or name is None:
-        report.print_studies(out, studies.REGISTRY)
+        report.print_studies(out, studies.descriptions())
         return 0
     chosen = studies.select(name)
     if jobs is not None and jobs < 1:
@@ -366,9 +366,13 @@ def reproduce(
         folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
         with sweep_mod.backend(backend, ray_address, ray_retries):     # the study's sweep.run calls
             result = report.run_study(study, folder, quick=quick, seeds=seed_list, jobs=jobs)
-        out.print(report.verdict_table(result.verdicts, f"{study}: verdicts"))
+        if "claim_id" in result.verdicts:
+            out.print(report.verdict_table(result.verdicts, f"{study}: verdicts"))
+        else:                                  # the predictors study: one verdict per measure (ics meta's)
+            from .report import meta as meta_report
+            out.print(meta_report.verdict_table(result.verdicts))
         out.print(f"{study} took {result.seconds:.0f} s; report: {result.out / 'README.md'}")
-        if seed_list is not None:
+        if seed_list is not None and "claim_id" in result.verdicts:
             reference = Path("results") / study / "verdicts.csv"
             if reference.exists():
                 held = studies.held(result, reference)

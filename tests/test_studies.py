@@ -30,7 +30,8 @@ def run_folders(out: Path) -> list[Path]:
 
 
 def test_registry_and_unknown_name():
-    order = ["ioffe2015", "note", "santurkar2018", "bjorck2018", "wu2018", "ba2016", "ioffe2017", "wu2021"]
+    order = ["ioffe2015", "note", "santurkar2018", "bjorck2018", "wu2018", "ba2016", "ioffe2017", "wu2021",
+             "predictors"]
     assert studies.names() == order
     assert studies.select("all") == order
     for study in studies.REGISTRY.values():

@@ -131,6 +131,9 @@ ROLE = {c.name: c.role for c in MEASURES}
 CONFOUNDERS = ("log_lr", "effective_step", "early_grad_norm", "early_test_acc", "early_train_loss")
 POSITIVE = {"early_train_loss": "final_acc", "initial_sharpness_lr": "diverged"}
 SHUFFLED_FROM = ("early_train_loss", "drift_mean_linear")     # the first one recorded is shuffled
+# Config fields that make a norm variant the norm axis cannot name: folded into `norm` (norm_variant), so
+# that noisy batch norm is compared with the other norms at the same (model, lr), not in a cell of its own.
+VARIANT_KEYS = ("noise",)
 
 
 def check_grid(runs: list[Run]) -> list[Run]:
@@ -153,9 +156,20 @@ def _hidden(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["layer"].astype(str).str.fullmatch(r"hidden\d+")]
 
 
+def _num(values) -> np.ndarray:
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+
+
 def _mean(values) -> float:
-    x = finite(pd.Series(values, dtype=float)).dropna()
-    return float(x.mean()) if len(x) else math.nan
+    x = _num(values)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def _max(values) -> float:
+    x = _num(values)
+    x = x[np.isfinite(x)]
+    return float(x.max()) if x.size else math.nan
 
 
 def jitter(norms: np.ndarray) -> float:
@@ -198,12 +212,14 @@ def _second_view(run: Run, end: float) -> dict:
     land = land[pd.to_numeric(land["step"]) <= end] if len(land) else land
     per_step = []
     for _, s in land.groupby("step"):
-        loss, loss0 = finite(s["loss"]), finite(s["loss0"]).iloc[0]
-        g = finite(s["grad_norm"]).iloc[0]
-        lr = finite(s["eta"] / s["eta_mult"]).iloc[0]
-        per_step.append(((loss.max() - loss.min()) / loss0 if loss0 and loss0 == loss0 else math.nan,
-                         finite(s["grad_diff"]).max() / g if g and g == g else math.nan,
-                         finite(s["beta"]).max() * lr))
+        loss = _num(s["loss"])
+        loss = loss[np.isfinite(loss)]
+        loss0, g = _num(s["loss0"])[0], _num(s["grad_norm"])[0]
+        lr = (_num(s["eta"]) / _num(s["eta_mult"]))[0]
+        loss0 = loss0 if math.isfinite(loss0) else math.nan
+        band = (loss.max() - loss.min()) / loss0 if loss.size and loss0 and loss0 == loss0 else math.nan
+        per_step.append((band, _max(s["grad_diff"]) / g if g and math.isfinite(g) else math.nan,
+                         _max(s["beta"]) * lr if math.isfinite(lr) else math.nan))
     for i, name in enumerate(("loss_band_rel", "grad_pred_rel", "beta_eff_lr")):
         out[name] = _mean([p[i] for p in per_step])
     sharp = run.table("sharpness").sort_values("step")
@@ -247,16 +263,24 @@ def _reached(run: Run, target: float) -> float:
     return CENSOR_FACTOR * float(run_config(run)["steps"])
 
 
+def norm_variant(cfg: dict) -> str:
+    """The run's norm as the analysis compares it: the registry's name, with each VARIANT_KEYS setting
+    that is not 'none' appended (`batch+santurkar`: batch norm with Santurkar's noise)."""
+    extra = [str(cfg.get(k)) for k in VARIANT_KEYS if cfg.get(k) not in (None, "none", "")]
+    return "+".join([str(cfg["norm"]), *extra])
+
+
 def run_table(runs: list[Run], window: float = WINDOW) -> pd.DataFrame:
     """One row per finished run: key columns, seed, outcomes, measures (MEASURES order), hash, path,
     and `edge` (the window's mean sharpness × lr, for the edge-of-stability split)."""
     done = [r for r in runs if r.status in FINISHED]
-    key = key_columns(done)
+    key = [k for k in key_columns(done) if k not in VARIANT_KEYS]
     rows = []
     for run in done:
         cfg = run_config(run)
         rows.append({**{k: cfg.get(k) for k in key}, **run_row(run, window), "hash": run.hash,
                      "path": str(run.path)})
+        rows[-1]["norm"] = norm_variant(cfg)
     table = pd.DataFrame(rows)
     config = [k for k in key]
     best = table.groupby(config, dropna=False)["final_acc"].mean().max()

@@ -28,6 +28,8 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import weakref
+
 import numpy as np
 import pandas as pd
 
@@ -73,24 +75,55 @@ def cells(table: pd.DataFrame, by: list[str], axis: str, measure: str, outcome: 
     """The cells of `table` grouped by `by` (an empty `by`: one cell of everything), configurations
     told apart by `axis` (a column, or a list of columns), seeds by `seed`."""
     axis_cols = [axis] if isinstance(axis, str) else list(axis)
+    m_all, y_all = table[measure].to_numpy(float), table[outcome].to_numpy(float)
     out = []
-    groups = table.groupby(by, sort=False, dropna=False) if by else [((), table)]
-    for key, part in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        name = ", ".join(f"{c}={_short(v)}" for c, v in zip(by, key)) or "all runs"
-        seeds = sorted(part["seed"].unique())
-        configs = list(dict.fromkeys(map(tuple, part[axis_cols].to_numpy().tolist())))
-        if len(configs) < 2:
-            continue
-        m = np.full((len(configs), len(seeds)), np.nan)
-        y = np.full_like(m, np.nan)
-        where = {c: i for i, c in enumerate(configs)}
-        col = {s: j for j, s in enumerate(seeds)}
-        for (c, s, mv, yv) in zip(map(tuple, part[axis_cols].to_numpy().tolist()), part["seed"],
-                                  part[measure], part[outcome]):
-            m[where[c], col[s]], y[where[c], col[s]] = mv, yv
+    for name, configs, rows, ci, si, shape in _layout(table, tuple(by), tuple(axis_cols)):
+        m = np.full(shape, np.nan)
+        y = np.full(shape, np.nan)
+        m[ci, si], y[ci, si] = m_all[rows], y_all[rows]
         out.append(Cell(name, configs, m, y))
     return out
+
+
+_LAYOUTS: dict = {}
+
+
+def _layout(table: pd.DataFrame, by: tuple, axis_cols: tuple) -> list:
+    """Where each row of `table` sits: per cell (name, configurations, row positions, configuration and
+    seed indices, [config, seed] shape). Computed once per table, grouping and axis (the analysis asks
+    for the same cells for every measure and outcome); forgotten when the table is."""
+    key = (id(table), by, axis_cols)
+    if key not in _LAYOUTS:
+        if not any(k[0] == id(table) for k in _LAYOUTS):
+            weakref.finalize(table, _forget, id(table))
+        layout = []
+        # Groups in order of first appearance, as iterating a groupby(sort=False) gives them.
+        codes = (table.groupby(list(by), sort=False, dropna=False).ngroup().to_numpy() if by
+                 else np.zeros(len(table), int))
+        labels = list(map(tuple, table[list(axis_cols)].to_numpy().tolist()))
+        seed_col = table["seed"].to_numpy()
+        keys = table[list(by)].to_numpy().tolist() if by else [[]] * len(table)
+        for g in range(int(codes.max()) + 1 if len(codes) else 0):
+            rows = np.flatnonzero(codes == g)
+            key_ = tuple(keys[rows[0]])
+            name = ", ".join(f"{c}={_short(v)}" for c, v in zip(by, key_)) or "all runs"
+            part_labels = [labels[i] for i in rows]
+            configs = list(dict.fromkeys(part_labels))
+            if len(configs) < 2:
+                continue
+            seeds = sorted(set(seed_col[rows].tolist()))
+            where = {c: i for i, c in enumerate(configs)}
+            col = {s_: j for j, s_ in enumerate(seeds)}
+            ci = np.array([where[c] for c in part_labels])
+            si = np.array([col[s_] for s_ in seed_col[rows].tolist()])
+            layout.append((name, configs, rows, ci, si, (len(configs), len(seeds))))
+        _LAYOUTS[key] = layout
+    return _LAYOUTS[key]
+
+
+def _forget(table_id: int) -> None:
+    for k in [k for k in _LAYOUTS if k[0] == table_id]:
+        del _LAYOUTS[k]
 
 
 def _short(v) -> str:

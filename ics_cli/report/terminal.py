@@ -301,12 +301,12 @@ VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "UNDE
                  "DESIGN CHECK": "cyan"}
 
 
-def print_studies(console: Console, registry) -> None:
+def print_studies(console: Console, descriptions: dict[str, str]) -> None:
     table = Table(title="Studies (ics reproduce NAME)")
     table.add_column("name")
     table.add_column("description")
-    for name, study in registry.items():
-        table.add_row(name, study.description)
+    for name, description in descriptions.items():
+        table.add_row(name, description)
     console.print(table)
 
 

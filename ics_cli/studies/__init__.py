@@ -37,13 +37,14 @@ from ..store import files
 from ..figures import draw
 from ..errors import IcsError
 from ..store.files import read_json, write_atomic, write_json
-from . import ba2016, bjorck2018, ioffe2015, ioffe2017, note, readme, santurkar2018, wu2018, wu2021
+from . import (ba2016, bjorck2018, ioffe2015, ioffe2017, note, predictors_run, readme, santurkar2018, wu2018,
+               wu2021)
 from .claims import (DESIGN_CHECK, FAIL, INCONCLUSIVE, PASS, PILOT_SEEDS, TESTS, UNDERPOWERED, VERDICTS,
                      Claim, Measurement, MissingData, Study, powered, seeds_needed)
 from .context import Context
 
 __all__ = ["Claim", "Measurement", "Study", "StudyResult", "REGISTRY", "VERDICT_COLUMNS", "names",
-           "select", "default_out", "run_study", "run_all", "measure", "held", "redraw",
+           "select", "descriptions", "default_out", "run_study", "run_all", "measure", "held", "redraw",
            "PASS", "FAIL", "INCONCLUSIVE", "DESIGN_CHECK", "UNDERPOWERED", "VERDICTS", "TESTS", "PILOT_COLUMNS", "CORE_VERDICT_COLUMNS",
            "tally", "held_table"]
 
@@ -70,14 +71,23 @@ class StudyResult:
 
 
 def names() -> list[str]:
-    return list(REGISTRY)
+    """Every study `ics reproduce` runs: the claim studies of REGISTRY, then the predictors study (whose
+    verdicts are per measure, studies/predictors_run.py)."""
+    return [*REGISTRY, predictors_run.NAME]
+
+
+def descriptions() -> dict[str, str]:
+    """name → one-line description, for `ics reproduce --list`."""
+    return {**{n: s.description for n, s in REGISTRY.items()},
+            predictors_run.NAME: "Which early measure of internal covariate shift, if any, predicts how well a "
+                                 "norm trains (issue 25; ics meta on a pre-registered grid)"}
 
 
 def select(name: str) -> list[str]:
     """The studies `name` stands for: itself, or every study for 'all'; a one-line IcsError otherwise."""
     if name == "all":
         return names()
-    if name not in REGISTRY:
+    if name not in names():
         raise IcsError(f"unknown study '{name}'; choose one of: {', '.join(names())}, all")
     return [name]
 
@@ -169,11 +179,14 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
 
     `seeds` replaces the protocol's seeds (a replication); `quick` scales the protocol down.
     """
-    if name not in REGISTRY:
+    if name not in names():
         select(name)                      # raises the one-line error for an unknown name
         raise IcsError(f"run_study runs one study; for '{name}' use run_all (studies: {', '.join(names())})")
     if seeds is not None and (not seeds or any(int(s) < 0 for s in seeds)):
         raise IcsError(f"--seeds must be a comma list of integers >= 0, got {seeds}")
+    if name == predictors_run.NAME:
+        done = predictors_run.run(out, quick=quick, seeds=seeds, jobs=jobs, on_outcome=on_outcome)
+        return StudyResult(name, done.out, done.verdicts, done.seconds)
     study = REGISTRY[name]
     out = Path(out) if out is not None else default_out(name, quick=quick, seeds=seeds)
     start = time.perf_counter()
@@ -275,6 +288,8 @@ def redraw(folder: Path, fmt: str = "png") -> list[Path]:
     if not info.is_file():
         raise IcsError(f"'{folder}' is not a study folder (no study.json); run `ics reproduce NAME` first")
     meta = read_json(info)
+    if meta.get("study") == predictors_run.NAME:
+        return predictors_run.redraw(folder, fmt)
     study = REGISTRY.get(meta.get("study"))
     if study is None:
         raise IcsError(f"'{info}' names an unknown study; known: {', '.join(names())}")

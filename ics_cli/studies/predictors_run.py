@@ -1,0 +1,195 @@
+"""The predictors study end to end (`ics reproduce predictors`), on the protocol of studies/predictors.py:
+
+1. the pilot: the protocol's models and norms at PILOT_LRS on PILOT_SEEDS into `<out>/pilot/runs/<group>/`,
+   analysed by `ics meta`'s build into `<out>/pilot/` (its tables and forest plots);
+2. the seeds sized from the pilot (`size`: the median τ interval width of the candidate measures, and the
+   budget the pilot's wall time says the grid affords), and the lr grid's ends checked (`grid_check`);
+3. the deciding grid on seeds 0 … n−1 into `<out>/runs/<group>/`, analysed into `<out>/` (predictors.csv,
+   verdicts.csv, predictor_runs.csv, forest_<outcome>.png);
+4. the replication: the same grid on seeds 10 … 10+n−1 into `<out>/replication/runs/`, analysed into
+   `<out>/replication/`; `<out>/verdicts.csv` gets `replicated` (the replication's verdict) and `held`;
+5. `<out>/study.json` (seeds, phase wall times, from_empty_s) and a generated `<out>/README.md`.
+
+Finished runs are reused (a rerun resumes). `quick` runs the quick grid into runs/quick/predictors/ with
+no pilot and no replication; `seeds` runs the deciding grid on those seeds only (a replication by hand).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..analyse import predictors as rules
+from ..figures import forest
+from ..store import files
+from ..store.files import read_json, write_atomic, write_json
+from ..store.runs import runs_under
+from ..sweep import run as sweep_mod
+from . import predictors as protocol
+from .claims import PILOT_SEEDS
+
+NAME = protocol.NAME
+QUICK_OUT = Path("runs") / "quick" / NAME
+REPLICATE_ROOT = Path("runs") / "replicate"
+DEFAULT_OUT = Path("results") / NAME
+REPLICATION_START = protocol.REPLICATION_SEEDS[0]
+
+
+@dataclass
+class PredictorsResult:
+    name: str
+    out: Path
+    verdicts: pd.DataFrame
+    seconds: float
+    result: rules.Result
+
+
+def default_out(*, quick: bool = False, seeds: list[int] | None = None) -> Path:
+    if seeds:
+        return REPLICATE_ROOT / f"{NAME}-s{'-'.join(str(s) for s in seeds)}"
+    return QUICK_OUT if quick else DEFAULT_OUT
+
+
+def run_grid(groups: dict, root: Path, jobs: int | None, on_outcome=None) -> float:
+    """Every group's sweep into root/<group>/ (finished runs reused); the wall time in seconds."""
+    start = time.perf_counter()
+    for group, sweep in groups.items():
+        sweep_mod.run(sweep, root / group, jobs=jobs, on_outcome=on_outcome)
+    return time.perf_counter() - start
+
+
+def analyse(root: Path, dest: Path) -> rules.Result:
+    """`ics meta root --out dest`: the analysis of every run under root, its tables and forest plots."""
+    result = rules.build(runs_under(root))
+    forest.save(result, dest)
+    return result
+
+
+def redraw(folder: Path, fmt: str = "png") -> list[Path]:
+    """The forest plots of a predictors folder (and of its pilot/ and replication/), from their verdicts.csv."""
+    drawn = []
+    for part in (folder, folder / "pilot", folder / "replication"):
+        if (part / "verdicts.csv").is_file():
+            drawn += forest.draw(files.read_csv(part / "verdicts.csv"), part, fmt)
+    return drawn
+
+
+def widths(verdicts: pd.DataFrame, outcome: str = "final_acc") -> pd.Series:
+    """Width of each candidate measure's τ-across-norms interval for `outcome` (role `measure` only)."""
+    rows = verdicts[(verdicts["outcome"] == outcome) & (verdicts["role"] == rules.MEASURE)]
+    w = pd.to_numeric(rows["tau_norm_ci_high"]) - pd.to_numeric(rows["tau_norm_ci_low"])
+    return pd.Series(w.to_numpy(float), index=rows["measure"].to_numpy()).dropna()
+
+
+def size(pilot_verdicts: pd.DataFrame, pilot_seconds: float, n_pilot: int = len(PILOT_SEEDS)) -> dict:
+    """The deciding seeds, by the protocol's rule (studies/predictors.py, "Pilot"): wanted from the median
+    interval width, affordable from the budget; chosen = clip(min(wanted, affordable), 3, MAX_SEEDS)."""
+    w = widths(pilot_verdicts)
+    median = float(w.median()) if len(w) else math.nan
+    target = 2 * rules.TAU_MIN
+    wanted = (math.ceil(n_pilot * (median / target) ** 2) if math.isfinite(median) else protocol.MAX_SEEDS)
+    per_seed = pilot_seconds / n_pilot * len(protocol.LRS) / len(protocol.PILOT_LRS)
+    affordable = int((protocol.BUDGET_S - pilot_seconds) // (2 * per_seed)) if per_seed > 0 else protocol.MAX_SEEDS
+    floor = len(protocol.DECIDING_SEEDS)
+    chosen = int(min(max(min(wanted, affordable), floor), protocol.MAX_SEEDS))
+    if wanted <= affordable:
+        why = f"the pilot's median width {median:.2f} asks for {wanted} seeds, within the budget ({affordable})"
+    else:
+        why = (f"the pilot's median width {median:.2f} asks for {wanted} seeds; the budget affords {affordable}: "
+               f"verdicts whose intervals stay wider than {target:g} come out inconclusive (underpowered)")
+    if chosen != min(wanted, affordable):
+        why += f"; clipped to {chosen} (at least {floor}, at most {protocol.MAX_SEEDS})"
+    return dict(median_width=median, target_width=target, measures=len(w), wanted=wanted,
+                seconds_per_seed=per_seed, affordable=affordable, seeds=chosen, why=why)
+
+
+def grid_check(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, norm) of a run table: the mean final accuracy at each lr, whether the grid's lowest lr
+    trains worse than the best one (`low_end_ok`) and whether its highest diverges or trains worse
+    (`high_end_ok`)."""
+    rows = []
+    for (model, norm), g in table.groupby(["model", "norm"], sort=False):
+        acc = g.groupby("lr")["final_acc"].mean().sort_index()
+        div = g.groupby("lr")["diverged"].mean().sort_index()
+        best = float(acc.max())
+        rows.append(dict(model=model, norm=norm, **{f"acc@{lr:g}": round(float(a), 4) for lr, a in acc.items()},
+                         best_lr=float(acc.idxmax()), low_end_ok=bool(acc.iloc[0] < best),
+                         high_end_ok=bool(div.iloc[-1] > 0 or acc.iloc[-1] < best)))
+    return pd.DataFrame(rows)
+
+
+def held(deciding: pd.DataFrame, replication: pd.DataFrame) -> pd.DataFrame:
+    """The deciding verdicts with the replication's verdict beside each (`replicated`) and `held`."""
+    other = replication.set_index(["measure", "outcome"])["verdict"]
+    out = deciding.copy()
+    out["replicated"] = [other.get((m, o), "") for m, o in zip(out["measure"], out["outcome"])]
+    out["held"] = out["verdict"] == out["replicated"]
+    return out
+
+
+def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None = None, jobs: int | None = None,
+        on_outcome=None) -> PredictorsResult:
+    """The study into `out` (default: default_out); see the module doc. Returns the deciding result."""
+    out = Path(out) if out is not None else default_out(quick=quick, seeds=seeds)
+    start = time.perf_counter()
+    statuses: list[str] = []
+
+    def outcome(o):
+        statuses.append(o.status)
+        if on_outcome:
+            on_outcome(o)
+    phases, sizing, check = {}, None, None
+    full = not quick and seeds is None
+    if full:
+        phases["pilot_s"] = run_grid(protocol.plan(pilot=True), out / "pilot" / "runs", jobs, outcome)
+        before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
+        pilot_seconds = before.get("phases", {}).get("pilot_s") if "skipped" in statuses else phases["pilot_s"]
+        phases["pilot_s"] = pilot_seconds or phases["pilot_s"]
+        pilot = analyse(out / "pilot" / "runs", out / "pilot")
+        # Sized once: a rerun (resume) keeps the seeds the first run chose, whatever this machine's speed.
+        sizing = before.get("sizing") or size(pilot.verdicts, phases["pilot_s"])
+        phases = {**before.get("phases", {}), **phases}
+        write_json(out / "study.json", {**before, "study": NAME, "phases": phases, "sizing": sizing})
+        check = grid_check(pilot.runs)
+        write_atomic(out / "pilot" / "grid_check.csv", files.to_csv(check))
+        chosen = list(range(sizing["seeds"]))
+    else:
+        chosen = list(seeds) if seeds else None
+    t = time.perf_counter()
+    run_grid(protocol.plan(quick=quick, seeds=chosen), out / "runs", jobs, outcome)
+    phases["deciding_s"] = time.perf_counter() - t
+    result = analyse(out / "runs", out)
+    verdicts = result.verdicts
+    if full:
+        t = time.perf_counter()
+        again = [REPLICATION_START + i for i in range(len(chosen))]
+        run_grid(protocol.plan(seeds=again), out / "replication" / "runs", jobs, outcome)
+        phases["replication_s"] = time.perf_counter() - t
+        replication = analyse(out / "replication" / "runs", out / "replication")
+        verdicts = held(verdicts, replication.verdicts)
+        write_atomic(out / "verdicts.csv", files.to_csv(verdicts))
+    seconds = time.perf_counter() - start
+    before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
+    reused = statuses.count("skipped")
+    from_empty = seconds if not reused else before.get("from_empty_s")
+    if reused and before.get("phases"):
+        phases = {**before["phases"], **{k: v for k, v in phases.items() if k not in before["phases"]}}
+    meta = {"study": NAME, "quick": quick, "seeds": chosen, "from_empty_s": from_empty, "phases": phases,
+            "cpus": os.cpu_count(), "sizing": sizing}
+    write_json(out / "study.json", meta)
+    if full:
+        from .predictors_readme import render
+        write_atomic(out / "README.md", render(out, result, verdicts, meta, check))
+    return PredictorsResult(NAME, out, verdicts, seconds, result)
+
+
+def summary(verdicts: pd.DataFrame, outcome: str = "final_acc") -> dict[str, list[str]]:
+    """The candidate measures (role `measure`) grouped by their verdict for `outcome`."""
+    rows = verdicts[(verdicts["outcome"] == outcome) & (verdicts["role"] == rules.MEASURE)]
+    return {v: list(rows.loc[rows["verdict"] == v, "measure"]) for v in rules.VERDICTS
+            if (rows["verdict"] == v).any()}
