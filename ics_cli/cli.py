@@ -319,6 +319,11 @@ def plot(
 
     [path] = _existing([path], "give a compare folder, a folder holding one, or a study folder")
     folder = path / "compare" if (path / "compare").is_dir() else path
+    if (path / "predictor_runs.csv").exists() and (path / "study.json").exists():   # the predictors study
+        config_mod.check_writable(path, "PATH", beside=True)
+        own = studies.redraw(path, fmt=fmt.value)
+        out.print(f"{len(own)} figures and README.md written to {path}")
+        return
     if not (folder / "summary.csv").exists():
         stopped = (" (an `ics compare` into it was stopped before it finished)"
                    if any(staging.is_incomplete(staging.staging_folder(f)) for f in (path / "compare", folder))
@@ -357,11 +362,11 @@ def reproduce(
     if list_ or name is None:
         report.print_studies(out, studies.descriptions())
         return 0
-    chosen = studies.select(name)
+    seed_list = sweep_mod.parse_seeds(seeds) if seeds is not None else None
+    chosen = studies.select(name, seed_list)
     if jobs is not None and jobs < 1:
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
     sweep_mod.check_backend(backend, ray_address, ray_retries, jobs)
-    seed_list = sweep_mod.parse_seeds(seeds) if seeds is not None else None
     for study in chosen:
         folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
         with sweep_mod.backend(backend, ray_address, ray_retries):     # the study's sweep.run calls
@@ -492,7 +497,8 @@ def export(
 def export_tensorboard(
     paths: list[Path] = typer.Argument(..., metavar="RUNS", help="Run folders or sweep folders."),
     logdir: Path = typer.Option(..., "--logdir", metavar="DIR", help="Folder that receives one folder of event files per run "
-                                "(DIR/RUN_NAME/, replaced when exported again); then `tensorboard --logdir DIR`."),
+                                "(DIR/MODEL-NORM-lrLR-sSEED/, with the run's hash where two runs would share a name; "
+                                "replaced when exported again); then `tensorboard --logdir DIR`."),
 ):
     """Runs as TensorBoard event files, from their tables: the tags `ics train --tensorboard` writes,
     without its sampled activations (needs the tensorboard package)."""

@@ -5,7 +5,8 @@ state dict: `torch.load(path, weights_only=True)`), so a model can be evaluated 
 
 Each record has its own cadence, and every one includes step 0 (before any update) and the last step:
 activation statistics every `log_every` steps (from the fixed probe batch, or under `--probe train`
-from the training pass itself), the test set every `eval_every` steps (one metrics row, whose train
+from the training pass itself), with the loss and accuracy of the update's own training batch (a
+train.csv row, no extra pass), the test set every `eval_every` steps (one metrics row, whose train
 loss and accuracy average the updates since the previous row), and each layer's gradient norm on
 every step. The recorders keep their rows on the device and the logs receive them in blocks.
 Checkpoints are taken on a wall clock (`checkpoint_every` seconds), each after flushing every block;
@@ -165,6 +166,7 @@ class Recorders:
         self.second = quantities.active(cfg, model)     # the second view of ICS, each on its own cadence
         self.loss_fn = functools.partial(tasks.loss, ds.task)
         self.pending: dict = {q: [] for q in self.second}     # quantity rows not yet written
+        self.batches: list = []          # train.csv rows not yet written (accuracy on the device)
         self.measured: list = []         # the quantities measured around this update, and their probe
         self.quantity_probe = None
         self.recorded = -1               # the last step with activation statistics
@@ -262,11 +264,16 @@ class Recorders:
             if rows:
                 self.logs.quantity(q.name, rows)
                 rows.clear()
+        if self.batches:
+            accs = torch.stack([acc for *_, acc in self.batches]).tolist()
+            self.logs.train([[step, loss, acc] for (step, loss, _), acc in zip(self.batches, accs)])
+            self.batches.clear()
 
 
 class Evaluation:
     """The test set every `eval_every` steps, each time one metrics row, whose train loss and
-    accuracy average the updates since the previous row."""
+    accuracy average the updates since the previous row; at each log step the update's own batch
+    loss and accuracy (a train.csv row, buffered with the recorders' blocks)."""
 
     def __init__(self, cfg: RunConfig, ds: data.Dataset, model, opt, device: torch.device,
                  recorders: Recorders, clock: Callable[[], float],
@@ -291,11 +298,15 @@ class Evaluation:
         last metrics row."""
         return [0.0, torch.zeros((), dtype=torch.float64, device=self.device), 0]
 
-    def add(self, loss_value: float, logits: torch.Tensor, y: torch.Tensor) -> None:
-        """One update's batch into the interval."""
-        self.interval[0] += tasks.sample_sum(self.ds.task, loss_value, len(y))
-        self.interval[1] += tasks.correct_sum(self.ds.task, logits, y)
+    def add(self, step: int, loss_value: float, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Update `step`'s batch into the interval; at a log step, also its train.csv row."""
+        loss_sum = tasks.sample_sum(self.ds.task, loss_value, len(y))
+        correct = tasks.correct_sum(self.ds.task, logits, y)
+        self.interval[0] += loss_sum
+        self.interval[1] += correct
         self.interval[2] += len(y)
+        if due(step, self.cfg.log_every, self.cfg.steps):
+            self.recorders.batches.append((step, loss_sum / len(y), correct.double() / len(y)))
 
     def due(self, step: int) -> bool:
         return due(step, self.cfg.eval_every, self.cfg.steps)
@@ -494,7 +505,7 @@ def train(cfg: RunConfig, *, force: bool = False,
                 recorders.after_update()
                 step += 1
                 at_step(cfg, model, opt, step)
-                evaluation.add(loss_value, logits, y)
+                evaluation.add(step, loss_value, logits, y)
                 recorders.updated(step)
                 if evaluation.due(step):
                     evaluation(step)

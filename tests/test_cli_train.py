@@ -22,6 +22,7 @@ CONTRACT = {
                    "drift_mean_scaled", "drift_mean_scaled_init", "dead_units"],
     "units.parquet": ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "p85"],
     "grads.csv": ["step", "layer", "grad_norm", "weight_norm", "update_ratio"],
+    "train.csv": ["step", "batch_loss", "batch_acc"],
 }
 
 
@@ -56,6 +57,7 @@ def test_train_writes_the_run_folder_contract(tmp_path, capsys):
     assert metrics.lr.eq(0.5).all() and metrics.test_acc.between(0, 1).all()
     assert sorted(pd.read_csv(run / "layers.csv").step.unique()) == [0, 10, 20]   # --log-every
     assert sorted(pd.read_csv(run / "grads.csv").step.unique()) == list(range(1, 21))   # every step
+    assert pd.read_csv(run / "train.csv").step.tolist() == [10, 20]     # --log-every, the update's batch
 
     meta = json.loads((run / "config.json").read_text())
     assert {"config", "hash", "versions", "device", "timestamp"} <= set(meta)

@@ -4,7 +4,9 @@ compare's own mean and t interval gives the wide table back; the same runs give 
 part of the staged output set; and nothing that reads a compare folder needs them.
 
 The runs: a real sweep of 8 tiny runs (none and batch, batch sizes 30 and 60, seeds 0 and 1, synthetic
-data, 20 steps) recording every quantity of the second view, so every table family has a long table.
+data, 20 steps) recording every quantity of the second view, so every table family has a long table;
+and a sweep of 2 runs over the learning rate (one of them diverging, at another width) whose long tables
+start with the same key columns (issue 27).
 """
 
 import shutil
@@ -18,7 +20,7 @@ from ics_cli.figures import draw
 from ics_cli.figures import style
 from ics_cli.analyse import compare, long as long_tables
 from ics_cli.analyse import outputs
-from ics_cli.analyse.keys import SITE_ORDER, table_key
+from ics_cli.analyse.keys import LONG_KEY, RUN_COLUMNS, SITE_ORDER, key_columns, table_key
 from ics_cli.analyse.stats import aggregate
 from ics_cli.store import runs as store
 from ics_cli.store import staging
@@ -30,6 +32,10 @@ SWEEP = ["--norms", "none,batch", "--lrs", "0.1", "--seeds", "0,1", "--batch-siz
          "--probe-size", "64", "--ics-every", "10", "--landscape-every", "10",
          "--relative-loss-every", "10", "--relative-alphas", "1e-3:1:4", "--sharpness-every", "10",
          "--sharpness-iters", "3", "--jobs", "1", "--quiet"]
+# A second sweep over the learning rate (one that diverges) at another width, with no second view.
+LR_SWEEP = ["--norms", "none", "--lrs", "0.1,50", "--seeds", "0", "--batch-sizes", "30", "--steps", "20",
+            "--dataset", "synthetic", "--log-every", "10", "--eval-every", "10", "--probe-size", "64",
+            "--width", "16", "--jobs", "1", "--quiet"]
 # Wide tables with no long table: per run already (runs, percentiles) or read from runs.csv's rows.
 NOT_LONG = {"summary", "lr_curve", "lr_tolerance", "best_lr", "percentiles", "runs"}
 # Long values that the wide table counts or takes the first / largest of, rather than averaging.
@@ -47,6 +53,13 @@ def sweep(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(sweep):
     return store.find_runs(sweep)
+
+
+@pytest.fixture(scope="module")
+def lr_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("long-lr") / "sweep"
+    assert main(["sweep", *LR_SWEEP, "--out", str(out)]) == 0
+    return store.find_runs(out)
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +100,41 @@ def test_every_wide_table_over_seeds_has_a_long_table_of_the_documented_columns(
         assert {f"{v}_mean" for v in averaged} <= set(wide[name].columns), name
         assert table[["seed", "hash"]].notna().all().all() and len(table), name
     assert long_tables.columns("drift", key) == [
-        "model", "norm", "lr", "batch_size", "seed", "hash", "layer", "site", "drift_mean_total",
+        "model", "norm", "lr", "batch_size", "optimizer", "depth", "width", "activation", "dataset", "steps",
+        "seed", "hash", "status", "layer", "site", "drift_mean_total",
         "drift_var_total", "drift_mean_init_final", "drift_var_init_final", "drift_mean_step",
         "drift_var_step", "drift_mean_scaled_total", "drift_mean_scaled_step", "drift_mean_scaled_init_final"]
     # bn_eval is an index column of test_stats, unless the comparison is keyed by it.
     assert "bn_eval" in long_tables.columns("test_stats", key)
     assert long_tables.columns("test_stats", key + ["bn_eval"]).count("bn_eval") == 1
+
+
+def test_long_tables_of_two_sweeps_start_with_the_same_key_and_name_each_runs_status(runs, lr_runs, tmp_path):
+    """One sweep varies the batch size, the other the lr (at width 16, one run diverging): their long
+    tables start with the same columns, which a wide key would not (`width` follows `batch_size` in
+    the wide tables of both together). A field that varies outside LONG_KEY comes after it, never lost."""
+    lead = [*LONG_KEY, *RUN_COLUMNS]
+    by_batch, by_lr = compare.build(runs), compare.build(lr_runs)
+    together = compare.build(runs + lr_runs)
+    assert table_key(by_batch["summary"]) == table_key(by_lr["summary"]) == ["model", "norm", "lr", "batch_size"]
+    assert table_key(together["summary"])[:5] == ["model", "norm", "lr", "batch_size", "width"]
+    extra = [c for c in key_columns(runs + lr_runs) if c not in LONG_KEY]
+    assert "ics_every" in extra and "width" not in extra           # the second view is on in one sweep only
+    runs_csv = together["runs"].set_index("hash")["status"]
+    for name in ("drift", "curves", "gradient_stability"):
+        for tables in (by_batch, by_lr):
+            assert list(tables.long[name].columns[:len(lead)]) == lead, name
+        cols = list(together.long[name].columns)
+        assert cols[:len(LONG_KEY) + len(extra) + len(RUN_COLUMNS)] == [*LONG_KEY, *extra, *RUN_COLUMNS], name
+        rows = together.long[name]
+        assert (rows["status"] == rows["hash"].map(runs_csv)).all(), name
+    assert set(by_lr.long["curves"]["status"]) == {"completed", "diverged"}
+    assert set(by_batch.long["curves"]["width"]) == {100} and set(by_lr.long["curves"]["width"]) == {16}
+    # Read back from disk: the status is text, the key as written.
+    long_tables.write(by_lr.long, tmp_path)
+    read = long_tables.load(tmp_path, "curves")
+    assert list(read.columns[:len(lead)]) == lead
+    assert sorted(set(read["status"])) == ["completed", "diverged"] and set(read["dataset"]) == {"synthetic"}
 
 
 def test_rows_are_one_per_run_and_index_in_reading_order(compared, runs):
@@ -103,7 +145,7 @@ def test_rows_are_one_per_run_and_index_in_reading_order(compared, runs):
     assert set(layers["hash"]) == set(runs_csv["hash"]) and len(set(layers["hash"])) == len(runs) == 8
     # ... with the seed and the key of the run that hash names in runs.csv.
     joined = layers.merge(runs_csv, on="hash", suffixes=("", "_run"))
-    for col in ("model", "norm", "lr", "batch_size", "seed"):
+    for col in ("model", "norm", "lr", "batch_size", "seed", "status"):
         assert (joined[col] == joined[f"{col}_run"]).all(), col
     drift = outputs.load_long(compared, "drift")
     assert list(drift["norm"].drop_duplicates()) == ["none", "batch"]               # NORM_ORDER

@@ -10,6 +10,7 @@ their CSVs, verdicts and README, as a clean clone has them, without run folders)
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from datetime import datetime, timezone
@@ -28,10 +29,13 @@ from ics_cli.report import page
 from ics_cli.store import runs as store
 from ics_cli.cli import main
 from ics_cli.report.page import figures as figs
-from ics_cli.report.page.markup import interval, markdown
+from ics_cli.report.page import glossary
+from ics_cli.analyse.keys import LONG_KEY, RUN_COLUMNS
+from ics_cli.report.page.markup import interval, markdown, table
 from ics_cli.report.page.sections import claim_refs
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
 NOW = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
 
 
@@ -252,3 +256,85 @@ def test_protocol_markdown_becomes_headings_lists_and_tables():
     assert "<a " not in html and "a link" in html          # a link with no anchor in the page is text
     assert "<th scope=\"col\">a</th>" in html and "<td>2</td>" in html
     assert "<li>one continued</li>" in html and "<li>two</li>" in html
+
+
+# --------------------------------------------------------------------------- the glossary (issue 27)
+
+
+def _headings(text: str, table_id: str) -> dict[str, str | None]:
+    """A table's column headings, each with its tooltip (None: no title attribute)."""
+    inner = re.search(rf'<table class="sortable" id="{table_id}">(.*?)</thead>', text, re.S).group(1)
+    return {name: (html.unescape(title) if title else None) for title, name in
+            re.findall(r'<th scope="col" aria-sort="none"(?: title="([^"]*)")?><button type="button">([^<]*)'
+                       r"</button></th>", inner)}
+
+
+def test_the_glossary_is_up_to_date_with_docs_metrics():
+    """glossary.json is what scripts/make_glossary.py makes of docs/metrics.md now (rerun it if not)."""
+    docs = (ROOT / glossary.DOCS).read_text(encoding="utf-8")
+    assert glossary.FILE.read_text(encoding="utf-8") == glossary.dumps(glossary.parse(docs)), \
+        "docs/metrics.md changed: run `python scripts/make_glossary.py`"
+    tables = glossary.parse(docs)
+    assert tables["summary"]["n_seeds"] == "aggregated runs (completed + diverged)"
+    assert tables["summary"]["final_test_acc"].startswith("final test accuracy")     # an interval triple
+    assert tables["best_lr"]["n_seeds"] != tables["summary"]["n_seeds"]                 # per table
+    assert tables["test_stats"]["norm_batch"] == tables["batch_size"]["norm_batch"]     # "as in batch_size.csv"
+    assert list(tables[glossary.KEY_TABLE]) == [*LONG_KEY, *RUN_COLUMNS]               # the long tables' key
+    assert "lr" not in tables["best_lr"]               # "key columns without `lr`" names no column
+
+
+def test_parse_reads_names_braces_triples_and_the_table_a_heading_names():
+    text = ("### `t.csv` — one row per thing\n\n| column | definition |\n|---|---|\n"
+            "| key columns | see above |\n| `a_{mean,ci_low,ci_high}` | A |\n| `b_*`, `c` | B |\n"
+            "| `d_{x,y}` | D |\n\n**`u.csv` — another**\n\n| column | role | per-run quantity |\n|---|---|---|\n"
+            "| `c` | key | as in `t.csv` |\n\n### Headline (`x`)\n\n| column | definition |\n|---|---|\n"
+            "| `e` | **E** |\n\n| table | definition |\n|---|---|\n| `f` | not a column table |\n")
+    assert glossary.parse(text) == {"t": {"a": "A", "b": "B", "c": "B", "d_x": "D", "d_y": "D"},
+                                    "u": {"c": "B"}, "headline": {"e": "**E**"}}
+    assert glossary.plain("**E** is `e`") == "E is e"
+
+
+def test_a_compare_page_explains_its_columns_in_tooltips_and_a_glossary(tmp_path, monkeypatch):
+    monkeypatch.setattr(figs, "draw_all", lambda jobs, fmt="svg", workers=None: {j: [] for j in jobs})
+    sweep = write_runs(tmp_path / "sweep")
+    outputs.save(compare.build(store.find_runs(sweep)), tmp_path / "compare")
+    text = page.build([tmp_path / "compare"], now=NOW)
+    p = check_self_contained(text)
+    tables = glossary.load()
+    summary = _headings(text, "compare-table-summary")
+    assert summary["n_seeds"] == "aggregated runs (completed + diverged)"
+    assert summary["final_test_acc"] == glossary.plain(tables["summary"]["final_test_acc"])
+    assert summary["model"] and summary["lr"] == glossary.plain(tables[glossary.KEY_TABLE]["lr"])
+    assert _headings(text, "compare-table-best-lr")["n_seeds"] == glossary.plain(tables["best_lr"]["n_seeds"])
+    head = _headings(text, "compare-headline-table")
+    assert head["drift_linear_scaled"].startswith("mean over hidden layers of drift_mean_scaled_total_mean")
+    curves = _headings(text, "compare-table-curves")         # values from metrics.csv's definitions
+    assert curves["test_acc"] == glossary.plain(tables["metrics"]["test_acc"])
+    runs = _headings(text, "compare-table-runs")
+    assert runs["status"].startswith("the run's status") and runs["path"] == glossary.plain(tables["runs"]["path"])
+    assert _headings(text, "compare-table-drift")["layer"] == glossary.plain(tables[glossary.SHARED]["layer"])
+
+    # The Glossary: the last section, in the contents, every column shown with a definition and no other.
+    assert text.rindex("<section") == text.index('<section aria-labelledby="glossary">')
+    assert 'href="#glossary"' in text and "Glossary" in p.text
+    section = text[text.index('<h2 id="glossary">'):]
+    listed = re.findall(r"<dt><code>([^<]+)</code></dt>", section)
+    titled = {name for m in re.findall(r'<table class="sortable" id="([^"]+)"', text)
+              for name, title in _headings(text, m).items() if title}
+    assert listed == sorted(titled) and {"n_seeds", "drift_mean_total", "model"} <= set(listed)
+    # n_seeds means one thing in summary and another in best_lr: the Glossary names the tables of each.
+    n_seeds = re.search(r"<dt><code>n_seeds</code></dt><dd>(.*?)</dd>", section, re.S).group(1)
+    assert "in <code>best_lr</code>" in n_seeds and "<code>summary</code>" in n_seeds
+    assert "sharpness_min" not in listed                   # defined in docs, not shown here
+
+
+def test_a_column_without_a_definition_gets_no_tooltip_and_no_glossary_entry():
+    shown = glossary.Shown()
+    df = pd.DataFrame({"mystery": [1], "n_seeds": [2], "x_mean": [0.5], "x_ci_low": [0.4], "x_ci_high": [0.6],
+                       "final_test_acc_mean": [0.9]})
+    text = table(df, ident="t", caption="c", define=shown.define("summary"))
+    assert _headings(text, "t") == {"mystery": None, "n_seeds": "aggregated runs (completed + diverged)",
+                                    "x": None, "final_test_acc_mean": glossary.plain(
+                                        glossary.load()["summary"]["final_test_acc"])}
+    assert list(shown.seen) == ["n_seeds", "final_test_acc_mean"]
+    assert glossary.Shown().section() == ""               # nothing shown: no Glossary

@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -100,13 +101,26 @@ def drawn(monkeypatch):
         seen[name] = {"title": " ".join(title.split()),  # titles are wrapped to the figure's width
                       "axes": [dict(title=ax.get_title(), ylabel=ax.get_ylabel(),
                                     lines=[line.get_ydata() for line in ax.get_lines()],
-                                    images=[image.get_array() for image in ax.get_images()])
+                                    markers=[(len(line.get_xdata()), line.get_marker(), line.get_markersize(),
+                                              line.get_color()) for line in ax.get_lines()],
+                                    images=[image.get_array() for image in ax.get_images()],
+                                    shown=ax.axison, data=_has_data(ax),
+                                    fonts={t.get_text(): t.get_fontsize() for t in
+                                           [*ax.texts, *ax.get_xticklabels(), *ax.get_yticklabels()]
+                                           if t.get_text()})
                                for ax in fig.axes if ax.get_label() != "<colorbar>"],
+                      "size": tuple(fig.get_size_inches()),
                       "shared_y": [fig.axes[0].get_shared_y_axes().joined(fig.axes[0], ax)
                                    for ax in fig.axes]}
         return save(fig, out_dir, name, fmt)
     monkeypatch.setattr(plots, "save_figure", spy)
     return seen
+
+
+def _has_data(ax) -> bool:
+    """Whether a panel shows something: a line with a finite point, a band, an image."""
+    finite = any(np.isfinite(np.asarray(line.get_ydata(), float)).any() for line in ax.get_lines())
+    return finite or bool(ax.collections) or bool(ax.get_images())
 
 
 def test_side_by_side_figures_say_the_matched_lr(tables, tmp_path, drawn):
@@ -207,3 +221,107 @@ def test_large_tables_saved_gzipped_read_back_equal_and_the_same_bytes(tables, t
         pd.testing.assert_frame_equal(back[name], tables[name])
     files.write_tables(tables, tmp_path / "a")
     assert not (tmp_path / "a" / "layer_curves.csv.gz").exists() and (tmp_path / "a" / "layer_curves.csv").exists()
+
+
+# --------------------------------------------------------------------------- legibility (issue 27, item 8)
+
+
+def band_paths(ax) -> np.ndarray:
+    """Every vertex of the bands (fill_between) drawn on `ax`."""
+    paths = [path.vertices for coll in ax.collections for path in coll.get_paths()]
+    return np.concatenate(paths) if paths else np.empty((0, 2))
+
+
+def test_on_a_log_axis_a_band_is_drawn_only_where_its_lower_bound_is_positive():
+    """A t-interval over few seeds reaching below zero (step 20) has no place on a log axis: the band is
+    left out there, not stretched to the axis floor, and draw_series says so; on a linear axis it stays."""
+    df = pd.DataFrame({"step": [0, 10, 20, 30, 40], "x_mean": [1.0, 2.0, 3.0, 4.0, 5.0],
+                       "x_ci_low": [0.5, 1.0, -1.0, 2.0, 2.5], "x_ci_high": [2.0, 4.0, 7.0, 8.0, 10.0]})
+    ax = style.new_figure(4, 3).subplots()
+    assert style.draw_series(ax, df, "step", "x", color="k", label="x", log=True) is True
+    vertices = band_paths(ax)
+    assert set(vertices[:, 0]) == {0, 10, 30, 40}            # nothing at or around step 20
+    assert (vertices[:, 1] > 0).all() and vertices[:, 1].min() == 0.5
+    assert list(ax.get_lines()[0].get_ydata()) == [1, 2, 3, 4, 5]    # the mean line is whole
+    linear = style.new_figure(4, 3).subplots()
+    assert style.draw_series(linear, df, "step", "x", color="k", label="x", log=False) is False
+    assert 20 in band_paths(linear)[:, 0] and band_paths(linear)[:, 1].min() == -1.0
+    positive = df.assign(x_ci_low=[0.5, 1.0, 1.5, 2.0, 2.5])
+    assert style.draw_series(style.new_figure(4, 3).subplots(), positive, "step", "x", color="k",
+                             label="x", log=True) is False
+
+
+def test_a_figure_says_so_only_where_a_band_was_left_out(tables, tmp_path, drawn):
+    """grad_norms is on a log axis: a negative lower bound at one step puts the note in its title (the
+    fixture's intervals over two or three seeds reach below zero; clipped to positive, no note)."""
+    grads = tables["grad_curves"].copy()
+    grads["grad_norm_ci_low"] = grads["grad_norm_ci_low"].clip(lower=1e-6)
+    plots.grad_norms({**tables, "grad_curves": grads}, tmp_path)
+    assert style.BAND_CUT_NOTE not in drawn["grad_norms"]["title"]
+    grads.loc[grads.index[1], "grad_norm_ci_low"] = -1.0
+    plots.grad_norms({**tables, "grad_curves": grads}, tmp_path)
+    assert style.BAND_CUT_NOTE in drawn["grad_norms"]["title"]
+
+
+def test_a_quantity_that_was_not_recorded_gets_no_panel(tables, tmp_path, drawn):
+    """No training loss: accuracy alone. No tracked units for batch: none's panel alone. No act site:
+    the distribution figure's two rows of the norm site. No norm_eval: the drift figures' linear site.
+    Every panel drawn shows data."""
+    curves = tables["curves"].copy()
+    curves[[c for c in curves if c.startswith("train_loss")]] = np.nan
+    layer_curves = tables["layer_curves"]
+    lean = {**tables, "curves": curves,
+            "percentiles": tables["percentiles"][tables["percentiles"]["norm"] != "batch"],
+            "layer_curves": layer_curves[~layer_curves["site"].isin(["act", "norm_eval"])],
+            "drift": tables["drift"][tables["drift"]["site"] != "norm_eval"]}
+    for figure in plots.FIGURES:
+        figure(lean, tmp_path)
+    assert [a["title"] for a in drawn["accuracy_loss"]["axes"]] == ["Test accuracy"]
+    assert [a["title"] for a in drawn["percentiles"]["axes"]] == ["none, seed 0"]
+    assert "no tracked units recorded: batch" in drawn["percentiles"]["title"]
+    assert len(drawn["distribution_shift"]["axes"]) == 2 * 2           # 2 rows (norm site) x 2 layers
+    assert [a["title"] for a in drawn["drift"]["axes"]] == ["hidden1, linear site", "hidden2, linear site"]
+    assert [a["title"].split(":")[0] for a in drawn["drift_heatmap"]["axes"]] == ["linear site"]
+    for name, fig in drawn.items():
+        for ax in fig["axes"]:
+            assert ax["shown"] and ax["data"], (name, ax["title"])
+    # Nothing recorded at all: no file, rather than a figure of empty panels.
+    empty = {**lean, "percentiles": lean["percentiles"].iloc[:0]}
+    assert plots.percentiles(empty, tmp_path / "none") == []
+
+
+def test_a_curve_of_one_point_is_drawn_as_a_marker(tables, tmp_path, drawn):
+    """A very short run evaluates once or twice: a training loss of one point (step 0 has none) is a
+    visible marker, not an empty panel; curves of several points stay plain lines."""
+    curves = tables["curves"].copy()
+    curves.loc[curves["step"] != curves["step"].max(), [c for c in curves if c.startswith("train_loss")]] = np.nan
+    plots.accuracy_loss({**tables, "curves": curves}, tmp_path)
+    accuracy, loss = drawn["accuracy_loss"]["axes"]
+    assert loss["title"] == "Training loss"
+    marked = {color for n, marker, size, color in loss["markers"]
+              if n == 1 and marker not in ("None", "", " ", None) and size >= 4}
+    assert marked >= {style.norm_color("none"), style.norm_color("batch")}   # one point each
+    assert all(marker == "None" for n, marker, *_ in accuracy["markers"] if n > 1)
+    # The band of that point is an error bar (a band of one point would draw nothing).
+    df = pd.DataFrame({"step": [40], "x_mean": [1.0], "x_ci_low": [0.5], "x_ci_high": [1.5]})
+    ax = style.new_figure(4, 3).subplots()
+    style.draw_series(ax, df, "step", "x", color="k", label="x")
+    assert ax.get_lines()[0].get_marker() == "o" and ax.containers       # marker + errorbar
+
+
+def test_heatmap_labels_and_numbers_are_legible(tables, tmp_path, drawn):
+    """Tick labels and cell numbers at ≥ 9 pt in a figure sized to its cells (not a wide strip that a
+    page shrinks); long configuration labels wrapped into a few short lines."""
+    plots.drift_heatmap(tables, tmp_path)
+    heat = drawn["drift_heatmap"]
+    fonts = [(text, size) for ax in heat["axes"] for text, size in ax["fonts"].items()]
+    assert {"none", "batch", "1", "2", "0.04"} <= {text for text, _ in fonts}    # norms, layers, a cell
+    assert min(size for _, size in fonts) >= 9, fonts
+    width, height = heat["size"]
+    assert width <= 12 and height <= 10              # 2 norms x 2 layers x 2 sites
+    label = ("batch (batch_size=2, groups=8, steps=8000, log_every=1600, eval_every=1600, "
+             "sharpness_every=1600, sharpness_method=lanczos, landscape_every=10)")
+    lines = plots.heat_label(label).split("\n")
+    assert 1 < len(lines) <= plots.HEAT_LINES and all(len(x) <= plots.HEAT_CHARS for x in lines)
+    assert lines[0].startswith("batch (") and lines[-1].endswith("…")
+    assert plots.heat_label("none") == "none"

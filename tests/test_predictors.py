@@ -199,3 +199,32 @@ def test_ics_meta_refuses_one_norm_or_one_lr(tmp_path, capsys, keep, needle):
     sweep = write_runs(tmp_path, [r for r in RUNS if keep(r)])
     error_line(main(["meta", str(sweep), "--out", str(tmp_path / "meta")]), capsys, needle)
     assert not (tmp_path / "meta").exists()
+
+
+def test_a_measure_wrong_in_one_cell_predicts_on_average_only():
+    table = world()
+    flip = (table["model"] == "mlp") & np.isclose(np.log10(table["lr"]), -3)
+    table.loc[flip, "drift_mean_linear"] *= -1                # this (model, lr) cell orders the norms backwards
+    v, reason = verdict(table, "drift_mean_linear")
+    assert v == p.ON_AVERAGE, reason
+    assert "mlp" in reason and "1.00" in reason
+
+
+def test_a_positive_control_need_only_rank_not_beat_the_confounders():
+    table = world(models=("mlp", "cnn"), norms=6, lrs=6)
+    found = {("early_train_loss", "final_acc"): p.measure_stats(table, CONTEXT, "early_train_loss", "final_acc", **FAST)}
+    verdicts = pd.DataFrame([dict(measure="early_train_loss", outcome="final_acc", verdict=p.PROXY),
+                             dict(measure="shuffled", outcome="final_acc", verdict=p.NO)])
+    assert p.machinery(verdicts, table, found) is None          # a proxy that ranks: the machinery sees it
+    reversed_ = table.assign(early_train_loss=-table["early_train_loss"])    # ranks, but the wrong way
+    found = {("early_train_loss", "final_acc"): p.measure_stats(reversed_, CONTEXT, "early_train_loss", "final_acc",
+                                                               **FAST)}
+    assert "does not rank" in p.machinery(verdicts, table, found)
+
+
+def test_sign_errors_over_too_few_pairs_do_not_count():
+    few = ranks.SignError("cell with 3 pairs", 1.0, 3)
+    many = ranks.SignError("cell with 10 pairs", 0.1, 10)
+    s = p.Stats(n_runs=10, tau_norm=None, tau_lr=None, tau_raw=None, cmi=None, direction=1.0,
+                sign=[few, many], outcome_varies=True, sign_lr=[])
+    assert s.worst is many and s.sign_mean == pytest.approx(0.1)

@@ -22,6 +22,7 @@ from ics_cli.store import files
 from ics_cli.store import tensorboard as tb
 from ics_cli.cli import main
 from ics_cli.config import RunConfig
+from ics_cli.errors import IcsError
 from ics_cli.train import train
 
 from expect import error_line, refused
@@ -33,10 +34,11 @@ KW = dict(dataset="synthetic", steps=40, log_every=10, eval_every=20)
 run = runner(**KW)
 
 # The documented tag scheme (docs/metrics.md, "TensorBoard tags"), written out again here.
-METRICS = {"train_loss": "loss/train", "test_loss": "loss/test", "test_loss_batchstats": "loss/test_batchstats",
-           "train_acc": "accuracy/train", "test_acc": "accuracy/test",
+METRICS = {"train_loss": "loss/train_since_eval", "test_loss": "loss/test",
+           "test_loss_batchstats": "loss/test_batchstats", "train_acc": "accuracy/train_since_eval", "test_acc": "accuracy/test",
            "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr",
            "train_loss_eval": "loss/train_eval", "train_acc_eval": "accuracy/train_eval"}
+TRAIN = {"batch_loss": "loss/train", "batch_acc": "accuracy/train"}
 LAYER_COLUMNS = ("mean", "var", "unit_mean_abs", "unit_var_mean", "drift_mean", "drift_var", "drift_mean_init",
                  "drift_var_init", "drift_mean_scaled", "drift_mean_scaled_init", "dead_units")
 
@@ -61,6 +63,9 @@ def expected(run_dir: Path) -> dict:
 
     for _, r in store.read_table(run_dir, "metrics").iterrows():
         for column, tag in METRICS.items():
+            add(tag, r.step, r[column])
+    for _, r in store.read_table(run_dir, "train").iterrows():
+        for column, tag in TRAIN.items():
             add(tag, r.step, r[column])
     for _, r in store.read_table(run_dir, "layers").iterrows():
         for column in LAYER_COLUMNS:
@@ -133,11 +138,35 @@ def test_live_events_hold_every_csv_value_at_its_step(pair):
 def test_writing_events_changes_no_recorded_byte(pair):
     plain, folder = pair
     assert plain.name == folder.name                                # --tensorboard is not hashed
-    for name in ("layers.csv", "grads.csv", "landscape.csv", "units.parquet", "model.pt"):
+    for name in ("layers.csv", "grads.csv", "train.csv", "landscape.csv", "units.parquet", "model.pt"):
         assert (plain / name).read_bytes() == (folder / name).read_bytes(), name
     strip = [ln.rsplit(",", 1)[0] for ln in (plain / "metrics.csv").read_text().splitlines()]
     assert strip == [ln.rsplit(",", 1)[0] for ln in (folder / "metrics.csv").read_text().splitlines()]
     assert not (plain / "tensorboard").exists()
+
+
+def test_the_train_loss_has_one_point_per_log_step_from_the_training_pass(pair, tmp_path):
+    """loss/train and accuracy/train: one point per --log-every steps (10, 20, 30, 40 of a 40-step run
+    evaluated every 20), each the loss of the update's own batch (train.csv); metrics.csv's mean since
+    the previous evaluation keeps a tag of its own."""
+    _, folder = pair
+    scalars, _ = events(folder / "tensorboard")
+    train_rows = store.read_table(folder, "train")
+    assert train_rows.step.tolist() == [10, 20, 30, 40]
+    for tag, column in (("loss/train", "batch_loss"), ("accuracy/train", "batch_acc")):
+        got = sorted(scalars[tag])
+        assert [s for s, _ in got] == [10, 20, 30, 40], tag
+        assert [v for _, v in got] == pytest.approx(train_rows[column].tolist(), rel=1e-6), tag
+    assert [s for s, _ in sorted(scalars["loss/train_since_eval"])] == [20, 40]
+    assert train_rows.batch_loss.gt(0).all() and train_rows.batch_acc.between(0, 1).all()
+
+    # Evaluated after every update, metrics.csv's mean over the updates since the previous row is the mean
+    # over one update: the same number as train.csv's, so both come from the same training pass.
+    every = run(tmp_path, steps=8, log_every=1, eval_every=1).path
+    metrics, train_rows = store.read_table(every, "metrics"), store.read_table(every, "train")
+    assert train_rows.step.tolist() == list(range(1, 9))
+    assert train_rows.batch_loss.tolist() == pytest.approx(metrics.train_loss.iloc[1:].tolist(), rel=1e-8)
+    assert train_rows.batch_acc.tolist() == pytest.approx(metrics.train_acc.iloc[1:].tolist(), rel=1e-8)
 
 
 def test_a_training_probe_samples_without_effect(tmp_path):
@@ -185,7 +214,8 @@ def test_a_killed_and_resumed_run_holds_each_step_once(tmp_path, probe):
     shutil.copy(saved, folder / "checkpoint.pt")                    # as if killed at 20: back to 10
     run(tmp_path / "cut", **kw)
 
-    assert (folder / "layers.csv").read_bytes() == (ref / "layers.csv").read_bytes()
+    for name in ("layers.csv", "train.csv"):
+        assert (folder / name).read_bytes() == (ref / name).read_bytes(), name
     scalars, hists = events(folder / "tensorboard")
     assert_scalars_are_the_csvs(scalars, folder)
     assert_unit_histograms_are_the_units_table(hists, folder)
@@ -239,9 +269,10 @@ def test_export_of_a_sweep_writes_the_live_tags_but_the_samples(sweep, tmp_path,
     assert main(["export", "tensorboard", str(sweep), "--logdir", str(logdir)]) == 0
     assert capsys.readouterr().out.strip() == f"2 runs written to {logdir}"
     runs = store.find_runs(sweep)
-    assert sorted(p.name for p in logdir.iterdir()) == sorted(r.path.name for r in runs)
-    for r in runs:
-        scalars, hists = events(logdir / r.path.name)
+    named = {f"mlp-{r.config['config']['norm']}-lr0.5-s0": r for r in runs}     # readable: no hash needed
+    assert sorted(p.name for p in logdir.iterdir()) == sorted(named) == ["mlp-batch-lr0.5-s0", "mlp-none-lr0.5-s0"]
+    for name, r in named.items():
+        scalars, hists = events(logdir / name)
         assert_scalars_are_the_csvs(scalars, r.path)
         assert_unit_histograms_are_the_units_table(hists, r.path)
         live_scalars, live_hists = events(r.path / "tensorboard")
@@ -249,9 +280,9 @@ def test_export_of_a_sweep_writes_the_live_tags_but_the_samples(sweep, tmp_path,
         assert set(hists) == {t for t in live_hists if not t.startswith("activations/")}
 
     assert main(["export", "tensorboard", str(sweep), "--logdir", str(logdir)]) == 0    # again: replaced
-    for r in runs:
-        [only] = tb.event_files(logdir / r.path.name)
-        assert_scalars_are_the_csvs(events(logdir / r.path.name)[0], r.path)
+    for name, r in named.items():
+        [only] = tb.event_files(logdir / name)
+        assert_scalars_are_the_csvs(events(logdir / name)[0], r.path)
     assert [p.name for p in tmp_path.iterdir()] == ["tb"]           # no staging folder left
 
 
@@ -271,8 +302,8 @@ def test_export_skips_a_damaged_run_with_one_warning(sweep, tmp_path, capsys):
     assert main(["export", "tensorboard", str(copy), "--logdir", str(tmp_path / "tb")]) == 0
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"ics: warning: skipping {damaged}: metrics.csv"), err
-    assert [p.name for p in (tmp_path / "tb").iterdir()] == [p.name for p in copy.iterdir()
-                                                              if p.is_dir() and p not in (damaged, copy / "compare")]
+    [kept] = [p for p in copy.iterdir() if p.is_dir() and p not in (damaged, copy / "compare")]
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == [f"mlp-{store.read_run(kept).config['config']['norm']}-lr0.5-s0"]
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "file", "same names"])
@@ -285,10 +316,28 @@ def test_export_bad_input_is_one_line_exit_2_and_writes_nothing(sweep, tmp_path,
         logdir.write_text("not a folder")
     rc = main(["export", "tensorboard", *map(str, paths), "--logdir", str(logdir)])
     needle = {"missing": "no such folder", "empty": "no run folders under", "file": "--logdir",
-              "same names": "two run folders are named"}[case]
+              "same names": "two runs would both be named"}[case]
     error_line(rc, capsys, needle)
     assert logdir.is_file() if case == "file" else not logdir.exists()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_export_names_are_readable_with_a_hash_only_where_two_runs_would_share_one(tmp_path):
+    def fake(norm="batch", lr=0.1, seed=0, batch_size=128, digest="1a2b3c4d"):
+        cfg = dict(model="mlp", norm=norm, lr=lr, seed=seed, batch_size=batch_size)
+        return store.Run(path=tmp_path / f"mlp-{norm}-relu-lr{lr:g}-bs{batch_size}-s{seed}-{digest}",
+                         config={"config": cfg, "hash": digest}, summary=None)
+
+    runs = [fake(), fake(norm="layer", digest="00aa00aa"), fake(lr=1e-3, digest="5e5e5e5e"),
+            fake(seed=1, digest="77777777"),
+            fake(batch_size=64, seed=2, digest="0f0f0f0f"), fake(batch_size=32, seed=2, digest="f0f0f0f0")]
+    assert list(tb.export_names(runs)) == ["mlp-batch-lr0.1-s0", "mlp-layer-lr0.1-s0", "mlp-batch-lr0.001-s0",
+                                           "mlp-batch-lr0.1-s1", "mlp-batch-lr0.1-s2-0f0f0f0f",
+                                           "mlp-batch-lr0.1-s2-f0f0f0f0"]
+    planted = fake(norm="../../elsewhere")                         # config.json is data, never a path
+    assert list(tb.export_names([planted])) == ["mlp-.._.._elsewhere-lr0.1-s0"]
+    with pytest.raises(IcsError, match="two runs would both be named mlp-batch-lr0.1-s0-1a2b3c4d"):
+        tb.export_names([fake(), fake()])                           # the same run twice
 
 
 def test_export_of_a_table_works_as_before(pair, tmp_path, capsys):

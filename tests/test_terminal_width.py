@@ -70,3 +70,34 @@ def test_keys_too_wide_for_any_table_fall_back_to_one_block_per_row():
     df = pd.DataFrame({"run": ["a" * 70], "x": [1.5e-09]})
     text = _render(terminal.frame_table(df, "t"), 40)
     assert "1.5e-09" in text and "…" not in text
+
+
+# --------------------------------------------------------------------------- progress where stderr is a file
+
+
+def test_a_run_writes_a_progress_line_every_few_seconds_when_stderr_is_not_a_terminal(monkeypatch):
+    import io
+    import time
+
+    from rich.console import Console
+
+    from ics_cli.config import RunConfig
+    from ics_cli.report import terminal
+
+    monkeypatch.setattr(terminal, "HEARTBEAT_S", 0.05)
+    sink = io.StringIO()
+    console = Console(file=sink, force_terminal=False, width=100)
+    with terminal.run_progress(RunConfig(steps=40), console=console) as (on_log, on_step, _):
+        assert sink.getvalue() == ""             # nothing before the run trains
+        for step in range(1, 4):
+            on_step(step)
+            time.sleep(0.12)
+    lines = [line for line in sink.getvalue().splitlines() if "elapsed" in line]
+    assert len(lines) >= 2
+    assert "step 3/40" in lines[-1] and "elapsed 0:00:00" in lines[-1]
+
+
+def test_clock_reads_hours_minutes_seconds():
+    from ics_cli.report.terminal import clock
+
+    assert clock(0) == "0:00:00" and clock(3725.9) == "1:02:05"

@@ -80,7 +80,7 @@ def test_the_api_records_the_bytes_ics_train_records(tmp_path):
             logits, loss = sampling.forward_backward(model, x, y, ds.task, cfg.micro_batch)
             w.step(loss=loss, x=x, y=y, out=logits)
             opt.step()
-    for name in ("layers.csv", "grads.csv"):
+    for name in ("layers.csv", "grads.csv", "train.csv"):
         assert (tmp_path / "api" / name).read_bytes() == (res.path / name).read_bytes(), name
     pd.testing.assert_frame_equal(store.read_table(tmp_path / "api", "units"), store.read_table(res.path, "units"))
     config = json.loads((tmp_path / "api" / "config.json").read_text())["config"]

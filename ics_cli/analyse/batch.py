@@ -28,7 +28,7 @@ from .base import BATCH_VIEW_NAMES, Tables, scored_by
 from ..net import norms
 from .stats import aggregate, finite
 from .base import final_value
-from .keys import sort_rows
+from .keys import RUN_COLUMNS, long_key, run_identity, sort_rows
 from ..config import HASHED_UNLESS
 from ..store.schema import FINISHED
 from ..store.runs import Run, run_config
@@ -88,19 +88,18 @@ def run_errors(run: Run, cfg: dict) -> dict:
 
 
 def _per_run(runs: list[Run], key_cols: list[str]) -> pd.DataFrame:
-    """One row per finished run: its key, seed, hash, bn_eval, norm_batch, stats_batch, diverged (0/1),
-    scored_by, errors."""
+    """One row per finished run: its long key, seed, hash, status (run_identity), bn_eval, norm_batch,
+    stats_batch, diverged (0/1), scored_by, errors."""
     rows = []
     for run in runs:
         if run.status not in FINISHED:
             continue
         cfg = run_config(run)
-        rows.append({**{c: cfg.get(c) for c in key_cols}, "seed": cfg.get("seed"), "hash": run.hash,
-                     "_bn_eval": cfg.get("bn_eval"),
+        rows.append({**run_identity(run, key_cols), "_bn_eval": cfg.get("bn_eval"),
                      "norm_batch": norm_batch(cfg), "stats_batch": stats_batch(cfg),
                      "diverged": int(run.status == "diverged"), **run_errors(run, cfg)})
-    return pd.DataFrame(rows, columns=[*key_cols, "seed", "hash", "_bn_eval", "norm_batch", "stats_batch",
-                                       "diverged", "scored_by", *ERRORS])
+    return pd.DataFrame(rows, columns=[*long_key(key_cols), *RUN_COLUMNS, "_bn_eval", "norm_batch",
+                                       "stats_batch", "diverged", "scored_by", *ERRORS])
 
 
 def _on_batch_axis(long: pd.DataFrame) -> pd.DataFrame:
@@ -162,12 +161,12 @@ def _batch_size(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
 
 
 def _with_gap(long: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
-    """The per-run rows of test_stats: `bn_eval` (the run's own test-time statistics) after the seed
-    and hash unless it is a key column, and the paired difference GAP = own − batch-statistics error."""
+    """The per-run rows of test_stats: `bn_eval` (the run's own test-time statistics) after the seed,
+    hash and status unless it is a key column, and the paired difference GAP = own − batch-statistics error."""
     long = long.copy()
     bn_eval = long.pop("_bn_eval")
     if "bn_eval" not in key_cols:
-        long.insert(long.columns.get_loc("hash") + 1, "bn_eval", bn_eval)
+        long.insert(long.columns.get_loc("status") + 1, "bn_eval", bn_eval)
     long[GAP] = finite(long["final_test_error"]) - finite(long["final_test_error_batchstats"])
     return long
 

@@ -27,7 +27,7 @@ Rules shared by every table:
   the tables and figures as one output set, staged beside the destination and moved into place, and
   `load` refuses a set that was never finished or whose tables are damaged.
 * `save` also writes, in `long/`, the per-seed rows each wide table aggregates (analyse/long.py), which
-  `load` never reads.
+  `load` never reads; they start with a fixed key (keys.LONG_KEY), whatever the runs vary.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import pandas as pd
 from ..errors import IcsError
 from ..store.schema import FINISHED
 from ..store.runs import Run, run_config
-from .keys import (columns, concat, key_columns, layer_rank, match_rows, same_value, sort_rows, table_key,
-                   with_key)
+from .keys import (columns, concat, key_columns, layer_rank, match_rows, run_identity, same_value, sort_rows,
+                   table_key, with_key)
 from . import batch as batch_view, long as long_tables, quantities as second_view  # families of their own
 from .base import (ALL_TABLE_NAMES, CURVE_VALUES, DRIFT_VALUES, DRIFTS, GRAD_STAB_VALUES, GRAD_VALUES,
                    LAYER_VALUES, PERCENTILE_VALUES, Tables, final_value, loss_drop, scored_by)
@@ -172,8 +172,8 @@ def build(runs: list[Run], *, target: float | None = None,
         cfg = run_config(run)
         key = {c: cfg.get(c) for c in key_cols}
         aggregated = run.status in FINISHED
-        # A per-run frame carries the run's seed and hash too: the long tables (analyse/long.py) keep them.
-        ident = {**key, "seed": cfg.get("seed"), "hash": run.hash}
+        # A per-run frame carries the run's long key, seed, hash and status: the long tables keep them.
+        ident = run_identity(run, key_cols)
         metrics = run.table("metrics").sort_values("step") if aggregated else pd.DataFrame()
         metrics_by_run.append(metrics)
         row = {**key, "seed": cfg.get("seed"), "status": run.status, "hash": run.hash,

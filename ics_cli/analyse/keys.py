@@ -4,6 +4,10 @@ A *configuration* is the value of the key columns: ``model, norm, lr, batch_size
 other hashed config field (not in ``config.NOT_HASHED``, not ``seed``) whose value differs between the
 runs given. Rows sort in reading order: norms in NORM_ORDER, sites in SITE_ORDER, layers in depth order,
 numbers as numbers. `match_rows` finds a configuration's rows (blank equals blank; 1 equals 1.0).
+
+The long (per-seed) tables (long.py) have a key of their own that does not depend on what the runs
+vary, so that a script written for one sweep's long tables reads another's: LONG_KEY always, then the
+comparison's other key columns; each of their rows names its run by RUN_COLUMNS (`run_identity`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ NORM_ORDER = norms.ORDER        # the registry's order (net/norms.py)
 
 SITE_ORDER = ("linear", "norm", "act", "norm_eval")
 
+# The key columns every long table starts with, whatever the runs vary: the fields that say which
+# network, which data and which training a row is from (docs/metrics.md, "Long tables (per seed)").
+LONG_KEY = ("model", "norm", "lr", "batch_size", "optimizer", "depth", "width", "activation", "dataset", "steps")
+# Which run a long table's row is from: its seed, its config hash (runs.csv's) and its status.
+RUN_COLUMNS = ("seed", "hash", "status")
+
 
 def key_columns(runs: list[Run]) -> list[str]:
     """model, norm, lr, batch_size, then every other hashed field that varies across `runs`."""
@@ -37,6 +47,20 @@ def key_columns(runs: list[Run]) -> list[str]:
         if len(seen) > 1:
             extra.append(f.name)
     return list(ALWAYS_KEY) + extra
+
+
+def long_key(key_cols: list[str]) -> list[str]:
+    """The key of the long tables of a comparison keyed by `key_cols` (key_columns): LONG_KEY, then
+    the key columns that are not in it, in their order (a field that varies is never left out)."""
+    return [*LONG_KEY, *(c for c in key_cols if c not in LONG_KEY)]
+
+
+def run_identity(run: Run, key_cols: list[str]) -> dict:
+    """The cells a per-seed row of `run` starts with: its values of `long_key(key_cols)`, then
+    RUN_COLUMNS. The wide tables group by `key_cols` alone, so the other cells ride along unused."""
+    cfg = run_config(run)
+    return {**{c: cfg.get(c) for c in long_key(key_cols)},
+            "seed": cfg.get("seed"), "hash": run.hash, "status": run.status}
 
 
 def table_key(table: pd.DataFrame) -> list[str]:

@@ -5,9 +5,16 @@ value x, the mean over seeds and its 95% t interval in `x_mean, x_ci_low, x_ci_h
 `long/<the same name>.csv` in the compare folder, holds the rows that were aggregated: one per run and
 index (layer, site, step, ...), with the columns `columns(name, key_cols)`:
 
-    the wide table's key columns, seed, hash, INDEX (SCHEMA[name][0]), VALUES (SCHEMA[name][1])
+    LONG_KEY, the comparison's other key columns, seed, hash, status, INDEX (SCHEMA[name][0]),
+    VALUES (SCHEMA[name][1])
 
-A value keeps the name of its wide `x_mean` column without the suffix. Grouping a long table by the key
+The key is not the wide table's: it starts with the same fixed columns (keys.LONG_KEY: model, norm,
+lr, batch_size, optimizer, depth, width, activation, dataset, steps) whatever the runs vary, so a script
+written for one sweep's long tables reads another's; a hashed field that varies and is not among them
+follows them (keys.long_key), so no configuration is merged with another. `status` is the run's
+(completed or diverged: only finished runs have rows), so no one needs runs.csv to tell them apart.
+
+A value keeps the name of its wide `x_mean` column without the suffix. Grouping a long table by the wide key
 and the index and taking the mean and t interval of each value (aggregate) gives the wide
 table's columns back, `n_seeds` being the rows of a group. Only finished runs have rows, as in the wide
 tables. runs.csv and percentiles.csv are per run already: they have no long table.
@@ -26,14 +33,13 @@ import pandas as pd
 from . import batch as batch_view, quantities as second_view
 from .base import LONG, TEXT_COLUMNS
 
-from .keys import sort_key
+from .keys import RUN_COLUMNS, long_key, sort_key
 from ..store import runs as store
 from ..store import files
 from ..store import staging
 from ..errors import IcsError
 
 FOLDER = "long"
-IDENTITY = ("seed", "hash")      # which run a row is from: its seed, and its config hash (runs.csv's)
 
 # Per long table, in the order the wide tables are written: (index columns, value columns), each family's
 # declared beside its value columns (base.LONG, quantities.LONG, batch.LONG).
@@ -42,14 +48,16 @@ NAMES = tuple(SCHEMA)
 
 
 def columns(name: str, key_cols: list[str]) -> list[str]:
-    """The columns of long table `name` in a comparison keyed by `key_cols`, in order."""
+    """The columns of long table `name` in a comparison keyed by `key_cols` (the wide tables' key,
+    keys.key_columns), in order: the long key (keys.long_key), RUN_COLUMNS, index, values."""
     index, values = SCHEMA[name]
-    return [*key_cols, *IDENTITY, *(c for c in index if c not in key_cols), *values]
+    key = long_key(key_cols)
+    return [*key, *RUN_COLUMNS, *(c for c in index if c not in key), *values]
 
 
 def tidy(name: str, frame: pd.DataFrame, key_cols: list[str]) -> pd.DataFrame:
     """The per-run rows in `frame` as long table `name`: its columns (blank where `frame` lacks one),
-    rows sorted by key (norms in NORM_ORDER), seed, hash, then index (sort_key)."""
+    rows sorted by the long key (norms in NORM_ORDER), seed, hash, then index (sort_key)."""
     cols = columns(name, key_cols)
     table = frame.reindex(columns=cols)
     if table.empty:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import quantities as measured
 from .base import GENERIC, SECOND_VIEW_NAMES, Tables
-from .keys import CONFIG_FIELDS
+from .keys import CONFIG_FIELDS, RUN_COLUMNS, long_key, run_identity
 from .keys import sort_key, table_key
 from .stats import aggregate, finite
 from .keys import columns, concat, with_key
@@ -174,7 +174,7 @@ def build(runs: list[Run], key_cols: list[str]) -> Tables:
         if run.status not in FINISHED:
             continue
         cfg = run_config(run)
-        key = {**{c: cfg.get(c) for c in key_cols}, "seed": cfg.get("seed"), "hash": run.hash}
+        key = run_identity(run, key_cols)        # with the long tables' key and the run's seed, hash, status
         done.append((run, key))
         tables = {name: run.table(name) for name in QUANTITIES}
         recorded = recorded or any(len(t) for t in tables.values())
@@ -204,7 +204,7 @@ def build(runs: list[Run], key_cols: list[str]) -> Tables:
     per_seed = {
         "grad_ics_curves": (read["grad_ics"], ["layer", "step"], GRAD_ICS_VALUES),
         "landscape_curves": (read["landscape"], ["step"], LANDSCAPE_VALUES),
-        "landscape_stability": ([pd.DataFrame(stability, columns=[*key_cols, "seed", "hash",
+        "landscape_stability": ([pd.DataFrame(stability, columns=[*long_key(key_cols), *RUN_COLUMNS,
                                                                   *STABILITY_VALUES])], [], STABILITY_VALUES),
         "relative_loss_curves": (read["relative_loss"], ["step", "alpha"], REL_LOSS_VALUES),
         "relative_loss_threshold": (thresholds, ["step"], THRESHOLD_VALUES),

@@ -1,7 +1,8 @@
 """Figures of the batch view, drawn from the tables of analyse/batch.py (never from run folders).
 
 In the conventions of plots.py (whose helpers draw them): the norm's colour, mean over seeds with its
-95% t band, one file per model, a figure whose table is absent (or has no finite error) not drawn.
+95% t band, one file per model, a figure whose table is absent (or has no finite error) not drawn, a
+panel with nothing to show (the paired difference without the batch statistics' error) left out.
 The x axis is the normalization batch (micro_batch, else batch_size) on a log2 scale with a tick at
 every size swept. A line is a configuration without its batch axis: the key columns but batch_size and
 micro_batch, with lr, steps (then batch_size) kept only where dropping them would put two rows of a line
@@ -19,7 +20,8 @@ from matplotlib.ticker import FuncFormatter, NullLocator
 
 from ..analyse import compare
 from ..analyse.keys import match_rows
-from .style import BAND_ALPHA, BAND_NOTE, DIVERGED_COLOR, check_format, new_figure, line_label, figure_legend, model_names, plain_number, save_figure, suptitle, varying_keys, norm_color
+from .style import (BAND_ALPHA, BAND_NOTE, DIVERGED_COLOR, check_format, figure_legend, has_data, line_label,
+                    model_names, new_figure, norm_color, plain_number, save_figure, suptitle, varying_keys)
 
 X = "norm_batch"
 STYLES = ("-", "--", ":", "-.")
@@ -179,34 +181,36 @@ def test_stats(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png")
     check_format(fmt)
     paths = []
     for model, suffix, mine in _per_model(tables, "test_stats"):
-        fig = new_figure(12.0, 5.2)
-        both_ax, gap_ax = fig.subplots(1, 2)
-        drawn = False
         lines = _lines(mine)
+        if not has_data([df for *_, df in lines], "final_test_error_mean", "final_test_error_batchstats_mean"):
+            continue
+        # The paired difference needs both errors of a seed: without it, the first panel alone.
+        paired = has_data([df for *_, df in lines], "error_own_minus_batchstats_mean")
+        fig = new_figure(12.0 if paired else 7.5, 5.2)
+        axes = fig.subplots(1, 2 if paired else 1, squeeze=False)[0]
+        both_ax = axes[0]
         for j, (norm, label, k, df) in enumerate(lines):
             color, marker = norm_color(norm), MARKERS[k % len(MARKERS)]
-            own = _draw(both_ax, df, "final_test_error", color=color, label=label, marker=marker,
-                        dodge=_dodge(2 * j, 2 * len(lines)))
-            batch = _draw(both_ax, df, "final_test_error_batchstats", color=color, label=None,
-                          marker=marker, linestyle="--", hollow=True, dodge=_dodge(2 * j + 1, 2 * len(lines)))
-            _draw(gap_ax, df, "error_own_minus_batchstats", color=color, label=None, marker=marker,
-                  linestyle=STYLES[k % len(STYLES)], dodge=_dodge(j, len(lines)))
-            drawn = drawn or own or batch
-        if not drawn:
-            fig.clear()
-            continue
+            _draw(both_ax, df, "final_test_error", color=color, label=label, marker=marker,
+                  dodge=_dodge(2 * j, 2 * len(lines)))
+            _draw(both_ax, df, "final_test_error_batchstats", color=color, label=None,
+                  marker=marker, linestyle="--", hollow=True, dodge=_dodge(2 * j + 1, 2 * len(lines)))
+            if paired:
+                _draw(axes[1], df, "error_own_minus_batchstats", color=color, label=None, marker=marker,
+                      linestyle=STYLES[k % len(STYLES)], dodge=_dodge(j, len(lines)))
         both_ax.plot([], [], color="0.3", ls="-", marker="o",
                      label="solid, filled: own test-time statistics (bn_eval)")
         both_ax.plot([], [], color="0.3", ls="--", marker="o", markerfacecolor="white",
                      label="dashed, hollow: the test batch's statistics")
-        gap_ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
-        for ax in (both_ax, gap_ax):
+        for ax in axes:
             _batch_axis(ax, mine)
             ax.grid(alpha=0.3)
         _clamp_percent(both_ax)
         both_ax.set(title="test error under each kind of statistics", ylabel="final test error (%)")
-        gap_ax.set(title="paired difference per seed: own − batch statistics",
-                   ylabel="error difference (percentage points)\n(> 0: population statistics worse)")
+        if paired:
+            axes[1].axhline(0.0, color="0.5", lw=0.8, ls=":")
+            axes[1].set(title="paired difference per seed: own − batch statistics",
+                        ylabel="error difference (percentage points)\n(> 0: population statistics worse)")
         suptitle(fig, f"{model}: test-time statistics, the run's own (running averages, PreciseBN or the "
                   "test batch's, per --bn-eval) against the test batch's own statistics over chunks of "
                   "the normalization batch (cf. Wu & Johnson 2021)", BAND_NOTE, fontsize="medium")

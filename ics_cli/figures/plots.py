@@ -21,6 +21,7 @@ training. Conventions shared by all figures:
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -34,10 +35,10 @@ from matplotlib.ticker import FuncFormatter
 
 from ..analyse import compare
 from ..analyse.stats import finite
-from .style import (BAND_NOTE, DIVERGED_COLOR, all_layers, check_format, clamp_fraction, draw_series,
-                    figure_legend, finite_values, hidden_layers, log_y, matched_picks, model_names,
-                    new_figure, no_data, norm_color, plain_number, rows_of, save_figure, short_value, suptitle,
-                    varying_keys, wants_log)
+from .style import (DIVERGED_COLOR, MARKER_SIZE, all_layers, band_note, check_format, clamp_fraction,
+                    draw_series, figure_legend, finite_values, has_data, hidden_layers, hide_empty, log_y,
+                    matched_picks, model_names, new_figure, norm_color, of_model, plain_number, rows_of,
+                    save_figure, short_value, suptitle, varying_keys, wants_log)
 
 
 # --------------------------------------------------------------------------- selection
@@ -52,7 +53,8 @@ from .style import (BAND_NOTE, DIVERGED_COLOR, all_layers, check_format, clamp_f
 def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Test accuracy and training loss vs step, one line per norm (two panels), all at the matched lr.
 
-    A regression (accuracy blank at every step) shows its test loss in the first panel instead.
+    A regression (accuracy blank at every step) shows its test loss in the first panel instead; runs
+    without a finite training loss get the first panel alone.
     """
     check_format(fmt)
     paths = []
@@ -60,19 +62,23 @@ def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
     for model, suffix in model_names(tables):
         picks, note = matched_picks(tables, model)
         rows = [(rows_of(curves, key), norm, label) for norm, key, label in picks]
-        regress = not finite_values([(df, "test_acc_mean") for df, _, _ in rows]).size
+        frames = [df for df, _, _ in rows]
+        regress = not has_data(frames, "test_acc_mean")
         first = "test_loss" if regress else "test_acc"
-        if not finite_values([(df, f"{first}_mean") for df, _, _ in rows]).size:
+        if not has_data(frames, f"{first}_mean"):
             continue
-        fig = new_figure(11, 4.6)
-        acc_ax, loss_ax = fig.subplots(1, 2)
-        log = wants_log(finite_values([(df, "train_loss_mean") for df, _, _ in rows]))
-        log_first = regress and wants_log(finite_values([(df, "test_loss_mean") for df, _, _ in rows]))
+        loss = has_data(frames, "train_loss_mean")
+        fig = new_figure(11 if loss else 6, 4.6)
+        axes = fig.subplots(1, 2 if loss else 1, squeeze=False)[0]
+        acc_ax = axes[0]
+        log = loss and wants_log(finite_values([(df, "train_loss_mean") for df in frames]))
+        log_first = regress and wants_log(finite_values([(df, "test_loss_mean") for df in frames]))
+        cut = False
         for df, norm, label in rows:
-            draw_series(acc_ax, df, "step", first, color=norm_color(norm), label=label, log=log_first)
-            draw_series(loss_ax, df, "step", "train_loss", color=norm_color(norm), label=None, log=log)
-        if log:
-            log_y(loss_ax)
+            cut |= draw_series(acc_ax, df, "step", first, color=norm_color(norm), label=label, log=log_first)
+            if loss:
+                cut |= draw_series(axes[1], df, "step", "train_loss", color=norm_color(norm), label=None,
+                                   log=log)
         unit = "squared error, mean over outputs" if regress else "cross-entropy, nats"
         if regress:
             if log_first:
@@ -82,53 +88,63 @@ def accuracy_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
             clamp_fraction(acc_ax)
             acc_ax.set(title="Test accuracy", xlabel="step (updates)",
                        ylabel="test accuracy (fraction correct)")
-        loss_ax.set(title="Training loss", xlabel="step (updates)",
-                    ylabel=f"training loss per sample ({unit})")
-        for ax in (acc_ax, loss_ax):
+        if loss:
+            if log:
+                log_y(axes[1])
+            axes[1].set(title="Training loss", xlabel="step (updates)",
+                        ylabel=f"training loss per sample ({unit})")
+        for ax in axes:
             ax.grid(alpha=0.3)
-        suptitle(fig, f"{model}: accuracy and loss during training, {note}", BAND_NOTE)
+        suptitle(fig, f"{model}: accuracy and loss during training, {note}", band_note(cut))
         figure_legend(fig, acc_ax)
         paths.append(save_figure(fig, out_dir, f"accuracy_loss{suffix}", fmt))
     return paths
 
 
 def distribution_shift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Per layer one column: activation mean and variance at the norm and act sites vs step."""
+    """Per layer one column: activation mean and variance at the norm and act sites vs step (a row or
+    column with nothing recorded, such as the act site of a network without a nonlinearity, left out)."""
     check_format(fmt)
     panels = [("norm", "mean", "mean at norm output"), ("norm", "var", "variance at norm output"),
               ("act", "mean", "mean after activation"), ("act", "var", "variance after activation")]
     paths = []
-    lc = tables.get("layer_curves")
     for model, suffix in model_names(tables):
+        lc = of_model(tables.get("layer_curves"), model)
         picks, note = matched_picks(tables, model)
-        layers = hidden_layers(lc) if lc is not None else []
         data = {(layer, site): [(rows_of(lc, key, layer=layer, site=site), norm, label)
                                 for norm, key, label in picks]
-                for layer in layers for site in ("norm", "act")}
-        if not finite_values([(df, "mean_mean") for rows in data.values() for df, _, _ in rows]).size:
+                for layer in hidden_layers(lc) for site in ("norm", "act")}
+
+        def shown(layer, site, stat):
+            return has_data([df for df, _, _ in data[layer, site]], f"{stat}_mean")
+        layers = [x for x in hidden_layers(lc) if any(shown(x, site, stat) for site, stat, _ in panels)]
+        panels_shown = [p for p in panels if any(shown(x, p[0], p[1]) for x in layers)]
+        if not panels_shown:
             continue
-        fig = new_figure(3.3 * len(layers) + 1.0, 9.5)
-        axes = np.atleast_2d(fig.subplots(len(panels), len(layers), squeeze=False))
+        fig = new_figure(3.3 * len(layers) + 1.0, 2.2 * len(panels_shown) + 0.7)
+        axes = fig.subplots(len(panels_shown), len(layers), squeeze=False)
+        cut = False
         for j, layer in enumerate(layers):
-            for i, (site, stat, ylabel) in enumerate(panels):
+            for i, (site, stat, ylabel) in enumerate(panels_shown):
                 ax = axes[i, j]
                 rows = data[layer, site]
                 log = stat == "var" and wants_log(finite_values([(df, "var_mean") for df, _, _ in rows]))
                 for df, norm, label in rows:
-                    draw_series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
+                    cut |= draw_series(ax, df, "step", stat, color=norm_color(norm), label=label, log=log)
                 if log:
                     log_y(ax)
                 ax.grid(alpha=0.3)
                 if i == 0:
                     ax.set_title(layer)
-                if i == len(panels) - 1:
+                if i == len(panels_shown) - 1:
                     ax.set_xlabel("step (updates)")
                 if j == 0:
                     ax.set_ylabel(f"{ylabel}\n(activation units)" if stat == "mean"
                                   else f"{ylabel}\n(activation units²)")
+        hide_empty(axes)
         suptitle(fig, f"{model}: distribution of each layer's activations on the probe batch "
-                  f"(averaged over units), {note}", BAND_NOTE)
-        figure_legend(fig, axes[0, 0])
+                  f"(averaged over units), {note}", band_note(cut))
+        figure_legend(fig, axes)
         paths.append(save_figure(fig, out_dir, f"distribution_shift{suffix}", fmt))
     return paths
 
@@ -146,26 +162,30 @@ def drift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> l
     norm_eval."""
     check_format(fmt)
     paths = []
-    lc = tables.get("layer_curves")
     for model, suffix in model_names(tables):
+        lc = of_model(tables.get("layer_curves"), model)
         picks, note = matched_picks(tables, model)
-        layers = hidden_layers(lc) if lc is not None else []
         data = {(layer, site): [(_later(rows_of(lc, key, layer=layer, site=site)), norm, label)
                                 for norm, key, label in picks]
-                for layer in layers for site in DRIFT_SITES}
-        sites = [s for s in DRIFT_SITES if finite_values([(df, "drift_mean_scaled_mean")
-                                                    for layer in layers for df, _, _ in data[layer, s]]).size]
+                for layer in hidden_layers(lc) for site in DRIFT_SITES}
+
+        def shown(layer, site):
+            return has_data([df for df, _, _ in data[layer, site]], "drift_mean_scaled_mean")
+        layers = [x for x in hidden_layers(lc) if any(shown(x, s) for s in DRIFT_SITES)]
+        sites = [s for s in DRIFT_SITES if any(shown(x, s) for x in layers)]
         if not sites:
             continue
         fig = new_figure(3.3 * len(layers) + 1.0, 3.2 * len(sites) + 1.6)
-        axes = np.atleast_2d(fig.subplots(len(sites), len(layers), squeeze=False))
+        axes = fig.subplots(len(sites), len(layers), squeeze=False)
+        cut = False
         for i, site in enumerate(sites):
             for j, layer in enumerate(layers):
                 ax = axes[i, j]
                 rows = data[layer, site]
                 log = wants_log(finite_values([(df, "drift_mean_scaled_mean") for df, _, _ in rows]))
                 for df, norm, label in rows:
-                    draw_series(ax, df, "step", "drift_mean_scaled", color=norm_color(norm), label=label, log=log)
+                    cut |= draw_series(ax, df, "step", "drift_mean_scaled", color=norm_color(norm),
+                                       label=label, log=log)
                 if log:
                     log_y(ax)
                 ax.grid(alpha=0.3)
@@ -174,10 +194,11 @@ def drift(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> l
                     ax.set_xlabel("step (updates)")
                 if j == 0:
                     ax.set_ylabel(f"drift at the {site} site\n(mean |Δμ|/σ per log interval)")
+        hide_empty(axes)
         where = "; ".join(DRIFT_SITES[s] for s in sites)
         suptitle(fig, f"{model}: how far each layer's unit means move between log steps, {note}",
-                  SCALED_NOTE, where, BAND_NOTE)
-        figure_legend(fig, axes[0, 0])
+                  SCALED_NOTE, where, band_note(cut))
+        figure_legend(fig, axes)
         paths.append(save_figure(fig, out_dir, f"drift{suffix}", fmt))
     return paths
 
@@ -208,22 +229,26 @@ def percentiles(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png"
                 df = pd.DataFrame()
             seed = int(df["seed"].min()) if len(df) else None
             panels.append((norm, label, seed, df[df["seed"] == seed] if len(df) else df))
-        if all(df.empty for *_, df in panels):
+        missing = [label for _, label, _, df in panels if df.empty]
+        panels = [panel for panel in panels if not panel[-1].empty]     # no empty panels
+        if not panels:
             continue
         fig = new_figure(3.6 * len(panels) + 0.6, 4.4)
-        axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False, sharey=True)[0])
+        axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
         for ax, (norm, label, seed, df) in zip(axes, panels):
             color = norm_color(norm)
-            if df.empty:
-                no_data(ax, "tracked units")
-                ax.set(title=label, xlabel="step (updates)")
+            steps = df["step"].to_numpy(float)
+            if len(steps) == 1:     # one log step: a median marker and a 15th–85th bar
+                p50 = df["p50"].to_numpy(float)
+                ax.errorbar(steps, p50, yerr=[p50 - df["p15"].to_numpy(float), df["p85"].to_numpy(float) - p50],
+                            color=color, marker="o", ms=MARKER_SIZE, capsize=3, ls="none",
+                            label="median, 15th–85th percentile")
             else:
-                steps = df["step"].to_numpy(float)
                 ax.fill_between(steps, df["p15"].to_numpy(float), df["p85"].to_numpy(float),
                                 color=color, alpha=0.25, lw=0, label="15th–85th percentile")
                 ax.plot(steps, df["p50"].to_numpy(float), color=color, lw=1.8, label="median")
-                ax.legend(loc="best", fontsize="small")
-                ax.set(title=f"{label}, seed {seed}", xlabel="step (updates)")
+            ax.legend(loc="best", fontsize="small")
+            ax.set(title=f"{label}, seed {seed}", xlabel="step (updates)")
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("input to the activation (activation units)")
         seeds = sorted({seed for *_, seed, df in panels if seed is not None})
@@ -232,6 +257,7 @@ def percentiles(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png"
                   f"(input to the nonlinearity), {note}",
                   f"percentiles over the probe batch of one run ({which}): units of different seeds "
                   "are different units, so they are not averaged (cf. Ioffe & Szegedy 2015, Fig. 1b,c)",
+                  *([f"no tracked units recorded: {', '.join(missing)}"] if missing else []),
                   fontsize="medium")
         paths.append(save_figure(fig, out_dir, f"percentiles{suffix}", fmt))
     return paths
@@ -241,28 +267,29 @@ def grad_norms(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png")
     """Gradient norm of each layer's weights vs step (log y), one line per norm, all at the matched lr."""
     check_format(fmt)
     paths = []
-    gc = tables.get("grad_curves")
     for model, suffix in model_names(tables):
+        gc = of_model(tables.get("grad_curves"), model)
         picks, note = matched_picks(tables, model)
-        layers = all_layers(gc) if gc is not None else []
         data = {layer: [(rows_of(gc, key, layer=layer), norm, label) for norm, key, label in picks]
-                for layer in layers}
-        if not finite_values([(df, "grad_norm_mean") for rows in data.values() for df, _, _ in rows]).size:
+                for layer in all_layers(gc)}
+        layers = [x for x, rows in data.items() if has_data([df for df, _, _ in rows], "grad_norm_mean")]
+        if not layers:
             continue
         fig = new_figure(3.3 * len(layers) + 1.0, 4.6)
-        axes = np.atleast_1d(fig.subplots(1, len(layers), squeeze=False)[0])
+        axes = fig.subplots(1, len(layers), squeeze=False)[0]
+        cut = False
         for ax, layer in zip(axes, layers):
             rows = data[layer]
             log = bool((finite_values([(df, "grad_norm_mean") for df, _, _ in rows]) > 0).all())
             for df, norm, label in rows:
-                draw_series(ax, df, "step", "grad_norm", color=norm_color(norm), label=label, log=log)
+                cut |= draw_series(ax, df, "step", "grad_norm", color=norm_color(norm), label=label, log=log)
             if log:
                 log_y(ax)
             ax.set(title=layer, xlabel="step (updates)")
             ax.grid(alpha=0.3, which="both")
         axes[0].set_ylabel("gradient norm ‖∂L/∂W‖₂ (log scale)")
-        suptitle(fig, f"{model}: per-layer gradient norm at the logged steps, {note}", BAND_NOTE)
-        figure_legend(fig, axes[0])
+        suptitle(fig, f"{model}: per-layer gradient norm at the logged steps, {note}", band_note(cut))
+        figure_legend(fig, axes)
         paths.append(save_figure(fig, out_dir, f"grad_norms{suffix}", fmt))
     return paths
 
@@ -321,22 +348,50 @@ def lr_tolerance(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png
     return paths
 
 
+HEAT_PT = 10            # heatmap tick labels and cell numbers, in points at the saved DPI
+HEAT_CHARS = 50         # a configuration's label in a heatmap: lines of at most this many characters,
+HEAT_LINES = 3          # at most this many lines, the rest shortened to "…"
+CHAR_INCHES = 0.6 * HEAT_PT / 72    # about the width of one character at HEAT_PT
+
+
+def heat_label(label: str) -> str:
+    """A legend label (`line_label`) wrapped for a heatmap row: HEAT_CHARS per line, HEAT_LINES at most."""
+    return textwrap.fill(label, HEAT_CHARS, max_lines=HEAT_LINES, placeholder=" …", break_on_hyphens=False)
+
+
+def _heat_size(labels: list[str], numbers: list[np.ndarray]) -> tuple[float, float, float]:
+    """(figure width, height, width of a panel's cells) in inches of a heatmap with a panel per grid of
+    cell texts in `numbers` (rows: `labels`), so that every text at HEAT_PT fits its cell or margin."""
+    rows, cols = numbers[0].shape
+    lines = max(label.count("\n") + 1 for label in labels)
+    label_width = max(len(line) for label in labels for line in label.split("\n")) * CHAR_INCHES
+    row_height = max(0.42, lines * HEAT_PT * 1.35 / 72 + 0.12)
+    widest = max(len(x) for grid in numbers for x in grid.ravel())
+    cells_width = max(3.2, (widest * CHAR_INCHES + 0.2) * cols)
+    return label_width + cells_width + 2.6, len(numbers) * (row_height * rows + 0.7) + 1.4, cells_width
+
+
 def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Total scale-free drift of the unit means (drift_mean_scaled_total), layer × norm, annotated:
-    one panel for the linear site and, where recorded, one for norm_eval, on one colour scale."""
+    """Total scale-free drift of the unit means (drift_mean_scaled_total), norm × layer, annotated:
+    one panel for the linear site and, where recorded, one below it for norm_eval, on one colour scale.
+
+    The figure is sized to its cells, so that labels and numbers are HEAT_PT at the saved DPI however
+    many norms and layers it has (long labels wrapped, heat_label); a norm or layer without a value at
+    any site is left out.
+    """
     check_format(fmt)
     paths = []
-    dr = tables.get("drift")
     value = "drift_mean_scaled_total_mean"
     for model, suffix in model_names(tables):
+        dr = of_model(tables.get("drift"), model)
         picks, note = matched_picks(tables, model)
-        layers = hidden_layers(dr) if dr is not None else []
+        layers = hidden_layers(dr)
         grids = {}
         for site in DRIFT_SITES:
-            grid = np.full((len(layers), len(picks)), np.nan)
-            for j, (_, key, _) in enumerate(picks):
+            grid = np.full((len(picks), len(layers)), np.nan)
+            for i, (_, key, _) in enumerate(picks):
                 rows = rows_of(dr, key, site=site)
-                for i, layer in enumerate(layers):
+                for j, layer in enumerate(layers):
                     hit = rows[rows["layer"].astype(str) == layer] if len(rows) else rows
                     if len(hit) and value in hit.columns:
                         grid[i, j] = float(hit[value].iloc[0])
@@ -344,9 +399,16 @@ def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
                 grids[site] = grid
         if not grids:
             continue
-        fig = new_figure(1.9 * len(picks) * len(grids) + 2.0 * len(grids) + 1.2,
-                      0.7 * len(layers) + 2.8)
-        axes = np.atleast_1d(fig.subplots(1, len(grids), squeeze=False)[0])
+        filled = np.any([np.isfinite(g) for g in grids.values()], axis=0)
+        rows_kept, cols_kept = filled.any(axis=1), filled.any(axis=0)
+        grids = {site: g[rows_kept][:, cols_kept] for site, g in grids.items()}
+        labels = [heat_label(label) for (_, _, label), kept in zip(picks, rows_kept) if kept]
+        layers = [layer for layer, kept in zip(layers, cols_kept) if kept]
+        numbers = {site: np.vectorize(lambda v: f"{v:.3g}" if math.isfinite(v) else "–", otypes=[str])(g)
+                   for site, g in grids.items()}
+        width, height, cells_width = _heat_size(labels, list(numbers.values()))
+        fig = new_figure(width, height)
+        axes = fig.subplots(len(grids), 1, squeeze=False, sharex=True)[:, 0]
         finite = np.concatenate([g[np.isfinite(g)] for g in grids.values()])
         positive = finite[finite > 0]
         use_log = positive.size == finite.size and wants_log(positive)
@@ -354,23 +416,25 @@ def drift_heatmap(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
                  else Normalize(min(0.0, finite.min()), finite.max() or 1.0))
         for ax, (site, grid) in zip(axes, grids.items()):
             image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", norm=scale, aspect="auto")
-            for i in range(grid.shape[0]):
-                for j in range(grid.shape[1]):
-                    v = grid[i, j]
-                    if not math.isfinite(v):
-                        ax.text(j, i, "–", ha="center", va="center", color="0.3")
-                        continue
-                    r, g, b, _ = image.cmap(image.norm(v))
-                    light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
-                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize="medium",
-                            color="black" if light else "white")
-            ax.set_xticks(range(len(picks)), [label for _, _, label in picks], rotation=20, ha="right")
-            ax.set_yticks(range(len(layers)), layers)
-            ax.set(xlabel="normalization", title=DRIFT_SITES[site].replace(": ", ":\n"))
-        axes[0].set_ylabel("layer")
+            for i, j in np.ndindex(grid.shape):
+                v = grid[i, j]
+                r, g, b, _ = image.cmap(image.norm(v)) if math.isfinite(v) else (0.0, 0.0, 0.0, 0)
+                light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
+                ax.text(j, i, numbers[site][i, j], ha="center", va="center", fontsize=HEAT_PT,
+                        color="0.3" if not math.isfinite(v) else "black" if light else "white")
+            ax.set_yticks(range(len(labels)), labels)
+            ax.set_xticks(range(len(layers)), [layer.removeprefix("hidden") for layer in layers])
+            ax.tick_params(labelsize=HEAT_PT)
+            title = DRIFT_SITES[site]
+            if len(title) * CHAR_INCHES * 1.1 > cells_width:    # wider than the cells: on two lines
+                title = title.replace(": ", ":\n")
+            ax.set_title(title, fontsize=HEAT_PT + 1)
+            ax.set_ylabel("normalization", fontsize=HEAT_PT)
+        axes[-1].set_xlabel("hidden layer", fontsize=HEAT_PT)
         cbar = fig.colorbar(image, ax=list(axes))
+        cbar.ax.tick_params(labelsize=HEAT_PT)
         cbar.set_label("total scale-free drift of unit means\n(Σ over log steps of mean |Δμ|/σ)"
-                       + (", log scale" if use_log else ""))
+                       + (", log scale" if use_log else ""), fontsize=HEAT_PT)
         suptitle(fig, f"{model}: total scale-free drift, mean over seeds, {note}")
         paths.append(save_figure(fig, out_dir, f"drift_heatmap{suffix}", fmt))
     return paths

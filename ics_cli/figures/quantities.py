@@ -6,7 +6,8 @@ per model. Unlike the side-by-side figures of plots.py, which show every norm at
 draw one line per configuration that recorded the quantity (colour: the norm; line style: the other
 key values, named in the legend), because the second view is usually recorded on a few chosen
 configurations, such as the two learning rates of Santurkar's deep linear network.
-A figure whose table is absent is not drawn.
+A figure whose table is absent is not drawn, and a panel (a layer, a step, a measure) with no finite
+value is left out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ..analyse import compare
-from .style import BAND_ALPHA, BAND_NOTE, all_layers, check_format, new_figure, line_label, figure_legend, log_y, model_names, rows_of, save_figure, draw_series, suptitle, finite_values, varying_keys, wants_log, norm_color
+from .style import (BAND_ALPHA, MARKER_SIZE, all_layers, band_note, check_format, draw_series, figure_legend,
+                    finite_values, has_data, line_label, log_y, model_names, new_figure, norm_color, of_model,
+                    rows_of, save_figure, suptitle, varying_keys, wants_log)
 from ..analyse.quantities import BLOWUP
 
 STYLES = ("-", "--", ":", "-.")
@@ -51,31 +54,27 @@ def _spread(items: list, n: int = MAX_PANELS) -> list:
     return [items[i] for i in sorted({round(k * (len(items) - 1) / (n - 1)) for k in range(n)})]
 
 
-def _table(tables: dict[str, pd.DataFrame], name: str, model: str) -> pd.DataFrame:
-    table = tables.get(name)
-    if table is None or table.empty:
-        return pd.DataFrame()
-    return table[table["model"].astype(str) == model]
-
-
 def _per_model(tables: dict[str, pd.DataFrame], name: str):
     """(model, file suffix, the model's rows of table `name`, its lines) for each model that has rows."""
     for model, suffix in model_names(tables):
-        mine = _table(tables, name, model)
+        mine = of_model(tables.get(name), model)
         if not mine.empty:
             yield model, suffix, mine, _lines(mine, model)
 
 
-def _draw(ax, lines, frames, x: str, name: str, *, log: bool | None = None) -> None:
+def _draw(ax, lines, frames, x: str, name: str, *, log: bool | None = None) -> bool:
     """`name` (mean and band) against `x` for every configuration; log y when `log`, or, when None,
-    when its values are positive and span decades."""
+    when its values are positive and span decades. True when a band was cut on the log axis
+    (draw_series)."""
     if log is None:
         log = wants_log(finite_values([(df, f"{name}_mean") for df in frames]))
+    cut = False
     for (_, norm, label, style), df in zip(lines, frames):
-        draw_series(ax, df, x, name, color=norm_color(norm), label=label, log=log, linestyle=style)
+        cut |= draw_series(ax, df, x, name, color=norm_color(norm), label=label, log=log, linestyle=style)
     if log:
         log_y(ax)
     ax.grid(alpha=0.3, which="both" if log else "major")
+    return cut
 
 
 def _decades_around(ax, values: np.ndarray, *marks: float) -> None:
@@ -105,14 +104,18 @@ def grad_ics(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
     check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "grad_ics_curves"):
-        layers = all_layers(mine)
-        layers = _spread(layers[1:] if len(layers) > 1 else layers)
+        frames = {layer: [rows_of(mine, key, layer=layer) for key, *_ in lines] for layer in all_layers(mine)}
+        layers = [x for x, f in frames.items() if has_data(f, "ics_l2_mean", "ics_cos_mean")]
+        first = all_layers(mine)[:1]
+        layers = _spread([x for x in layers if x not in first] or layers)
+        if not layers:
+            continue
         fig = new_figure(max(7.0, 3.4 * len(layers) + 1.0), 7.4)
         axes = fig.subplots(2, len(layers), squeeze=False)
+        cut = False
         for j, layer in enumerate(layers):
-            frames = [rows_of(mine, key, layer=layer) for key, *_ in lines]
-            _draw(axes[0, j], lines, frames, "step", "ics_l2")
-            _draw(axes[1, j], lines, frames, "step", "ics_cos", log=False)
+            cut |= _draw(axes[0, j], lines, frames[layer], "step", "ics_l2")
+            cut |= _draw(axes[1, j], lines, frames[layer], "step", "ics_cos", log=False)
             axes[1, j].axhline(1.0, color="0.5", lw=0.8, ls=":")
             axes[1, j].set_ylim(-1.05, 1.05)
             axes[0, j].set_title(layer)
@@ -121,54 +124,73 @@ def grad_ics(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -
         axes[1, 0].set_ylabel("cos(G, G′)\n(1: the update left the layer's gradient unchanged)")
         suptitle(fig, f"{model}: gradient-based internal covariate shift (Santurkar et al. 2018, Fig. 3): "
                   "G the layer's weight gradient, G′ the same after the earlier layers' update",
-                  f"{LINES_NOTE}; {BAND_NOTE}")
-        figure_legend(fig, axes[0, 0])
+                  f"{LINES_NOTE}; {band_note(cut)}")
+        figure_legend(fig, axes)
         paths.append(save_figure(fig, out_dir, f"grad_ics{suffix}", fmt))
     return paths
 
 
 def landscape(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Santurkar et al. 2018, Fig. 4: the loss band along the gradient (shaded between the mean min and
-    max over η), gradient predictiveness and effective β-smoothness over steps."""
+    max over η), gradient predictiveness and effective β-smoothness over steps; a panel whose measure
+    has no finite value left out."""
     check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "landscape_curves"):
         frames = [rows_of(mine, key) for key, *_ in lines]
-        fig = new_figure(14.0, 4.8)
-        band_ax, pred_ax, beta_ax = fig.subplots(1, 3)
-        log = wants_log(finite_values([(df, c) for df in frames
-                                  for c in ("loss_band_min_mean", "loss_band_max_mean")]))
-        for (_, norm, label, style), df in zip(lines, frames):
-            if df.empty:
-                continue
-            steps = pd.to_numeric(df["step"]).to_numpy(float)
-            low, high = (pd.to_numeric(df[f"loss_band_{s}_mean"], errors="coerce").to_numpy(float)
-                         for s in ("min", "max"))
-            if log:
-                low, high = np.where(low > 0, low, np.nan), np.where(high > 0, high, np.nan)
-            color = norm_color(norm)
-            band_ax.fill_between(steps, low, high, color=color, alpha=BAND_ALPHA, lw=0)
-            band_ax.plot(steps, low, color=color, lw=1.2, ls=style, label=label)
-            band_ax.plot(steps, high, color=color, lw=1.2, ls=style)
-        if log:
-            log_y(band_ax)
-        band_ax.grid(alpha=0.3, which="both" if log else "major")
-        band_ax.set(title="loss band along the gradient\n(shaded: min to max over η of L(θ − ηg))",
-                    ylabel="training loss on the step's batch")
-        _draw(pred_ax, lines, frames, "step", "grad_pred")
-        pred_ax.set(title="gradient predictiveness\nmax over η of ‖∇L(θ) − ∇L(θ − ηg)‖₂",
-                    ylabel="gradient change (gradient units)")
-        _draw(beta_ax, lines, frames, "step", "beta_eff")
-        beta_ax.set(title="effective β-smoothness\nmax over η of ‖∇L(θ) − ∇L(θ − ηg)‖₂ / ‖ηg‖₂",
-                    ylabel="β_eff (gradient change per unit of parameter change)")
-        for ax in (band_ax, pred_ax, beta_ax):
+        band = has_data(frames, "loss_band_min_mean", "loss_band_max_mean")
+        measures = [m for m in ("grad_pred", "beta_eff") if has_data(frames, f"{m}_mean")]
+        if not band and not measures:
+            continue
+        fig = new_figure(4.6 * (band + len(measures)) + 0.2, 4.8)
+        axes = list(fig.subplots(1, band + len(measures), squeeze=False)[0])
+        if band:
+            _loss_band(axes[0], lines, frames)
+        cut = False
+        for ax, measure in zip(axes[band:], measures):
+            cut |= _draw(ax, lines, frames, "step", measure)
+            ax.set(**LANDSCAPE_PANELS[measure])
+        for ax in axes:
             ax.set_xlabel("step (updates)")
         suptitle(fig, f"{model}: the loss landscape along the gradient (Santurkar et al. 2018, Fig. 4), "
                   "η over the --landscape-etas grid",
-                  f"{LINES_NOTE}; loss band: mean over seeds of each end; {BAND_NOTE}")
-        figure_legend(fig, band_ax)
+                  f"{LINES_NOTE}; loss band: mean over seeds of each end; {band_note(cut)}")
+        figure_legend(fig, axes)
         paths.append(save_figure(fig, out_dir, f"landscape{suffix}", fmt))
     return paths
+
+
+LANDSCAPE_PANELS = {
+    "grad_pred": dict(title="gradient predictiveness\nmax over η of ‖∇L(θ) − ∇L(θ − ηg)‖₂",
+                      ylabel="gradient change (gradient units)"),
+    "beta_eff": dict(title="effective β-smoothness\nmax over η of ‖∇L(θ) − ∇L(θ − ηg)‖₂ / ‖ηg‖₂",
+                     ylabel="β_eff (gradient change per unit of parameter change)"),
+}
+
+
+def _loss_band(ax, lines, frames) -> None:
+    """The mean min and max over η of the loss along the gradient, shaded between; one step: markers."""
+    log = wants_log(finite_values([(df, c) for df in frames for c in ("loss_band_min_mean", "loss_band_max_mean")]))
+    for (_, norm, label, style), df in zip(lines, frames):
+        if df.empty:
+            continue
+        steps = pd.to_numeric(df["step"]).to_numpy(float)
+        low, high = (pd.to_numeric(df[f"loss_band_{s}_mean"], errors="coerce").to_numpy(float)
+                     for s in ("min", "max"))
+        if log:
+            low, high = np.where(low > 0, low, np.nan), np.where(high > 0, high, np.nan)
+        color = norm_color(norm)
+        mark = {"marker": "_", "ms": 3 * MARKER_SIZE} if len(steps) == 1 else {}
+        ax.fill_between(steps, low, high, color=color, alpha=BAND_ALPHA, lw=0)
+        ax.plot(steps, low, color=color, lw=1.2, ls=style, label=label, **mark)
+        ax.plot(steps, high, color=color, lw=1.2, ls=style, **mark)
+        if len(steps) == 1:
+            ax.vlines(steps, low, high, color=color, lw=1.2)
+    if log:
+        log_y(ax)
+    ax.grid(alpha=0.3, which="both" if log else "major")
+    ax.set(title="loss band along the gradient\n(shaded: min to max over η of L(θ − ηg))",
+           ylabel="training loss on the step's batch")
 
 
 def relative_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
@@ -178,16 +200,19 @@ def relative_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
     check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "relative_loss_curves"):
-        steps = _spread(sorted(set(pd.to_numeric(mine["step"]).astype(int))))
+        frames = {step: [_pow10(rows_of(mine, key, step=step).sort_values("alpha"), "log10_rel_loss", "rel")
+                         for key, *_ in lines]
+                  for step in sorted(set(pd.to_numeric(mine["step"]).astype(int)))}
+        steps = _spread([step for step, f in frames.items() if has_data(f, "rel_mean")])
+        if not steps:
+            continue
         fig = new_figure(4.6 * len(steps) + 1.0, 5.0)
         axes = fig.subplots(1, len(steps), squeeze=False)[0]
         for ax, step in zip(axes, steps):
-            frames = [_pow10(rows_of(mine, key, step=step).sort_values("alpha"), "log10_rel_loss", "rel")
-                      for key, *_ in lines]
-            _draw(ax, lines, frames, "alpha", "rel", log=True)
+            _draw(ax, lines, frames[step], "alpha", "rel", log=True)
             ax.axhline(BLOWUP, color="0.3", lw=1.0, ls="--", label=f"blow-up threshold {BLOWUP:g}")
             ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
-            _decades_around(ax, finite_values([(df, "rel_mean") for df in frames]), 1.0, BLOWUP)
+            _decades_around(ax, finite_values([(df, "rel_mean") for df in frames[step]]), 1.0, BLOWUP)
             ax.set_xscale("log")
             ax.set(title="initialization (step 0)" if step == 0 else f"step {step}",
                    xlabel="step size α along −∇L (log scale)")
@@ -196,7 +221,7 @@ def relative_loss(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
                   "(Bjorck et al. 2018, Fig. 2), same batch",
                   f"{LINES_NOTE}; lines: geometric mean over seeds; bands: 95% t-interval of log10 over "
                   "seeds; a seed whose loss is not finite is left out at that α")
-        figure_legend(fig, axes[0])
+        figure_legend(fig, axes)
         paths.append(save_figure(fig, out_dir, f"relative_loss{suffix}", fmt))
     return paths
 
@@ -211,53 +236,70 @@ def depth_profile(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "pn
     check_format(fmt)
     paths = []
     for model, suffix in model_names(tables):
-        mine = _table(tables, "depth_profile", model)
+        mine = of_model(tables.get("depth_profile"), model)
         mine = mine[pd.to_numeric(mine["step"]) == 0] if len(mine) else mine
-        sites = [s for s in DEPTH_SITES if len(mine) and (mine["site"].astype(str) == s).any()]
-        if not sites:
+        if mine.empty:
             continue
         lines = _lines(mine, model)
-        fig = new_figure(5.2 * len(sites) + 1.0, 7.6)
-        axes = fig.subplots(2, len(sites), squeeze=False)
+        frames = {site: [rows_of(mine, key, site=site).sort_values("layer_index") for key, *_ in lines]
+                  for site in DEPTH_SITES}
+        sites = [s for s in DEPTH_SITES if has_data(frames[s], "mean_mean", "std_mean")]
+        stats = [(stat, text) for stat, text in DEPTH_STATS.items()
+                 if any(has_data(frames[s], f"{stat}_mean") for s in sites)]
+        if not sites:
+            continue
+        fig = new_figure(5.2 * len(sites) + 1.0, 3.8 * len(stats))
+        axes = fig.subplots(len(stats), len(sites), squeeze=False)
+        cut = False
         for j, site in enumerate(sites):
-            frames = [rows_of(mine, key, site=site).sort_values("layer_index") for key, *_ in lines]
-            _draw(axes[0, j], lines, frames, "layer_index", "mean", log=False)
-            _draw(axes[1, j], lines, frames, "layer_index", "std")
-            axes[0, j].axhline(0.0, color="0.5", lw=0.8, ls=":")
+            for i, (stat, _) in enumerate(stats):
+                cut |= _draw(axes[i, j], lines, frames[site], "layer_index", stat,
+                             log=False if stat == "mean" else None)
+                if stat == "mean":
+                    axes[i, j].axhline(0.0, color="0.5", lw=0.8, ls=":")
+                axes[i, j].xaxis.set_major_locator(MaxNLocator(integer=True))
             axes[0, j].set_title(DEPTH_SITES[site])
-            axes[1, j].set_xlabel("depth (hidden layer index)")
-            for ax in axes[:, j]:
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0, 0].set_ylabel("mean of the activations\n(activation units)")
-        axes[1, 0].set_ylabel("standard deviation of the activations\n(activation units)")
+            axes[-1, j].set_xlabel("depth (hidden layer index)")
+        for i, (_, text) in enumerate(stats):
+            axes[i, 0].set_ylabel(text)
         suptitle(fig, f"{model}: activations against depth at initialization (Bjorck et al. 2018, "
-                  "Fig. 3), over all units and probe examples", f"{LINES_NOTE}; {BAND_NOTE}")
-        figure_legend(fig, axes[0, 0])
+                  "Fig. 3), over all units and probe examples", f"{LINES_NOTE}; {band_note(cut)}")
+        figure_legend(fig, axes)
         paths.append(save_figure(fig, out_dir, f"depth_profile{suffix}", fmt))
     return paths
 
 
+DEPTH_STATS = {"mean": "mean of the activations\n(activation units)",
+               "std": "standard deviation of the activations\n(activation units)"}
+
+
 def sharpness(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "png") -> list[Path]:
     """Sharpness (the top Hessian eigenvalue) and sharpness × lr over steps, with the edge of
-    stability, sharpness × lr = 2, dashed."""
+    stability, sharpness × lr = 2, dashed; a panel with no finite value left out."""
     check_format(fmt)
     paths = []
     for model, suffix, mine, lines in _per_model(tables, "sharpness_curves"):
         frames = [rows_of(mine, key) for key, *_ in lines]
-        fig = new_figure(11.0, 4.8)
-        raw_ax, lr_ax = fig.subplots(1, 2)
-        _draw(raw_ax, lines, frames, "step", "sharpness")
-        log = wants_log(np.append(finite_values([(df, "sharpness_lr_mean") for df in frames]), EDGE))
-        _draw(lr_ax, lines, frames, "step", "sharpness_lr", log=log)
-        lr_ax.axhline(EDGE, color="0.3", lw=1.0, ls="--", label="2: edge of stability (GD)")
-        raw_ax.set(title="sharpness λ_max of the loss Hessian", ylabel="λ_max (loss per parameter²)")
-        lr_ax.set(title="sharpness × learning rate", ylabel="λ_max × lr (dimensionless)")
-        for ax in (raw_ax, lr_ax):
+        shown = [m for m in ("sharpness", "sharpness_lr") if has_data(frames, f"{m}_mean")]
+        if not shown:
+            continue
+        fig = new_figure(5.5 * len(shown), 4.8)
+        axes = fig.subplots(1, len(shown), squeeze=False)[0]
+        cut = False
+        for ax, measure in zip(axes, shown):
+            if measure == "sharpness":
+                cut |= _draw(ax, lines, frames, "step", "sharpness")
+                ax.set(title="sharpness λ_max of the loss Hessian", ylabel="λ_max (loss per parameter²)")
+            else:
+                log = wants_log(np.append(finite_values([(df, "sharpness_lr_mean") for df in frames]), EDGE))
+                cut |= _draw(ax, lines, frames, "step", "sharpness_lr", log=log)
+                ax.axhline(EDGE, color="0.3", lw=1.0, ls="--", label="2: edge of stability (GD)")
+                ax.set(title="sharpness × learning rate", ylabel="λ_max × lr (dimensionless)")
             ax.set_xlabel("step (updates)")
         suptitle(fig, f"{model}: sharpness, the top Hessian eigenvalue from Hessian-vector products; gradient "
                   "descent is unstable along the top eigenvector above λ_max × lr = 2",
-                  f"{LINES_NOTE}; {BAND_NOTE}")
-        figure_legend(fig, lr_ax)
+                  f"{LINES_NOTE}; {band_note(cut)}")
+        figure_legend(fig, axes[-1])
         paths.append(save_figure(fig, out_dir, f"sharpness{suffix}", fmt))
     return paths
 

@@ -2,8 +2,10 @@
 
 One colour per norm everywhere (NORM_COLORS, then a fixed fallback palette keyed by the name); lines are
 means over seeds, shaded bands the 95% t-interval over seeds; a y axis is logarithmic when its values
-are positive and span more than LOG_SPAN; files are written under a temporary name and renamed into
-place. The figure families (plots.py, quantities.py, batch.py) draw with these helpers.
+are positive and span more than LOG_SPAN, and there a band is drawn only where its lower bound is
+positive (the title then says so: band_note); a curve of one point is a marker; a panel with nothing to
+draw is left out, never drawn empty; files are written under a temporary name and renamed into place.
+The figure families (plots.py, quantities.py, batch.py) draw with these helpers.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ NORM_COLORS = {name: norm.color for name, norm in norms.REGISTRY.items()}    # o
 FALLBACK_COLORS = ("#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a", "#c5b0d5", "#c49c94")
 
 BAND_NOTE = "lines: mean over seeds; bands: 95% t-interval over seeds"
+# Said in a figure's title only where draw_series left a band out (band_note).
+BAND_CUT_NOTE = "on log axes the band is omitted where its lower bound is ≤ 0"
+
+MARKER_SIZE = 5         # the marker of a curve with one point (one evaluation, a very short run)
 
 
 def norm_color(norm: str) -> str:
@@ -104,6 +110,13 @@ def matched_picks(tables: dict[str, pd.DataFrame], model: str) -> tuple[list[tup
     return picks, note
 
 
+def of_model(table: pd.DataFrame | None, model: str) -> pd.DataFrame:
+    """The rows of `table` for `model` (its layers only, not every model's), empty when there is none."""
+    if table is None or table.empty:
+        return pd.DataFrame()
+    return table[table["model"].astype(str) == model]
+
+
 def rows_of(table: pd.DataFrame | None, key: dict, **where) -> pd.DataFrame:
     if table is None or table.empty:
         return pd.DataFrame()
@@ -134,26 +147,52 @@ def wants_log(values: np.ndarray) -> bool:
     return bool(values.size) and bool((values > 0).all()) and values.max() / values.min() > LOG_SPAN
 
 
+def has_data(frames: list[pd.DataFrame], *columns: str) -> bool:
+    """Whether any of `columns` has a finite value in any of `frames`: a panel without one is left out."""
+    return bool(finite_values([(df, c) for df in frames for c in columns]).size)
+
+
 def draw_series(ax, df: pd.DataFrame, x: str, name: str, *, color: str, label: str | None,
-            band: bool = True, log: bool = False, **style) -> None:
-    """Mean line of `name_mean` over `x`, with its CI band where both bounds are finite."""
+                band: bool = True, log: bool = False, **style) -> bool:
+    """Mean line of `name_mean` over `x`, with its CI band where both bounds are finite.
+
+    A curve of one point (one evaluation) is a marker with an error bar, since a line or band of one
+    point draws nothing. On a log axis (`log`) the band is drawn only where its lower bound is positive:
+    a t-interval over few seeds may reach below zero, and a band cut at the axis floor would show an
+    interval that is not there. Returns True when a band was left out for that reason, so that the
+    figure can say so (band_note).
+    """
     if df.empty or f"{name}_mean" not in df.columns:
-        return
+        return False
     xs = pd.to_numeric(df[x]).to_numpy(float)
     mean = pd.to_numeric(df[f"{name}_mean"], errors="coerce").to_numpy(float)
     ok = np.isfinite(mean) & (mean > 0 if log else True)
+    one = ok.sum() == 1
+    if one:
+        style = {"marker": "o", "ms": MARKER_SIZE, **style}
     ax.plot(xs[ok], mean[ok], color=color, label=label, lw=1.8, **style)
     low_col, high_col = f"{name}_ci_low", f"{name}_ci_high"
-    if band and low_col in df.columns:
-        low = pd.to_numeric(df[low_col], errors="coerce").to_numpy(float)
-        high = pd.to_numeric(df[high_col], errors="coerce").to_numpy(float)
-        if log:
-            # A t-interval may reach below zero; on a log axis the band stops at the mean instead.
-            low = np.where(low > 0, low, mean)
-        has = ok & np.isfinite(low) & np.isfinite(high)
-        if has.any():
-            ax.fill_between(xs, np.where(has, low, np.nan), np.where(has, high, np.nan),
-                            color=color, alpha=BAND_ALPHA, lw=0)
+    if not band or low_col not in df.columns:
+        return False
+    low = pd.to_numeric(df[low_col], errors="coerce").to_numpy(float)
+    high = pd.to_numeric(df[high_col], errors="coerce").to_numpy(float)
+    has = ok & np.isfinite(low) & np.isfinite(high)
+    cut = bool(log and (has & (low <= 0)).any())
+    if log:
+        has &= low > 0
+    if one and has.any():
+        ax.errorbar(xs[has], mean[has], yerr=[np.clip(mean[has] - low[has], 0, None),
+                                              np.clip(high[has] - mean[has], 0, None)],
+                    color=color, ls="none", capsize=3, lw=1.2)
+    elif has.any():
+        ax.fill_between(xs, np.where(has, low, np.nan), np.where(has, high, np.nan),
+                        color=color, alpha=BAND_ALPHA, lw=0)
+    return cut
+
+
+def band_note(cut: bool) -> str:
+    """BAND_NOTE, with BAND_CUT_NOTE where draw_series left a band out (`cut`: any of its returns)."""
+    return f"{BAND_NOTE}; {BAND_CUT_NOTE}" if cut else BAND_NOTE
 
 
 def plain_number(value: float, _pos=None) -> str:
@@ -189,16 +228,23 @@ def suptitle(fig: Figure, *lines: str, fontsize: str = "large") -> None:
     fig.suptitle("\n".join(textwrap.fill(line, width) for line in lines), fontsize=fontsize)
 
 
-def figure_legend(fig: Figure, ax) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
-                   frameon=False)
+def figure_legend(fig: Figure, axes) -> None:
+    """One legend below the panels, from the first of `axes` (an Axes or an array of them) with
+    labelled lines."""
+    for ax in np.ravel(axes):
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
+                       frameon=False)
+            return
 
 
-def no_data(ax, what: str) -> None:
-    ax.text(0.5, 0.5, f"no {what} recorded", ha="center", va="center", transform=ax.transAxes,
-            color="0.4")
+def hide_empty(axes) -> None:
+    """Blank (no frame, ticks or grid) each panel of a grid in which nothing was drawn: a grid keeps
+    only rows and columns with data, but one of their cells may still have none."""
+    for ax in np.ravel(axes):
+        if not ax.has_data():
+            ax.set_axis_off()
 
 
 def save_figure(fig: Figure, out_dir: Path, name: str, fmt: str) -> Path:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from ..analyse import predictors
 from .terminal import Fitted
 
-STYLE = {predictors.PREDICTS: "bold green", predictors.PROXY: "yellow", predictors.NO: "red",
+STYLE = {predictors.PREDICTS: "bold green", predictors.ON_AVERAGE: "green", predictors.PROXY: "yellow", predictors.NO: "red",
          predictors.INCONCLUSIVE: "dim", predictors.NOT_RECORDED: "dim", predictors.FAILED: "bold red"}
 
 

@@ -103,9 +103,14 @@ def _verdict_line(study_dir: Path, root: Path) -> str | None:
     v = files.read_csv(path)
     from ..studies import tally as study_tally
 
+    rel = study_dir.relative_to(root).as_posix()
+    if "claim_id" not in v:           # the predictors study: one verdict per measure and outcome
+        rows = v[(v["outcome"] == "final_acc") & (v["role"] == "measure")]
+        counts = rows["verdict"].value_counts()
+        return (f"- [{study_dir.name}]({rel}/README.md): the candidate measures for final accuracy: "
+                + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()))
     tally = study_tally(v["verdict"])
     ids = " ".join(f"{r.claim_id}:{r.verdict}" for r in v.itertuples())
-    rel = study_dir.relative_to(root).as_posix()
     return f"- [{study_dir.name}]({rel}/README.md): {tally} ({ids})"
 
 
@@ -145,10 +150,15 @@ def replication(root: Path, replicated: list[Path]) -> list[str]:
     table = held_table(root, replicated)
     store.write_atomic(root / "replication.csv", files.to_csv(table))
     decided = table[table["committed"].isin(["PASS", "FAIL"])]
+    flipped = decided[decided["replicated"].isin(["PASS", "FAIL"]) & ~decided["held"].astype(bool)]
+    undecided = decided[~decided["replicated"].isin(["PASS", "FAIL"])]
+    studies_in = sorted(set(table["study"]))
     lines = ["## Replication on fresh seeds", "",
-             f"`ics reproduce all --seeds {table['seeds'].iloc[0] if len(table) else ''}` (`make replicate`): every "
-             "study's protocol rerun on seeds that never decided a committed verdict. "
-             f"{int(decided['held'].sum())} of {len(decided)} committed PASS/FAIL verdicts held; "
+             f"`ics reproduce NAME --seeds {table['seeds'].iloc[0] if len(table) else ''}` (`make replicate`): the "
+             f"protocol of {', '.join(studies_in)} rerun on seeds that never decided a committed verdict. "
+             f"{int(decided['held'].sum())} of {len(decided)} committed PASS/FAIL verdicts held, {len(flipped)} "
+             f"turned into the opposite verdict and {len(undecided)} were not decided on the fresh seeds (a claim "
+             "whose protocol needs more seeds than the replication has is UNDERPOWERED there, not contradicted); "
              f"{int(table['held'].sum())} of {len(table)} verdicts in all (`replication.csv`).", "",
              "| study | claim | committed | on fresh seeds | held |", "|---|---|---|---|---|"]
     lines += [f"| {r.study} | {r.claim_id} | {r.committed} | {r.replicated} | {'yes' if r.held else '**no**'} |"

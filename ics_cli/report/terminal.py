@@ -7,6 +7,8 @@ console the caller passes (stdout in the CLI), so `ics ... > file` or `| cat` re
 from __future__ import annotations
 
 import math
+import threading
+import time
 from contextlib import contextmanager
 
 import pandas as pd
@@ -14,7 +16,8 @@ from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.markup import escape
 from rich.text import Text
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from ..net import norms
@@ -120,6 +123,45 @@ class Fitted:
                              caption=self.caption if k == len(groups) - 1 else None)
 
 
+HEARTBEAT_S = 5.0      # a plain progress line this often when stderr is not a terminal
+
+
+def clock(seconds: float) -> str:
+    """Elapsed time as h:mm:ss."""
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class Heartbeat:
+    """A plain line on `console` every `every` seconds while a run or sweep goes on, when the console is
+    not a terminal (a log file, CI): Rich's bar draws nothing there until the end. `text()` says where
+    the work stands; the elapsed time is added. On a terminal it does nothing (the bar shows it)."""
+
+    def __init__(self, console: Console, text, every: float | None = None):
+        self.console, self.text, self.every = console, text, every or HEARTBEAT_S
+        self.start = time.monotonic()
+        self.stop = threading.Event()
+        self.thread = None
+
+    def __enter__(self) -> "Heartbeat":
+        if not self.console.is_terminal:
+            self.thread = threading.Thread(target=self._beat, daemon=True)
+            self.thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.every):
+            line = self.text()
+            if line:
+                self.console.print(f"{line}  elapsed {clock(time.monotonic() - self.start)}", highlight=False,
+                                   markup=False)
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
 def _num(x, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -140,9 +182,10 @@ def run_progress(cfg, enabled: bool = True, console: Console | None = None):
         return
     steps = cfg.resolved().steps if cfg.epochs is None else None
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), transient=False,
-                        console=console or status_console())
+                        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        transient=False, console=console or status_console())
     task = progress.add_task(f"{cfg.model}/{cfg.norm}", total=steps, stats="")
+    where = {"step": None, "stats": ""}
 
     def shown() -> Progress:
         # Shown once the run trains: an error before (a damaged checkpoint) is the one line on stderr.
@@ -151,17 +194,26 @@ def run_progress(cfg, enabled: bool = True, console: Console | None = None):
         return progress
 
     def on_log(step: int, row: dict) -> None:
-        shown().update(task, completed=step, stats=(
-            f"loss {_num(row['train_loss'], 3)}  " + (
-                f"test loss {_num(row['test_loss'], 3)}" if pd.isna(row["test_acc"])    # regression
-                else f"acc {_num(row['train_acc'], 3)}  test {_num(row['test_acc'], 3)}")))
+        where["stats"] = (f"loss {_num(row['train_loss'], 3)}  " + (
+            f"test loss {_num(row['test_loss'], 3)}" if pd.isna(row["test_acc"])    # regression
+            else f"acc {_num(row['train_acc'], 3)}  test {_num(row['test_acc'], 3)}"))
+        where["step"] = step
+        shown().update(task, completed=step, stats=where["stats"])
 
     def on_step(step: int) -> None:
+        where["step"] = step
         if step % 10 == 0:
             shown().update(task, completed=step)
 
+    def line() -> str:
+        if where["step"] is None:
+            return ""
+        total = f"/{steps:,}" if steps else ""
+        return f"{cfg.model}/{cfg.norm}: step {where['step']:,}{total}  {where['stats']}".rstrip()
+
     try:
-        yield on_log, on_step, on_resume
+        with Heartbeat(progress.console, line):
+            yield on_log, on_step, on_resume
     finally:
         if progress.live.is_started:
             progress.stop()
@@ -238,11 +290,15 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
     if not enabled:
         return sweep.run(plan, out_dir, jobs=jobs)
     progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
+                        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=console or status_console())
     counts: dict[str, int] = {}
     task = progress.add_task("sweep", total=None, counts="")
+    heartbeat = Heartbeat(progress.console, lambda: (
+        f"sweep: {sum(counts.values())}/{progress.tasks[0].total} runs ended  "
+        + "  ".join(f"{k} {v}" for k, v in sorted(counts.items())) if progress.tasks[0].total else ""))
     try:
+        heartbeat.__enter__()
         def on_start(total: int, done: int) -> None:
             # Shown only now: an error before (--out, the Ray cluster) is the one line on stderr.
             progress.update(task, total=total)
@@ -258,6 +314,7 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
 
         return sweep.run(plan, out_dir, jobs=jobs, on_start=on_start, on_outcome=on_outcome)
     finally:
+        heartbeat.__exit__()
         if progress.live.is_started:     # stopping a display never shown would print an empty line
             progress.stop()
 

@@ -69,7 +69,7 @@ GRAD_KINDS = "dsggg"
 
 
 class RunLogs:
-    """The four tables of one run being written: metrics, layers and grads as CSV, units in blocks.
+    """The core tables of one run being written: metrics, layers, grads and train as CSV, units in blocks.
 
     Each append is one write of whole rows (a kill leaves at most a torn last line, which readers
     drop); `truncate(step)` cuts every table back to a checkpoint's step when a run resumes, and
@@ -111,6 +111,10 @@ class RunLogs:
 
     def grads(self, rows: list[tuple]) -> None:
         self._append("grads", files.csv_text(rows, GRAD_KINDS))
+
+    def train(self, rows: list[list]) -> None:
+        """train.csv rows: step, batch_loss, batch_acc (the training batch of the update at a log step)."""
+        self._append("train", files.rows_text(rows))
 
     def quantity(self, name: str, rows: list[list]) -> None:
         self._append(name, files.rows_text(rows))

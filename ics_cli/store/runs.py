@@ -45,12 +45,12 @@ class DamagedRunWarning(UserWarning):
 
 
 def read_table(run_dir: Path, name: str) -> pd.DataFrame:
-    """One of a run's tables (`metrics`, `layers`, `units`, `grads`) as a DataFrame.
+    """One of a run's tables (`metrics`, `layers`, `units`, `grads`, `train`, the second view's) as a DataFrame.
 
     Reads `name.csv` or `name.csv.gz` (units: `units.parquet` or its parts, see `read_units`; step
     and unit int64, layer and site str, values float64); a torn last line left by a kill is dropped.
     A DamagedRun when the file is a symbolic link, not UTF-8 CSV (or Parquet) with the table's
-    columns, a truncated gzip or Parquet file, or holds the same step (metrics), (step, layer, site)
+    columns, a truncated gzip or Parquet file, or holds the same step (metrics, train), (step, layer, site)
     (layers), (step, layer, site, unit) (units) or (step, layer) (grads) twice.
     """
     run_dir = Path(run_dir)

@@ -1,7 +1,7 @@
 """The tables of a run folder: their columns, the columns a table must have to be read at all, the
 columns that name one observation, and the check that a table read back keeps that contract.
 
-Every run has the core tables (metrics, layers, units, grads); the second view's (ics_cli/quantities)
+Every run has the core tables (metrics, layers, units, grads, train); the second view's (ics_cli/quantities)
 only when it was asked for. A run is finished when its status is one of FINISHED.
 """
 
@@ -27,8 +27,10 @@ UNITS_COLUMNS = ["step", "layer", "site", "unit", "mean", "var", "p15", "p50", "
 
 GRADS_COLUMNS = ["step", "layer", "grad_norm", "weight_norm", "update_ratio"]
 
+TRAIN_COLUMNS = ["step", "batch_loss", "batch_acc"]
+
 CORE_TABLES = {"metrics": METRICS_COLUMNS, "layers": LAYERS_COLUMNS,
-               "units": UNITS_COLUMNS, "grads": GRADS_COLUMNS}
+               "units": UNITS_COLUMNS, "grads": GRADS_COLUMNS, "train": TRAIN_COLUMNS}
 
 
 # Every run has the core tables; the second view's (ics_cli/quantities) only when it was asked for.
@@ -40,10 +42,11 @@ FINISHED = ("completed", "diverged")
 # Per table: the columns it must have to be read at all (older folders may lack the others), and the
 # columns that name one observation: a log that holds the same key twice is inconsistent.
 REQUIRED = {"metrics": ("step", "test_acc"), "layers": ("step", "layer", "site"),
-            "units": ("step", "layer", "site", "unit"), "grads": ("step", "layer")}
+            "units": ("step", "layer", "site", "unit"), "grads": ("step", "layer"), "train": ("step",)}
 
 ROW_KEYS = {"metrics": ("step",), "layers": ("step", "layer", "site"),
-            "units": ("step", "layer", "site", "unit"), "grads": ("step", "layer"), **QUANTITY_KEYS}
+            "units": ("step", "layer", "site", "unit"), "grads": ("step", "layer"), "train": ("step",),
+            **QUANTITY_KEYS}
 
 
 def check_table(path: Path, name: str, table: pd.DataFrame) -> None:

@@ -5,16 +5,20 @@ and only when events are written or read. `ics train --tensorboard` (and `ics sw
 `RUN/tensorboard/` while the run goes: each time rows are appended to a table, the same rows, parsed
 back from the CSV text just written (units: the block just written), become events, so every value
 is the CSV's (docs/metrics.md, "TensorBoard tags"). `ics export tensorboard RUNS --logdir DIR`
-writes the same events from the tables of finished or unfinished run folders into DIR/<run name>/,
-so `tensorboard --logdir DIR` overlays the runs of a sweep. Events are written by SummaryWriter's
+writes the same events from the tables of finished or unfinished run folders into DIR/<name>/
+(`export_names`: `<model>-<norm>-lr<lr>-s<seed>`, with the run's hash where two runs would share a
+name), so `tensorboard --logdir DIR` overlays the runs of a sweep. Events are written by SummaryWriter's
 own file writer and summary functions (torch.utils.tensorboard), one event per step holding all of
 that step's values rather than one per value (a thread handoff each).
 
 **The tag scheme** (one definition: `scalars`, `unit_histograms`, `activation_histograms`, used live
 and by export). The step of each event is the row's `step`; a blank (NaN) cell writes nothing:
 
-- metrics.csv: `loss/train`, `loss/test`, `loss/test_batchstats`, `loss/train_eval`, `accuracy/train`,
-  `accuracy/test`, `accuracy/test_batchstats`, `accuracy/train_eval`, `lr` (not `elapsed_s`: events carry their own wall time);
+- train.csv: `loss/train`, `accuracy/train` (the loss and accuracy of the training batch of the
+  update at each log step: one point per --log-every steps);
+- metrics.csv: `loss/train_since_eval`, `accuracy/train_since_eval` (the mean over the updates since
+  the previous evaluation), `loss/test`, `loss/test_batchstats`, `loss/train_eval`, `accuracy/test`,
+  `accuracy/test_batchstats`, `accuracy/train_eval`, `lr` (not `elapsed_s`: events carry their own wall time);
 - layers.csv: `drift/<layer>/<site>` (the headline drift, `drift_mean_scaled`), and every other
   column as `<column>/<layer>/<site>` (`drift_mean/hidden1/linear`, `dead_units/…`);
 - grads.csv: `grad_norm/<layer>`, `weight_norm/<layer>`, `update_ratio/<layer>`;
@@ -38,7 +42,7 @@ seed, … with the test accuracy and losses as its metrics) and its config.json 
 so TensorBoard's HParams tab filters a sweep by norm, lr or seed.
 
 **Export** stages every run's events in a folder beside DIR (`staging.staging_folder`) and then moves
-each into DIR/<run name>/, replacing what an earlier export put there, so exporting again never
+each into DIR/<name>/, replacing what an earlier export put there, so exporting again never
 duplicates an event and a kill leaves the earlier export.
 """
 
@@ -46,7 +50,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,8 +71,9 @@ SAMPLES = 512                       # activation values sampled per site and log
 MAX_QUEUE = 1000                    # events the writer's thread may hold before a write waits
 BINS = 30                           # equal-width buckets of a histogram, from its smallest value to its largest
 
-METRICS_TAGS = {"train_loss": "loss/train", "test_loss": "loss/test", "test_loss_batchstats": "loss/test_batchstats",
-                "train_acc": "accuracy/train", "test_acc": "accuracy/test",
+METRICS_TAGS = {"train_loss": "loss/train_since_eval", "test_loss": "loss/test",
+                "test_loss_batchstats": "loss/test_batchstats",
+                "train_acc": "accuracy/train_since_eval", "test_acc": "accuracy/test",
                 "test_acc_batchstats": "accuracy/test_batchstats", "lr": "lr",
                 "train_loss_eval": "loss/train_eval", "train_acc_eval": "accuracy/train_eval"}
 HEADLINE_DRIFT = "drift_mean_scaled"
@@ -76,6 +83,7 @@ SCALARS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "metrics": ((), METRICS_TAGS),
     "layers": (("layer", "site"), {c: "drift" if c == HEADLINE_DRIFT else c for c in schema.LAYERS_COLUMNS[3:]}),
     "grads": (("layer",), {c: c for c in schema.GRADS_COLUMNS[2:]}),
+    "train": ((), {"batch_loss": "loss/train", "batch_acc": "accuracy/train"}),
     **{name: (tuple(k for k in schema.ROW_KEYS[name] if k != "step"),
               {c: f"{name}/{c}" for c in columns if c not in schema.ROW_KEYS[name]})
        for name, columns in store.TABLES.items() if name not in schema.CORE_TABLES},
@@ -83,9 +91,15 @@ SCALARS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
 NAMED_KEYS = ("eta_mult", "alpha")
 PER_STEP = {"landscape": ("loss0", "grad_norm"), "relative_loss": ("loss0",)}
 HISTOGRAMS = {"unit_mean": "units", "activations": "layers"}     # histogram tag -> the table it goes with
-# The table each tag's first word belongs to: a resumed run cuts its events where it cuts that table.
-SECTIONS = {**{tag.split("/")[0]: table for table, (_, tags) in SCALARS.items() for tag in tags.values()},
-            **HISTOGRAMS}
+# The table each tag (before its keys) belongs to: a resumed run cuts its events where it cuts that table.
+SECTIONS = {**{tag: table for table, (_, tags) in SCALARS.items() for tag in tags.values()}, **HISTOGRAMS}
+
+
+def section(tag: str) -> str:
+    """The table of a tag written by this module (its longest prefix in SECTIONS: `loss/train` is
+    train.csv's, `loss/test` metrics.csv's, `drift/hidden1/norm` layers.csv's); "" for any other."""
+    parts = tag.split("/")
+    return next((SECTIONS[p] for k in range(len(parts), 0, -1) if (p := "/".join(parts[:k])) in SECTIONS), "")
 
 
 def available() -> bool:
@@ -282,7 +296,7 @@ class Events:
                     if not event.HasField("summary"):
                         continue
                     values = [v for v in event.summary.value if (v.tag, event.step) not in seen
-                              and event.step <= cuts.get(SECTIONS.get(v.tag.split("/")[0], ""), -1)]
+                              and event.step <= cuts.get(section(v.tag), -1)]
                     if values:
                         seen.update((v.tag, event.step) for v in values)
                         del event.summary.value[:]
@@ -331,27 +345,47 @@ def backfill(run_dir: Path) -> None:
 # --------------------------------------------------------------------------- export
 
 
+def export_names(runs: list[store.Run]) -> dict[str, store.Run]:
+    """{name in the logdir: run}: `<model>-<norm>-lr<lr>-s<seed>` (as TensorBoard lists it), and
+    `-<hash>` (the run's, as its folder name ends) after each name that two runs share; an IcsError
+    when two runs still share one (the same run twice)."""
+    def part(value) -> str:         # config.json is data: no path separator reaches a folder name
+        return re.sub(r"[^A-Za-z0-9._=+-]", "_", str(value))
+
+    def base(run: store.Run) -> str:
+        cfg = run.config["config"]
+        return f"{part(cfg['model'])}-{part(cfg['norm'])}-lr{float(cfg['lr']):g}-s{cfg['seed']}"
+
+    def hashed(run: store.Run) -> str:
+        return part(run.hash if isinstance(run.hash, str) and run.hash else run.path.name.rsplit("-", 1)[-1])
+
+    shared = Counter(map(base, runs))
+    names: dict[str, store.Run] = {}
+    for run in runs:
+        name = base(run) + (f"-{hashed(run)}" if shared[base(run)] > 1 else "")
+        if name in names:
+            raise IcsError(f"two runs would both be named {name} ({names[name].path} and {run.path}: the same "
+                           "run twice?); export them into different --logdir folders")
+        names[name] = run
+    return names
+
+
 def export(paths: list[Path], logdir: Path,
            on_damaged: Callable[[Path, str], None] | None = None) -> list[Path]:
-    """The runs at or below `paths` as event files in `logdir`/<run folder name>/; returns those folders.
+    """The runs at or below `paths` as event files in `logdir`/<name>/ (`export_names`); returns those
+    folders.
 
     Damaged run folders are skipped (`on_damaged` hears of each); an IcsError when none is left, or
-    when two runs share a folder name. Everything is written beside `logdir` first, then moved in.
+    when two runs would share a name. Everything is written beside `logdir` first, then moved in.
     """
     from .runs import runs_under
 
     require("ics export tensorboard")
-    runs = runs_under(*paths, on_damaged=on_damaged)
-    names: dict[str, Path] = {}
-    for run in runs:
-        if run.path.name in names:
-            raise IcsError(f"two run folders are named {run.path.name} ({names[run.path.name]} and {run.path}); "
-                           "export them into different --logdir folders")
-        names[run.path.name] = run.path
+    names = export_names(runs_under(*paths, on_damaged=on_damaged))
     logdir = Path(logdir)
     with staging.staging(logdir) as stage:
-        for run in runs:
-            writer = _file_writer(stage / run.path.name, run.path)
+        for name, run in names.items():
+            writer = _file_writer(stage / name, run.path)
             write_tables(writer, run.path)
             writer.close()
     logdir.mkdir(parents=True, exist_ok=True)

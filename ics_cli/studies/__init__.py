@@ -83,10 +83,11 @@ def descriptions() -> dict[str, str]:
                                  "norm trains (issue 25; ics meta on a pre-registered grid)"}
 
 
-def select(name: str) -> list[str]:
-    """The studies `name` stands for: itself, or every study for 'all'; a one-line IcsError otherwise."""
+def select(name: str, seeds: list[int] | None = None) -> list[str]:
+    """The studies `name` stands for: itself, or every study for 'all' (with `seeds`, a replication, every
+    claim study: the predictors study replicates itself inside its protocol); a one-line IcsError otherwise."""
     if name == "all":
-        return names()
+        return list(REGISTRY) if seeds else names()
     if name not in names():
         raise IcsError(f"unknown study '{name}'; choose one of: {', '.join(names())}, all")
     return [name]
@@ -238,7 +239,7 @@ def run_all(root: Path | None = None, *, quick: bool = False, seeds: list[int] |
             jobs: int | None = None, on_outcome=None) -> list[StudyResult]:
     """Every study, each into root/<name>/ (default: each study's default_out)."""
     return [run_study(n, Path(root) / n if root is not None else None, quick=quick, seeds=seeds,
-                      jobs=jobs, on_outcome=on_outcome) for n in names()]
+                      jobs=jobs, on_outcome=on_outcome) for n in select("all", seeds)]
 
 
 def held(result: StudyResult, reference: Path) -> pd.DataFrame:

@@ -191,4 +191,24 @@ def sentences(root: Path) -> list[str]:
             links += [f"[figure]({p.relative_to(root).as_posix()})"
                       for p in sorted(root.glob(pattern)) if p.suffix in (".png", ".svg")][:1]
         out.append(f"{text} Caveat: {CAVEATS[(study, claim)]}. ({', '.join(links)})")
-    return out
+    return out + predictors_paragraph(root)
+
+
+# The predictors study's paragraph: its answer as the study README states it, with the caveat its
+# red-team review left (studies/reviews.py); absent until the study has run.
+PREDICTORS_CAVEAT = ("one small grid (mnist-5k, 500 plain SGD steps, four small models, three seeds): a "
+                     "measure that does not predict here may on larger models, longer runs or other optimizers")
+
+
+def predictors_paragraph(root: Path) -> list[str]:
+    from .predictors_readme import finding, machinery_of
+
+    path = Path(root) / "predictors" / "verdicts.csv"
+    if not path.is_file():
+        return []
+    v = files.read_csv(path)
+    figure = Path(root) / "predictors" / "forest_final_acc.png"
+    links = ["[predictors](predictors/README.md)"] + (["[figure](predictors/forest_final_acc.png)"]
+                                                      if figure.is_file() else [])
+    return [f"**Which measure of internal covariate shift predicts training?** {finding(v, machinery_of(v))} "
+            f"Caveat: {PREDICTORS_CAVEAT}. ({', '.join(links)})"]

@@ -15,13 +15,26 @@ from .claims import Change
 from .reviews import REVIEWS
 
 HISTORY = (
-    Change(("grid",), "4e55f98", "2000 → 500 steps; deep and residual MLPs depth 20 → 10; CNN width 32 → 8; "
+    Change(("grid",), "d53c4c7", "2000 → 500 steps; deep and residual MLPs depth 20 → 10; CNN width 32 → 8; "
            "lrs 0.001 … 31.6 (10 half decades) → 0.01 … 31.6 (8); pilot lrs 5 decades → the grid's two ends and "
            "its middle; second view every 10/10/20 steps with 20 Lanczos products → every 5/5/10 with 10; "
            "seeds sized by the pilot against the budget; noisy batch norm compared inside its (model, lr) cell "
            "(`norm_variant`), not in a cell of its own",
            "the first protocol needed about 5 hours for the deciding grid alone against the issue's 60 minutes "
            "for the whole study; changed before any run of the protocol", False),
+    Change(("verdict rules", "controls"), "this release",
+           "sign errors: only (model, lr) cells with at least 6 pairs outside seed noise count (MIN_PAIRS, as for "
+           "intervals); \"predicts\" needs the mean sign error below 0.5 and, without qualification, the worst "
+           "cell's too, else \"predicts on average, not in every environment\" (new verdict); a positive control "
+           "must rank its outcome in the expected direction (early training loss: τ across norms wholly below "
+           "−0.2, mean sign error < 0.5; initial sharpness × lr: raw τ over all runs wholly above 0.2), no longer "
+           "\"predict\" it beyond the confounders; grid_check told apart the two MLPs (both `mlp`)",
+           "the pilot (which decides nothing) showed the machinery could not pass by construction: the positive "
+           "control early training loss ranked final accuracy (τ −0.32 [−0.41, −0.26]) but had a worst-case sign "
+           "error of 1.0 in a cell of 3 pairs, and had to beat early test accuracy, a stronger confounder (|τ| "
+           "0.59); every measure fails in some environment (Dziugaite et al. 2020); Lewkowycz et al.'s "
+           "divergence criterion crosses lrs (pilot: raw τ 0.61, across norms 0.15). Changed after the pilot's "
+           "data, before the deciding grid was analysed (its runs were training)", True),
 )
 
 
@@ -49,6 +62,23 @@ def _minutes(seconds) -> str:
     return "–" if seconds is None else f"{seconds / 60:.1f} min"
 
 
+def subset_rows(stats: pd.DataFrame, window: float, outcome: str = "final_acc") -> list[str]:
+    """τ across norms per candidate in all runs, below and at the edge of stability (predictors.csv)."""
+    rows = stats[(stats["outcome"] == outcome) & (stats["statistic"] == "tau_norm")
+                 & (pd.to_numeric(stats["window"]) == window)]
+    if rows.empty:
+        return []
+    table = rows.pivot_table(index="measure", columns="subset", values="value", aggfunc="first", sort=False)
+    counts = stats[(stats["outcome"] == outcome) & (stats["statistic"] == "n_runs")
+                   & (pd.to_numeric(stats["window"]) == window)].groupby("subset")["value"].max()
+    subsets = [rules.ALL, rules.BELOW, rules.AT]
+    head = " | ".join(f"{s_} ({int(counts.get(s_, 0))} runs)" for s_ in subsets)
+    lines = [f"| measure | {head} |", "|---|---|---|---|"]
+    for measure, r in table.iterrows():
+        lines.append(f"| `{measure}` | " + " | ".join(_num(r.get(s_)) for s_ in subsets) + " |")
+    return lines
+
+
 def verdict_rows(verdicts: pd.DataFrame, outcome: str) -> list[str]:
     rows = verdicts[verdicts["outcome"] == outcome]
     lines = ["| measure | role | τ across norms [95%] | strongest confounder (|τ|) | CMI − null (p) | "
@@ -72,44 +102,74 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
         return (f"The controls did not come out as expected ({machinery}): the machinery failed, so this "
                 "grid says nothing about the measures.")
     measures = rows[rows["role"] == rules.MEASURE]
-    by = {v: list(measures.loc[measures["verdict"] == v, "measure"]) for v in rules.VERDICTS}
-    held = rows["held"] if "held" in rows else pd.Series(True, index=rows.index)
+    by = {v: measures[measures["verdict"] == v] for v in rules.VERDICTS}
+    names = lambda part: ", ".join(f"`{m}`" for m in part["measure"])      # noqa: E731
+    taus = lambda part: (f"τ across norms {_num(part['tau_norm'].min())} to {_num(part['tau_norm'].max())}"
+                         if len(part) > 1 else f"τ across norms {_num(part['tau_norm'].iloc[0])}")   # noqa: E731
     parts = []
-    if by[rules.PREDICTS]:
-        names = ", ".join(f"`{m}`" for m in by[rules.PREDICTS])
-        parts.append(f"Early {names} predicted which norm trains better at a fixed lr, beyond the lr and the "
-                     "plain early signals")
+    if len(by[rules.PREDICTS]):
+        parts.append(f"Early {names(by[rules.PREDICTS])} predicted which norm trains better at a fixed lr, in "
+                     f"every (model, lr) cell and beyond the lr ({taus(by[rules.PREDICTS])})")
     else:
         parts.append("No measure of internal covariate shift taken in the first 10% of training predicted which "
-                     "norm reaches the better final accuracy at a fixed lr beyond the lr and the plain early "
-                     "signals (early loss and accuracy, step size, gradient norm)")
+                     "norm reaches the better final accuracy in every (model, lr) cell")
+    avg = by[rules.ON_AVERAGE]
+    if len(avg):
+        beaten = [(r["measure"], r["rival"], r["rival_tau"]) for r in avg.to_dict("records")
+                  if isinstance(r.get("rival"), str) and abs(float(r["tau_norm"])) <= float(r["rival_tau"])]
+        text = (f"{names(avg)} ranked the norms at a fixed lr on average ({taus(avg)}) and carried information "
+                "beyond the lr (conditional mutual information given the lr, and the lr only, above its "
+                "permutation null), but ordered the norms of some cell the wrong way")
+        if beaten and len(beaten) == len(avg):
+            rival, value = beaten[0][1], max(b[2] for b in beaten)
+            text += (f", and none ranked them as well as a plain early signal ({rival}, |τ| {_num(value)}): what "
+                     "they add beyond early loss and accuracy is not shown")
+        parts.append(text)
     for verdict, words in ((rules.PROXY, "ranked it only as a proxy of a confounder"),
                            (rules.NO, "did not predict it"),
-                           (rules.INCONCLUSIVE, "were inconclusive (intervals too wide at these seeds)"),
+                           (rules.INCONCLUSIVE, "were inconclusive (intervals straddling the ±0.2 line)"),
                            (rules.NOT_RECORDED, "were not recorded")):
-        if by[verdict]:
-            parts.append(f"{', '.join(f'`{m}`' for m in by[verdict])} {words}")
+        if len(by[verdict]):
+            parts.append(f"{names(by[verdict])} {words}")
     controls = rows[rows["role"] == rules.CONTROL].set_index("measure")["verdict"]
-    positive = controls.get("early_train_loss", "–")
-    text = "; ".join(parts) + (f". The positive control (early training loss) came out \"{positive}\" and the "
-                               f"shuffled control \"{controls.get('shuffled', '–')}\".")
-    if "held" in rows:
-        changed = rows.loc[~held.astype(bool), "measure"].tolist()
+    text = "; ".join(parts) + (f". The positive control (early training loss) came out \"{controls.get('early_train_loss', '–')}\" "
+                               f"and the shuffled control \"{controls.get('shuffled', '–')}\".")
+    if "held" in rows and rows["replicated"].astype(str).str.len().gt(0).any():
+        changed = rows.loc[~rows["held"].astype(bool), "measure"].tolist()
         text += (" Every final-accuracy verdict held on the replication seeds." if not changed else
                  f" On the replication seeds {len(changed)} final-accuracy verdict(s) changed "
                  f"({', '.join(f'`{m}`' for m in changed)}): those are not replicated.")
+    else:
+        text += " Not yet replicated on fresh seeds."
+    if any(c.after_data for c in HISTORY):
+        text += (" Exploratory: the verdict rules and the controls were changed after the pilot's data "
+                 "(threshold history), and the red-team review below found the on-average associations driven "
+                 "by divergence and the edge of stability; read them with it.")
     return text
 
 
-def render(out: Path, result: rules.Result, verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None) -> str:
+def machinery_of(verdicts: pd.DataFrame) -> str | None:
+    """What went wrong with the controls, as verdicts.csv records it (None: they came out as expected)."""
+    failed = verdicts[verdicts["verdict"] == rules.FAILED]
+    return str(failed["reason"].iloc[0]).removeprefix("machinery failed: ") if len(failed) else None
+
+
+def render(out, result, verdicts, meta, check) -> str:   # TEMPORARY: the signature the running study calls
+    return render_saved(verdicts, meta, check, len(result.runs))
+
+
+def render_saved(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_runs: int,
+                 stats: pd.DataFrame | None = None) -> str:
+    """The README from the saved tables alone (verdicts.csv, study.json, pilot/grid_check.csv and the
+    number of runs analysed), so that it can be rewritten without rerunning the analysis."""
     phases, sizing = meta.get("phases", {}), meta.get("sizing") or {}
     seeds = meta.get("seeds") or []
-    n_runs = len(result.runs)
+    machinery = machinery_of(verdicts)
     lines = [f"# {protocol.NAME}: which measure of internal covariate shift predicts training?", "",
              "Generated by `ics reproduce predictors` (studies/predictors.py, studies/predictors_run.py); every "
              "number below is read from the tables in this folder. The analysis is `ics meta` "
              "(docs/metrics.md, Part 3): rerun it on `runs/` with `ics meta results/predictors/runs`.", "",
-             "## Answer", "", finding(verdicts, result.machinery), "",
+             "## Answer", "", finding(verdicts, machinery), "",
              "## What ran", "",
              "| phase | seeds | wall time (2 processes) |", "|---|---|---|",
              f"| pilot | {', '.join(map(str, protocol.plan(pilot=True)['sigmoid-mlp'].seeds))} | "
@@ -118,16 +178,26 @@ def render(out: Path, result: rules.Result, verdicts: pd.DataFrame, meta: dict, 
              f"{_minutes(phases.get('deciding_s'))} |",
              f"| replication | {', '.join(str(protocol.REPLICATION_SEEDS[0] + i) for i in range(len(seeds)))} | "
              f"{_minutes(phases.get('replication_s'))} |",
+             f"| the analyses (`ics meta` of the three grids) | | {_minutes(phases.get('analysis_s'))} |",
              f"| whole study from empty folders | | {_minutes(meta.get('from_empty_s'))} "
              f"(budget {protocol.BUDGET_S // 60} min, {meta.get('cpus')} CPUs) |", "",
              "Dataset: mnist-5k (the embedded 4,000 training and 1,000 test digits), plain SGD, batch 60.", ""]
+    if "replication_s" not in phases:
+        lines += ["**Replication not run yet**: the verdicts below rest on the deciding seeds alone; "
+                  "`ics reproduce predictors` resumes the study and runs the replication grid (its runs are "
+                  "not part of this folder until then).", ""]
+    budget = protocol.BUDGET_S
+    total = meta.get("from_empty_s")
+    if total and total > budget:
+        lines += [f"**Over budget**: {_minutes(total)} against the protocol's {budget // 60} minutes "
+                  f"(sizing: {_cell(sizing.get('why', '–'))}).", ""]
     if sizing:
         lines += ["## Pilot: the seeds it chose", "",
                   f"Median width of the {sizing['measures']} candidate measures' τ-across-norms intervals at the "
                   f"pilot's three seeds: {_num(sizing['median_width'])} (decidable: ≤ {_num(sizing['target_width'])}). "
                   f"Seeds wanted {sizing['wanted']}, affordable {sizing['affordable']} "
                   f"({_num(sizing['seconds_per_seed'] / 60, 1)} min per seed of the deciding grid): "
-                  f"{sizing['seeds']} deciding seeds. {_cell(sizing['why'])}.", ""]
+                  f"{sizing['seeds']} deciding seeds ({_cell(sizing['why'])}).", ""]
     if check is not None and len(check):
         bad = check[~(check["low_end_ok"] & check["high_end_ok"])]
         lines += ["Grid ends (pilot, `pilot/grid_check.csv`): "
@@ -145,9 +215,16 @@ def render(out: Path, result: rules.Result, verdicts: pd.DataFrame, meta: dict, 
               "share of a cell's distinguishable pairs the measure orders the wrong way (0.5: a coin). "
               "Replication: the verdict on the replication seeds (**bold** where it differs).", "",
               *verdict_rows(verdicts, "final_acc"), "",
-              f"Controls: {'machinery failed: ' + result.machinery if result.machinery else 'as expected'}. "
+              f"Controls: {'machinery failed: ' + machinery if machinery else 'as expected'}. "
               f"Edge of stability: {_cell(verdicts['edge_split'].iloc[0]) if len(verdicts) else '–'}.", "",
               "![forest plot, final accuracy](forest_final_acc.png)", ""]
+    split = subset_rows(stats, float(verdicts["window"].iloc[0])) if stats is not None and len(verdicts) else []
+    if split:
+        lines += ["### τ across norms by subset: all runs, below and at the edge of stability", "",
+                  "The same statistic within the runs whose early sharpness × lr is below 2 and within those at or "
+                  "above it (`predictors.csv`, `subset`; the verdicts above read all runs). A measure whose sign "
+                  "changes between the subsets ranks norms through divergence and the edge of stability, not "
+                  "through what it measures.", "", *split, ""]
     for outcome in rules.OUTCOMES[1:]:
         lines += [f"## Verdicts: {outcome} (secondary)", "", *verdict_rows(verdicts, outcome), "",
                   f"![forest plot, {outcome}](forest_{outcome}.png)", ""]
@@ -160,9 +237,11 @@ def render(out: Path, result: rules.Result, verdicts: pd.DataFrame, meta: dict, 
     lines += ["## Red-team review", "", review.strip() if review else
               "Not yet reviewed: no verdict of this folder has been through the red team.", ""]
     lines += ["## Files", "",
-              "`verdicts.csv` (one row per candidate and outcome; `replicated`, `held`), `predictors.csv` (every "
+              "`verdicts.csv` (one row per candidate and outcome"
+              + ("; `replicated`, `held`" if "held" in verdicts else "") + "), `predictors.csv` (every "
               "statistic, per window, subset and environment), `predictor_runs.csv` (one row per run: outcomes "
-              "and measures), `forest_<outcome>.png`; `pilot/` and `replication/` hold the same for their seeds "
-              "(`pilot/grid_check.csv`: accuracy per lr per model and norm). The run folders (`runs/`, "
-              "`pilot/runs/`, `replication/runs/`) are not committed: `make reproduce` writes them.", ""]
+              "and measures), `forest_<outcome>.png`; `pilot/` holds the same for the pilot's seeds "
+              "(`pilot/grid_check.csv`: accuracy per lr per model and norm)"
+              + (", `replication/` for the replication's" if "held" in verdicts else "")
+              + ". The run folders (`runs/`, `pilot/runs/`) are not committed: `make reproduce` writes them.", ""]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analyse import predictors as rules
+from ..analyse import predictors as rules, ranks
 from ..figures import forest
 from ..store import files
 from ..store.files import read_json, write_atomic, write_json
@@ -38,6 +38,7 @@ QUICK_OUT = Path("runs") / "quick" / NAME
 REPLICATE_ROOT = Path("runs") / "replicate"
 DEFAULT_OUT = Path("results") / NAME
 REPLICATION_START = protocol.REPLICATION_SEEDS[0]
+BOOTSTRAP, PERMUTATIONS = ranks.BOOTSTRAP, ranks.PERMUTATIONS     # as `ics meta`
 
 
 @dataclass
@@ -65,17 +66,20 @@ def run_grid(groups: dict, root: Path, jobs: int | None, on_outcome=None) -> flo
 
 def analyse(root: Path, dest: Path) -> rules.Result:
     """`ics meta root --out dest`: the analysis of every run under root, its tables and forest plots."""
-    result = rules.build(runs_under(root))
+    result = rules.build(runs_under(root), replicates=BOOTSTRAP, permutations=PERMUTATIONS)
     forest.save(result, dest)
     return result
 
 
 def redraw(folder: Path, fmt: str = "png") -> list[Path]:
-    """The forest plots of a predictors folder (and of its pilot/ and replication/), from their verdicts.csv."""
+    """The forest plots of a predictors folder (and of its pilot/ and replication/), from their verdicts.csv,
+    and its README (`ics plot results/predictors`)."""
     drawn = []
     for part in (folder, folder / "pilot", folder / "replication"):
         if (part / "verdicts.csv").is_file():
             drawn += forest.draw(files.read_csv(part / "verdicts.csv"), part, fmt)
+    if not read_json(folder / "study.json").get("quick") and (folder / "predictor_runs.csv").is_file():
+        write_atomic(folder / "README.md", readme(folder))
     return drawn
 
 
@@ -109,15 +113,19 @@ def size(pilot_verdicts: pd.DataFrame, pilot_seconds: float, n_pilot: int = len(
 
 
 def grid_check(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, norm) of a run table: the mean final accuracy at each lr, whether the grid's lowest lr
-    trains worse than the best one (`low_end_ok`) and whether its highest diverges or trains worse
-    (`high_end_ok`)."""
+    """Per model (its key columns but norm and lr: the sigmoid and the deep ReLU MLP are both `mlp`) and
+    norm of a run table: the mean final accuracy at each lr, whether the grid's lowest lr trains worse
+    than the best one (`low_end_ok`) and whether its highest diverges or trains worse (`high_end_ok`)."""
+    cols = list(table.columns)
+    key = [c for c in cols[:cols.index("seed")] if c not in ("norm", "lr")]
+    shown = [k for k in key if k == "model" or table[k].nunique() > 1]
     rows = []
-    for (model, norm), g in table.groupby(["model", "norm"], sort=False):
+    for values, g in table.groupby(key + ["norm"], sort=False, dropna=False):
+        label = " ".join(f"{v}" if k == "model" else f"{k}={v}" for k, v in zip(key, values[:-1]) if k in shown)
         acc = g.groupby("lr")["final_acc"].mean().sort_index()
         div = g.groupby("lr")["diverged"].mean().sort_index()
         best = float(acc.max())
-        rows.append(dict(model=model, norm=norm, **{f"acc@{lr:g}": round(float(a), 4) for lr, a in acc.items()},
+        rows.append(dict(model=label, norm=values[-1], **{f"acc@{lr:g}": round(float(a), 4) for lr, a in acc.items()},
                          best_lr=float(acc.idxmax()), low_end_ok=bool(acc.iloc[0] < best),
                          high_end_ok=bool(div.iloc[-1] > 0 or acc.iloc[-1] < best)))
     return pd.DataFrame(rows)
@@ -134,58 +142,77 @@ def held(deciding: pd.DataFrame, replication: pd.DataFrame) -> pd.DataFrame:
 
 def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None = None, jobs: int | None = None,
         on_outcome=None) -> PredictorsResult:
-    """The study into `out` (default: default_out); see the module doc. Returns the deciding result."""
+    """The study into `out` (default: default_out); see the module doc. Returns the deciding result.
+
+    Wall time (study.json `phases`): each phase's training time, summed over the invocations that trained
+    some of its runs (a run stopped and resumed counts the time of both parts, not the time between),
+    and `analysis_s`, the last invocation's time in the analyses; `from_empty_s` is their sum."""
     out = Path(out) if out is not None else default_out(quick=quick, seeds=seeds)
     start = time.perf_counter()
+    before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
+    phases = {k: v for k, v in before.get("phases", {}).items() if k != "analysis_s"}
     statuses: list[str] = []
+    analysing = [0.0]
 
     def outcome(o):
         statuses.append(o.status)
         if on_outcome:
             on_outcome(o)
-    phases, sizing, check = {}, None, None
+
+    def grid(name: str, groups: dict, root: Path) -> None:
+        n = len(statuses)
+        seconds = run_grid(groups, root, jobs, outcome)
+        if any(s != "skipped" for s in statuses[n:]):
+            phases[name] = phases.get(name, 0.0) + seconds
+
+    def analysed(root: Path, dest: Path) -> rules.Result:
+        t = time.perf_counter()
+        result = analyse(root, dest)
+        analysing[0] += time.perf_counter() - t
+        return result
+    sizing, check = None, None
     full = not quick and seeds is None
     if full:
-        phases["pilot_s"] = run_grid(protocol.plan(pilot=True), out / "pilot" / "runs", jobs, outcome)
-        before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
-        pilot_seconds = before.get("phases", {}).get("pilot_s") if "skipped" in statuses else phases["pilot_s"]
-        phases["pilot_s"] = pilot_seconds or phases["pilot_s"]
-        pilot = analyse(out / "pilot" / "runs", out / "pilot")
+        grid("pilot_s", protocol.plan(pilot=True), out / "pilot" / "runs")
+        pilot = analysed(out / "pilot" / "runs", out / "pilot")
         # Sized once: a rerun (resume) keeps the seeds the first run chose, whatever this machine's speed.
         sizing = before.get("sizing") or size(pilot.verdicts, phases["pilot_s"])
-        phases = {**before.get("phases", {}), **phases}
         write_json(out / "study.json", {**before, "study": NAME, "phases": phases, "sizing": sizing})
         check = grid_check(pilot.runs)
         write_atomic(out / "pilot" / "grid_check.csv", files.to_csv(check))
         chosen = list(range(sizing["seeds"]))
     else:
         chosen = list(seeds) if seeds else None
-    t = time.perf_counter()
-    run_grid(protocol.plan(quick=quick, seeds=chosen), out / "runs", jobs, outcome)
-    phases["deciding_s"] = time.perf_counter() - t
-    result = analyse(out / "runs", out)
+    grid("deciding_s", protocol.plan(quick=quick, seeds=chosen), out / "runs")
+    write_json(out / "study.json", {**before, "study": NAME, "phases": phases, "sizing": sizing})
+    result = analysed(out / "runs", out)
     verdicts = result.verdicts
     if full:
-        t = time.perf_counter()
         again = [REPLICATION_START + i for i in range(len(chosen))]
-        run_grid(protocol.plan(seeds=again), out / "replication" / "runs", jobs, outcome)
-        phases["replication_s"] = time.perf_counter() - t
-        replication = analyse(out / "replication" / "runs", out / "replication")
+        grid("replication_s", protocol.plan(seeds=again), out / "replication" / "runs")
+        write_json(out / "study.json", {**before, "study": NAME, "phases": phases, "sizing": sizing})
+        replication = analysed(out / "replication" / "runs", out / "replication")
         verdicts = held(verdicts, replication.verdicts)
         write_atomic(out / "verdicts.csv", files.to_csv(verdicts))
-    seconds = time.perf_counter() - start
-    before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
-    reused = statuses.count("skipped")
-    from_empty = seconds if not reused else before.get("from_empty_s")
-    if reused and before.get("phases"):
-        phases = {**before["phases"], **{k: v for k, v in phases.items() if k not in before["phases"]}}
-    meta = {"study": NAME, "quick": quick, "seeds": chosen, "from_empty_s": from_empty, "phases": phases,
-            "cpus": os.cpu_count(), "sizing": sizing}
+    phases["analysis_s"] = analysing[0]
+    meta = {"study": NAME, "quick": quick, "seeds": chosen, "from_empty_s": sum(phases.values()),
+            "phases": phases, "cpus": os.cpu_count(), "sizing": sizing}
     write_json(out / "study.json", meta)
     if full:
-        from .predictors_readme import render
-        write_atomic(out / "README.md", render(out, result, verdicts, meta, check))
-    return PredictorsResult(NAME, out, verdicts, seconds, result)
+        write_atomic(out / "README.md", readme(out))
+    return PredictorsResult(NAME, out, verdicts, time.perf_counter() - start, result)
+
+
+def readme(out: Path) -> str:
+    """README.md of a full study folder, from its saved tables (predictors_readme.render)."""
+    from .predictors_readme import render_saved as render
+
+    check = out / "pilot" / "grid_check.csv"
+    runs = files.read_csv(out / "predictor_runs.csv")
+    stats = out / "predictors.csv"
+    return render(files.read_csv(out / "verdicts.csv"), read_json(out / "study.json"),
+                  files.read_csv(check) if check.is_file() else None, len(runs),
+                  files.read_csv(stats) if stats.is_file() else None)
 
 
 def summary(verdicts: pd.DataFrame, outcome: str = "final_acc") -> dict[str, list[str]]:

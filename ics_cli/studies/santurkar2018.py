@@ -416,22 +416,22 @@ HISTORY = [
            "conventions after seeing which put the standard DLN's loss in the paper's decade",
            "it set what the paper's lr means (issue 24 found it decides S5a, S6–S8); now both conventions, one "
            "row each (S5*-project / -literal, S6–S8-dln-project / -literal)"),
-    Change("S1", "343910b", "training-pass accuracy (noise on) → eval-mode accuracy with the noise off "
+    Change("S1", "e3ffd9d", "training-pass accuracy (noise on) → eval-mode accuracy with the noise off "
            "(`train_acc_eval`)", "the training pass scored noisy BN with its noise on (issue 24); previous FAIL seen"),
-    Change("S2", "343910b", "a test → DESIGN CHECK", "fresh noise every step makes the moments move (issue 24)"),
-    Change("S4-stable, S4-edge", "343910b", "‖G − G′‖₂ and 1 − cos over all steps → ‖G − G′‖₂ / ‖G‖₂ split by "
+    Change("S2", "e3ffd9d", "a test → DESIGN CHECK", "fresh noise every step makes the moments move (issue 24)"),
+    Change("S4-stable, S4-edge", "e3ffd9d", "‖G − G′‖₂ and 1 − cos over all steps → ‖G − G′‖₂ / ‖G‖₂ split by "
            "phase at sharpness × lr = 2 (sharpness now recorded on the MLP, Lanczos every 25 steps); two parts → one",
            "the previous ratio 0.29 was the standard net above the edge of stability early and the gradient's "
            "scale (issue 24: 0.93–1.04 once both sit near 1.3)"),
-    Change("S5a-project, S5a-literal, S5b-project, S5b-literal, S5c-project, S5c-literal", "343910b",
+    Change("S5a-project, S5a-literal, S5b-project, S5b-literal, S5c-project, S5c-literal", "e3ffd9d",
            "DLN seeds 3 → 10; the loss part split off as S5c (Bonferroni 1 − 0.05/3 → 1 − 0.05/2); both "
            "conventions; sharpness by Lanczos (was power iteration) every 200 steps; gradient ICS every 100 "
            "steps (was 50)", "undecidable at 3 seeds (t = 7.65); one row, one metric (issue 24)"),
     Change("S6-mlp, S6-dln-project, S6-dln-literal, S7-mlp, S7-dln-project, S7-dln-literal, S8-mlp, "
-           "S8-dln-project, S8-dln-literal", "343910b", "one row per model and convention (was three parts in "
+           "S8-dln-project, S8-dln-literal", "e3ffd9d", "one row per model and convention (was three parts in "
            "one row); DLN seeds 3 → 10; DLN landscape every 100 steps (was 50)",
            "a passing MLP part hid behind a failing DLN part (issue 24); the cadence to fit the budget"),
-    Change(", ".join(c.id for c in CLAIMS if c.margin is not None), "343910b", "margins stated and a pilot on seeds "
+    Change(", ".join(c.id for c in CLAIMS if c.margin is not None), "e3ffd9d", "margins stated and a pilot on seeds "
            "100–102 added; a claim whose MDE exceeds its margin is UNDERPOWERED", f"seeds sized before the runs "
            f"({ISSUE}); the margins were chosen with the previous release's effects and spreads in view (S7, S8: "
            "× 2 where × 1.25 would need about 60 DLN seeds)"),
@@ -443,7 +443,7 @@ STUDY = Study(
     title="Santurkar et al. 2018: noisy batch norm, gradient ICS and the loss landscape",
     description="Santurkar et al. 2018 Fig. 2-5: noisy BN, gradient-based ICS and landscape smoothness "
                 "(ReLU MLP on MNIST, 25-layer deep linear net under both loss conventions)",
-    protocol=PROTOCOL, run=run, claims=CLAIMS, figures=draw, previous=PREVIOUS, previous_commit="343910b",
+    protocol=PROTOCOL, run=run, claims=CLAIMS, figures=draw, previous=PREVIOUS, previous_commit="e3ffd9d",
     history=HISTORY,
     dataset="MLP: `mnist-5k`, the embedded 4,000 training / 1,000 test digits (the paper: VGG on CIFAR-10); "
             "DLN: `gaussian-linear`, 1000 fixed samples of y = A x (the paper's)",

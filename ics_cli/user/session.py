@@ -108,6 +108,8 @@ class Watch:
         self.last_x = None
         self.batch_size = 0
         self.interval = [0.0, 0.0, 0, 0]   # loss sum, correct, examples, examples with accuracy
+        self.batch = None                # train.csv's row of the last update (step, loss, accuracy)
+        self.batches: list = []          # train.csv rows not yet written
         self.last_metrics = None
         self.logs = None
         self.hook = None
@@ -148,6 +150,9 @@ class Watch:
                     self._probe(self.t, x)
                 if self.last_metrics != self.t:
                     self._metrics(self.t)
+                if (self.batch is not None and self.batch[0] == self.t
+                        and not due(self.t, self.every, self.steps or STEPS_UNKNOWN)):
+                    self.batches.append(self.batch)     # the last step is a log step (not yet queued)
                 self._flush()
                 write_torch(self.out / "model.pt", self.model.state_dict())
             status = "completed" if kind is None else ("interrupted" if kind is KeyboardInterrupt else "failed")
@@ -193,9 +198,14 @@ class Watch:
             n = len(x) if x is not None else 1
             self.interval[0] += value * n
             self.interval[2] += n
+            self.batch = [t + 1, value, math.nan]
             if out is not None and y is not None and out.dim() == 2 and not y.is_floating_point():
-                self.interval[1] += float((out.detach().argmax(1) == y).sum())
+                correct = float((out.detach().argmax(1) == y).sum())
+                self.interval[1] += correct
                 self.interval[3] += n
+                self.batch[2] = correct / n
+            if due(t + 1, self.every, self.steps or STEPS_UNKNOWN):
+                self.batches.append(self.batch)
         if self.grads.full:
             self._flush()
         self.grads.before_step(full=due(t + 1, self.every, self.steps or STEPS_UNKNOWN))
@@ -290,6 +300,9 @@ class Watch:
             if rows:
                 self.logs.quantity(q.name, rows)
                 rows.clear()
+        if self.batches:
+            self.logs.train(self.batches)
+            self.batches = []
 
     def _lr(self) -> float:
         if self.optimizer is not None:

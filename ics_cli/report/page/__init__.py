@@ -24,12 +24,14 @@ from ...errors import IcsError
 from . import figures as figs
 from . import markup, sections
 from .figures import FORMATS
+from .glossary import Shown
 from .markup import esc, inline
 from .sections import Options, Section
 
 __all__ = ["build", "write", "Options", "FORMATS", "made_line"]
 
 MADE_ID = "made"
+GLOSSARY_ID = "glossary"
 
 
 def made_line(now: datetime | None = None) -> str:
@@ -73,6 +75,7 @@ def build(paths, *, title: str | None = None, opts: Options | None = None, all_f
     for p in paths:
         if not p.is_dir():
             raise IcsError(f"no such folder: '{p}'; give comparison, sweep, study or results folders")
+    opts.glossary = Shown()          # this page's columns only, if `opts` served an earlier page
     kinds = {p: sections.kind(p) for p in paths}
     opts.study_compare_figures = all_figures or "collection" not in kinds.values()
     jobs = [job for p, what in kinds.items() for job in sections.figure_jobs(p, opts, what)]
@@ -106,6 +109,7 @@ def build(paths, *, title: str | None = None, opts: Options | None = None, all_f
         findings.append("<p>No findings: these folders hold no headline table and no verdicts.</p>")
 
     toc = "".join(f'<li><a href="#{s.id}">{esc(s.title)}</a></li>' for s in secs)
+    glossary = opts.glossary.section(GLOSSARY_ID)       # after every table: the columns they showed
     prov = [("made by", f"ics {esc(__version__)}"),
             ("git commit of ics", f"<code>{esc(git_commit() or 'unknown (not a git checkout)')}</code>"),
             ("python", esc(platform.python_version())),
@@ -117,15 +121,18 @@ def build(paths, *, title: str | None = None, opts: Options | None = None, all_f
         made_line(now),
         "<p>Built by <code>ics report</code> from the tables, verdicts and configurations in its input "
         "folders; every number is read from a CSV, and every figure is redrawn from one. Definitions of "
-        "every column: <code>docs/metrics.md</code>; the studies' protocols: <code>docs/studies.md</code>.</p>"
+        "every column: <code>docs/metrics.md</code> (a heading's tooltip and the Glossary at the end give "
+        "those of the columns shown); the studies' protocols: <code>docs/studies.md</code>.</p>"
         "</header>",
         '<nav class="toc" aria-labelledby="contents"><h2 id="contents">Contents</h2><ul>'
-        '<li><a href="#findings">Findings</a></li>' + toc + '<li><a href="#provenance">Provenance</a></li></ul></nav>',
+        '<li><a href="#findings">Findings</a></li>' + toc + '<li><a href="#provenance">Provenance</a></li>'
+        + (f'<li><a href="#{GLOSSARY_ID}">Glossary</a></li>' if glossary else "") + '</ul></nav>',
         "<main>",
         '<section aria-labelledby="findings"><h2 id="findings">Findings</h2>' + "\n".join(findings) + "</section>",
         *[f'<section aria-labelledby="{s.id}">{s.html}</section>' for s in secs],
         '<section aria-labelledby="provenance"><h2 id="provenance">Provenance</h2>'
         + sections.facts(prov) + "</section>",
+        *([f'<section aria-labelledby="{GLOSSARY_ID}">{glossary}</section>'] if glossary else []),
         "</main>",
     ])
     return markup.page(title, body)

@@ -178,16 +178,21 @@ def _sort_value(x) -> str:
 
 
 def table(df: pd.DataFrame, *, ident: str, caption: str, max_rows: int | None = None,
-          cell=None) -> str:
+          cell=None, define=None) -> str:
     """A sortable table (click a column heading; without JavaScript it stays in file order).
 
     Interval triples are merged into "mean [low, high]"; `max_rows` shows the first rows only and says
     how many there are. `cell(column, value, row)` may return HTML for a cell (e.g. a verdict badge).
+    `define(column)` may return the text of a heading's tooltip (its definition: glossary.Shown).
     """
     shown = df if max_rows is None or len(df) <= max_rows else df.head(max_rows)
     cols = _merged(df)
-    head = "".join(f'<th scope="col" aria-sort="none"><button type="button">{esc(name)}</button></th>'
-                   for name, _ in cols)
+
+    def heading(name: str) -> str:
+        text = define(name) if define else None
+        title = f' title="{esc(text)}"' if text else ""
+        return f'<th scope="col" aria-sort="none"{title}><button type="button">{esc(name)}</button></th>'
+    head = "".join(heading(name) for name, _ in cols)
     rows = []
     for rec in shown.to_dict("records"):
         tds = []
@@ -244,6 +249,7 @@ caption { text-align: left; caption-side: top; padding: .2rem 0; }
 th, td { border: 1px solid var(--line); padding: .2rem .45rem; vertical-align: top; }
 th { background: #f6f8fa; position: sticky; top: 0; }
 th button { all: unset; cursor: pointer; font-weight: 600; }
+th[title] button { text-decoration: underline dotted; }
 th[aria-sort="ascending"] button::after { content: " ▲"; } th[aria-sort="descending"] button::after { content: " ▼"; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .verdict { font-weight: 700; padding: 0 .35rem; border-radius: 4px; white-space: nowrap; color: #fff; }

@@ -25,6 +25,7 @@ from ...store import runs as store
 from ...store import files
 from ...errors import IcsError
 from . import figures as figs
+from .glossary import Shown
 from .markup import badge, esc, figure, inline, interval, markdown, number, slug, table
 
 # One line per compare table: what a row is and what it holds (docs/metrics.md, Part 2, has formulas).
@@ -80,6 +81,7 @@ class Options:
     jobs: int | None = None          # processes drawing figures (default: one per CPU core)
     study_compare_figures: bool = True   # a study's compare/ figures (off in a results-tree report)
     drawn: dict = field(default_factory=dict, repr=False)   # (what, folder) -> figures, drawn ahead
+    glossary: Shown = field(default_factory=Shown, repr=False)   # the columns shown with a definition
 
 
 def _drawn(opts: Options, what: str, folder: Path) -> list[figs.Drawn]:
@@ -139,15 +141,15 @@ def _children(path: Path) -> list[Path]:
 # --------------------------------------------------------------------------- pieces
 
 
-def _table_html(name: str, df: pd.DataFrame, ident: str, max_rows: int, where: str) -> str:
+def _table_html(name: str, df: pd.DataFrame, ident: str, max_rows: int, where: str, shown: Shown) -> str:
     note = TABLE_NOTES.get(name, "")
     caption = (f"<code>{esc(name)}.csv</code> ({len(df):,} rows)"
                + (f": {inline(note)}" if note else "") + f". <span class=muted>{esc(where)}</span>")
     if name in FIGURE_DATA:
-        inner = table(df, ident=ident, caption=caption, max_rows=FIGURE_DATA_ROWS)
+        inner = table(df, ident=ident, caption=caption, max_rows=FIGURE_DATA_ROWS, define=shown.define(name))
         return (f"<details><summary>{esc(name)} ({len(df):,} rows, figure data)</summary>{inner}"
                 "</details>")
-    return table(df, ident=ident, caption=caption, max_rows=max_rows)
+    return table(df, ident=ident, caption=caption, max_rows=max_rows, define=shown.define(name))
 
 
 def _figure_html(drawn: figs.Drawn, ident: str, where: str) -> str:
@@ -235,7 +237,8 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
         parts += [f"<{sub} id=\"{ident}-headline\">Headline: every norm at the same learning rate</{sub}>",
                   "<p>Per model, all norms at one matched learning rate (<code>lr_rule</code> says how it "
                   "was chosen); final test accuracy as mean [95% t-interval] over seeds.</p>",
-                  table(head, ident=f"{ident}-headline-table", caption="Headline (compare.headline)")]
+                  table(head, ident=f"{ident}-headline-table", caption="Headline (compare.headline)",
+                        define=opts.glossary.define("headline"))]
         for model, rows in head.groupby("model", sort=False):
             accs = ", ".join(f"{esc(r['norm'])} {esc(interval(r['final_test_acc_mean'], r.get('final_test_acc_ci_low'), r.get('final_test_acc_ci_high')))}"
                              for _, r in rows.iterrows())
@@ -257,7 +260,8 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
                      "draws them.</p>")
     parts.append(f"<{sub} id=\"{ident}-tables\">Tables</{sub}>")
     for name, df in tables.items():
-        parts.append(_table_html(name, df, slug(ident, "table", name), opts.max_rows, where(f"{name}.csv")))
+        parts.append(_table_html(name, df, slug(ident, "table", name), opts.max_rows, where(f"{name}.csv"),
+                                 opts.glossary))
         links[f"{rel}{name}.csv"] = slug(ident, "table", name)
     long = sorted(q.stem for q in (folder / "long").glob("*.csv")) if (folder / "long").is_dir() else []
     if long:
@@ -344,7 +348,12 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
     study's comparison of all its runs, folded."""
     from ...studies import CORE_VERDICT_COLUMNS, REGISTRY
 
+    from . import predictors as predictors_page
+
     folder = Path(folder)
+    if predictors_page.is_predictors(folder):      # one verdict per measure, not per claim
+        ident_, title, html, brief, links = predictors_page.section(folder, ident, rel=rel, heading=heading)
+        return Section(ident_, title, html, tally=brief, links=links)
     meta = store.read_json(folder / "study.json")
     study = REGISTRY.get(meta.get("study"))
     if study is None:
@@ -433,7 +442,7 @@ def study_section(folder: Path, ident: str, opts: Options, *, rel: str = "", hea
         for name, df in tabs.items():
             gid = slug(ident, "group", g.name, name)
             inner.append(_table_html(name, df, gid, FIGURE_DATA_ROWS,
-                                     f"{rel}tables/{g.name}/{name}.csv"))
+                                     f"{rel}tables/{g.name}/{name}.csv", opts.glossary))
             links[f"{rel}tables/{g.name}/{name}.csv"] = gid
     if inner:
         parts.append(f"<details><summary>All of {esc(study.name)}'s runs together, and the tables behind its "
