@@ -174,7 +174,7 @@ def test_planted_event_files_are_rebuilt_from_the_tables_on_resume(tmp_path):
             secret.write_bytes(b"\x01" * 64)
             (folder / "events.out.tfevents.2.planted").symlink_to(secret)
         events = tb.Events(run, fresh=False)
-        events.truncate({"metrics": 2, "layers": 2, "units": 2, "grads": 2})
+        events.truncate({"metrics": 2, "layers": 2, "units": 2, "grads": 2, "train": 2})
         events.close()
         files_now = tb.event_files(run / tb.FOLDER)
         assert files_now and not any(f.is_symlink() or "planted" in f.name for f in files_now)
