@@ -316,6 +316,21 @@ def test_ctrl_c_stops_a_sweep_within_seconds_and_starts_no_queued_run(tmp_path, 
     _rerun_finishes_every_run_once(out, unbroken_sweep)
 
 
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_like_ctrl_c_with_one_line_and_no_leaked_semaphores(tmp_path):
+    out = tmp_path / "S"
+    with _session(_sweep_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        assert _wait(lambda: len(_mid_run(out)) == 2, 120, proc), "the workers did not both get under way"
+        started = [p.name for p in _run_dirs(out)]
+        os.kill(proc.pid, signal.SIGTERM)         # `kill PID`: the sweep's process alone
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, stderr)
+    assert "Traceback" not in stderr and "leaked semaphore" not in stderr, stderr
+    assert [p.name for p in _run_dirs(out)] == started         # no queued run started
+    for run in started:
+        assert json.loads((out / run / "summary.json").read_text())["status"] == "interrupted"
+
+
 def test_ctrl_c_in_a_one_process_sweep_starts_no_further_run(tmp_path):
     out = tmp_path / "S"
     plan = sweep.Sweep(common=RunConfig(dataset="synthetic", steps=100_000, log_every=20, probe_size=64,

@@ -75,7 +75,8 @@ def verdict_rows(predicts: str | None, failed: str | None = None) -> pd.DataFram
         role = rules.ROLE[m]
         v = (rules.PREDICTS if m in (predicts, "early_train_loss") else rules.NO)
         rows.append(dict(measure=m, role=role, outcome="final_acc", verdict=failed and rules.FAILED or v,
-                         reason=f"machinery failed: {failed}" if failed else "", replicated=v, held=True))
+                         reason=f"machinery failed: {failed}" if failed else "", replicated=v, held=True,
+                         tau_norm=-0.3, rival="early_test_acc", rival_tau=0.5))
     return pd.DataFrame(rows)
 
 
@@ -84,6 +85,11 @@ def test_the_finding_names_the_measure_that_predicts_and_none_when_none_does():
     assert "`grad_ics_rel` predicted" in yes and "No measure" not in yes
     no = predictors_readme.finding(verdict_rows(None), None)
     assert no.startswith("No measure") and "`grad_ics_rel`" in no and "did not predict" in no
+    rows = verdict_rows(None)
+    rows.loc[rows["measure"] == "drift_mean_linear", "verdict"] = rules.ON_AVERAGE
+    some = predictors_readme.finding(rows, None)
+    assert "`drift_mean_linear` ranked the norms at a fixed lr on average (τ across norms -0.30)" in some
+    assert "none ranked them as well as a plain early signal (early_test_acc, |τ| 0.50)" in some
 
 
 def test_the_finding_says_the_machinery_failed():

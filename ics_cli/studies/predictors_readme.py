@@ -154,11 +154,7 @@ def machinery_of(verdicts: pd.DataFrame) -> str | None:
     return str(failed["reason"].iloc[0]).removeprefix("machinery failed: ") if len(failed) else None
 
 
-def render(out, result, verdicts, meta, check) -> str:   # TEMPORARY: the signature the running study calls
-    return render_saved(verdicts, meta, check, len(result.runs))
-
-
-def render_saved(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_runs: int,
+def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_runs: int,
                  stats: pd.DataFrame | None = None) -> str:
     """The README from the saved tables alone (verdicts.csv, study.json, pilot/grid_check.csv and the
     number of runs analysed), so that it can be rewritten without rerunning the analysis."""

@@ -205,7 +205,7 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
 
 def readme(out: Path) -> str:
     """README.md of a full study folder, from its saved tables (predictors_readme.render)."""
-    from .predictors_readme import render_saved as render
+    from .predictors_readme import render
 
     check = out / "pilot" / "grid_check.csv"
     runs = files.read_csv(out / "predictor_runs.csv")

@@ -24,6 +24,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import tomllib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -256,8 +257,8 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
     ctx = _context()
     stop = ctx.Event()
     pending: set = set()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=worker.init,
-                             initargs=(stop,)) as pool:
+    with _sigterm_as_ctrl_c(), ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=worker.init,
+                                                   initargs=(stop,)) as pool:
         try:
             # Workers (and the fork server, started by the first) start with SIGINT blocked: a Ctrl-C
             # now reaches only us.
@@ -329,6 +330,24 @@ def _context():
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)     # read when the server starts
     return ctx
+
+
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (`kill PID`, a scheduler's stop) ends a sweep the way Ctrl-C does: no queued run starts,
+    running runs record `interrupted`, one ics line and exit code 130, the pool shut down cleanly (no
+    leaked-semaphore warning). Main thread only, where signals are delivered."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @contextmanager
