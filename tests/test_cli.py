@@ -335,3 +335,31 @@ def test_plot_of_a_comparison_redraws_only_the_comparison(tmp_path, capsys, draw
 def test_plot_without_comparison_tables_is_refused(tmp_path, capsys, drawn):
     error_line(main(["plot", str(tmp_path)]), capsys, "ics compare")
     assert drawn == []
+
+
+def test_a_pool_reports_the_step_each_running_run_has_reached(tmp_path):
+    import subprocess
+    import sys
+
+    from ics_cli.report.terminal import running_text
+
+    # In a process of its own: the pool's fork server talks over a socket this test session refuses.
+    script = (
+        "import json, sys\n"
+        "from ics_cli.config import RunConfig\n"
+        "from ics_cli.sweep import run as sweep\n"
+        "sweep.PROGRESS_S = 0.2\n"
+        "plan = sweep.Sweep(common=RunConfig(dataset='synthetic', steps=1500, log_every=500, probe_size=64),\n"
+        "                   norms=['none', 'batch'])\n"
+        "reports = []\n"
+        "outcomes = sweep.run(plan, sys.argv[1], jobs=2, on_running=reports.append)\n"
+        "print(json.dumps({'status': sorted({o.status for o in outcomes}), 'reports': reports,\n"
+        "                  'names': sorted(c.name() for c in plan.configs())}))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["status"] == ["completed"]
+    seen = [tuple(x) for report in got["reports"] for x in report]
+    assert seen and {name for name, _, _ in seen} <= set(got["names"]) and {t for _, _, t in seen} == {1500}
+    assert any(0 < step < 1500 for _, step, _ in seen)            # caught mid-run, not only at the ends
+    assert running_text([("a", 120, 500), ("b", 80, 0)]) == "running: 120/500 80"

@@ -212,3 +212,25 @@ def test_figure_is_drawn_from_the_group_tables(tmp_path):
     from ics_cli.studies.context import Context
     redrawn, = io.draw(Context(out=ctx.out, quick=False), tmp_path / "again")
     assert redrawn[0].read_bytes() == path.read_bytes()
+
+
+def test_without_sharpness_the_figure_has_no_empty_panel(tmp_path):
+    import matplotlib.pyplot as plt
+
+    ctx = world(tmp_path, "micro", iid=0.97, bn=0.91, br=0.96, seeds=range(2))
+    ctx.groups.update(world(tmp_path / "few", "two-class", iid=0.97, bn=0.91, br=0.96, seeds=range(2)).groups)
+    shown = []
+    real = plt.Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        shown.append([ax for ax in self.axes if ax.has_data()])
+        shown.append(self.axes)
+        return real(self, *args, **kwargs)
+    plt.Figure.savefig = spy
+    try:
+        (path, caption), = io.draw(ctx, tmp_path / "figures")
+    finally:
+        plt.Figure.savefig = real
+    with_data, axes = shown
+    assert len(axes) == len(io.SETTINGS) == len(with_data)      # one panel per setting, none empty
+    assert "sharpness" not in caption

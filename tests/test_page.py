@@ -338,3 +338,15 @@ def test_a_column_without_a_definition_gets_no_tooltip_and_no_glossary_entry():
                                         glossary.load()["summary"]["final_test_acc"])}
     assert list(shown.seen) == ["n_seeds", "final_test_acc_mean"]
     assert glossary.Shown().section() == ""               # nothing shown: no Glossary
+
+
+def test_a_sweeps_findings_name_drift_and_gradients_beside_accuracy():
+    from ics_cli.report.page.sections import spread_findings
+
+    rows = pd.DataFrame(dict(norm=["none", "batch", "layer"], drift_linear_scaled=[9.0, 1.5, 3.0],
+                             grad_norm_jitter=[0.2, 0.05, float("nan")]))
+    lines = spread_findings("Comparison", "mlp", rows, "c")
+    assert len(lines) == 2                                     # no drift_norm_eval column: no line for it
+    assert "lowest with batch (1.5), highest with none (9)" in lines[0] and "drift of the input" in lines[0]
+    assert "lowest with batch (0.05), highest with none (0.2)" in lines[1]     # NaN left out, not ranked
+    assert spread_findings("C", "mlp", rows.head(1), "c") == []                  # one norm: nothing to compare

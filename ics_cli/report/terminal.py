@@ -293,10 +293,14 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
                         TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=console or status_console())
     counts: dict[str, int] = {}
+    running = {"text": ""}
     task = progress.add_task("sweep", total=None, counts="")
+
+    def shown_counts() -> str:
+        return "  ".join([*(f"{k} {v}" for k, v in sorted(counts.items())), running["text"]]).strip()
     heartbeat = Heartbeat(progress.console, lambda: (
-        f"sweep: {sum(counts.values())}/{progress.tasks[0].total} runs ended  "
-        + "  ".join(f"{k} {v}" for k, v in sorted(counts.items())) if progress.tasks[0].total else ""))
+        f"sweep: {sum(counts.values())}/{progress.tasks[0].total} runs ended  {shown_counts()}"
+        if progress.tasks[0].total else ""))
     try:
         heartbeat.__enter__()
         def on_start(total: int, done: int) -> None:
@@ -310,13 +314,25 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
                 extra = f" ({o.error})" if o.error else ""
                 extra += retried(o)
                 progress.console.print(f"[{STATUS_STYLE.get(o.status, '')}]{o.status:>11}[/] {o.name}{extra}")
-            progress.update(task, advance=1, counts="  ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            progress.update(task, advance=1, counts=shown_counts())
 
-        return sweep.run(plan, out_dir, jobs=jobs, on_start=on_start, on_outcome=on_outcome)
+        def on_running(steps: list[tuple[str, int, int]]) -> None:
+            running["text"] = running_text(steps)
+            progress.update(task, counts=shown_counts())
+
+        return sweep.run(plan, out_dir, jobs=jobs, on_start=on_start, on_outcome=on_outcome,
+                         on_running=on_running)
     finally:
         heartbeat.__exit__()
         if progress.live.is_started:     # stopping a display never shown would print an empty line
             progress.stop()
+
+
+def running_text(steps: list[tuple[str, int, int]]) -> str:
+    """'running: 120/500 80/500': the step each running run of a sweep has reached."""
+    if not steps:
+        return ""
+    return "running: " + " ".join(f"{step:,}/{total:,}" if total else f"{step:,}" for _, step, total in steps)
 
 
 def print_outcomes(console: Console, outcomes, out_dir) -> None:

@@ -372,8 +372,10 @@ TITLES = {MICRO_GROUP: f"micro-batches of {MICRO} (batch {BATCH})",
 
 
 def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]:
-    f = fig.figure(4.4 * (len(SETTINGS) + 1), 4.4)
-    axes = f.subplots(1, len(SETTINGS) + 1)
+    sharp = ctx.tables(FEW_GROUP).get("sharpness_curves", pd.DataFrame())
+    panels = len(SETTINGS) + (1 if len(sharp) else 0)      # no empty panel when sharpness was not recorded
+    f = fig.figure(4.4 * panels, 4.4)
+    axes = f.subplots(1, panels)
     tops = []
     for ax, group in zip(axes, SETTINGS):
         lines = list(_lines(ctx.tables(group)["curves"], group))
@@ -387,9 +389,8 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
     top = max((t for t in tops if math.isfinite(t)), default=1.0)
     for ax in axes[:len(SETTINGS)]:
         ax.set_ylim(0, min(1.0, 1.2 * top))
-    ax = axes[-1]
-    sharp = ctx.tables(FEW_GROUP).get("sharpness_curves", pd.DataFrame())
     if len(sharp):
+        ax = axes[-1]
         lines = [(d[d["step"] > 0], *rest) for d, *rest in _lines(sharp, FEW_GROUP)]
         for d, norm, ls, label in lines:
             fig.band(ax, d, "step", "sharpness_lr", color=fig.norm_color(norm), label=label, ls=ls)
@@ -397,18 +398,16 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
         top = _top([d for d, *_ in lines], "sharpness_lr")
         ax.set_ylim(0, max(2.5, 1.2 * top) if math.isfinite(top) else 2.5)
         ax.legend(loc="best", fontsize="small")
-    else:
-        ax.text(0.5, 0.5, "sharpness not recorded", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="training step (updates, first half: peak lr)", ylabel="sharpness × lr",
-           title=f"sharpness × lr, {TITLES[FEW_GROUP]}")
-    ax.grid(alpha=0.3)
+        ax.set(xlabel="training step (updates, first half: peak lr)", ylabel="sharpness × lr",
+               title=f"sharpness × lr, {TITLES[FEW_GROUP]}")
+        ax.grid(alpha=0.3)
     f.suptitle(f"Small and non-i.i.d. batches: BN vs batch renorm, evaluated with population statistics "
                f"(cf. {PAPER}, Sec. 4)\n{fig.BAND_NOTE}", fontsize="medium")
     path = fig.save(f, Path(folder) / f"accuracy.{fmt}")
     return [(path, "R1–R4: test accuracy with the moving averages per setting; look at how far BN's solid line "
-                   "ends below its dashed i.i.d. baseline, and how much of that batch renorm recovers. Right: "
-                   "sharpness × lr of the two-class nets and the baseline in the first half (dotted: 2, the "
-                   "edge of stability of plain SGD).")]
+                   "ends below its dashed i.i.d. baseline, and how much of that batch renorm recovers."
+                   + (" Right: sharpness × lr of the two-class nets and the baseline in the first half (dotted: 2, "
+                      "the edge of stability of plain SGD)." if len(sharp) else ""))]
 
 
 STUDY = Study(

@@ -220,10 +220,13 @@ def backend(name: str = "local", address: str | None = None, retries: int = 3):
 def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None = None,
         ray_address: str | None = None, ray_retries: int = 3,
         on_start: Callable[[int, int], None] | None = None,
-        on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        on_outcome: Callable[[Outcome], None] | None = None,
+        on_running: Callable[[list[tuple[str, int, int]]], None] | None = None) -> list[Outcome]:
     """Run every configuration of the grid into `out`, skipping finished ones; return the outcomes.
 
-    on_start(total, already_done) is called once; on_outcome(outcome) after each run ends.
+    on_start(total, already_done) is called once; on_outcome(outcome) after each run ends;
+    on_running([(run name, step, steps)]) about every PROGRESS_S seconds with the local pool's
+    running runs and the step each has reached.
     `backend` (default: the one `with backend(...)` set, else local): `local` runs `jobs` processes
     here; `ray` one task per run on a Ray cluster (ray_backend.run) at `ray_address` (None: a local
     instance), each retried up to `ray_retries` times if its worker dies.
@@ -256,22 +259,31 @@ def run(sweep: Sweep, out: Path, *, jobs: int | None = None, backend: str | None
     todo = sorted(todo, key=cost, reverse=True)
     ctx = _context()
     stop = ctx.Event()
+    steps = ctx.Array("q", len(todo), lock=False)      # each queued run's last step, written by its worker
     pending: set = set()
     with _sigterm_as_ctrl_c(), ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=worker.init,
-                                                   initargs=(stop,)) as pool:
+                                                   initargs=(stop, steps)) as pool:
         try:
             # Workers (and the fork server, started by the first) start with SIGINT blocked: a Ctrl-C
             # now reaches only us.
             with _sigint_blocked():
-                pending = {pool.submit(run_one, cfg.to_dict(), threads) for cfg in todo}
+                slot = {pool.submit(run_one, cfg.to_dict(), threads, None, i): i for i, cfg in enumerate(todo)}
+            pending = set(slot)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=PROGRESS_S if on_running else None,
+                                     return_when=FIRST_COMPLETED)
+                if on_running:
+                    on_running([(todo[slot[f]].name(), steps[slot[f]], todo[slot[f]].steps)
+                                for f in pending if f.running()])
                 for fut in done:
                     outcomes.append(_report(fut.result(), on_outcome))
         except KeyboardInterrupt:
             _stop(pool, stop, pending)
             raise
     return outcomes
+
+
+PROGRESS_S = 1.0        # how often a local pool reports its running runs' steps (on_running)
 
 
 def cost(cfg: RunConfig) -> float:

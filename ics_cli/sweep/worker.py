@@ -32,13 +32,14 @@ class Outcome:
 
 
 def run_one(cfg_dict: dict, threads: int | None = None,
-            on_step: Callable[[int], None] | None = None) -> Outcome:
+            on_step: Callable[[int], None] | None = None, slot: int | None = None) -> Outcome:
     """One run in this process; an unexpected error goes to the run folder's error.txt.
 
     In a pool worker a run does not start once the sweep is stopping (`cancelled`), and a running
     one stops at its next step (`interrupted`). A run another process is writing is `busy`: it is
     neither trained nor written into here. `on_step(step)`, if given, is called after each update
-    (ray_backend's test hook).
+    (ray_backend's test hook). `slot`: in a pool worker, where this run writes its step for the sweep's
+    progress line (the pool's shared array).
     """
     import torch
 
@@ -50,7 +51,9 @@ def run_one(cfg_dict: dict, threads: int | None = None,
     if _STOP is not None and _STOP.is_set():
         return Outcome(cfg.name(), "cancelled")
     try:
-        result = train(cfg, on_step=on_step or (_stop_point if _STOP is not None else None))
+        if on_step is None and _STOP is not None:
+            on_step = _stop_point if slot is None or _STEPS is None else _reporting(slot)
+        result = train(cfg, on_step=on_step)
     except KeyboardInterrupt:
         return Outcome(cfg.name(), "interrupted")
     except lock.Busy as e:
@@ -77,17 +80,18 @@ def record_error(run_dir: Path, text: str) -> None:
 PR_SET_PDEATHSIG = 1     # linux/prctl.h
 
 _STOP = None             # in a pool worker: the sweep's stop event (None in the sweep's own process)
+_STEPS = None            # in a pool worker: the shared array of each queued run's last step (progress)
 
 
-def init(stop) -> None:
+def init(stop, steps=None) -> None:
     """A pool worker: dies with the sweep's process, and stops when the sweep says so.
 
     Ctrl-C is the sweep process's to handle: it sets `stop`, which a worker reads before each run
     and after each step (_stop_point), so no worker is caught by SIGINT between runs, and one whose
     SIGINT went only to the sweep's process stops as well.
     """
-    global _STOP
-    _STOP = stop
+    global _STOP, _STEPS
+    _STOP, _STEPS = stop, steps
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_sweep()
@@ -127,6 +131,15 @@ def _close_server_pipe() -> None:
 def _watch(sweep_process) -> None:
     sweep_process.join()                # returns once the sweep's process has died
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _reporting(slot: int) -> Callable[[int], None]:
+    """train's on_step in a pool worker that reports progress: the step into the shared array, then
+    the stop point."""
+    def on_step(step: int) -> None:
+        _STEPS[slot] = step
+        _stop_point(step)
+    return on_step
 
 
 def _stop_point(step: int) -> None:

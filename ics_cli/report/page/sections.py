@@ -152,6 +152,30 @@ def _table_html(name: str, df: pd.DataFrame, ident: str, max_rows: int, where: s
     return table(df, ident=ident, caption=caption, max_rows=max_rows, define=shown.define(name))
 
 
+# The headline's drift and gradient columns a sweep's findings name, with what a low value means.
+SPREAD = (("drift_linear_scaled", "drift of the input each norm receives (scale-free; lower: steadier)"),
+          ("drift_norm_eval_scaled", "drift of the norm's eval-mode output (scale-free; lower: steadier)"),
+          ("grad_norm_jitter", "gradient-norm jitter (detrended; lower: steadier)"))
+
+
+def spread_findings(title: str, model: str, rows: pd.DataFrame, ident: str) -> list[str]:
+    """One finding per drift or gradient column of the headline: the norms with the lowest and the highest
+    value at the matched lr (the tool's subject, beside accuracy)."""
+    out = []
+    for column, meaning in SPREAD:
+        if column not in rows:
+            continue
+        values = pd.to_numeric(rows[column], errors="coerce")
+        known = rows.assign(_v=values).dropna(subset=["_v"]).sort_values("_v")
+        if len(known) < 2:
+            continue
+        low, high = known.iloc[0], known.iloc[-1]
+        out.append(f"{esc(title)}, {esc(model)}: {esc(meaning)}: lowest with {esc(low['norm'])} "
+                   f"({esc(number(low['_v']))}), highest with {esc(high['norm'])} ({esc(number(high['_v']))}). "
+                   f'(<a href="#{ident}-headline">headline</a>)')
+    return out
+
+
 def _figure_html(drawn: figs.Drawn, ident: str, where: str) -> str:
     caption = f"<strong>{esc(drawn.name)}</strong>: {inline(drawn.caption)} <span class=muted>{esc(where)}</span>"
     return figure(drawn.data, drawn.fmt, ident=ident, caption=caption,
@@ -244,6 +268,7 @@ def compare_section(folder: Path, ident: str, title: str, opts: Options, *, rel:
                              for _, r in rows.iterrows())
             findings.append(f'{esc(title)}, {esc(model)} at lr {esc(number(rows["lr"].iloc[0]))}: final test '
                             f'accuracy {accs}. (<a href="#{ident}-headline">headline</a>)')
+            findings += spread_findings(title, model, rows, ident)
     links = {}
     if drawn:
         parts.append(f"<{sub} id=\"{ident}-figures\">Figures</{sub}>")
