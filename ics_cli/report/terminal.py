@@ -302,7 +302,6 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
         f"sweep: {sum(counts.values())}/{progress.tasks[0].total} runs ended  {shown_counts()}"
         if progress.tasks[0].total else ""))
     try:
-        heartbeat.__enter__()
         def on_start(total: int, done: int) -> None:
             # Shown only now: an error before (--out, the Ray cluster) is the one line on stderr.
             progress.update(task, total=total)
@@ -320,10 +319,10 @@ def run_sweep(plan, out_dir, *, jobs=None, enabled: bool = True, console: Consol
             running["text"] = running_text(steps)
             progress.update(task, counts=shown_counts())
 
-        return sweep.run(plan, out_dir, jobs=jobs, on_start=on_start, on_outcome=on_outcome,
-                         on_running=on_running)
+        with heartbeat:
+            return sweep.run(plan, out_dir, jobs=jobs, on_start=on_start, on_outcome=on_outcome,
+                             on_running=on_running)
     finally:
-        heartbeat.__exit__()
         if progress.live.is_started:     # stopping a display never shown would print an empty line
             progress.stop()
 
