@@ -12,6 +12,11 @@ column and an outcome column) and returns plain numbers; nothing reads a run fol
   its configurations give one τ_b; Ψ is the mean of the cells' τ. Interval: a percentile bootstrap that
   resamples seeds within each cell (the same seeds for every configuration of the cell, since runs
   sharing a seed share their init and batch order), `BOOTSTRAP` replicates from a fixed seed.
+* `partial`: the granulated Kendall partial τ of measure and outcome given control columns (early
+  training loss and accuracy): per cell, τ_xy·z = (τ_xy − τ_xz τ_yz) / sqrt((1 − τ_xz²)(1 − τ_yz²)) on the
+  configurations' seed means, applied recursively for several controls (Kendall 1942); 0 where a control
+  orders the measure or the outcome perfectly (|τ| = 1: nothing is left to add); mean over cells and
+  the same seed bootstrap as `granulated`.
 * `cmi`: conditional mutual information I(M; Y | S) in nats, S the strata (every key column but the
   norm: the lr and the model), M and Y binned into at most `BINS` quantile bins within each stratum;
   a permutation null permutes M within strata (`PERMUTATIONS` times, fixed seed), since the plug-in
@@ -41,11 +46,22 @@ CONFIDENCE = 0.95
 SEED = 20250125         # the fixed seed of every resampling here
 
 
+TIE = 1e-9                  # values closer than this, relative to their size, are a tie
+
+
+def order(a, b):
+    """sign(a − b), with 0 where a and b differ by no more than TIE relative to their size: a seed mean
+    of a constant (log lr over 2 and over 3 seeds) differs from it in the last bit, which is not an order."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(d) <= TIE * (np.abs(a) + np.abs(b)), 0.0, np.sign(d))
+
+
 def tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Kendall's τ_b between x and y along the last axis (leading axes: replicates).
 
     Pairs where either value is not finite are left out; NaN where fewer than two points remain or
-    either variable is constant over them. Σ sign(Δx)·sign(Δy) / sqrt(Σ sign(Δx)² · Σ sign(Δy)²) over
+    either variable is constant over them; values equal within TIE (relative) are tied (`order`). Σ sign(Δx)·sign(Δy) / sqrt(Σ sign(Δx)² · Σ sign(Δy)²) over
     the pairs i < j: scipy's τ_b, (P − Q) / sqrt((P + Q + T_y)(P + Q + T_x)).
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -54,8 +70,8 @@ def tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ok = np.isfinite(x) & np.isfinite(y)
     pair = ok[..., :, None] & ok[..., None, :] & upper
     with np.errstate(invalid="ignore"):
-        dx = np.where(pair, np.sign(x[..., :, None] - x[..., None, :]), 0.0)
-        dy = np.where(pair, np.sign(y[..., :, None] - y[..., None, :]), 0.0)
+        dx = np.where(pair, order(x[..., :, None], x[..., None, :]), 0.0)
+        dy = np.where(pair, order(y[..., :, None], y[..., None, :]), 0.0)
     num = (dx * dy).sum(axis=(-2, -1))
     den = np.sqrt((dx * dx).sum(axis=(-2, -1)) * (dy * dy).sum(axis=(-2, -1)))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -187,6 +203,57 @@ def granulated(table: pd.DataFrame, by: list[str], axis, measure: str, outcome: 
     return Granulated(float(np.mean(points)), float(low), float(high), len(points), per_cell, pairs, min(seeds))
 
 
+def _partial(taus: dict, i: int, j: int, given: tuple) -> np.ndarray:
+    """Kendall's partial τ of variables i and j given the variables `given` (recursive formula)."""
+    if not given:
+        return taus[min(i, j), max(i, j)]
+    z, rest = given[-1], given[:-1]
+    a, b, c = _partial(taus, i, j, rest), _partial(taus, i, z, rest), _partial(taus, j, z, rest)
+    den = np.sqrt(np.clip((1 - b * b) * (1 - c * c), 0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, (a - b * c) / np.where(den > 1e-12, den, 1.0), np.where(np.isfinite(den), 0.0, np.nan))
+
+
+def partial(table: pd.DataFrame, by: list[str], axis, measure: str, outcome: str, controls: list[str],
+            replicates: int = BOOTSTRAP, seed: int = SEED) -> Granulated:
+    """The granulated partial τ of measure and outcome given `controls` (module doc): per cell, the
+    partial τ of the configurations' seed means (a run counts where every variable is finite); the mean
+    over cells, with a percentile seed-bootstrap interval."""
+    rng = np.random.default_rng(seed)
+    names = [measure, outcome, *controls]
+    per_var = [cells(table, by, axis, v, outcome) for v in names]
+    points, boots, per_cell, pairs, seeds = [], [], [], 0, []
+    for k, cell in enumerate(per_var[0]):
+        mats = [c[k].m for c in per_var]
+        ok = np.logical_and.reduce([np.isfinite(m) for m in mats])
+        n_seeds = ok.shape[1]
+        draws = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=replicates).astype(float)
+        vals = []
+        for weights in (np.ones((1, n_seeds)), draws):
+            count = weights @ ok.T.astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = [np.where(count > 0, (weights @ np.where(ok, m, 0.0).T) / count, np.nan) for m in mats]
+            taus = {(a, b): tau_b(means[a], means[b]) for a in range(len(names)) for b in range(a + 1, len(names))}
+            vals.append(_partial(taus, 0, 1, tuple(range(2, len(names)))))
+        point = float(vals[0][0])
+        if math.isfinite(point):
+            points.append(point)
+            boots.append(vals[1])
+            per_cell.append((cell.name, point, len(cell.configs)))
+            used = (ok.sum(1) > 0).sum()
+            pairs += int(used * (used - 1) // 2)
+            seeds.append(int(ok.sum(1)[ok.sum(1) > 0].min()))
+    if not points:
+        return Granulated(math.nan, math.nan, math.nan, 0, [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        psi = np.nanmean(np.vstack(boots), axis=0)
+    psi = psi[np.isfinite(psi)]
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = (np.percentile(psi, [tail, 100 - tail]) if psi.size else (math.nan, math.nan))
+    return Granulated(float(np.mean(points)), float(low), float(high), len(points), per_cell, pairs, min(seeds))
+
+
 # --------------------------------------------------------------------------- conditional mutual information
 
 
@@ -289,10 +356,10 @@ def sign_errors(table: pd.DataFrame, by: list[str], axis, measure: str, outcome:
                     continue
                 dy = yy[i] - yy[j]
                 noise = NOISE_Z * noise_sd * math.sqrt(1 / n[i] + 1 / n[j]) if math.isfinite(noise_sd) else 0.0
-                if abs(dy) <= noise or dy == 0:
+                if abs(dy) <= noise or order(yy[i], yy[j]) == 0:
                     continue
                 counted += 1
-                dm = direction * np.sign(mm[i] - mm[j])
+                dm = direction * order(mm[i], mm[j])
                 errors += 0.5 if dm == 0 else float(dm != np.sign(dy))
         out.append(SignError(cell.name, errors / counted if counted else math.nan, counted))
     return out

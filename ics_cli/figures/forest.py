@@ -2,9 +2,9 @@
 set that holds it: predictors.csv, verdicts.csv, predictor_runs.csv and one figure per outcome.
 
 One row per candidate (measures, then confounders, then controls). Left panel: the granulated Kendall τ
-across norms at fixed model and lr, with its seed-bootstrap interval, the 0 line and the ±TAU_MIN band
-the verdict reads. Right panel: the mean and the worst-case noise-filtered sign error over environments,
-against the 0.5 coin-flip line. Colour and marker say the role; each row's label holds its verdict.
+across norms at fixed model and lr on the subset the verdict is decided on, with its seed-bootstrap
+interval, the 0 line and the ±TAU_MIN band the verdict reads. Right panel: the mean and the upper
+quartile of the noise-filtered sign error over environments, against the 0.5 coin-flip line. Colour and marker say the role; each row's label holds its verdict.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _forest(rows: pd.DataFrame, outcome: str, absent: str, folder: Path, fmt: st
     y = np.arange(n)[::-1]
     num = lambda c: pd.to_numeric(rows[c], errors="coerce").to_numpy(float)   # noqa: E731
     tau, lo, hi = num("tau_norm"), num("tau_norm_ci_low"), num("tau_norm_ci_high")
-    mean, worst = num("sign_error_mean"), num("sign_error_worst")
+    mean, worst = num("sign_error_mean"), num("sign_error_q75") if "sign_error_q75" in rows else num("sign_error_worst")
     for i, role in enumerate(rows["role"]):
         color, marker = ROLE_STYLE.get(role, ("0.4", "o"))
         if np.isfinite(lo[i]) and np.isfinite(hi[i]):
@@ -60,13 +60,14 @@ def _forest(rows: pd.DataFrame, outcome: str, absent: str, folder: Path, fmt: st
     left.axvline(0, color="0.3", lw=1)
     left.axvspan(-predictors.TAU_MIN, predictors.TAU_MIN, color="0.9", zorder=0)
     left.set_xlim(-1.05, 1.05)
-    left.set_xlabel(f"granulated Kendall τ across norms (at fixed model and lr)\nbar: 95% seed-bootstrap "
+    subset = str(rows["subset"].iloc[0]) if "subset" in rows and isinstance(rows["subset"].iloc[0], str) else "all runs"
+    left.set_xlabel(f"granulated Kendall τ across norms (at fixed model and lr; {subset})\nbar: 95% seed-bootstrap "
                     f"interval; grey: |τ| < {predictors.TAU_MIN}", fontsize="small")
     left.set_yticks(y, [f"{m}  [{v}]" for m, v in zip(rows["measure"], rows["unchecked_verdict"])],
                     fontsize="small")
     right.axvline(predictors.SIGN_ERROR_MAX, color="#d62728", lw=1, ls="--")
     right.set_xlim(-0.03, 1.03)
-    right.set_xlabel("noise-filtered sign error over norm environments\nfilled: mean; ring: worst; "
+    right.set_xlabel("noise-filtered sign error over norm environments\nfilled: mean; ring: upper quartile; "
                      "dashed: 0.5, a coin flip", fontsize="small")
     handles = [Line2D([], [], color=c, marker=m, ls="none", label=role) for role, (c, m) in ROLE_STYLE.items()]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)

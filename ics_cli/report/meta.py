@@ -24,13 +24,15 @@ def _num(v, digits: int = 2) -> str:
 
 
 def verdict_table(verdicts: pd.DataFrame, outcome: str = "final_acc") -> Fitted:
-    """One row per candidate for `outcome`: role, τ across norms [interval], worst sign error, verdict
+    """One row per candidate for `outcome`: role, τ across norms [interval], upper-quartile sign error, verdict
     (and, when the controls failed, the verdict it would have had), and the sensitivity windows."""
     rows = verdicts[verdicts["outcome"] == outcome]
     window = float(rows["window"].iloc[0]) if len(rows) else predictors.WINDOW
-    table = Fitted(title=f"Predictors of {outcome}: measures from the first {window:.0%} of each run")
+    subset = str(rows["subset"].iloc[0]) if "subset" in rows and len(rows) else "all runs"
+    table = Fitted(title=f"Predictors of {outcome}: measures from the first {window:.0%} of each run, "
+                         f"decided on {subset}")
     for col, numeric in (("measure", False), ("role", False), ("tau across norms", True),
-                         ("worst sign error", True), ("verdict", False), ("other windows", False)):
+                         ("sign error q75", True), ("verdict", False), ("other windows", False)):
         table.add_column(col, numeric=numeric)
     for r in rows.to_dict("records"):
         tau = _num(r["tau_norm"])
@@ -38,7 +40,7 @@ def verdict_table(verdicts: pd.DataFrame, outcome: str = "final_acc") -> Fitted:
             tau += f" [{_num(r['tau_norm_ci_low'])}, {_num(r['tau_norm_ci_high'])}]"
         v, raw = str(r["verdict"]), str(r["unchecked_verdict"])
         shown = f"[{STYLE.get(v, '')}]{escape(v)}[/]" + (f" (else: {escape(raw)})" if v != raw else "")
-        table.add_row(escape(str(r["measure"])), str(r["role"]), tau, _num(r["sign_error_worst"]), shown,
+        table.add_row(escape(str(r["measure"])), str(r["role"]), tau, _num(r.get("sign_error_q75", r.get("sign_error_worst"))), shown,
                       escape(str(r["sensitivity"]) if isinstance(r["sensitivity"], str) else ""))
     return table
 

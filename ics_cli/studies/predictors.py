@@ -85,17 +85,21 @@ module docstring and docs/metrics.md, "Predictors of training").
 | seeds | deciding 0, 1, … (at least {len(DECIDING_SEEDS)}, as many as the pilot asks for within the budget, at most {MAX_SEEDS}); replication 10, 11, … (as many: the same grid, run after the verdicts are written: a verdict that changes on them is reported as not replicated); pilot {', '.join(map(str, PILOT_SEEDS))} | three is the fewest a verdict's interval may rest on (MIN_SEEDS); the pilot decides nothing |
 
 **Verdicts** (per measure and outcome; final test accuracy is the primary outcome, steps to target and
-divergence are secondary): "predicts" when the {ranks.CONFIDENCE:.0%} seed-bootstrap interval of the
-granulated Kendall τ across norms (at fixed model and lr) lies wholly beyond ±{rules.TAU_MIN}, the
-measure beats every confounder's |τ| or keeps a conditional mutual information given the lr above its
-permutation null (p < {rules.CMI_ALPHA}), and its worst norm environment's noise-filtered sign error is
-below {rules.SIGN_ERROR_MAX}; "proxy of a confounder only", "does not predict", "inconclusive" and "not
-recorded" as `ics meta` defines them; with fewer than {rules.MIN_SEEDS} seeds or {rules.MIN_PAIRS} pairs
-of norms behind an interval, "inconclusive". Controls: early training loss must predict final accuracy,
-initial sharpness × lr must predict divergence, a measure shuffled across runs (seed
-{rules.SHUFFLE_SEED}) must not predict anything; otherwise every verdict is "machinery failed". Where
-sharpness × lr is recorded, every statistic is also given below the edge of stability (< {rules.EDGE:g})
-and at it (≥ {rules.EDGE:g}).
+divergence are secondary; the rules as revised after the pilot and after the deciding grid, frozen before
+the replication grid was analysed: threshold history). Accuracy and steps to target are decided on the
+configurations whose every seed is below the edge of stability (early sharpness × lr < {rules.EDGE:g}) and
+none diverged, divergence on all runs; the verdict the same rules give on all runs is reported beside.
+"predicts" when the {ranks.CONFIDENCE:.0%} seed-bootstrap interval of the granulated Kendall τ across norms
+(at fixed model and lr) lies wholly beyond ±{rules.TAU_MIN}, the measure beats every confounder's |τ| or
+its partial τ given the early training loss and accuracy has its interval on τ's side of 0, and the mean
+and upper quartile over norm environments (cells with at least {rules.MIN_PAIRS} pairs outside seed noise)
+of the noise-filtered sign error are below {rules.SIGN_ERROR_MAX} ("predicts on average, not in every
+environment" when only the mean is); "proxy of a confounder only", "does not predict", "inconclusive" and
+"not recorded" as `ics meta` defines them; with fewer than {rules.MIN_SEEDS} seeds or {rules.MIN_PAIRS}
+pairs of norms behind an interval, "inconclusive". Controls: early training loss must rank final
+accuracy, initial sharpness × lr must rank divergence (all runs), a measure shuffled across runs (seed
+{rules.SHUFFLE_SEED}) must not rank anything; otherwise every verdict is "machinery failed". τ across
+norms and the sign errors are also given on all runs, below the edge and at it.
 
 **Pilot, before anything decides.** The same models and norms at both ends of the lr grid and its
 middle ({', '.join(f'{lr:g}' for lr in PILOT_LRS)}), seeds {', '.join(map(str, PILOT_SEEDS))}

@@ -12,8 +12,9 @@ from ...studies import predictors as protocol
 from ...studies.predictors_readme import finding, machinery_of
 from .markup import esc, figure, inline, markdown, slug, table
 
-COLUMNS = ["measure", "role", "tau_norm", "tau_norm_ci_low", "tau_norm_ci_high", "rival", "rival_tau",
-           "cmi_excess", "cmi_p", "sign_error_mean", "sign_error_worst", "verdict", "replicated"]
+COLUMNS = ["measure", "role", "subset", "tau_norm", "tau_norm_ci_low", "tau_norm_ci_high", "rival", "rival_tau",
+           "partial_tau", "partial_tau_ci_low", "partial_tau_ci_high", "sign_error_mean", "sign_error_q75",
+           "verdict", "verdict_all_runs", "replicated"]
 TITLE = "Which measure of internal covariate shift predicts training?"
 
 
@@ -37,7 +38,8 @@ def section(folder: Path, ident: str, *, rel: str = "", heading: int = 2):
         parts.append(table(shown, ident=slug(ident, "verdicts", outcome),
                            caption=f"<code>verdicts.csv</code>, outcome <code>{esc(outcome)}</code>: one row per "
                                    "candidate; τ across norms at fixed (model, lr) with its seed-bootstrap "
-                                   f"interval. <span class=muted>{esc(rel)}verdicts.csv</span>"))
+                                   "interval, on the subset the verdict is decided on (the verdict on all runs "
+                                   f"beside it). <span class=muted>{esc(rel)}verdicts.csv</span>"))
         png = folder / f"forest_{outcome}.png"
         if png.is_file():
             fid = slug(ident, "fig", png.stem)
