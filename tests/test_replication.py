@@ -29,6 +29,18 @@ def test_held_table_compares_each_claim_with_the_committed_verdict(tmp_path):
     text = "\n".join(lines)
     assert "1 of 2 committed PASS/FAIL verdicts held" in text and "| ioffe2015 | I2 | FAIL | INCONCLUSIVE | **no** |" in text
     assert (tmp_path / "results" / "replication.csv").is_file()
+    assert "Not rerun" not in text
+
+
+def test_a_study_left_out_of_the_replication_is_named_with_why(tmp_path):
+    _verdicts(tmp_path / "results" / "ioffe2015", {"I1": "UNDERPOWERED", "I2": "UNDERPOWERED"})
+    _verdicts(tmp_path / "results" / "wu2021", {"P1": "PASS"})
+    _verdicts(tmp_path / "results" / "note", {"N1a": "PASS"})
+    rep = tmp_path / "rep" / "note-s10-11-12"
+    _verdicts(rep, {"N1a": "PASS"}, "note", [10, 11, 12])
+    text = "\n".join(readme.replication(tmp_path / "results", [rep]))
+    assert "Not rerun: ioffe2015 (none of its 2 claims is PASS or FAIL" in text
+    assert "Not rerun: wu2021." in text and "Not rerun: note" not in text
 
 
 def test_a_folder_that_is_not_a_replication_is_refused(tmp_path):

@@ -46,34 +46,42 @@ CONFIDENCE = 0.95
 SEED = 20250125         # the fixed seed of every resampling here
 
 
-TIE = 1e-9                  # values closer than this, relative to their size, are a tie
+TIE = 9                     # significant digits kept before values are compared (`snap`)
+
+
+def snap(x) -> np.ndarray:
+    """x rounded to TIE significant digits: a seed mean of a constant (log lr over 2 and over 3 seeds)
+    differs from it in the last bit, which is not an order; after rounding it is a tie."""
+    x = np.asarray(x, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        digits = np.floor(np.log10(np.abs(x)))
+        unit = 10.0 ** (np.where(np.isfinite(digits), digits, 0.0) - (TIE - 1))
+        return np.where(np.isfinite(x) & (x != 0), np.round(x / unit) * unit, x)
 
 
 def order(a, b):
-    """sign(a − b), with 0 where a and b differ by no more than TIE relative to their size: a seed mean
-    of a constant (log lr over 2 and over 3 seeds) differs from it in the last bit, which is not an order."""
-    d = np.asarray(a, float) - np.asarray(b, float)
+    """sign(a − b) after `snap`: 0 for values equal to TIE significant digits."""
     with np.errstate(invalid="ignore"):
-        return np.where(np.abs(d) <= TIE * (np.abs(a) + np.abs(b)), 0.0, np.sign(d))
+        return np.sign(snap(a) - snap(b))
 
 
 def tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Kendall's τ_b between x and y along the last axis (leading axes: replicates).
 
     Pairs where either value is not finite are left out; NaN where fewer than two points remain or
-    either variable is constant over them; values equal within TIE (relative) are tied (`order`). Σ sign(Δx)·sign(Δy) / sqrt(Σ sign(Δx)² · Σ sign(Δy)²) over
+    either variable is constant over them; values equal to TIE significant digits are tied (`snap`). Σ sign(Δx)·sign(Δy) / sqrt(Σ sign(Δx)² · Σ sign(Δy)²) over
     the pairs i < j: scipy's τ_b, (P − Q) / sqrt((P + Q + T_y)(P + Q + T_x)).
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    n = x.shape[-1]
-    upper = np.triu(np.ones((n, n), bool), 1)
+    first, second = np.triu_indices(x.shape[-1], 1)            # the pairs i < j
     ok = np.isfinite(x) & np.isfinite(y)
-    pair = ok[..., :, None] & ok[..., None, :] & upper
+    valid = ok[..., first] & ok[..., second]
+    x, y = snap(x), snap(y)
     with np.errstate(invalid="ignore"):
-        dx = np.where(pair, order(x[..., :, None], x[..., None, :]), 0.0)
-        dy = np.where(pair, order(y[..., :, None], y[..., None, :]), 0.0)
-    num = (dx * dy).sum(axis=(-2, -1))
-    den = np.sqrt((dx * dx).sum(axis=(-2, -1)) * (dy * dy).sum(axis=(-2, -1)))
+        dx = np.where(valid, np.sign(x[..., first] - x[..., second]), 0.0)
+        dy = np.where(valid, np.sign(y[..., first] - y[..., second]), 0.0)
+    num = (dx * dy).sum(axis=-1)
+    den = np.sqrt((dx * dx).sum(axis=-1) * (dy * dy).sum(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 

@@ -143,7 +143,7 @@ def _changes(root: Path) -> list[str]:
 def replication(root: Path, replicated: list[Path]) -> list[str]:
     """Write root/replication.csv from replication folders (`ics reproduce NAME --seeds …`, each with
     study.json and verdicts.csv) and return the README section: which committed verdicts held."""
-    from ..studies import held_table
+    from ..studies import REGISTRY, held_table
 
     if not replicated:
         return []
@@ -159,8 +159,14 @@ def replication(root: Path, replicated: list[Path]) -> list[str]:
              f"{int(decided['held'].sum())} of {len(decided)} committed PASS/FAIL verdicts held, {len(flipped)} "
              f"turned into the opposite verdict and {len(undecided)} were not decided on the fresh seeds (a claim "
              "whose protocol needs more seeds than the replication has is UNDERPOWERED there, not contradicted); "
-             f"{int(table['held'].sum())} of {len(table)} verdicts in all (`replication.csv`).", "",
-             "| study | claim | committed | on fresh seeds | held |", "|---|---|---|---|---|"]
+             f"{int(table['held'].sum())} of {len(table)} verdicts in all (`replication.csv`).", ""]
+    for name in sorted(n for n in REGISTRY if n not in studies_in and (root / n / "verdicts.csv").is_file()):
+        mine = files.read_csv(root / name / "verdicts.csv")
+        decided_here = mine["verdict"].isin(["PASS", "FAIL"]).any() if "verdict" in mine else False
+        lines += [f"Not rerun: {name}" + ("." if decided_here else
+                  f" (none of its {len(mine)} claims is PASS or FAIL at its own seed count, so fewer fresh seeds "
+                  "cannot test one)."), ""]
+    lines += ["| study | claim | committed | on fresh seeds | held |", "|---|---|---|---|---|"]
     lines += [f"| {r.study} | {r.claim_id} | {r.committed} | {r.replicated} | {'yes' if r.held else '**no**'} |"
               for r in table.itertuples()]
     return lines + [""]

@@ -35,7 +35,7 @@ HISTORY = (
            "0.59); every measure fails in some environment (Dziugaite et al. 2020); Lewkowycz et al.'s "
            "divergence criterion crosses lrs (pilot: raw τ 0.61, across norms 0.15). Changed after the pilot's "
            "data, before the deciding grid was analysed (its runs were training)", True),
-    Change(("verdict rules", "controls", "candidates"), "this release",
+    Change(("verdict rules", "controls", "candidates"), "1ec3248",
            "accuracy and steps to target decided on the configurations below the edge of stability in every "
            "seed with no seed diverged (divergence: on all runs), the all-runs verdict beside them; \"beyond the confounders\": the "
            "partial τ across norms given early training loss and early test accuracy, its interval on τ's side "
@@ -50,7 +50,7 @@ HISTORY = (
            "grid was analysed, so the replication seeds test the revised rules: a verdict counts where it held "
            "there. Found while applying them to the deciding grid (before the replication was analysed): a "
            "seed mean of a constant differs from it in the last bit, which gave log lr a τ across norms of "
-           "−0.82 (now ties within 1e-9 relative, `ranks.order`); a split by run took seeds from configurations "
+           "−0.82 (now values equal to 9 significant digits tie, `ranks.snap`); a split by run took seeds from configurations "
            "and left every interval undecidable (now by configuration); below the edge one run of 224 diverged, "
            "so divergence stays decided on all runs", True),
 )
@@ -157,9 +157,13 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
     text = "; ".join(parts) + (f". The positive control (early training loss) came out \"{controls.get('early_train_loss', '–')}\" "
                                f"and the shuffled control \"{controls.get('shuffled', '–')}\".")
     if "held" in rows and rows["replicated"].astype(str).str.len().gt(0).any():
-        changed = rows.loc[~rows["held"].astype(bool), "measure"].tolist()
+        held = rows["held"].astype(bool)
+        kept = rows[held & (rows["role"] == rules.MEASURE)]
+        changed = rows.loc[~held, "measure"].tolist()
         text += (" Every final-accuracy verdict held on the replication seeds." if not changed else
-                 f" On the replication seeds {len(changed)} final-accuracy verdict(s) changed "
+                 f" On the replication seeds {len(kept)} of {len(measures)} candidate measures kept their verdict"
+                 + (f" ({', '.join(f'`{m}`: {v}' for m, v in zip(kept['measure'], kept['verdict']))})" if len(kept) else "")
+                 + f"; {len(changed)} final-accuracy verdict(s) changed "
                  f"({', '.join(f'`{m}`' for m in changed)}): those are not replicated.")
     else:
         text += " Not yet replicated on fresh seeds."
