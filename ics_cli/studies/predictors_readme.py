@@ -135,7 +135,9 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
         parts.append("No measure of internal covariate shift taken in the first 10% of training predicted which "
                      "norm reaches the better final accuracy, robustly and beyond the early loss and accuracy")
     subset = str(rows["subset"].iloc[0]) if "subset" in rows and len(rows) else rules.ALL
-    parts[-1] += f" (decided on the runs {subset})" if subset != rules.ALL else ""
+    used = pd.to_numeric(rows["n_runs"], errors="coerce").max() if "n_runs" in rows else float("nan")
+    scope = f"the {used:.0f} runs " if used == used else "the runs "
+    parts[-1] += f" (decided on {scope}{subset})" if subset != rules.ALL else ""
     avg = by[rules.ON_AVERAGE]
     if len(avg):
         beaten = [(r["measure"], r["rival"], r["rival_tau"]) for r in avg.to_dict("records")
@@ -171,6 +173,8 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
         text += (" The verdict rules were changed after the pilot's and then the deciding grid's data (threshold "
                  "history, red-team review) and frozen before the replication grid was analysed: a verdict is "
                  "confirmed only where it held on the replication seeds.")
+    if REVIEWS.get(protocol.NAME):
+        text += " Read every verdict with the red-team review in the study's README."
     return text
 
 
