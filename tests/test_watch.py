@@ -108,6 +108,30 @@ def test_a_sequential_mlp_is_found_as_hidden_layers_and_a_head(tmp_path):
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
 
 
+def test_detection_passes_a_few_samples_and_the_whole_batch_when_calls_depend_on_it():
+    """Which module takes which tensor does not depend on the batch size: the detection pass takes the
+    batch's first sites.TRACE samples; a model that calls a module only on some batches gets the whole."""
+    from ics_cli.user import sites
+
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.extra = mlp(), nn.Linear(10, 10)
+
+        def forward(self, x):
+            out = self.body(x)
+            return self.extra(out) if len(x) > sites.TRACE else out
+
+    seen = []
+    model = Gated()
+    model.body[1].register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    sites.view(model.body, torch.randn(64, 1, 8, 8))
+    assert seen == [sites.TRACE]
+    found = sites.view(model, torch.randn(64, 1, 8, 8))
+    assert seen == [sites.TRACE, sites.TRACE, 64]
+    assert found.describe()[-1] == {"layer": "output", "linear": "extra", "norm": None, "act": None}
+
+
 def test_inplace_relu_does_not_overwrite_the_norm_site(tmp_path):
     a = pd.read_csv(loop(mlp(inplace=False), tmp_path / "a", every=3, probe=torch.randn(32, 1, 8, 8)) / "layers.csv")
     b = pd.read_csv(loop(mlp(inplace=True), tmp_path / "b", every=3, probe=torch.randn(32, 1, 8, 8)) / "layers.csv")
@@ -157,6 +181,18 @@ def test_without_a_probe_the_training_batches_are_probed(tmp_path):
 def test_bad_input_is_one_line(tmp_path, kw, message):
     with pytest.raises(IcsError, match=re.escape(message)):
         loop(mlp(), tmp_path / "r", probe=torch.randn(8, 1, 8, 8), **kw)
+
+
+def test_a_refusal_on_entering_leaves_the_folder_free(tmp_path):
+    """A model refused when the block opens (kept alive, as a notebook keeps the last traceback) holds
+    neither the folder's lock nor a hook: the corrected call records into the same folder."""
+    model = mlp()
+    with pytest.raises(IcsError, match="layers names '9'") as refused:
+        with ics.watch(model, out=tmp_path / "r", probe=torch.randn(8, 1, 8, 8), layers=["9"]):
+            pass
+    assert refused.value.__traceback__ is not None and not model._forward_pre_hooks
+    run = loop(model, tmp_path / "r", every=3, probe=torch.randn(8, 1, 8, 8))
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
 
 
 def test_a_norm_no_layer_feeds_is_refused_by_name_and_layers_override(tmp_path):

@@ -1,7 +1,8 @@
 """`ics.watch`: the run folder `ics train` writes, recorded on your own model in your own loop.
 
 sites.py finds the recording sites of a user's model (the blocks view the recorders read);
-session.py is the recording session (`Watch`). docs/watch.md is the manual.
+session.py is the recording session (`Watch`); lightning.py the same session as a PyTorch Lightning
+callback (`IcsCallback`, the optional extra `lightning`, imported on first use). docs/watch.md is the manual.
 """
 
 from __future__ import annotations
@@ -65,4 +66,12 @@ def watch(model, out, *, every: int = 100, probe=None, quantities=(), loss_fn=No
                  lr=lr, seed=seed, name=name, tags=tags)
 
 
-__all__ = ["watch", "Watch"]
+def __getattr__(name: str):
+    # Lightning takes seconds to import and is an optional extra: only when the callback is asked for.
+    if name == "IcsCallback":
+        from .lightning import IcsCallback
+        return IcsCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["watch", "Watch", "IcsCallback"]

@@ -135,10 +135,14 @@ class Watch:
         self.out.mkdir(parents=True, exist_ok=True)
         self.lock = lock.hold(self.out)
         self.lock.__enter__()
-        self.hook = self.model.register_forward_pre_hook(self._before_forward)
-        if self.probe_x is not None:
-            self._open(self.probe_x)
-            self._probe(0, self.probe_x)
+        try:
+            self.hook = self.model.register_forward_pre_hook(self._before_forward)
+            if self.probe_x is not None:
+                self._open(self.probe_x)
+                self._probe(0, self.probe_x)
+        except BaseException:       # a refused model (no block to leave): the folder and the model freed
+            self._release()
+            raise
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
@@ -167,9 +171,12 @@ class Watch:
                 self.logs.finish()
             files.write_json(self.out / "summary.json", summary)
         finally:
-            if self.hook is not None:
-                self.hook.remove()
-            self.lock.__exit__(None, None, None)
+            self._release()
+
+    def _release(self) -> None:
+        if self.hook is not None:
+            self.hook.remove()
+        self.lock.__exit__(None, None, None)
 
     # -- the loop's one call ---------------------------------------------------------------------
 
@@ -222,6 +229,12 @@ class Watch:
             finally:
                 self.busy = False
         self.pending_update = True
+
+    def updated(self) -> None:
+        """The optimizer has stepped: record now what needs θ_{t+1} (otherwise done at the model's next
+        forward pass, the next w.step or the block's end), for a loop that calls a submodule rather than
+        the watched model, or runs something between the update and the next forward pass."""
+        self._settle()
 
     # -- inside ----------------------------------------------------------------------------------
 

@@ -18,7 +18,11 @@ take the very tensor the site before it returned. So a norm after a residual sum
 a post-norm transformer) or before the Linear (pre-norm) is not taken for the Linear's norm: a
 normalization module that no layer's output feeds cannot be placed, and is refused by name (name the
 layers with `layers=` to record others). So is a Linear/Conv never called in the pass, or called
-twice (its statistics would be one of the two calls).
+twice (its statistics would be one of the two calls). The pass is of the batch's first TRACE samples:
+which module takes which tensor does not depend on the batch size, and a full probe batch through a
+ResNet-18 costs half a second. When a module of the walk is not called on them (a model whose calls
+depend on its data: a mixture of experts), or the model cannot take so few, the whole batch is passed
+instead.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ NORMS = tuple(c for c in (nn.modules.batchnorm._BatchNorm, nn.modules.instanceno
 ACTS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
         nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink)
 OPAQUE = (nn.MultiheadAttention,)
+TRACE = 8           # samples of the batch in the detection pass (more than 1: batch norm in training mode)
 
 # The registry's name of each norm class, for config.json's `norm` when the user names none.
 NORM_NAMES = (("BatchRenorm", "batch-renorm"), ("GhostBatchNorm", "ghost-batch"),
@@ -118,7 +123,13 @@ def view(model: nn.Module, x: torch.Tensor, layers: list[str] | None = None):
             if not isinstance(named[name], LINEARS):
                 raise IcsError(f"ics.watch: layers names '{name}', a {type(named[name]).__name__}: a layer "
                                f"is a Linear or Conv1d/2d/3d")
-    calls = trace(model, x, [m for _, m in walk])
+    modules = [m for _, m in walk]
+    try:
+        calls = trace(model, x[:TRACE], modules) if len(x) > TRACE else None
+    except Exception:       # a model that cannot take a few samples: the whole batch (its own error, if any)
+        calls = None
+    if calls is None or any(m not in calls for m in modules):
+        calls = trace(model, x, modules)
     linears = [n for n, m in walk if isinstance(m, LINEARS)] if layers is None else list(layers)
     position = {n: i for i, (n, _) in enumerate(walk)}
     sites, placed = {}, set()
