@@ -170,3 +170,18 @@ def test_results_findings_carry_the_predictors_answer(tmp_path):
     text = sentences(tmp_path)[-1]
     assert text.startswith("**Which measure of internal covariate shift predicts training?** No measure")
     assert "Caveat:" in text and "(predictors/README.md)" in text
+
+
+def test_tau_by_architecture_averages_each_models_cells_of_the_deciding_subset():
+    from ics_cli.studies.predictors_readme import architecture, architecture_rows
+
+    cell = "model=cnn, batch_size=60, depth=3, width=8, activation=relu, init=kaiming, lr=0.1"
+    assert architecture(cell) == "cnn 3 8 relu"
+    rows = [dict(measure="drift_mean_linear", role="measure", outcome="final_acc", window=0.1, subset=sub,
+                 environment=f"model={m}, depth={d}, lr={lr}", statistic="tau_norm_cell", value=v)
+            for sub, m, d, lr, v in (("s", "cnn", 3, 0.1, 0.5), ("s", "cnn", 3, 1.0, -0.1),
+                                     ("s", "mlp", 3, 0.1, -0.6), ("all runs", "mlp", 3, 1.0, 0.9))]
+    lines = architecture_rows(pd.DataFrame(rows), 0.1, "s")
+    assert lines[0] == "| measure | cnn 3 (2 cells) | mlp 3 (1 cells) |"
+    assert lines[2] == "| `drift_mean_linear` | 0.20 | -0.60 |"       # the all-runs cell is not read
+    assert architecture_rows(pd.DataFrame(rows), 0.1, "none") == []

@@ -97,6 +97,33 @@ def subset_rows(stats: pd.DataFrame, window: float, outcome: str = "final_acc") 
     return lines
 
 
+def architecture(cell: str) -> str:
+    """The architecture of a (model, lr) cell's name: its key without the lr, shortened to the model and
+    the settings that tell the models apart."""
+    parts = [p for p in str(cell).split(", ") if not p.startswith(("lr=", "batch_size=", "init="))]
+    return " ".join(p.split("=", 1)[1] for p in parts)
+
+
+def architecture_rows(stats: pd.DataFrame, window: float, subset: str, outcome: str = "final_acc") -> list[str]:
+    """τ across norms per architecture: the mean of the per-cell τ (predictors.csv `tau_norm_cell`) over
+    each architecture's (model, lr) cells in `subset`, with the number of cells; descriptive, it decides
+    nothing (a measure whose sign differs by architecture has no direction the grid can name)."""
+    rows = stats[(stats["outcome"] == outcome) & (stats["statistic"] == "tau_norm_cell")
+                 & (pd.to_numeric(stats["window"]) == window) & (stats["subset"] == subset)]
+    if rows.empty:
+        return []
+    rows = rows.assign(arch=rows["environment"].map(architecture), value=pd.to_numeric(rows["value"]))
+    table = rows.groupby(["measure", "arch"], sort=False)["value"].agg(["mean", "count"])
+    archs = list(dict.fromkeys(rows["arch"]))
+    cells = rows.groupby("arch")["environment"].nunique()
+    lines = ["| measure | " + " | ".join(f"{a} ({cells.get(a, 0)} cells)" for a in archs) + " |",
+             "|---" * (len(archs) + 1) + "|"]
+    for measure in dict.fromkeys(rows["measure"]):
+        vals = [_num(table["mean"].get((measure, a))) for a in archs]
+        lines.append(f"| `{measure}` | " + " | ".join(vals) + " |")
+    return lines
+
+
 def verdict_rows(verdicts: pd.DataFrame, outcome: str) -> list[str]:
     rows = verdicts[verdicts["outcome"] == outcome]
     lines = ["| measure | role | τ across norms [95%] | strongest confounder (|τ|) | partial τ given early loss "
@@ -254,6 +281,14 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
                   "that did not diverge (the subset accuracy is decided on), and within those at or above it "
                   "(`predictors.csv`, `subset`). A measure whose sign changes between the subsets ranks norms "
                   "through divergence and the edge of stability, not through what it measures.", "", *split, ""]
+    deciding = str(verdicts["subset"].iloc[0]) if "subset" in verdicts and len(verdicts) else rules.ALL
+    by_arch = (architecture_rows(stats, float(verdicts["window"].iloc[0]), deciding)
+               if stats is not None and len(verdicts) else [])
+    if by_arch:
+        lines += [f"### τ across norms by architecture ({deciding})", "",
+                  "The mean of the per-cell τ across norms over each architecture's (model, lr) cells in the subset "
+                  "the verdicts read (`predictors.csv`, `tau_norm_cell`); descriptive, it decides nothing. A measure "
+                  "whose sign differs between architectures has no direction this grid can name.", "", *by_arch, ""]
     for outcome in rules.OUTCOMES[1:]:
         lines += [f"## Verdicts: {outcome} (secondary)", "", *verdict_rows(verdicts, outcome), "",
                   f"![forest plot, {outcome}](forest_{outcome}.png)", ""]
