@@ -231,10 +231,12 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
              f"{_minutes(phases.get('deciding_s'))} |",
              f"| replication | {', '.join(str(protocol.REPLICATION_SEEDS[0] + i) for i in range(len(seeds)))} | "
              f"{_minutes(phases.get('replication_s'))} |",
-             f"| the analyses (`ics meta` of the three grids) | | {_minutes(phases.get('analysis_s'))} |",
+             f"| the analyses (`ics meta`; which grids: study.json `note`) | | {_minutes(phases.get('analysis_s'))} |",
              f"| whole study from empty folders | | {_minutes(meta.get('from_empty_s'))} "
              f"(budget {protocol.BUDGET_S // 60} min, {meta.get('cpus')} CPUs) |", "",
              "Dataset: mnist-5k (the embedded 4,000 training and 1,000 test digits), plain SGD, batch 60.", ""]
+    if meta.get("note"):
+        lines += [f"How the times were taken: {_cell(meta['note'])}.", ""]
     if "replication_s" not in phases:
         lines += ["**Replication not run yet**: the verdicts below rest on the deciding seeds alone; "
                   "`ics reproduce predictors` resumes the study and runs the replication grid (its runs are "
