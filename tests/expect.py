@@ -70,3 +70,19 @@ def refused(capsys, argv: list[str], out, *needles: str) -> str:
     line = error_line(main([*argv, "--out", str(out)]), capsys, *needles)
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
     return line
+
+
+def run_doc_example(doc, heading: str, folder, name: str = "example.py"):
+    """Run, in `folder`, the first ```python block after `heading` of the markdown file `doc`, as a user who
+    pasted it into `name` would; assert it exits 0 and return the run folder it wrote (its summary.json's)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = Path(doc).read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index(heading):], re.S).group(1)
+    (Path(folder) / name).write_text(code)
+    done = subprocess.run([sys.executable, name], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return next(Path(folder).rglob("summary.json")).parent

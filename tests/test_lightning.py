@@ -11,7 +11,6 @@ DDP and unknown arguments are refused; docs/watch.md's Lightning example runs as
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +29,8 @@ import ics_cli as ics  # noqa: E402
 from ics_cli.errors import IcsError  # noqa: E402
 from ics_cli.store import runs as store  # noqa: E402
 from ics_cli.user.lightning import IcsCallback  # noqa: E402
+
+from expect import run_doc_example  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS, BATCH, LR = 7, 20, 0.1
@@ -187,13 +188,7 @@ def test_several_processes_and_unknown_arguments_are_refused(tmp_path):
 
 
 def test_the_docs_example_runs_as_written(tmp_path):
-    text = (ROOT / "docs" / "watch.md").read_text()
-    section = text[text.index("## PyTorch Lightning"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    (tmp_path / "fit.py").write_text(code)
-    done = subprocess.run([sys.executable, "fit.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    run = next(tmp_path.rglob("summary.json")).parent
+    run = run_doc_example(ROOT / "docs" / "watch.md", "## PyTorch Lightning", tmp_path, "fit.py")
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
     assert (run / "layers.csv").is_file() and (run / "units.parquet").is_file()
 

@@ -27,6 +27,8 @@ from ics_cli.errors import IcsError
 from ics_cli.net import models, sampling
 from ics_cli.store import runs as store
 
+from expect import run_doc_example
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
@@ -300,13 +302,7 @@ def test_compare_reads_every_example_and_report_draws_two(examples):
 
 
 def test_readme_example_runs_as_written(tmp_path):
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Your own model"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    (tmp_path / "mine.py").write_text(code)
-    done = subprocess.run([sys.executable, "mine.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    run = next(tmp_path.rglob("summary.json")).parent
+    run = run_doc_example(ROOT / "README.md", "## Your own model", tmp_path, "mine.py")
     assert (run / "layers.csv").is_file() and (run / "units.parquet").is_file()
 
 

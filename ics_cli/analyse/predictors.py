@@ -379,14 +379,13 @@ def analyse(table: pd.DataFrame, window: float, replicates: int = ranks.BOOTSTRA
     other subsets; the verdict from the deciding subset, with the all-runs verdict beside it."""
     context = [k for k in table.attrs.get("key", ["model", "norm", "lr", "batch_size"]) if k not in ("norm", "lr")]
     masks = subsets(table)
-    split = BELOW in masks
+    parts = {subset: table[keep] for subset, keep in masks.items()}
+    deciding = {o: DECIDED_ON[o] if DECIDED_ON[o] in masks else ALL for o in OUTCOMES}
     stats_rows, found = [], {}          # found[measure, outcome, subset] = Stats (full subsets only)
     for outcome in OUTCOMES:
-        deciding = DECIDED_ON[outcome] if DECIDED_ON[outcome] in masks else ALL
         for c in MEASURES:
-            for subset, keep in masks.items():
-                part = table[keep]
-                full = subset in (ALL, deciding)
+            for subset, part in parts.items():
+                full = subset in (ALL, deciding[outcome])
                 if not np.isfinite(part[c.name].to_numpy(float)).any():
                     if full:
                         found[c.name, outcome, subset] = None
@@ -402,32 +401,34 @@ def analyse(table: pd.DataFrame, window: float, replicates: int = ranks.BOOTSTRA
     edge_split = (f"{counts[BELOW]} runs in configurations below the edge in every seed ({counts[STABLE]} of them "
                   f"with no seed diverged), {counts[AT]} at it in every seed, "
                   f"{len(table) - counts[BELOW] - counts[AT]} in configurations whose seeds straddle it"
-                  if split else "could not be split: sharpness × lr not recorded (the edge of stability is not "
-                                "controlled)")
-    verdict_rows, checked = [], {}
+                  if BELOW in masks else "could not be split: sharpness × lr not recorded (the edge of stability is "
+                                         "not controlled)")
+
+    def decided(outcome: str, subset: str) -> dict:
+        """measure → (verdict, reason, strongest other confounder) on one subset."""
+        rivals = {k: abs(found[k, outcome, subset].tau_norm.value) for k in CONFOUNDERS
+                  if found[k, outcome, subset] is not None and math.isfinite(found[k, outcome, subset].tau_norm.value)}
+        out = {}
+        for c in MEASURES:
+            own = {k: v for k, v in rivals.items() if k != c.name}
+            out[c.name] = (*decide(found[c.name, outcome, subset], own),
+                           max(own.items(), key=lambda kv: kv[1], default=("", math.nan)))
+        return out
+
+    verdict_rows = []
     for outcome in OUTCOMES:
-        deciding = DECIDED_ON[outcome] if DECIDED_ON[outcome] in masks else ALL
-        for subset in dict.fromkeys((deciding, ALL)):
-            rivals = {k: abs(found[k, outcome, subset].tau_norm.value) for k in CONFOUNDERS
-                      if found.get((k, outcome, subset)) is not None
-                      and math.isfinite(found[k, outcome, subset].tau_norm.value)}
-            for c in MEASURES:
-                s = found[c.name, outcome, subset]
-                own = {k: v for k, v in rivals.items() if k != c.name}
-                verdict, reason = decide(s, own)
-                if subset == ALL and deciding != ALL:
-                    verdict_rows[-len(MEASURES) + [m.name for m in MEASURES].index(c.name)].update(
-                        verdict_all_runs=verdict, reason_all_runs=reason)
-                    continue
-                best = max(own.items(), key=lambda kv: kv[1], default=("", math.nan))
-                row = _verdict_row(c.name, outcome, window, s, verdict, reason, best)
-                row.update(subset=deciding, edge_split=edge_split, verdict_all_runs=verdict, reason_all_runs=reason)
-                verdict_rows.append(row)
+        chosen, everywhere = decided(outcome, deciding[outcome]), decided(outcome, ALL)
+        for c in MEASURES:
+            verdict, reason, best = chosen[c.name]
+            row = _verdict_row(c.name, outcome, window, found[c.name, outcome, deciding[outcome]], verdict, reason,
+                               best)
+            row.update(subset=deciding[outcome], edge_split=edge_split, verdict_all_runs=everywhere[c.name][0],
+                       reason_all_runs=everywhere[c.name][1])
+            verdict_rows.append(row)
     # The controls: early training loss where accuracy is decided; initial sharpness × lr on all runs
     # (its criterion, sharpness × lr against 2, crosses the edge by definition).
-    for control, outcome in POSITIVE.items():
-        subset = DECIDED_ON[outcome] if control == "early_train_loss" and DECIDED_ON[outcome] in masks else ALL
-        checked[control, outcome] = found.get((control, outcome, subset))
+    checked = {(control, outcome): found[control, outcome, deciding[outcome] if control == "early_train_loss" else ALL]
+               for control, outcome in POSITIVE.items()}
     verdicts = pd.DataFrame(verdict_rows).reindex(columns=VERDICT_COLUMNS)
     problem = machinery(verdicts, table, checked)
     if problem:

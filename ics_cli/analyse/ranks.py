@@ -184,6 +184,20 @@ class Granulated:
     seeds: int = 0          # the fewest seeds any of their configurations has
 
 
+def _pooled(points: list, boots: list, per_cell: list, pairs: int, seeds: list) -> Granulated:
+    """Ψ, the mean of the cells' τ, and its percentile interval over the replicates' means of the cells."""
+    if not points:
+        return Granulated(math.nan, math.nan, math.nan, 0, [])
+    stack = np.vstack(boots)                                      # [cell, replicate]
+    with warnings.catch_warnings():          # a replicate where every cell's τ is NaN: NaN, dropped below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        psi = np.nanmean(stack, axis=0)
+    psi = psi[np.isfinite(psi)]
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = (np.percentile(psi, [tail, 100 - tail]) if psi.size else (math.nan, math.nan))
+    return Granulated(float(np.mean(points)), float(low), float(high), len(points), per_cell, pairs, min(seeds))
+
+
 def granulated(table: pd.DataFrame, by: list[str], axis, measure: str, outcome: str,
                replicates: int = BOOTSTRAP, seed: int = SEED) -> Granulated:
     """Ψ = mean over the cells (grouped by `by`, configurations along `axis`) of τ_b(measure, outcome)
@@ -199,16 +213,7 @@ def granulated(table: pd.DataFrame, by: list[str], axis, measure: str, outcome: 
             both = (np.isfinite(cell.m) & np.isfinite(cell.y)).sum(1)
             pairs += int((both > 0).sum() * ((both > 0).sum() - 1) // 2)
             seeds.append(int(both[both > 0].min()))
-    if not points:
-        return Granulated(math.nan, math.nan, math.nan, 0, [])
-    stack = np.vstack(boots)                                      # [cell, replicate]
-    with warnings.catch_warnings():          # a replicate where every cell's τ is NaN: NaN, dropped below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        psi = np.nanmean(stack, axis=0)
-    psi = psi[np.isfinite(psi)]
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = (np.percentile(psi, [tail, 100 - tail]) if psi.size else (math.nan, math.nan))
-    return Granulated(float(np.mean(points)), float(low), float(high), len(points), per_cell, pairs, min(seeds))
+    return _pooled(points, boots, per_cell, pairs, seeds)
 
 
 def _partial(taus: dict, i: int, j: int, given: tuple) -> np.ndarray:
@@ -251,15 +256,7 @@ def partial(table: pd.DataFrame, by: list[str], axis, measure: str, outcome: str
             used = (ok.sum(1) > 0).sum()
             pairs += int(used * (used - 1) // 2)
             seeds.append(int(ok.sum(1)[ok.sum(1) > 0].min()))
-    if not points:
-        return Granulated(math.nan, math.nan, math.nan, 0, [])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        psi = np.nanmean(np.vstack(boots), axis=0)
-    psi = psi[np.isfinite(psi)]
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = (np.percentile(psi, [tail, 100 - tail]) if psi.size else (math.nan, math.nan))
-    return Granulated(float(np.mean(points)), float(low), float(high), len(points), per_cell, pairs, min(seeds))
+    return _pooled(points, boots, per_cell, pairs, seeds)
 
 
 # --------------------------------------------------------------------------- conditional mutual information
