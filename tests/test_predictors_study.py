@@ -120,10 +120,16 @@ def test_a_tiny_study_end_to_end_then_a_rerun_trains_nothing(tmp_path, monkeypat
     monkeypatch.setattr(runner, "BOOTSTRAP", 100)
     monkeypatch.setattr(runner, "PERMUTATIONS", 100)
     out = tmp_path / "predictors"
+    (out / "protocol2").mkdir(parents=True)             # an earlier protocol's verdicts, shown beside
+    pd.DataFrame([dict(measure="drift_mean_linear", outcome="final_acc", verdict="does not predict",
+                       replicated="does not predict"),
+                  dict(measure="sharpness_lr", outcome="final_acc", verdict="proxy of a confounder only",
+                       replicated="")]).to_csv(out / "protocol2" / "verdicts.csv", index=False)
     done = studies.run_study("predictors", out, jobs=1)
     meta = read_json(out / "study.json")
     assert meta["study"] == "predictors" and meta["sizing"]["seeds"] == len(meta["seeds"]) >= 3
-    assert set(meta["phases"]) == {"pilot_s", "deciding_s", "replication_s", "analysis_s"}
+    assert meta["seeds"][0] == protocol.DECIDING_SEEDS[0]
+    assert set(meta["phases"]) == {"pilot_s", "pilot_analysis_s", "deciding_s", "replication_s", "analysis_s"}
     assert meta["from_empty_s"] == pytest.approx(sum(meta["phases"].values()))
     verdicts = pd.read_csv(out / "verdicts.csv")
     assert {"replicated", "held"} <= set(verdicts.columns) and len(done.verdicts) == len(verdicts)
@@ -136,7 +142,8 @@ def test_a_tiny_study_end_to_end_then_a_rerun_trains_nothing(tmp_path, monkeypat
     assert (out / "pilot" / "grid_check.csv").is_file() and (out / "forest_final_acc.png").is_file()
     text = (out / "README.md").read_text()
     for needle in ("## Answer", "## Pilot: the seeds it chose", "## Threshold history", "## Red-team review",
-                   "| `drift_mean_linear` |"):
+                   "| `drift_mean_linear` |", "## Before and after", "| `sharpness_lr` | proxy of a confounder only | – | "
+                   "not a candidate | – |", "| `shuffled_config` | not a candidate |"):
         assert needle in text
     trained_for = {k: v for k, v in meta["phases"].items() if k != "analysis_s"}
     trained = []

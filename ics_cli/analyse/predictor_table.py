@@ -8,8 +8,12 @@ column and formula.
 
 Outcomes: `final_acc` (final test accuracy; a diverged run counts at chance, 1 / CLASSES; a regression
 run its final loss drop, 0 if diverged), `steps_to_target` (first evaluated step whose test accuracy
-reaches TARGET_FRACTION × the best configuration's mean final accuracy; a run that never does is
+reaches TARGET_FRACTION × the best mean final accuracy of a configuration *of the same model*, so that a
+model that learns slowly is not censored wholesale by a faster one's target; a run that never does is
 censored at CENSOR_FACTOR × its planned steps, so it ranks last), `diverged` (1 or 0).
+
+Beside them: `edge` (the window's mean sharpness × lr, a confounder), `alive` (1 when the run had not
+diverged by the window's end: divergence is an outcome only for runs whose measures were taken before it).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IcsError
+from ..net import norms as norm_registry
 from ..store.runs import Run, run_config
 from ..store.schema import FINISHED
 from .base import final_value, loss_drop, scored_by
@@ -63,9 +68,16 @@ MEASURES = (
     Candidate("effective_step", CONFOUNDER, "update_ratio ‖ΔW‖/‖W‖ at the window's log steps, mean over layers"),
     Candidate("early_grad_norm", CONFOUNDER, "grad_norm over the window's updates, mean over layers"),
     Candidate("early_test_acc", CONFOUNDER, "test_acc at the window's last evaluation after step 0"),
+    Candidate("batch_stats", CONFOUNDER, "1 when the norm takes its statistics from the mini-batch in training "
+              "(the registry's batch_stats: batch, batch-nograd, batch-renorm, ghost-batch, noisy batch), else 0: the norm family"),
+    Candidate("edge", CONFOUNDER, "sharpness × lr, mean over the window's steps (the edge of stability at 2); at a fixed lr it "
+              "orders runs as `sharpness` does, so it is no rival of `sharpness`"),
     Candidate("early_train_loss", CONTROL, "train_loss over the window's updates (positive control for final_acc; also a confounder)"),
     Candidate("initial_sharpness_lr", CONTROL, "sharpness × lr at the first recorded step (positive control for diverged)"),
     Candidate("shuffled", CONTROL, "a measure permuted across runs with SHUFFLE_SEED (negative control)"),
+    Candidate("shuffled_config", CONTROL, "one value per configuration: the configurations' seed means of the shuffled "
+              "source, permuted across configurations with SHUFFLE_SEED (negative control for a measure fixed per "
+              "configuration, as a norm-family label is)"),
 )
 ROLE = {c.name: c.role for c in MEASURES}
 SHUFFLED_FROM = ("early_train_loss", "drift_mean_linear")     # the first one recorded is shuffled
@@ -184,7 +196,9 @@ def run_row(run: Run, window: float) -> dict:
     steps = pd.to_numeric(metrics["step"])
     early = metrics[(steps > 0) & (steps <= end)]
     acc = finite(early["test_acc"]).dropna()
-    row = {"seed": int(cfg["seed"]), "final_acc": final, "diverged": float(diverged),
+    at = (run.summary or {}).get("diverged_at_step")
+    alive = float(not diverged or at is None or float(at) > end)
+    row = {"seed": int(cfg["seed"]), "final_acc": final, "diverged": float(diverged), "alive": alive,
            "log_lr": math.log10(float(cfg["lr"])), "early_train_loss": _mean(early["train_loss"]),
            "early_test_acc": float(acc.iloc[-1]) if len(acc) else math.nan}
     row.update(_drifts(run.table("layers"), end))
@@ -201,6 +215,13 @@ def _reached(run: Run, target: float) -> float:
     return CENSOR_FACTOR * float(run_config(run)["steps"])
 
 
+def batch_stats(norm: str) -> float:
+    """1.0 when the norm (a norm_variant name) takes its statistics from the mini-batch, 0.0 when not, NaN
+    for a name the registry does not hold."""
+    spec = norm_registry.REGISTRY.get(norm.split("+")[0])
+    return math.nan if spec is None else float(spec.batch_stats)
+
+
 def norm_variant(cfg: dict) -> str:
     """The run's norm as the analysis compares it: the registry's name, with each VARIANT_KEYS setting
     that is not 'none' appended (`batch+santurkar`: batch norm with Santurkar's noise)."""
@@ -209,8 +230,8 @@ def norm_variant(cfg: dict) -> str:
 
 
 def run_table(runs: list[Run], window: float) -> pd.DataFrame:
-    """One row per finished run: key columns, seed, outcomes, measures (MEASURES order), hash, path,
-    and `edge` (the window's mean sharpness × lr, for the edge-of-stability split)."""
+    """One row per finished run: key columns, seed, outcomes, measures (MEASURES order), `alive`, hash and
+    path."""
     done = [r for r in runs if r.status in FINISHED]
     key = [k for k in key_columns(done) if k not in VARIANT_KEYS]
     rows = []
@@ -221,15 +242,25 @@ def run_table(runs: list[Run], window: float) -> pd.DataFrame:
         rows[-1]["norm"] = norm_variant(cfg)
     table = pd.DataFrame(rows)
     config = [k for k in key]
-    best = table.groupby(config, dropna=False)["final_acc"].mean().max()
-    target = TARGET_FRACTION * best
-    table["steps_to_target"] = [_reached(r, target) for r in done]
+    model = [k for k in key if k not in ("norm", "lr")]
+    # Each run's target: TARGET_FRACTION × the best configuration mean of its model.
+    config_mean = table.groupby(config, sort=False, dropna=False)["final_acc"].transform("mean")
+    best = (config_mean.groupby([table[k] for k in model], sort=False, dropna=False).transform("max")
+            if model else pd.Series(config_mean.max(), index=table.index))
+    target = TARGET_FRACTION * best.to_numpy(float)
+    table["steps_to_target"] = [_reached(r, t) for r, t in zip(done, target)]
     shuffled_from = next((m for m in SHUFFLED_FROM if table[m].notna().any()), SHUFFLED_FROM[0])
     rng = np.random.default_rng(SHUFFLE_SEED)
     table["shuffled"] = table[shuffled_from].to_numpy()[rng.permutation(len(table))]
+    means = table.groupby(config, sort=False, dropna=False)[shuffled_from].transform("mean")
+    codes = table.groupby(config, sort=False, dropna=False).ngroup().to_numpy()
+    per_config = means.groupby(codes).first().to_numpy()
+    table["shuffled_config"] = per_config[rng.permutation(len(per_config))][codes]
+    table["batch_stats"] = [batch_stats(n) for n in table["norm"]]
     table["edge"] = table["sharpness_lr"]
-    table.attrs.update(target=target, shuffled_from=shuffled_from, window=window, key=key)
-    order = key + ["seed", *OUTCOMES, *(c.name for c in MEASURES), "edge", "hash", "path"]
+    table.attrs.update(targets=sorted(set(np.round(target, 6).tolist())), shuffled_from=shuffled_from,
+                       window=window, key=key)
+    order = key + ["seed", *OUTCOMES, *(c.name for c in MEASURES), "alive", "hash", "path"]
     table = table[order]
     table = table.assign(_norm=rank_by(table["norm"], NORM_ORDER)).sort_values(
         ["_norm", *[k for k in key if k != "norm"], "seed"], kind="stable").drop(columns="_norm")

@@ -9,7 +9,11 @@ Pre-registered thresholds (one source; the history of every change is studies/pr
 HISTORY):
 
 * TAU_MIN = 0.2. A measure "ranks" an outcome when the 95% seed-bootstrap interval of its granulated
-  τ across norms (at fixed model and lr) lies wholly beyond ±TAU_MIN. τ = 0.2 means the measure orders
+  τ across norms (at fixed model and lr) lies wholly beyond ±TAU_MIN *and* its norm-label permutation
+  p-value (ranks.label_null: each cell's seed-mean measures handed to other norms of the cell) is below
+  LABEL_ALPHA = 0.05. The bootstrap holds the configurations fixed, so a value fixed per configuration
+  (a norm-family label) could order a cell's few norms with a narrow interval by luck; the permutation
+  null asks whether the measure orders the norms better than an arbitrary assignment of its values. τ = 0.2 means the measure orders
   (1 + τ)/2 = 60% of the untied pairs of norms as the outcome does: below that it would not help a reader
   choose a norm. Inside ±TAU_MIN wholly: it does not rank the outcome; straddling: undecided.
 * MIN_SEEDS = 3 and MIN_PAIRS = 6: an interval decides only when every configuration behind it has at
@@ -17,10 +21,15 @@ HISTORY):
   least 6 pairs of configurations (τ moves in steps of 2 / pairs: with fewer, one flipped pair moves it
   by more than 1.5 × TAU_MIN). Otherwise the verdict is "inconclusive" and the reason says why.
 * Beyond its confounders: |τ across norms| above every confounder's |τ across norms| (point values), or
-  the granulated partial τ across norms given PARTIAL_GIVEN (early training loss and early test
-  accuracy; the lr is fixed in every cell) with its interval wholly on τ's side of 0: the measure orders
-  the norms in a way the early loss and accuracy do not. (The CMI given the lr, with its permutation
+  the granulated partial τ across norms given PARTIAL_GIVEN (early training loss, early test accuracy,
+  the norm family `batch_stats` and the edge of stability `edge`; the lr is fixed in every cell) with its
+  interval wholly on τ's side of 0: the measure orders the norms in a way the early loss and accuracy,
+  the family and sharpness × lr do not. A confounder that orders runs exactly as the measure does at a
+  fixed lr (SAME_ORDER: `edge` for `sharpness`) is neither its rival nor given. (The CMI given the lr, with its permutation
   null, CMI_ALPHA = 0.05, is reported and decides only the raw-τ proxy below.)
+* Across architectures: "predicts" (and "on average") also needs no model whose own granulated τ across
+  norms (its cells only, from MIN_PAIRS pairs) is at least TAU_MIN the other way: a measure whose direction
+  flips with the architecture "does not predict", whatever the pooled τ.
 * SIGN_ERROR_MAX = 0.5: the mean over environments of the noise-filtered sign error must be below a
   coin flip for "predicts"; its upper quartile (75th percentile over environments) too for "predicts"
   without qualification, else "predicts on average, not in every environment": a measure that orders a
@@ -33,27 +42,28 @@ HISTORY):
 * Windows: WINDOW = 0.1 of the run decides; SENSITIVITY_WINDOWS 0.02 and 0.2 are reported beside it
   and decide nothing (a verdict that flips between them is fragile, and the table says so): their
   verdicts before the controls' check, in the `sensitivity` column.
-* EDGE = 2 and the deciding subset (DECIDED_ON): a run whose early sharpness × lr (mean over the window)
-  is ≥ 2 is "at the edge of stability" (plain SGD's stability bound for a quadratic), else "below"; the
-  subsets are made of whole configurations (all seeds below, or all at; a configuration whose seeds
-  straddle the edge is in neither), so that no interval loses seeds to the split. Final accuracy and
-  steps to target are decided on the configurations below the edge with no seed diverged, so that
-  neither divergence (scored at chance) nor the edge can carry a measure's signal; divergence on all
-  runs (below the edge hardly a run diverges: the split would leave it nothing to rank). Where sharpness
-  × lr is not recorded the deciding subset is the configurations with no seed diverged, and every
-  verdict row's `edge_split` says the edge is not controlled.
-  The verdict on all runs is reported beside it (`verdict_all_runs`), and τ across norms and the sign
-  errors on every subset (predictors.csv, `subset`).
+* The deciding subset (DECIDED_ON), chosen without sharpness: final accuracy and steps to target on the
+  configurations with no seed diverged (CALM: divergence, scored at chance, cannot carry a measure's
+  signal), at every lr; divergence on the configurations whose every seed was still finite at the
+  window's end (LIVE: a blow-up inside the window is read by the measure, not predicted). The edge of
+  stability is a confounder (`edge`, above), not a subset. Subsets are whole configurations (every seed
+  in or out), so that no interval loses seeds to the split. Reported beside, deciding nothing: all runs
+  (`verdict_all_runs`), and τ across norms and the sign errors below the edge (every seed's early
+  sharpness × lr < EDGE = 2, plain SGD's stability bound for a quadratic), below it with no seed
+  diverged (the previous protocol's deciding subset) and at it (every seed ≥ EDGE; predictors.csv,
+  `subset`).
 
 Verdicts, per measure and outcome (`decide`, on the deciding subset), in this order:
 
 1. "not recorded": no run has a finite value of the measure in the window.
 2. "predicts": τ across norms ranks the outcome, beyond every confounder (or with a partial τ given the
-   early loss and accuracy on its side of 0), with mean and upper-quartile sign error < SIGN_ERROR_MAX;
-   "predicts on average, not in every environment" when the mean is below it and the upper quartile not.
-3. "does not predict": τ ranks the outcome but the mean sign error is ≥ SIGN_ERROR_MAX.
+   early loss and accuracy, the family and the edge on its side of 0), with mean and upper-quartile sign
+   error < SIGN_ERROR_MAX and no architecture the other way; "predicts on average, not in every
+   environment" when the mean is below it and the upper quartile not.
+3. "does not predict": τ ranks the outcome but the mean sign error is ≥ SIGN_ERROR_MAX, or a model's
+   own τ is TAU_MIN or more the other way.
 4. "proxy of a confounder only": τ across norms ranks the outcome but not beyond the confounders and
-   its partial τ given the early loss and accuracy includes 0; or τ across norms does not rank it while
+   its partial τ given the confounders includes 0; or τ across norms does not rank it while
    the raw τ (all runs pooled, the lr free to vary) does and the CMI given the lr is not above its null.
 5. "does not predict": τ across norms lies wholly inside ±TAU_MIN.
 6. "inconclusive": the interval straddles ±TAU_MIN, there is none, or the outcome never varies.
@@ -63,9 +73,11 @@ shows the machinery can see an association that is there (it need not beat the c
 early training loss is one): early training loss, final accuracy, on its deciding subset: τ across norms
 wholly below −TAU_MIN with mean sign error < SIGN_ERROR_MAX; initial sharpness × lr, divergence, on all
 runs (where sharpness is recorded and some run diverged): the raw τ wholly above +TAU_MIN (Lewkowycz et
-al. 2020's criterion, sharpness × lr against 2, crosses the edge by definition). The shuffled control (a
-measure permuted across runs, SHUFFLE_SEED) must not rank any outcome: no "predicts", "predicts on
-average" or "proxy". If any of these fails, or the positive control is not recorded, every verdict
+al. 2020's criterion, sharpness × lr against 2, crosses the edge by definition). The shuffled controls
+must not rank any outcome (no "predicts", "predicts on average" or "proxy"): `shuffled`, a measure
+permuted across runs, and `shuffled_config`, one value per configuration permuted across
+configurations (a false positive from a measure fixed per configuration, as a family label is, shows
+there). If any of these fails, or the positive control is not recorded, every verdict
 becomes "machinery failed" and the reason says which control failed (the verdict it would have had is
 kept beside it).
 """
@@ -92,13 +104,18 @@ SIGN_ERROR_MAX = 0.5
 EDGE = 2.0
 MIN_SEEDS = 3
 MIN_PAIRS = 6
-PARTIAL_GIVEN = ("early_train_loss", "early_test_acc")
+LABEL_ALPHA = 0.05
+PARTIAL_GIVEN = ("early_train_loss", "early_test_acc", "batch_stats", "edge")
+# A confounder that orders the runs of a cell (fixed lr) exactly as the measure does: no rival, not given.
+SAME_ORDER = {"sharpness": ("edge",)}
 
 PREDICTS, PROXY, NO, INCONCLUSIVE = "predicts", "proxy of a confounder only", "does not predict", "inconclusive"
 ON_AVERAGE = "predicts on average, not in every environment"
 NOT_RECORDED, FAILED = "not recorded", "machinery failed"
 VERDICTS = (PREDICTS, ON_AVERAGE, PROXY, NO, INCONCLUSIVE, NOT_RECORDED, FAILED)
-CONFOUNDERS = ("log_lr", "effective_step", "early_grad_norm", "early_test_acc", "early_train_loss")
+CONFOUNDERS = ("log_lr", "effective_step", "early_grad_norm", "early_test_acc", "early_train_loss", "batch_stats",
+               "edge")
+NEGATIVE = ("shuffled", "shuffled_config")
 POSITIVE = {"early_train_loss": "final_acc", "initial_sharpness_lr": "diverged"}
 
 
@@ -118,6 +135,15 @@ class Stats:
     outcome_varies: bool
     sign_lr: list                   # [SignError] of the lr environments (fixed model, norm): reported only
     partial: ranks.Granulated | None = None     # τ across norms given PARTIAL_GIVEN (None: not computed)
+    label_p: float = math.nan       # τ across norms' norm-label permutation p-value (ranks.label_null)
+    by_model: list = None           # [(model, τ across norms in its cells, pairs)]
+
+    @property
+    def against(self) -> list:
+        """The models (from MIN_PAIRS pairs) whose own τ across norms is TAU_MIN or more against the
+        direction."""
+        return [(m, t, k) for m, t, k in (self.by_model or [])
+                if k >= MIN_PAIRS and math.isfinite(t) and self.direction * t <= -TAU_MIN]
 
     @property
     def counted(self) -> list:
@@ -153,25 +179,35 @@ def measure_stats(table: pd.DataFrame, context: list[str], measure: str, outcome
     tau_raw = ranks.granulated(both, [], context + ["norm", "lr"], measure, outcome, replicates) if full else none
     info = (ranks.cmi(both, norm_cells, measure, outcome, permutations) if full else
             ranks.Cmi(math.nan, math.nan, math.nan, math.nan, math.nan, len(both)))
-    given = [c for c in PARTIAL_GIVEN if c != measure and c in both and np.isfinite(both[c].to_numpy(float)).any()]
+    given = [c for c in PARTIAL_GIVEN if c != measure and c not in SAME_ORDER.get(measure, ()) and c in both
+             and np.isfinite(both[c].to_numpy(float)).any()]
     partial = ranks.partial(both, norm_cells, "norm", measure, outcome, given, replicates) if full and given else None
+    label_p = ranks.label_null(both, norm_cells, "norm", measure, outcome, permutations) if full else math.nan
+    by_model = []
+    if full and context:
+        for model, part in both.groupby(context, sort=False, dropna=False):
+            g = ranks.granulated(part, norm_cells, "norm", measure, outcome, replicates=1)
+            name = ", ".join(map(str, model if isinstance(model, tuple) else (model,)))
+            by_model.append((name, g.value, g.pairs))
     lead = tau_norm.value if math.isfinite(tau_norm.value) else tau_raw.value
     direction = -1.0 if math.isfinite(lead) and lead < 0 else 1.0
     noise = ranks.seed_sd(both, context + ["norm", "lr"], outcome)
     sign = ranks.sign_errors(both, norm_cells, "norm", measure, outcome, direction, noise)
     sign_lr = ranks.sign_errors(both, lr_cells, "lr", measure, outcome, direction, noise)
     varies = both[outcome].nunique() > 1
-    return Stats(len(both), tau_norm, tau_lr, tau_raw, info, direction, sign, varies, sign_lr, partial)
+    return Stats(len(both), tau_norm, tau_lr, tau_raw, info, direction, sign, varies, sign_lr, partial, label_p,
+                 by_model)
 
 
-def _ranks(g: ranks.Granulated) -> str:
-    """'yes' (interval wholly beyond ±TAU_MIN), 'no' (wholly inside), 'open' (straddles, or none, or too
-    few seeds or pairs behind it to decide)."""
+def interval_ranks(g: ranks.Granulated, label_p: float = math.nan) -> str:
+    """'yes' (interval wholly beyond ±TAU_MIN and, where given, the norm-label permutation p below
+    LABEL_ALPHA), 'no' (wholly inside), 'open' (straddles, or beyond it but not beyond a relabelling of the
+    norms, or none, or too few seeds or pairs behind it to decide)."""
     lo, hi = g.ci_low, g.ci_high
     if not (math.isfinite(lo) and math.isfinite(hi)) or g.seeds < MIN_SEEDS or g.pairs < MIN_PAIRS:
         return "open"
     if lo > TAU_MIN or hi < -TAU_MIN:
-        return "yes"
+        return "open" if math.isfinite(label_p) and label_p >= LABEL_ALPHA else "yes"
     if lo > -TAU_MIN and hi < TAU_MIN:
         return "no"
     return "open"
@@ -203,12 +239,15 @@ def decide(s: Stats | None, rivals: dict[str, float]) -> tuple[str, str]:
     better = math.isfinite(s.sign_mean) and s.sign_mean < SIGN_ERROR_MAX
     ci = f"τ across norms {tau.value:.2f} [{tau.ci_low:.2f}, {tau.ci_high:.2f}]"
     g = s.partial
-    given = (f"partial τ given {' and '.join(PARTIAL_GIVEN)} {g.value:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}]"
-             if g is not None and math.isfinite(g.value) else "no partial τ given the early loss and accuracy")
-    ranked = _ranks(tau)
+    given = (f"partial τ given the confounders {g.value:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}]"
+             if g is not None and math.isfinite(g.value) else "no partial τ given the confounders")
+    ranked = interval_ranks(tau, s.label_p)
     if ranked == "yes" and (beats or adds(s)):
         why = f"beats {rival} (|τ| {rival_tau:.2f})" if beats and rival else given
         errors = f"sign error mean {s.sign_mean:.2f}, upper quartile {quartile:.2f}"
+        if s.against:
+            flips = "; ".join(f"{m} {t:+.2f}" for m, t, _ in s.against)
+            return NO, f"{ci}; {why}; but the other way in {flips}: no direction holds across architectures"
         if robust and better:
             return PREDICTS, f"{ci}; {why}; {errors}"
         if better:
@@ -218,7 +257,10 @@ def decide(s: Stats | None, rivals: dict[str, float]) -> tuple[str, str]:
         return NO, f"{ci}, but {where}"
     if ranked == "yes":
         return PROXY, f"{ci}, not beyond {rival} (|τ| {rival_tau:.2f}) and {given} includes 0"
-    if ranked != "yes" and _ranks(s.tau_raw) == "yes" and not informative:
+    if interval_ranks(tau) == "yes" and ranked != "yes":
+        return INCONCLUSIVE, (f"{ci}, but the norm-label permutation p is {s.label_p:.3f} (≥ {LABEL_ALPHA}): the "
+                              f"values, handed to the norms at random, order them as well")
+    if ranked != "yes" and interval_ranks(s.tau_raw) == "yes" and not informative:
         return PROXY, (f"raw τ {s.tau_raw.value:.2f} [{s.tau_raw.ci_low:.2f}, {s.tau_raw.ci_high:.2f}] over all "
                        f"runs, but {ci} at fixed lr and CMI given lr not above null")
     if ranked == "no":
@@ -237,11 +279,11 @@ def control_ranks(control: str, s: Stats | None) -> tuple[bool, str]:
         return False, NOT_RECORDED
     if control == "early_train_loss":
         g = s.tau_norm
-        ok = (_ranks(g) == "yes" and g.ci_high < -TAU_MIN and math.isfinite(s.sign_mean)
+        ok = (interval_ranks(g, s.label_p) == "yes" and g.ci_high < -TAU_MIN and math.isfinite(s.sign_mean)
               and s.sign_mean < SIGN_ERROR_MAX)
         return ok, f"τ across norms {g.value:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}], mean sign error {s.sign_mean:.2f}"
     g = s.tau_raw
-    return (_ranks(g) == "yes" and g.ci_low > TAU_MIN), f"raw τ {g.value:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}]"
+    return (interval_ranks(g) == "yes" and g.ci_low > TAU_MIN), f"raw τ {g.value:.2f} [{g.ci_low:.2f}, {g.ci_high:.2f}]"
 
 
 def machinery(verdicts: pd.DataFrame, table: pd.DataFrame, found: dict | None = None) -> str | None:
@@ -257,8 +299,9 @@ def machinery(verdicts: pd.DataFrame, table: pd.DataFrame, found: dict | None = 
         ok, shown = control_ranks(control, s)
         if not ok:
             problems.append(f"positive control {control} → {outcome} does not rank it ({shown})")
-    shuffled = verdicts[(verdicts["measure"] == "shuffled") & verdicts["verdict"].isin([PREDICTS, ON_AVERAGE, PROXY])]
-    problems += [f"shuffled control ranks {o} ({v})" for o, v in zip(shuffled["outcome"], shuffled["verdict"])]
+    shuffled = verdicts[verdicts["measure"].isin(NEGATIVE) & verdicts["verdict"].isin([PREDICTS, ON_AVERAGE, PROXY])]
+    problems += [f"negative control {m} ranks {o} ({v})"
+                 for m, o, v in zip(shuffled["measure"], shuffled["outcome"], shuffled["verdict"])]
     return "; ".join(problems) or None
 
 
@@ -272,12 +315,13 @@ VERDICT_COLUMNS = ["measure", "role", "outcome", "window", "subset", "verdict", 
                    "tau_norm_ci_high", "tau_lr", "tau_lr_ci_low", "tau_lr_ci_high", "psi", "tau_raw",
                    "tau_raw_ci_low", "tau_raw_ci_high", "rival", "rival_tau", "partial_tau", "partial_tau_ci_low",
                    "partial_tau_ci_high", "cmi", "cmi_null_mean", "cmi_excess", "cmi_p", "sign_error_mean",
-                   "sign_error_q75", "sign_error_worst", "worst_environment", "n_runs", "edge_split", "sensitivity"]
-ALL, BELOW, STABLE, AT = ("all runs", "below the edge of stability", "below the edge, not diverged",
-                          "at the edge of stability")
-# The subset each outcome is decided on (module doc): accuracy and speed where neither the edge of stability
-# nor divergence can carry the signal; divergence on all runs (almost no run below the edge diverges).
-DECIDED_ON = {"final_acc": STABLE, "steps_to_target": STABLE, "diverged": ALL}
+                   "sign_error_q75", "sign_error_worst", "worst_environment", "label_p", "by_model", "n_runs",
+                   "edge_split", "sensitivity"]
+ALL, CALM, LIVE = "all runs", "not diverged", "finite at the window's end"
+BELOW, STABLE, AT = "below the edge of stability", "below the edge, not diverged", "at the edge of stability"
+# The subset each outcome is decided on (module doc), chosen without sharpness: accuracy and speed where
+# divergence cannot carry the signal; divergence where the measures were taken before it.
+DECIDED_ON = {"final_acc": CALM, "steps_to_target": CALM, "diverged": LIVE}
 
 
 @dataclass
@@ -291,20 +335,23 @@ class Result:
 
 def subsets(table: pd.DataFrame) -> dict[str, np.ndarray]:
     """The run subsets (boolean masks), made of whole configurations (every seed of a configuration, so
-    that no interval loses seeds to the split): all runs; below the edge (every seed's early sharpness ×
-    lr < EDGE); below it with no seed diverged; at it (every seed ≥ EDGE). A configuration whose seeds
-    straddle the edge is in neither. Without sharpness × lr: all runs and 'no seed diverged' (STABLE)."""
+    that no interval loses seeds to the split): all runs; no seed diverged (CALM); every seed finite at the
+    window's end (LIVE); and where sharpness × lr was recorded, below the edge (every seed's early sharpness
+    × lr < EDGE), below it with no seed diverged, at it (every seed ≥ EDGE; a configuration whose seeds
+    straddle the edge is in neither)."""
     edge = table["edge"].to_numpy(float)
     config = [k for k in table.attrs.get("key", ["model", "norm", "lr", "batch_size"]) if k in table]
     everything = np.ones(len(table), bool)
-    frame = pd.DataFrame({"calm": table["diverged"].to_numpy(float) == 0, "below": edge < EDGE,
-                          "at": edge >= EDGE}, index=table.index)
+    alive = table["alive"].to_numpy(float) if "alive" in table else np.ones(len(table))
+    frame = pd.DataFrame({"calm": table["diverged"].to_numpy(float) == 0, "live": alive == 1,
+                          "below": edge < EDGE, "at": edge >= EDGE}, index=table.index)
     whole = frame.groupby([table[k] for k in config], dropna=False).transform("all") if config else frame
-    calm = whole["calm"].to_numpy(bool)
-    if not np.isfinite(edge).any():
-        return {ALL: everything, STABLE: calm}
-    below = whole["below"].to_numpy(bool)
-    return {ALL: everything, BELOW: below, STABLE: below & calm, AT: whole["at"].to_numpy(bool)}
+    calm, live = whole["calm"].to_numpy(bool), whole["live"].to_numpy(bool)
+    masks = {ALL: everything, CALM: calm, LIVE: live}
+    if np.isfinite(edge).any():
+        below = whole["below"].to_numpy(bool)
+        masks.update({BELOW: below, STABLE: below & calm, AT: whole["at"].to_numpy(bool)})
+    return masks
 
 
 def _stat_rows(name: str, outcome: str, window: float, subset: str, s: Stats, full: bool) -> list[dict]:
@@ -342,6 +389,12 @@ def _stat_rows(name: str, outcome: str, window: float, subset: str, s: Stats, fu
                       ci_high=nan, n=e.pairs) for e in s.sign + s.sign_lr]
     worst = s.worst
     counted = len(s.counted)
+    if full and math.isfinite(s.label_p):
+        rows.append(dict(base, environment="across norms, norm labels permuted", statistic="label_p", value=s.label_p,
+                         ci_low=nan, ci_high=nan, n=ranks.PERMUTATIONS))
+    if full:
+        rows += [dict(base, environment=model, statistic="tau_norm_model", value=tau, ci_low=nan, ci_high=nan, n=k)
+                 for model, tau, k in s.by_model or []]
     rows += [dict(base, environment="mean over norm environments", statistic="sign_error_mean", value=s.sign_mean,
                   ci_low=nan, ci_high=nan, n=counted),
              dict(base, environment="upper quartile over norm environments", statistic="sign_error_q75",
@@ -369,7 +422,8 @@ def _verdict_row(name: str, outcome: str, window: float, s: Stats | None, verdic
                 cmi_null_mean=s.cmi.null_mean, cmi_excess=s.cmi.excess, cmi_p=s.cmi.p,
                 sign_error_mean=s.sign_mean, sign_error_q75=s.upper_quartile,
                 sign_error_worst=w.value if w else math.nan, worst_environment=w.environment if w else "",
-                n_runs=s.n_runs)
+                label_p=s.label_p, by_model="; ".join(f"{m} {t:+.2f} ({k} pairs)" for m, t, k in s.by_model or []
+                                                      if math.isfinite(t)), n_runs=s.n_runs)
 
 
 def analyse(table: pd.DataFrame, window: float, replicates: int = ranks.BOOTSTRAP,
@@ -400,9 +454,11 @@ def analyse(table: pd.DataFrame, window: float, replicates: int = ranks.BOOTSTRA
     counts = {k: int(v.sum()) for k, v in masks.items()}
     edge_split = (f"{counts[BELOW]} runs in configurations below the edge in every seed ({counts[STABLE]} of them "
                   f"with no seed diverged), {counts[AT]} at it in every seed, "
-                  f"{len(table) - counts[BELOW] - counts[AT]} in configurations whose seeds straddle it"
+                  f"{len(table) - counts[BELOW] - counts[AT]} in configurations whose seeds straddle it; "
+                  f"{counts[CALM]} runs in configurations with no seed diverged, {counts[LIVE]} in configurations "
+                  f"finite at the window's end in every seed"
                   if BELOW in masks else "could not be split: sharpness × lr not recorded (the edge of stability is "
-                                         "not controlled)")
+                                         "not controlled: `edge` is no confounder here)")
 
     def decided(outcome: str, subset: str) -> dict:
         """measure → (verdict, reason, strongest other confounder) on one subset."""
@@ -410,7 +466,7 @@ def analyse(table: pd.DataFrame, window: float, replicates: int = ranks.BOOTSTRA
                   if found[k, outcome, subset] is not None and math.isfinite(found[k, outcome, subset].tau_norm.value)}
         out = {}
         for c in MEASURES:
-            own = {k: v for k, v in rivals.items() if k != c.name}
+            own = {k: v for k, v in rivals.items() if k != c.name and k not in SAME_ORDER.get(c.name, ())}
             out[c.name] = (*decide(found[c.name, outcome, subset], own),
                            max(own.items(), key=lambda kv: kv[1], default=("", math.nan)))
         return out

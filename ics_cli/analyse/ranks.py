@@ -17,6 +17,8 @@ column and an outcome column) and returns plain numbers; nothing reads a run fol
   configurations' seed means, applied recursively for several controls (Kendall 1942); 0 where a control
   orders the measure or the outcome perfectly (|τ| = 1: nothing is left to add); mean over cells and
   the same seed bootstrap as `granulated`.
+* `label_null`: the permutation p-value of Ψ across configurations: each cell's seed-mean measures
+  permuted among its configurations (a norm's value given to another norm), `PERMUTATIONS` times.
 * `cmi`: conditional mutual information I(M; Y | S) in nats, S the strata (every key column but the
   norm: the lr and the model), M and Y binned into at most `BINS` quantile bins within each stratum;
   a permutation null permutes M within strata (`PERMUTATIONS` times, fixed seed), since the plug-in
@@ -214,6 +216,35 @@ def granulated(table: pd.DataFrame, by: list[str], axis, measure: str, outcome: 
             pairs += int((both > 0).sum() * ((both > 0).sum() - 1) // 2)
             seeds.append(int(both[both > 0].min()))
     return _pooled(points, boots, per_cell, pairs, seeds)
+
+
+def label_null(table: pd.DataFrame, by: list[str], axis, measure: str, outcome: str,
+               permutations: int = PERMUTATIONS, seed: int = SEED) -> float:
+    """The permutation p-value of Ψ (`granulated`'s point value) against relabelling the configurations:
+    in every cell the configurations' seed-mean measures are permuted among the configurations (a norm's
+    value handed to another norm of the cell), `permutations` times from a fixed seed, and p = (1 + #{|Ψ*|
+    ≥ |Ψ|}) / (1 + permutations). The seed bootstrap holds the configurations fixed and so cannot see a
+    measure that is fixed per configuration (a norm-family label) and happens to order the cells' few
+    configurations; this null can: it asks whether the measure orders the configurations better than an
+    arbitrary assignment of the same values to them. NaN when no cell has a τ."""
+    rng = np.random.default_rng(seed)
+    points, nulls = [], []
+    for cell in cells(table, by, axis, measure, outcome):
+        mm, yy = _seed_means(cell, np.ones((1, cell.m.shape[1])))
+        mm, yy = mm[0], yy[0]
+        point = float(tau_b(mm, yy))
+        if not math.isfinite(point):
+            continue
+        shuffled = mm[np.argsort(rng.random((permutations, mm.size)), axis=1)]
+        points.append(point)
+        nulls.append(tau_b(shuffled, np.broadcast_to(yy, shuffled.shape)))
+    if not points:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        null = np.nanmean(np.vstack(nulls), axis=0)
+    value = abs(float(np.mean(points)))
+    return (1 + int(np.count_nonzero(np.abs(snap(null)) >= snap(value)))) / (1 + permutations)
 
 
 def _partial(taus: dict, i: int, j: int, given: tuple) -> np.ndarray:

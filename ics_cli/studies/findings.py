@@ -14,6 +14,7 @@ import pandas as pd
 
 from .claims import FAIL, INCONCLUSIVE, PASS
 from ..store import files
+from ..store.files import read_json
 
 INTRO = ("This project started from a course note on batch normalization. Each of its claims, and "
          "those of the papers that tested it (Ioffe & Szegedy 2015, Santurkar et al. 2018, Bjorck et al. "
@@ -196,8 +197,13 @@ def sentences(root: Path) -> list[str]:
 
 # The predictors study's paragraph: its answer as the study README states it, with the caveat its
 # red-team review left (studies/reviews.py); absent until the study has run.
-PREDICTORS_CAVEAT = ("one small grid (mnist-5k, 500 plain SGD steps, four small models, three seeds): a "
-                     "measure that does not predict here may on larger models, longer runs or other optimizers")
+def predictors_caveat(seeds: int) -> str:
+    from . import predictors as protocol
+
+    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+    return (f"one small grid (mnist-5k, {protocol.STEPS} plain SGD steps, {words.get(len(protocol.MODELS), len(protocol.MODELS))} "
+            f"small models, {words.get(seeds, seeds)} seeds): a measure that does not predict here may on larger models, "
+            "longer runs or other optimizers")
 
 
 def predictors_paragraph(root: Path) -> list[str]:
@@ -207,8 +213,10 @@ def predictors_paragraph(root: Path) -> list[str]:
     if not path.is_file():
         return []
     v = files.read_csv(path)
+    study = Path(root) / "predictors" / "study.json"
+    seeds = (read_json(study).get("seeds") if study.is_file() else None) or []
     figure = Path(root) / "predictors" / "forest_final_acc.png"
     links = ["[predictors](predictors/README.md)"] + (["[figure](predictors/forest_final_acc.png)"]
                                                       if figure.is_file() else [])
     return [f"**Which measure of internal covariate shift predicts training?** {finding(v, machinery_of(v))} "
-            f"Caveat: {PREDICTORS_CAVEAT}. ({', '.join(links)})"]
+            f"Caveat: {predictors_caveat(len(seeds))}. ({', '.join(links)})"]

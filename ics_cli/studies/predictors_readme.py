@@ -53,6 +53,25 @@ HISTORY = (
            "−0.82 (now values equal to 9 significant digits tie, `ranks.snap`); a split by run took seeds from configurations "
            "and left every interval undecidable (now by configuration); below the edge one run of 224 diverged, "
            "so divergence stays decided on all runs", True),
+    Change(("grid", "seeds", "verdict rules", "controls", "candidates", "outcomes"), "PROTOCOL3",
+           "third protocol, fixed before any of its runs, on fresh seeds (deciding 20…, replication 30…): models "
+           "sigmoid MLP, CNN, residual MLP (the deep plain ReLU MLP dropped); lrs 0.0316 … 31.6 (0.01 dropped); "
+           "activations every 10 steps (was 5), no batch-statistics test pass; the budget counts the analyses. "
+           "Accuracy and steps to target decided on the configurations with no seed diverged at every lr (was: "
+           "below the edge of stability), divergence on the configurations still finite at the window's end in "
+           "every seed (was: all runs); new confounders `batch_stats` (the norm family) and `edge` (sharpness × "
+           "lr), both also given in the partial τ; \"ranks\" also needs the norm-label permutation p < 0.05; "
+           "\"predicts\" also needs no model whose own τ is 0.2 or more the other way; a second negative control, "
+           "`shuffled_config` (one value per configuration); steps to target against 0.9 × the best configuration "
+           "of the same model (was: of the whole grid)",
+           "the second protocol's replication and its second red-team review: its deciding subset (below the edge) "
+           "was chosen by sharpness, dropped the lr at which 29 of 37 (model, norm) pairs train best and capped "
+           "`sharpness` by construction; eval-mode drift encoded the norm family (a batch-statistics label ranked "
+           "accuracy as well); gradient ICS ranked the norms with opposite signs by architecture; the seed "
+           "bootstrap cannot catch a measure fixed per configuration; 98% of diverged runs blew up inside the "
+           "window; steps to target was 58% censored (CNN cells never reached the sigmoid MLP's target). The "
+           "grid: the second protocol took 132 minutes from empty folders against 60. Changed after the second "
+           "protocol's data; its seeds decide nothing here", True),
 )
 
 
@@ -81,7 +100,8 @@ def _minutes(seconds) -> str:
 
 
 def subset_rows(stats: pd.DataFrame, window: float, outcome: str = "final_acc") -> list[str]:
-    """τ across norms per candidate in all runs, below and at the edge of stability (predictors.csv)."""
+    """τ across norms per candidate in every subset: all runs, not diverged, below and at the edge of
+    stability (predictors.csv)."""
     rows = stats[(stats["outcome"] == outcome) & (stats["statistic"] == "tau_norm")
                  & (pd.to_numeric(stats["window"]) == window)]
     if rows.empty:
@@ -89,7 +109,7 @@ def subset_rows(stats: pd.DataFrame, window: float, outcome: str = "final_acc") 
     table = rows.pivot_table(index="measure", columns="subset", values="value", aggfunc="first", sort=False)
     counts = stats[(stats["outcome"] == outcome) & (stats["statistic"] == "n_runs")
                    & (pd.to_numeric(stats["window"]) == window)].groupby("subset")["value"].max()
-    subsets = [s_ for s_ in (rules.ALL, rules.BELOW, rules.STABLE, rules.AT) if s_ in table.columns]
+    subsets = [s_ for s_ in (rules.ALL, rules.CALM, rules.BELOW, rules.STABLE, rules.AT) if s_ in table.columns]
     head = " | ".join(f"{s_} ({int(counts.get(s_, 0))} runs)" for s_ in subsets)
     lines = [f"| measure | {head} |", "|---" * (len(subsets) + 1) + "|"]
     for measure, r in table.iterrows():
@@ -126,9 +146,9 @@ def architecture_rows(stats: pd.DataFrame, window: float, subset: str, outcome: 
 
 def verdict_rows(verdicts: pd.DataFrame, outcome: str) -> list[str]:
     rows = verdicts[verdicts["outcome"] == outcome]
-    lines = ["| measure | role | τ across norms [95%] | strongest confounder (|τ|) | partial τ given early loss "
-             "and accuracy [95%] | sign error mean / upper quartile | verdict | on all runs | replication |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| measure | role | τ across norms [95%] | norm-label p | strongest confounder (|τ|) | partial τ given "
+             "the confounders [95%] | τ by model | sign error mean / upper quartile | verdict | on all runs | "
+             "replication |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows.to_dict("records"):
         rival = f"{r['rival']} ({_num(r['rival_tau'])})" if isinstance(r.get("rival"), str) and r["rival"] else "–"
         sign = f"{_num(r['sign_error_mean'])} / {_num(r.get('sign_error_q75'))}"
@@ -137,8 +157,10 @@ def verdict_rows(verdicts: pd.DataFrame, outcome: str) -> list[str]:
             "held" if again == r["verdict"] else f"**{again}**")
         everywhere = r.get("verdict_all_runs")
         everywhere = "–" if not isinstance(everywhere, str) else ("same" if everywhere == r["verdict"] else everywhere)
-        lines.append(f"| `{r['measure']}` | {r['role']} | {_interval(r, 'tau_norm')} | {_cell(rival)} | "
-                     f"{_interval(r, 'partial_tau')} | {sign} | {r['verdict']} | {everywhere} | {again} |")
+        label_p = _num(r.get("label_p"), 3)
+        by_model = _cell(r.get("by_model")) if isinstance(r.get("by_model"), str) and r["by_model"] else "–"
+        lines.append(f"| `{r['measure']}` | {r['role']} | {_interval(r, 'tau_norm')} | {label_p} | {_cell(rival)} | "
+                     f"{_interval(r, 'partial_tau')} | {by_model} | {sign} | {r['verdict']} | {everywhere} | {again} |")
     return lines
 
 
@@ -156,11 +178,12 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
     parts = []
     if len(by[rules.PREDICTS]):
         parts.append(f"Early {names(by[rules.PREDICTS])} predicted which norm trains better at a fixed lr, in "
-                     f"three quarters of the (model, lr) cells or more and beyond the early loss and accuracy "
-                     f"({taus(by[rules.PREDICTS])})")
+                     f"three quarters of the (model, lr) cells or more, in every architecture and beyond the "
+                     f"confounders ({taus(by[rules.PREDICTS])})")
     else:
         parts.append("No measure of internal covariate shift taken in the first 10% of training predicted which "
-                     "norm reaches the better final accuracy, robustly and beyond the early loss and accuracy")
+                     "norm reaches the better final accuracy, robustly, in every architecture and beyond the "
+                     "early loss and accuracy, the norm family and the edge of stability")
     subset = str(rows["subset"].iloc[0]) if "subset" in rows and len(rows) else rules.ALL
     used = pd.to_numeric(rows["n_runs"], errors="coerce").max() if "n_runs" in rows else float("nan")
     scope = f"the {used:.0f} runs " if used == used else "the runs "
@@ -169,12 +192,12 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
     if len(avg):
         beaten = [(r["measure"], r["rival"], r["rival_tau"]) for r in avg.to_dict("records")
                   if isinstance(r.get("rival"), str) and abs(float(r["tau_norm"])) <= float(r["rival_tau"])]
-        text = (f"{names(avg)} ranked the norms at a fixed lr on average ({taus(avg)}) beyond the early loss and "
-                "accuracy, but ordered the norms of a quarter or more of the cells the wrong way")
+        text = (f"{names(avg)} ranked the norms at a fixed lr on average ({taus(avg)}) beyond the confounders, "
+                "but ordered the norms of a quarter or more of the cells the wrong way")
         if beaten and len(beaten) == len(avg):
             rival, value = beaten[0][1], max(b[2] for b in beaten)
             text += (f", and none ranked them as well as a plain early signal ({rival}, |τ| {_num(value)}): what "
-                     "they add beyond early loss and accuracy is not shown")
+                     "they add beyond the other confounders is not shown")
         parts.append(text)
     for verdict, words in ((rules.PROXY, "ranked it only as a proxy of a confounder"),
                            (rules.NO, "did not predict it"),
@@ -184,7 +207,8 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
             parts.append(f"{names(by[verdict])} {words}")
     controls = rows[rows["role"] == rules.CONTROL].set_index("measure")["verdict"]
     text = "; ".join(parts) + (f". The positive control (early training loss) came out \"{controls.get('early_train_loss', '–')}\" "
-                               f"and the shuffled control \"{controls.get('shuffled', '–')}\".")
+                               f"and the shuffled controls \"{controls.get('shuffled', '–')}\" (across runs) and "
+                               f"\"{controls.get('shuffled_config', '–')}\" (across configurations).")
     if "held" in rows and rows["replicated"].astype(str).str.len().gt(0).any():
         held = rows["held"].astype(bool)
         kept = rows[held & (rows["role"] == rules.MEASURE)]
@@ -197,9 +221,9 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
     else:
         text += " Not yet replicated on fresh seeds."
     if any(c.after_data for c in HISTORY):
-        text += (" The verdict rules were changed after the pilot's and then the deciding grid's data (threshold "
-                 "history, red-team review) and frozen before the replication grid was analysed: a verdict is "
-                 "confirmed only where it held on the replication seeds.")
+        text += (" This is the study's third protocol: its rules were written after the second protocol's data "
+                 "and red-team reviews (threshold history) and fixed before any of its own runs, on fresh seeds; "
+                 "a verdict is confirmed only where it held on the replication seeds.")
     if REVIEWS.get(protocol.NAME):
         text += " Read every verdict with the red-team review in the study's README."
     return text
@@ -211,8 +235,26 @@ def machinery_of(verdicts: pd.DataFrame) -> str | None:
     return str(failed["reason"].iloc[0]).removeprefix("machinery failed: ") if len(failed) else None
 
 
+def earlier_rows(verdicts: pd.DataFrame, earlier: pd.DataFrame, outcome: str = "final_acc") -> list[str]:
+    """The second protocol's final-accuracy verdicts (and their replication) beside this protocol's."""
+    now = verdicts[verdicts["outcome"] == outcome].set_index("measure")
+    rows = earlier[earlier["outcome"] == outcome]
+    lines = ["| measure | second protocol | its replication | this protocol | its replication |",
+             "|---|---|---|---|---|"]
+    for r in rows.to_dict("records"):
+        m = r["measure"]
+        mine = now.loc[m] if m in now.index else None
+        cell = lambda v: v if isinstance(v, str) and v else "–"      # noqa: E731
+        lines.append(f"| `{m}` | {cell(r.get('verdict'))} | {cell(r.get('replicated'))} | "
+                     f"{cell(mine['verdict']) if mine is not None else 'not a candidate'} | "
+                     f"{cell(mine.get('replicated')) if mine is not None else '–'} |")
+    for m in now.index.difference(rows["measure"]):
+        lines.append(f"| `{m}` | not a candidate | – | {now.loc[m, 'verdict']} | {now.loc[m].get('replicated', '–')} |")
+    return lines
+
+
 def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_runs: int,
-                 stats: pd.DataFrame | None = None) -> str:
+                 stats: pd.DataFrame | None = None, earlier: pd.DataFrame | None = None) -> str:
     """The README from the saved tables alone (verdicts.csv, study.json, pilot/grid_check.csv and the
     number of runs analysed), so that it can be rewritten without rerunning the analysis."""
     phases, sizing = meta.get("phases", {}), meta.get("sizing") or {}
@@ -271,6 +313,8 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
               "statistic is taken on the subset the verdict is decided on "
               f"({_cell(verdicts['subset'].iloc[0]) if 'subset' in verdicts and len(verdicts) else rules.ALL}); "
               "\"on all runs\": the verdict the same rules give on every run. "
+              "Norm-label p: the permutation p-value of τ across norms when each cell's values are handed to "
+              "its norms at random. τ by model: each architecture's own τ across norms. "
               "Replication: the verdict on the replication seeds (**bold** where it differs).", "",
               *verdict_rows(verdicts, "final_acc"), "",
               f"Controls: {'machinery failed: ' + machinery if machinery else 'as expected'}. "
@@ -278,11 +322,13 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
               "![forest plot, final accuracy](forest_final_acc.png)", ""]
     split = subset_rows(stats, float(verdicts["window"].iloc[0])) if stats is not None and len(verdicts) else []
     if split:
-        lines += ["### τ across norms by subset: all runs, below and at the edge of stability", "",
-                  "The same statistic within the runs whose early sharpness × lr is below 2, within those of them "
-                  "that did not diverge (the subset accuracy is decided on), and within those at or above it "
-                  "(`predictors.csv`, `subset`). A measure whose sign changes between the subsets ranks norms "
-                  "through divergence and the edge of stability, not through what it measures.", "", *split, ""]
+        lines += ["### τ across norms by subset: all runs, not diverged, below and at the edge of stability", "",
+                  "The same statistic on every run, on the configurations with no seed diverged (the subset "
+                  "accuracy is decided on), within the runs whose early sharpness × lr is below 2, within those of "
+                  "them that did not diverge (the second protocol's deciding subset), and within those at or above "
+                  "it (`predictors.csv`, `subset`); these decide nothing. A measure whose sign changes between the "
+                  "subsets ranks norms through divergence or the edge of stability, not through what it measures.",
+                  "", *split, ""]
     deciding = str(verdicts["subset"].iloc[0]) if "subset" in verdicts and len(verdicts) else rules.ALL
     by_arch = (architecture_rows(stats, float(verdicts["window"].iloc[0]), deciding)
                if stats is not None and len(verdicts) else [])
@@ -294,6 +340,12 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
     for outcome in rules.OUTCOMES[1:]:
         lines += [f"## Verdicts: {outcome} (secondary)", "", *verdict_rows(verdicts, outcome), "",
                   f"![forest plot, {outcome}](forest_{outcome}.png)", ""]
+    if earlier is not None and len(earlier):
+        lines += ["## Before and after: the second protocol's verdicts", "",
+                  "Final accuracy, the second protocol (seeds 0–2, replicated on 10–12; its tables at "
+                  "`protocol2/verdicts.csv`, its review below) beside this one. The two grids differ (threshold "
+                  "history), so a changed verdict is a different question asked better, not a failed replication.",
+                  "", *earlier_rows(verdicts, earlier), ""]
     lines += ["## Protocol (fixed before the runs)", "", protocol.PROTOCOL, "",
               "## Threshold history", "",
               "| what | commit | what changed | why | after data? |", "|---|---|---|---|---|",
@@ -302,6 +354,9 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
     review = REVIEWS.get(protocol.NAME)
     lines += ["## Red-team review", "", review.strip() if review else
               "Not yet reviewed: no verdict of this folder has been through the red team.", ""]
+    earlier = REVIEWS.get(f"{protocol.NAME}-protocol2")
+    if earlier:
+        lines += ["### The second protocol's review (what this protocol answers)", "", earlier.strip(), ""]
     lines += ["## Files", "",
               "`verdicts.csv` (one row per candidate and outcome"
               + ("; `replicated`, `held`" if "held" in verdicts else "") + "), `predictors.csv` (every "

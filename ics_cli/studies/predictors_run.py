@@ -4,9 +4,9 @@
    analysed by `ics meta`'s build into `<out>/pilot/` (its tables and forest plots);
 2. the seeds sized from the pilot (`size`: the median τ interval width of the candidate measures, and the
    budget the pilot's wall time says the grid affords), and the lr grid's ends checked (`grid_check`);
-3. the deciding grid on seeds 0 … n−1 into `<out>/runs/<group>/`, analysed into `<out>/` (predictors.csv,
+3. the deciding grid on seeds 20 … 20+n−1 into `<out>/runs/<group>/`, analysed into `<out>/` (predictors.csv,
    verdicts.csv, predictor_runs.csv, forest_<outcome>.png);
-4. the replication: the same grid on seeds 10 … 10+n−1 into `<out>/replication/runs/`, analysed into
+4. the replication: the same grid on seeds 30 … 30+n−1 into `<out>/replication/runs/`, analysed into
    `<out>/replication/`; `<out>/verdicts.csv` gets `replicated` (the replication's verdict) and `held`;
 5. `<out>/study.json` (seeds, phase wall times, from_empty_s) and a generated `<out>/README.md`.
 
@@ -37,7 +37,7 @@ NAME = protocol.NAME
 QUICK_OUT = Path("runs") / "quick" / NAME
 REPLICATE_ROOT = Path("runs") / "replicate"
 DEFAULT_OUT = Path("results") / NAME
-REPLICATION_START = protocol.REPLICATION_SEEDS[0]
+DECIDING_START, REPLICATION_START = protocol.DECIDING_SEEDS[0], protocol.REPLICATION_SEEDS[0]
 BOOTSTRAP, PERMUTATIONS = ranks.BOOTSTRAP, ranks.PERMUTATIONS     # as `ics meta`
 
 
@@ -90,15 +90,20 @@ def widths(verdicts: pd.DataFrame, outcome: str = "final_acc") -> pd.Series:
     return pd.Series(w.to_numpy(float), index=rows["measure"].to_numpy()).dropna()
 
 
-def size(pilot_verdicts: pd.DataFrame, pilot_seconds: float, n_pilot: int = len(PILOT_SEEDS)) -> dict:
+def size(pilot_verdicts: pd.DataFrame, pilot_seconds: float, n_pilot: int = len(PILOT_SEEDS),
+         analysis_seconds: float = 0.0) -> dict:
     """The deciding seeds, by the protocol's rule (studies/predictors.py, "Pilot"): wanted from the median
-    interval width, affordable from the budget; chosen = clip(min(wanted, affordable), 3, MAX_SEEDS)."""
+    interval width, affordable from the budget (the pilot's training and analysis time, each scaled to a seed
+    of the deciding grid: the deciding and replication grids and their analyses must fit what the pilot
+    left); chosen = clip(min(wanted, affordable), 3, MAX_SEEDS)."""
     w = widths(pilot_verdicts)
     median = float(w.median()) if len(w) else math.nan
     target = 2 * rules.TAU_MIN
     wanted = (math.ceil(n_pilot * (median / target) ** 2) if math.isfinite(median) else protocol.MAX_SEEDS)
-    per_seed = pilot_seconds / n_pilot * len(protocol.LRS) / len(protocol.PILOT_LRS)
-    affordable = int((protocol.BUDGET_S - pilot_seconds) // (2 * per_seed)) if per_seed > 0 else protocol.MAX_SEEDS
+    scale = len(protocol.LRS) / len(protocol.PILOT_LRS) / n_pilot
+    per_seed = (pilot_seconds + analysis_seconds) * scale
+    left = protocol.BUDGET_S - pilot_seconds - analysis_seconds
+    affordable = int(left // (2 * per_seed)) if per_seed > 0 else protocol.MAX_SEEDS
     floor = len(protocol.DECIDING_SEEDS)
     chosen = int(min(max(min(wanted, affordable), floor), protocol.MAX_SEEDS))
     if wanted <= affordable:
@@ -146,7 +151,8 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
 
     Wall time (study.json `phases`): each phase's training time, summed over the invocations that trained
     some of its runs (a run stopped and resumed counts the time of both parts, not the time between),
-    and `analysis_s`, the last invocation's time in the analyses; `from_empty_s` is their sum."""
+    `pilot_analysis_s`, the first analysis of the pilot (which sized the seeds), and `analysis_s`, the last
+    invocation's time in the other analyses; `from_empty_s` is their sum."""
     out = Path(out) if out is not None else default_out(quick=quick, seeds=seeds)
     start = time.perf_counter()
     before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
@@ -170,17 +176,20 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
         result = analyse(root, dest)
         analysing[0] += time.perf_counter() - t
         return result
-    sizing, check = None, None
+    sizing, check, pilot_analysis = None, None, 0.0
     full = not quick and seeds is None
     if full:
         grid("pilot_s", protocol.plan(pilot=True), out / "pilot" / "runs")
         pilot = analysed(out / "pilot" / "runs", out / "pilot")
+        pilot_analysis = analysing[0]
+        phases.setdefault("pilot_analysis_s", pilot_analysis)
         # Sized once: a rerun (resume) keeps the seeds the first run chose, whatever this machine's speed.
-        sizing = before.get("sizing") or size(pilot.verdicts, phases["pilot_s"])
+        sizing = before.get("sizing") or size(pilot.verdicts, phases["pilot_s"],
+                                              analysis_seconds=phases["pilot_analysis_s"])
         write_json(out / "study.json", {**before, "study": NAME, "phases": phases, "sizing": sizing})
         check = grid_check(pilot.runs)
         write_atomic(out / "pilot" / "grid_check.csv", files.to_csv(check))
-        chosen = list(range(sizing["seeds"]))
+        chosen = [DECIDING_START + i for i in range(sizing["seeds"])]
     else:
         chosen = list(seeds) if seeds else None
     grid("deciding_s", protocol.plan(quick=quick, seeds=chosen), out / "runs")
@@ -194,7 +203,7 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
         replication = analysed(out / "replication" / "runs", out / "replication")
         verdicts = held(verdicts, replication.verdicts)
         write_atomic(out / "verdicts.csv", files.to_csv(verdicts))
-    phases["analysis_s"] = analysing[0]
+    phases["analysis_s"] = analysing[0] - pilot_analysis     # this invocation's analyses but the pilot's
     meta = {"study": NAME, "quick": quick, "seeds": chosen, "from_empty_s": sum(phases.values()),
             "phases": phases, "cpus": os.cpu_count(), "sizing": sizing}
     write_json(out / "study.json", meta)
@@ -210,9 +219,11 @@ def readme(out: Path) -> str:
     check = out / "pilot" / "grid_check.csv"
     runs = files.read_csv(out / "predictor_runs.csv")
     stats = out / "predictors.csv"
+    earlier = out / "protocol2" / "verdicts.csv"
     return render(files.read_csv(out / "verdicts.csv"), read_json(out / "study.json"),
                   files.read_csv(check) if check.is_file() else None, len(runs),
-                  files.read_csv(stats) if stats.is_file() else None)
+                  files.read_csv(stats) if stats.is_file() else None,
+                  files.read_csv(earlier) if earlier.is_file() else None)
 
 
 def summary(verdicts: pd.DataFrame, outcome: str = "final_acc") -> dict[str, list[str]]:

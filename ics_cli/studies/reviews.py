@@ -9,7 +9,7 @@ so a reader weighs each verdict with it. (A study may also carry its own `Study.
 from __future__ import annotations
 
 REVIEWS = {
-    "predictors": """\
+    "predictors-protocol2": """\
 Second review (2026-12-06), of the deciding grid under the revised rules against the replication, by a
 reviewer given only this README, the tables and the literature; not fixed in this release, so weigh
 every verdict with it. (The first review, of the deciding grid under the first rules, found the
