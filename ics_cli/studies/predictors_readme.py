@@ -53,7 +53,7 @@ HISTORY = (
            "−0.82 (now values equal to 9 significant digits tie, `ranks.snap`); a split by run took seeds from configurations "
            "and left every interval undecidable (now by configuration); below the edge one run of 224 diverged, "
            "so divergence stays decided on all runs", True),
-    Change(("grid", "seeds", "verdict rules", "controls", "candidates", "outcomes"), "PROTOCOL3",
+    Change(("grid", "seeds", "verdict rules", "controls", "candidates", "outcomes"), "ae426e0",
            "third protocol, fixed before any of its runs, on fresh seeds (deciding 20…, replication 30…): models "
            "sigmoid MLP, CNN, residual MLP (the deep plain ReLU MLP dropped); lrs 0.0316 … 31.6 (0.01 dropped); "
            "activations every 10 steps (was 5), no batch-statistics test pass; the budget counts the analyses. "
