@@ -5,6 +5,8 @@ tiny study end to end (pilot, sizing, deciding grid, replication, README; a reru
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import replace
 
@@ -125,8 +127,12 @@ def test_a_tiny_study_end_to_end_then_a_rerun_trains_nothing(tmp_path, monkeypat
                        replicated="does not predict"),
                   dict(measure="sharpness_lr", outcome="final_acc", verdict="proxy of a confounder only",
                        replicated="")]).to_csv(out / "protocol2" / "verdicts.csv", index=False)
+    # A study.json left by another protocol (it decided on seeds 0-2): its times and sizing are not reused.
+    (out / "study.json").write_text(json.dumps({"study": "predictors", "seeds": [0, 1, 2], "phases": {
+        "pilot_s": 9999.0, "deciding_s": 9999.0}, "sizing": {"seeds": 7, "why": "another protocol"}}))
     done = studies.run_study("predictors", out, jobs=1)
     meta = read_json(out / "study.json")
+    assert meta["protocol"] == runner.fingerprint() and meta["from_empty_s"] < 9999
     assert meta["study"] == "predictors" and meta["sizing"]["seeds"] == len(meta["seeds"]) >= 3
     assert meta["seeds"][0] == protocol.DECIDING_SEEDS[0]
     assert set(meta["phases"]) == {"pilot_s", "pilot_analysis_s", "deciding_s", "replication_s", "analysis_s"}

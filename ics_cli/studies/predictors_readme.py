@@ -144,6 +144,18 @@ def architecture_rows(stats: pd.DataFrame, window: float, subset: str, outcome: 
     return lines
 
 
+def short_models(by_model: str) -> str:
+    """verdicts.csv's `by_model` ("cnn, 60, 3, 8, relu, kaiming -0.07 (253 pairs); mlp, 60, …") with each
+    model named by the fewest leading key values that still tell the models apart ("cnn -0.07 (253 pairs)")."""
+    parts = [p.rsplit(" ", 3) for p in str(by_model).split("; ") if p]
+    if not parts or any(len(p) != 4 for p in parts):
+        return str(by_model)
+    names = [p[0].split(", ") for p in parts]
+    k = next((k for k in range(1, max(map(len, names)) + 1) if len({tuple(n[:k]) for n in names}) == len(names)),
+             max(map(len, names)))
+    return "; ".join(f"{' '.join(n[:k])} {' '.join(p[1:])}" for n, p in zip(names, parts))
+
+
 def verdict_rows(verdicts: pd.DataFrame, outcome: str) -> list[str]:
     rows = verdicts[verdicts["outcome"] == outcome]
     lines = ["| measure | role | τ across norms [95%] | norm-label p | strongest confounder (|τ|) | partial τ given "
@@ -158,7 +170,8 @@ def verdict_rows(verdicts: pd.DataFrame, outcome: str) -> list[str]:
         everywhere = r.get("verdict_all_runs")
         everywhere = "–" if not isinstance(everywhere, str) else ("same" if everywhere == r["verdict"] else everywhere)
         label_p = _num(r.get("label_p"), 3)
-        by_model = _cell(r.get("by_model")) if isinstance(r.get("by_model"), str) and r["by_model"] else "–"
+        by_model = (_cell(short_models(r["by_model"])) if isinstance(r.get("by_model"), str) and r["by_model"]
+                    else "–")
         lines.append(f"| `{r['measure']}` | {r['role']} | {_interval(r, 'tau_norm')} | {label_p} | {_cell(rival)} | "
                      f"{_interval(r, 'partial_tau')} | {by_model} | {sign} | {r['verdict']} | {everywhere} | {again} |")
     return lines
@@ -199,6 +212,11 @@ def finding(verdicts: pd.DataFrame, machinery: str | None) -> str:
             text += (f", and none ranked them as well as a plain early signal ({rival}, |τ| {_num(value)}): what "
                      "they add beyond the other confounders is not shown")
         parts.append(text)
+    same = [(m, c) for m in list(by[rules.PREDICTS]["measure"]) + list(avg["measure"])
+            for c in rules.SAME_ORDER.get(m, ())]
+    if same:
+        parts.append("; ".join(f"at a fixed lr `{m}` orders the runs exactly as the confounder `{c}` does, so its "
+                               f"verdict is `{c}`'s association, not a separate one" for m, c in same))
     for verdict, words in ((rules.PROXY, "ranked it only as a proxy of a confounder"),
                            (rules.NO, "did not predict it"),
                            (rules.INCONCLUSIVE, "were inconclusive (intervals straddling the ±0.2 line)"),
@@ -273,7 +291,10 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
              f"{_minutes(phases.get('deciding_s'))} |",
              f"| replication | {', '.join(str(protocol.REPLICATION_SEEDS[0] + i) for i in range(len(seeds)))} | "
              f"{_minutes(phases.get('replication_s'))} |",
-             f"| the analyses (`ics meta`; which grids: study.json `note`) | | {_minutes(phases.get('analysis_s'))} |",
+             *([f"| the pilot's analysis (`ics meta`, which sized the seeds) | | "
+                f"{_minutes(phases.get('pilot_analysis_s'))} |"] if "pilot_analysis_s" in phases else []),
+             f"| the analyses (`ics meta`{'; which grids: study.json `note`' if meta.get('note') else ' of the deciding and replication grids'}) | | "
+             f"{_minutes(phases.get('analysis_s'))} |",
              f"| whole study from empty folders | | {_minutes(meta.get('from_empty_s'))} "
              f"(budget {protocol.BUDGET_S // 60} min, {meta.get('cpus')} CPUs) |", "",
              "Dataset: mnist-5k (the embedded 4,000 training and 1,000 test digits), plain SGD, batch 60.", ""]
@@ -338,8 +359,17 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
                   "the verdicts read (`predictors.csv`, `tau_norm_cell`); descriptive, it decides nothing. A measure "
                   "whose sign differs between architectures has no direction this grid can name.", "", *by_arch, ""]
     for outcome in rules.OUTCOMES[1:]:
-        lines += [f"## Verdicts: {outcome} (secondary)", "", *verdict_rows(verdicts, outcome), "",
-                  f"![forest plot, {outcome}](forest_{outcome}.png)", ""]
+        lines += [f"## Verdicts: {outcome} (secondary)", ""]
+        rows = verdicts[verdicts["outcome"] == outcome]
+        if len(rows) and (rows["reason"].astype(str) == "the outcome is the same in every run").all():
+            lines += [f"Every verdict is \"inconclusive\": on the subset {outcome} is decided on "
+                      f"({_cell(rows['subset'].iloc[0])}, {_num(rows['n_runs'].max(), 0)} runs) it never varies"
+                      + (": no configuration whose every seed was still finite at the window's end diverged "
+                         "later, so every divergence in this grid began inside the measuring window and no early "
+                         "measure can predict it here (a limit of this grid's design, not a finding about the "
+                         "measures; the all-runs verdicts beside read the blow-up itself)" if outcome == "diverged"
+                         else "") + ".", ""]
+        lines += [*verdict_rows(verdicts, outcome), "", f"![forest plot, {outcome}](forest_{outcome}.png)", ""]
     if earlier is not None and len(earlier):
         lines += ["## Before and after: the second protocol's verdicts", "",
                   "Final accuracy, the second protocol (seeds 0–2, replicated on 10–12; its tables at "
@@ -364,5 +394,6 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
               "and measures), `forest_<outcome>.png`; `pilot/` holds the same for the pilot's seeds "
               "(`pilot/grid_check.csv`: accuracy per lr per model and norm)"
               + (", `replication/` for the replication's" if "held" in verdicts else "")
-              + ". The run folders (`runs/`, `pilot/runs/`) are not committed: `make reproduce` writes them.", ""]
+              + ". The run folders (`runs/`, `pilot/runs/`, `replication/runs/`) and the pilot's and the "
+              "replication's `predictors.csv` (11 MB) are not committed: `make reproduce` writes them.", ""]
     return "\n".join(lines)

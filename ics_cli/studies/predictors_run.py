@@ -16,6 +16,7 @@ no pilot and no replication; `seeds` runs the deciding grid on those seeds only 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -145,6 +146,24 @@ def held(deciding: pd.DataFrame, replication: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def fingerprint() -> str:
+    """A short hash of the protocol's pilot and deciding plans (every field of every group's config, its
+    norms, lrs and seeds): a study.json written under another protocol has another."""
+    text = repr(sorted(protocol.plan(pilot=True).items())) + repr(sorted(protocol.plan().items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def same_protocol(before: dict) -> bool:
+    """Whether an earlier study.json was written under this protocol: its fingerprint where it has one;
+    a record from before fingerprints, by its deciding seeds (an earlier protocol decided on others)."""
+    if not before:
+        return True
+    if "protocol" in before:
+        return before["protocol"] == fingerprint()
+    seeds = before.get("seeds") or []
+    return not seeds or seeds[0] == DECIDING_START
+
+
 def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None = None, jobs: int | None = None,
         on_outcome=None) -> PredictorsResult:
     """The study into `out` (default: default_out); see the module doc. Returns the deciding result.
@@ -156,6 +175,8 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
     out = Path(out) if out is not None else default_out(quick=quick, seeds=seeds)
     start = time.perf_counter()
     before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
+    if not quick and seeds is None and not same_protocol(before):
+        before = {}          # another protocol's record: its phase times and sizing say nothing about this one
     phases = {k: v for k, v in before.get("phases", {}).items() if k != "analysis_s"}
     statuses: list[str] = []
     analysing = [0.0]
@@ -184,7 +205,7 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
         pilot_analysis = analysing[0]
         phases.setdefault("pilot_analysis_s", pilot_analysis)
         # Sized once: a rerun (resume) keeps the seeds the first run chose, whatever this machine's speed.
-        sizing = before.get("sizing") or size(pilot.verdicts, phases["pilot_s"],
+        sizing = before.get("sizing") or size(pilot.verdicts, phases.get("pilot_s", 0.0),
                                               analysis_seconds=phases["pilot_analysis_s"])
         write_json(out / "study.json", {**before, "study": NAME, "phases": phases, "sizing": sizing})
         check = grid_check(pilot.runs)
@@ -204,7 +225,8 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
         verdicts = held(verdicts, replication.verdicts)
         write_atomic(out / "verdicts.csv", files.to_csv(verdicts))
     phases["analysis_s"] = analysing[0] - pilot_analysis     # this invocation's analyses but the pilot's
-    meta = {"study": NAME, "quick": quick, "seeds": chosen, "from_empty_s": sum(phases.values()),
+    meta = {"study": NAME, "quick": quick, "protocol": fingerprint(), "seeds": chosen,
+            "from_empty_s": sum(phases.values()),
             "phases": phases, "cpus": os.cpu_count(), "sizing": sizing}
     write_json(out / "study.json", meta)
     if full:
