@@ -253,9 +253,9 @@ def results_readme(root: Path, compare_dir: Path, sweeps: list[Path], replicated
               "folders, themselves never committed): the per-seed long tables (`default/long/`, "
               "`*/compare/long/`), the per-step comparison tables the figures are drawn from (`layer_curves.csv`, "
               "`percentiles.csv`, `grad_curves.csv`), each study's generic `compare/` figures (`ics plot` on the "
-              "study folder draws them), and the predictors study's per-environment statistics of its pilot and "
-              "replication (`predictors/pilot/predictors.csv`, `predictors/replication/predictors.csv`; the "
-              "deciding grid's is committed). Every table a finding or verdict reads is here.", ""]
+              "study folder draws them), and the predictors study's per-environment statistics (`predictors.csv` of "
+              "`predictors/`, its `pilot/` and `replication/`; `predictors/tau_by_subset.csv` keeps what its README "
+              "reads). Every table a finding or verdict reads is here.", ""]
     out = root / "README.md"
     store.write_atomic(out, "\n".join(lines) + "\n")
     return out

@@ -394,6 +394,8 @@ def render(verdicts: pd.DataFrame, meta: dict, check: pd.DataFrame | None, n_run
               "and measures), `forest_<outcome>.png`; `pilot/` holds the same for the pilot's seeds "
               "(`pilot/grid_check.csv`: accuracy per lr per model and norm)"
               + (", `replication/` for the replication's" if "held" in verdicts else "")
-              + ". The run folders (`runs/`, `pilot/runs/`, `replication/runs/`) and the pilot's and the "
-              "replication's `predictors.csv` (11 MB) are not committed: `make reproduce` writes them.", ""]
+              + ". The run folders (`runs/`, `pilot/runs/`, `replication/runs/`) and `predictors.csv` (here, in "
+              "`pilot/` and in `replication/`: 17 MB) are not committed: `make reproduce` writes them; "
+              "`tau_by_subset.csv` keeps what this README reads of it (τ across norms and per cell, deciding "
+              "window).", ""]
     return "\n".join(lines)

@@ -234,13 +234,28 @@ def run(out: Path | None = None, *, quick: bool = False, seeds: list[int] | None
     return PredictorsResult(NAME, out, verdicts, time.perf_counter() - start, result)
 
 
+README_STATS = "tau_by_subset.csv"     # what the README reads of predictors.csv (which make reproduce writes)
+
+
+def readme_stats(out: Path) -> None:
+    """Refresh README_STATS from `out/predictors.csv` where it exists: τ across norms, per cell, and n_runs at
+    the deciding window, every subset (a few hundred KB; the full table is tens of MB, left to make reproduce)."""
+    full = out / "predictors.csv"
+    if full.is_file():
+        stats = files.read_csv(full)
+        keep = stats[(pd.to_numeric(stats["window"]) == rules.WINDOW)
+                     & stats["statistic"].isin(["tau_norm", "tau_norm_cell", "n_runs"])]
+        write_atomic(out / README_STATS, files.to_csv(keep))
+
+
 def readme(out: Path) -> str:
     """README.md of a full study folder, from its saved tables (predictors_readme.render)."""
     from .predictors_readme import render
 
+    readme_stats(out)
     check = out / "pilot" / "grid_check.csv"
     runs = files.read_csv(out / "predictor_runs.csv")
-    stats = out / "predictors.csv"
+    stats = out / README_STATS
     earlier = out / "protocol2" / "verdicts.csv"
     return render(files.read_csv(out / "verdicts.csv"), read_json(out / "study.json"),
                   files.read_csv(check) if check.is_file() else None, len(runs),
