@@ -340,7 +340,7 @@ def plot(
 @app.command(epilog=epilog("reproduce"))
 @backend_options
 def reproduce(
-    name: Optional[str] = typer.Argument(None, help="A study name (see --list), or 'all'."),
+    name: Optional[str] = typer.Argument(None, help="A study name (see --list), 'studies' (every claim study) or 'all'."),
     list_: bool = flag(False, "--list", help="List the studies with a one-line description."),
     quick: bool = flag(False, "--quick", help="A scaled-down protocol (about a minute), into runs/quick/NAME; "
                                               "verdicts may be INCONCLUSIVE."),
@@ -348,7 +348,7 @@ def reproduce(
                                         "the study's own, into runs/replicate/NAME-s10-11-12; then a table says "
                                         "which committed verdicts held."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: results/NAME, or under runs/ "
-                                           "with --quick or --seeds; with 'all', the parent of the study folders)."),
+                                           "with --quick or --seeds; with 'all' or 'studies', the parent of the study folders)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes for the study's runs (default: one per CPU core)."),
     **options,
 ):
@@ -368,7 +368,7 @@ def reproduce(
         raise IcsError(f"--jobs must be an integer >= 1, got {jobs}")
     sweep_mod.check_backend(backend, ray_address, ray_retries, jobs)
     for study in chosen:
-        folder = (out_dir / study if name == "all" else out_dir) if out_dir else None
+        folder = (out_dir / study if name in ("all", "studies") else out_dir) if out_dir else None
         with sweep_mod.backend(backend, ray_address, ray_retries):     # the study's sweep.run calls
             result = report.run_study(study, folder, quick=quick, seeds=seed_list, jobs=jobs)
         if "claim_id" in result.verdicts:

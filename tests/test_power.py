@@ -51,7 +51,9 @@ def test_a_claim_whose_pilot_mde_exceeds_its_margin_is_underpowered_whatever_its
     pilot = pd.DataFrame([{"claim_id": "X1", "sd": 0.5}])   # but a noisy pilot: MDE ≈ 0.9
     assert studies.measure(_study(margin=0.1), data)["verdict"][0] == PASS
     row = studies.measure(_study(margin=0.1), data, pilot).iloc[0]
-    assert row["verdict"] == UNDERPOWERED and row["mde"] > 0.1 and "would have read PASS" in row["seen"]
+    assert row["verdict"] == UNDERPOWERED and row["mde"] > 0.1 and "not decided" in row["seen"]
+    # ... and not read: no value or interval is shown for it.
+    assert math.isnan(row["measured"]) and row["ci_low"] is None and "PASS" not in row["seen"]
     quiet = pd.DataFrame([{"claim_id": "X1", "sd": 0.01}])
     assert studies.measure(_study(margin=0.1), data, quiet)["verdict"][0] == PASS
     # The same for a FAIL: an underpowered claim is not decided in either direction.
@@ -77,3 +79,105 @@ def test_a_change_after_the_data_marks_its_claim():
 def test_every_verdict_has_a_meaning_and_tests_are_a_subset():
     assert set(claims.TESTS) < set(claims.VERDICTS)
     assert all(claims.VERDICTS.values())
+
+
+# --------------------------------------------------------------------------- runs only powered claims read
+
+
+def _pruned_study(out_of_margin: float, a_margin: float = 100.0, figures=None):
+    """Two run groups of tiny MLP runs: claim A reads `a` (its pilot SD is small), claim B reads `b`
+    with margin `out_of_margin` (too small for its pilot SD when tiny)."""
+    from ics_cli.config import RunConfig
+    from ics_cli.studies.context import Plan, run_groups
+    from ics_cli.sweep.run import Sweep
+
+    common = RunConfig(dataset="synthetic", model="mlp", depth=2, width=8, steps=4, log_every=2, eval_every=2)
+
+    def plan(quick, seeds=None):
+        grid = lambda lr: Sweep(common=common, norms=["batch"], lrs=[lr], seeds=list(seeds or [0, 1, 2]))
+        return {"g": Plan(groups={"a": grid(0.1), "b": grid(0.2)})}
+
+    def run(out, quick=False, jobs=None, on_outcome=None, seeds=None):
+        return run_groups(out, plan(quick, seeds), quick=quick, jobs=1, on_outcome=on_outcome)
+
+    def loss_at(lr):
+        def measure(ctx):
+            runs = ctx.by_seed("g", lr=lr)
+            iv = paired({s: float(r.summary["final"]["train_loss"]) for s, r in runs.items()},
+                        {s: 0.0 for s in runs})
+            return measurement(iv, directional(iv.lo, iv.hi, ">", 0.0), "seen.")
+        return measure
+    claims_ = [Claim("A", "a's loss is positive", "test", "loss", "> 0", None, loss_at(0.1), margin=a_margin,
+                     runs=("a",)),
+               Claim("B", "b's loss is positive", "test", "loss", "> 0", None, loss_at(0.2),
+                     margin=out_of_margin, runs=("b",))]
+    return Study("fake", "t", "t", "", run, claims_, plan=plan, figures=figures)
+
+
+def test_runs_that_only_an_underpowered_claim_reads_are_not_made(tmp_path, monkeypatch):
+    """The pilot sizes each claim before the deciding runs: B cannot reach its margin, so its group is
+    run on the pilot's seeds only and B is not read; A's runs are made and A is decided. A replication
+    sizes the claims from the committed pilot.csv at its own seeds."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(studies.REGISTRY, "fake", _pruned_study(out_of_margin=1e-12))
+    out = tmp_path / "results" / "fake"
+    result = studies.run_study("fake", out, jobs=1)
+    v = result.verdicts.set_index("claim_id")
+    assert v.loc["B", "verdict"] == UNDERPOWERED and math.isnan(v.loc["B", "measured"])
+    assert "its runs were not made" in v.loc["B", "seen"]
+    assert v.loc["A", "verdict"] == PASS and v.loc["A", "n_seeds"] == 3
+    made = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
+    assert len(made) == 3 and all("lr0.1-" in name for name in made)        # only group a, seeds 0-2
+    piloted = sorted(p.name for p in (out / "pilot" / "runs").iterdir() if p.is_dir())
+    assert len(piloted) == 6                                                 # both groups, seeds 100-102
+    pilot = pd.read_csv(out / "pilot.csv").set_index("claim_id")
+    assert pilot.loc["B", "powered"] == "no" and pilot.loc["A", "powered"] == "yes" and pilot.loc["A", "seeds"] == 3
+    assert (out / "pilot" / "tables" / "g").is_dir()                        # what a figure of group b draws
+    # A replication on other seeds reads results/fake/pilot.csv: B is still not made there.
+    rep = studies.run_study("fake", tmp_path / "rep", seeds=[10, 11, 12], jobs=1)
+    replicated = [p.name for p in (tmp_path / "rep" / "runs").iterdir() if p.is_dir()]
+    assert len(replicated) == 3 and all("lr0.1-" in n and "-s1" in n for n in replicated)
+    assert rep.verdicts.set_index("claim_id").loc["B", "verdict"] == UNDERPOWERED
+
+
+def test_with_a_margin_it_can_reach_the_claim_is_run_and_read(tmp_path, monkeypatch):
+    """The same study with B's margin wide: nothing is skipped and B is decided (the rule can pass)."""
+    monkeypatch.setitem(studies.REGISTRY, "fake", _pruned_study(out_of_margin=100.0))
+    result = studies.run_study("fake", tmp_path / "fake", jobs=1)
+    v = result.verdicts.set_index("claim_id")
+    assert v.loc["B", "verdict"] == PASS and v.loc["B", "measured"] > 0
+    assert len([p for p in (tmp_path / "fake" / "runs").iterdir() if p.is_dir()]) == 6
+
+
+def test_every_claim_names_run_groups_its_study_plans():
+    """A study sized before its runs names, for each claim, run groups of its own plan (a typo would
+    make a claim's runs look unread, and so never made)."""
+    from ics_cli.studies.context import labels
+    sized = [s for s in studies.REGISTRY.values() if studies.prunable(s)]
+    assert sized, "no study declares which runs its claims read"
+    for study in sized:
+        groups = set(labels(study.plan(False, None)))
+        for claim in study.claims:
+            assert set(claim.runs) <= groups, (study.name, claim.id, claim.runs)
+
+
+def test_with_every_claim_underpowered_no_deciding_run_is_made_and_the_pilot_is_shown(tmp_path, monkeypatch):
+    """Nothing to decide: the deciding seeds make no run; the comparison tables and the study's figures
+    are the pilot's (its tables kept under pilot/tables/), and the README says so."""
+    drawn = []
+
+    def figures(ctx, folder, fmt="png"):
+        drawn.append(sorted(ctx.tables("g")["runs"]["seed"].astype(int).unique()))
+        return []
+    monkeypatch.setitem(studies.REGISTRY, "fake", _pruned_study(1e-12, a_margin=1e-12, figures=figures))
+    out = tmp_path / "fake"
+    result = studies.run_study("fake", out, jobs=1)
+    assert set(result.verdicts["verdict"]) == {UNDERPOWERED} and result.verdicts["measured"].isna().all()
+    assert not [p for p in (out / "runs").iterdir() if p.is_dir()] if (out / "runs").exists() else True
+    runs = pd.read_csv(out / "compare" / "runs.csv")
+    assert sorted(runs["seed"].unique()) == [100, 101, 102]
+    assert drawn == [[100, 101, 102]]
+    assert "no deciding run was made" in (out / "README.md").read_text()
+    # `ics plot` redraws from the same pilot tables.
+    studies.redraw(out)
+    assert drawn[-1] == [100, 101, 102]

@@ -34,12 +34,13 @@ def test_registry_and_unknown_name():
              "predictors"]
     assert studies.names() == order
     assert studies.select("all") == order
+    assert studies.select("studies") == studies.select("all", [10]) == order[:-1]     # the claim studies
     for study in studies.REGISTRY.values():
         assert study.description and "\n" not in study.description
         assert len({c.id for c in study.claims}) == len(study.claims)
     with pytest.raises(IcsError) as e:
         studies.run_study("nope")
-    assert str(e.value) == f"unknown study 'nope'; choose one of: {', '.join(order)}, all"
+    assert str(e.value) == f"unknown study 'nope'; choose one of: {', '.join(order)}, studies, all"
 
 
 def check_outputs(result: studies.StudyResult, study: studies.Study) -> None:

@@ -143,8 +143,8 @@ def test_p3_population_statistics_worse_at_batch_2(tmp_path, pop, batch, verdict
     ((0.05, 0.03), (0.02, 0.03), "FAIL"),       # still worse at 16: the order has not flipped there
     ((0.03, 0.05), (0.04, 0.03), "FAIL"),       # worse again at 32
 ])
-def test_p4_order_flips_at_16_and_above(tmp_path, at16, at32, verdict):
-    """P4 fails where the order has not flipped at 16 or at 32, and passes where it has at both."""
+def test_p4_population_statistics_win_at_16_and_above(tmp_path, at16, at32, verdict):
+    """P4 fails where population statistics are not better at 16 or at 32, and passes where they are at both."""
     m = wu.measure_p4(batch_world(tmp_path, {2: (0.12, 0.06), 16: at16, 32: at32}))
     assert m.verdict == verdict
 

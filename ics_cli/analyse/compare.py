@@ -94,17 +94,26 @@ def _spike_frac(norms: np.ndarray) -> float:
 
 
 def _run_drift(layers: pd.DataFrame) -> pd.DataFrame:
-    """Per layer and site: total, mean per log interval, and final-from-init of each recorded drift."""
+    """Per layer and site: total, mean per log interval, and final-from-init of each recorded drift.
+
+    The drift columns are made numeric once for the whole table (not per layer and site: that was a
+    quarter of a study's analysis); each group then sums the same values in the same order.
+    """
+    d = layers.sort_values("step")
+    later = (pd.to_numeric(d["step"], errors="coerce") > 0).to_numpy()
+    values = {c: finite(d[c]).to_numpy(float) for stat in DRIFTS for c in (f"drift_{stat}", f"drift_{stat}_init")}
     rows = []
-    for (layer, site), d in layers.sort_values("step").groupby(["layer", "site"], sort=False):
-        later = d[d["step"] > 0]
+    groups = d.reset_index(drop=True).groupby(["layer", "site"], sort=False).indices
+    for (layer, site), pos in sorted(groups.items(), key=lambda kv: kv[1][0]):     # in order of appearance
         row = {"layer": layer, "site": site}
         for stat in DRIFTS:
-            step_drift = finite(later[f"drift_{stat}"]).dropna()
-            init_drift = finite(d[f"drift_{stat}_init"]).dropna()
-            row[f"drift_{stat}_total"] = float(step_drift.sum()) if len(step_drift) else math.nan
-            row[f"drift_{stat}_step"] = float(step_drift.mean()) if len(step_drift) else math.nan
-            row[f"drift_{stat}_init_final"] = float(init_drift.iloc[-1]) if len(init_drift) else math.nan
+            step = values[f"drift_{stat}"][pos[later[pos]]]
+            step = step[~np.isnan(step)]
+            init = values[f"drift_{stat}_init"][pos]
+            init = init[~np.isnan(init)]
+            row[f"drift_{stat}_total"] = float(step.sum()) if step.size else math.nan
+            row[f"drift_{stat}_step"] = float(step.mean()) if step.size else math.nan
+            row[f"drift_{stat}_init_final"] = float(init[-1]) if init.size else math.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=["layer", "site", *DRIFT_VALUES])
 

@@ -84,16 +84,18 @@ def run_landscape(table: pd.DataFrame) -> pd.DataFrame:
     loss_band_width = max − min, grad_pred = max of ‖∇L(θ) − ∇L(θ − ηg)‖₂ (grad_pred_min its min),
     beta_eff = max of that difference over ‖ηg‖₂ (the table's `beta`); loss0 = L(θ).
     """
+    # The columns made numeric once (not per step: most of a study's landscape analysis), then read per step.
+    values = {c: finite(table[c]).to_numpy(float) for c in ("loss", "grad_diff", "beta", "loss0")}
     rows = []
-    for step, d in table.groupby("step", sort=True):
-        loss, diff, beta = (finite(d[c]).dropna() for c in ("loss", "grad_diff", "beta"))
-        loss0 = finite(d["loss0"]).dropna()
-        low, high = (float(loss.min()), float(loss.max())) if len(loss) else (math.nan, math.nan)
-        rows.append({"step": int(step), "loss0": float(loss0.iloc[0]) if len(loss0) else math.nan,
+    for step, pos in sorted(table.reset_index(drop=True).groupby("step", sort=True).indices.items()):
+        loss, diff, beta, loss0 = (values[c][pos] for c in ("loss", "grad_diff", "beta", "loss0"))
+        loss, diff, beta, loss0 = (x[~np.isnan(x)] for x in (loss, diff, beta, loss0))
+        low, high = (float(loss.min()), float(loss.max())) if loss.size else (math.nan, math.nan)
+        rows.append({"step": int(step), "loss0": float(loss0[0]) if loss0.size else math.nan,
                      "loss_band_min": low, "loss_band_max": high, "loss_band_width": high - low,
-                     "grad_pred": float(diff.max()) if len(diff) else math.nan,
-                     "grad_pred_min": float(diff.min()) if len(diff) else math.nan,
-                     "beta_eff": float(beta.max()) if len(beta) else math.nan})
+                     "grad_pred": float(diff.max()) if diff.size else math.nan,
+                     "grad_pred_min": float(diff.min()) if diff.size else math.nan,
+                     "beta_eff": float(beta.max()) if beta.size else math.nan})
     return pd.DataFrame(rows, columns=["step", *LANDSCAPE_VALUES])
 
 

@@ -13,8 +13,11 @@ this module runs one end to end:
 Before step 1 of the full protocol, a pilot: the same runs on `PILOT_SEEDS` (seeds that never decide a
 verdict) into `<out>/pilot/runs/`, every claim measured on them, and `<out>/pilot.csv`: per claim the
 pilot's seed SD, the margin, the MDE at the protocol's seeds and the seeds the margin would need.
-A claim whose MDE exceeds its margin is UNDERPOWERED (claims.py). A replication (other seeds) reads
-the committed study's pilot.csv; quick mode runs no pilot.
+A claim whose MDE exceeds its margin is UNDERPOWERED (claims.py) and is not read. A study that says
+which run groups each claim reads (`Study.plan`, `Claim.runs`) is sized before its deciding runs:
+step 1 then makes only the groups some powered claim reads (`not_made`), and the pilot's tables are
+kept under `<out>/pilot/tables/` for figures of the others. A replication (other seeds) reads the
+committed study's pilot.csv (and sizes the claims at its own seeds); quick mode runs no pilot.
 
 Where a study goes: the full protocol on its own seeds into results/NAME/ (what `make reproduce`
 commits); `--quick` into runs/quick/NAME/; other seeds (a replication) into
@@ -25,7 +28,9 @@ A failing claim is a finding, not an error: run_study reports it and returns nor
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +46,7 @@ from . import (ba2016, bjorck2018, ioffe2015, ioffe2017, note, predictors_run, r
                wu2021)
 from .claims import (DESIGN_CHECK, FAIL, INCONCLUSIVE, PASS, PILOT_SEEDS, TESTS, UNDERPOWERED, VERDICTS,
                      Claim, Measurement, MissingData, Study, powered, seeds_needed)
-from .context import Context
+from .context import Context, labels, prune, run_groups
 
 __all__ = ["Claim", "Measurement", "Study", "StudyResult", "REGISTRY", "VERDICT_COLUMNS", "names",
            "select", "descriptions", "default_out", "run_study", "run_all", "measure", "held", "redraw",
@@ -84,12 +89,15 @@ def descriptions() -> dict[str, str]:
 
 
 def select(name: str, seeds: list[int] | None = None) -> list[str]:
-    """The studies `name` stands for: itself, or every study for 'all' (with `seeds`, a replication, every
-    claim study: the predictors study replicates itself inside its protocol); a one-line IcsError otherwise."""
+    """The studies `name` stands for: itself; every claim study for 'studies'; every study for 'all' (with
+    `seeds`, a replication, every claim study: the predictors study replicates itself inside its
+    protocol); a one-line IcsError otherwise."""
+    if name == "studies" or (name == "all" and seeds):
+        return list(REGISTRY)
     if name == "all":
-        return list(REGISTRY) if seeds else names()
+        return names()
     if name not in names():
-        raise IcsError(f"unknown study '{name}'; choose one of: {', '.join(names())}, all")
+        raise IcsError(f"unknown study '{name}'; choose one of: {', '.join(names())}, studies, all")
     return [name]
 
 
@@ -115,30 +123,81 @@ def _measure_one(claim: Claim, ctx) -> Measurement:
         return Measurement(float("nan"), None, None, INCONCLUSIVE, f"Not measured: {e}.")
 
 
-def measure(study: Study, ctx, pilot: pd.DataFrame | None = None) -> pd.DataFrame:
+def measure(study: Study, ctx, pilot: pd.DataFrame | None = None,
+            planned: dict[str, int] | None = None, skipped: set[str] = frozenset(),
+            measured: dict[str, Measurement] | None = None) -> pd.DataFrame:
     """Every claim of `study` measured on `ctx`: one row per claim (VERDICT_COLUMNS + seen).
 
-    `pilot` (pilot.csv) gives each claim's seed SD: the MDE at this measurement's seeds, and
-    UNDERPOWERED where it exceeds the margin. A claim with `design` set is a DESIGN CHECK.
+    `pilot` (pilot.csv) gives each claim's seed SD: the MDE at this measurement's seeds (`planned`,
+    claim id -> seeds, where the study's plan says; else the seeds its measurement rests on), and
+    UNDERPOWERED where it exceeds the margin: such a claim is not read (measured and interval blank;
+    `skipped`: the run groups not made). `measured`: claim id -> its measurement on `ctx`, where the
+    caller has it already.
+    A claim with `design` set is a DESIGN CHECK.
     """
     sds = {} if pilot is None else {r["claim_id"]: _float(r["sd"]) for _, r in pilot.iterrows()}
     changed = {c for change in study.history if change.after_data for c in change.ids()}
     rows = []
     for claim in study.claims:
-        m = _measure_one(claim, ctx)
-        mde, verdict = powered(claim, m, sds.get(claim.id))
+        n = (planned or {}).get(claim.id)
+        m = _pilot_shape(pilot, claim.id, n) if n is not None and not claim.design else None
+        mde, verdict = powered(claim, m, sds.get(claim.id)) if m is not None else (None, None)
+        if verdict != UNDERPOWERED:
+            m = (measured or {}).get(claim.id) or _measure_one(claim, ctx)
+            mde, verdict = powered(claim, m, sds.get(claim.id))
         seen = m.seen
         if claim.design:
             verdict, seen = DESIGN_CHECK, f"Not a test here: {claim.design} {seen}"
         elif verdict == UNDERPOWERED:
+            made = ("its runs were not made" if claim.runs and set(claim.runs) <= set(skipped)
+                    else "its value is not read")
             seen = (f"Underpowered: the pilot's seed SD gives an MDE of {mde:.3g} at {m.n_seeds} seeds, above "
-                    f"the margin {claim.margin:g}; the data would have read {m.verdict}. {seen}")
+                    f"the margin {claim.margin:g}: not decided, and {made}.")
+            m = Measurement(math.nan, None, None, UNDERPOWERED, seen, m.n_seeds)
         rows.append({"claim_id": claim.id, "claim": claim.statement, "source": claim.source,
                      "metric": claim.metric, "measured": m.value, "ci_low": m.ci_low,
                      "ci_high": m.ci_high, "n_seeds": m.n_seeds, "mde": mde, "margin": claim.margin,
                      "expected": claim.expected, "paper_value": claim.paper_value, "verdict": verdict,
                      "changed_after_data": "yes" if claim.id in changed else "no", "seen": seen})
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS + ["seen"])
+
+
+def _pilot_shape(pilot: pd.DataFrame | None, claim_id: str, n: int) -> Measurement | None:
+    """A claim's interval shape (confidence, log scale) from pilot.csv, at `n` planned seeds: what
+    `powered` needs to size a claim before its runs."""
+    if pilot is None:
+        return None
+    rows = pilot[pilot["claim_id"] == claim_id]
+    if rows.empty or _float(rows.iloc[0]["confidence"]) is None:
+        return None
+    r = rows.iloc[0]
+    return Measurement(math.nan, None, None, INCONCLUSIVE, "", n, _float(r["sd"]), float(r["confidence"]),
+                       str(r["scale"]) == "log")
+
+
+def planned_seeds(study: Study, seeds: list[int] | None = None) -> dict[str, int]:
+    """Claim id -> the seeds the study's plan gives it (the fewest over the run groups it reads);
+    empty when the study does not say which runs each claim reads (`Study.plan`, `Claim.runs`)."""
+    if not prunable(study):
+        return {}
+    sizes = labels(study.plan(False, seeds))
+    return {c.id: min(sizes[g] for g in c.runs) for c in study.claims}
+
+
+def prunable(study: Study) -> bool:
+    return study.plan is not None and all(c.runs for c in study.claims)
+
+
+def not_made(study: Study, pilot: pd.DataFrame, planned: dict[str, int]) -> set[str]:
+    """The run groups that no claim powered at its planned seeds reads (those only underpowered claims
+    or only figures read): not made on the deciding seeds; a figure of them draws the pilot's."""
+    sds = {r["claim_id"]: _float(r["sd"]) for _, r in pilot.iterrows()}
+    needed = set()
+    for claim in study.claims:
+        m = _pilot_shape(pilot, claim.id, planned[claim.id])
+        if claim.design or m is None or powered(claim, m, sds.get(claim.id))[1] != UNDERPOWERED:
+            needed |= set(claim.runs)
+    return set(labels(study.plan(False, None))) - needed
 
 
 def _float(v) -> float | None:
@@ -197,30 +256,51 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
         statuses.append(o.status)
         if on_outcome:
             on_outcome(o)
-    pilot = None
+    pilot, planned, skipped, pilot_ctx, measured = None, {}, set(), None, {}
     if not quick and seeds is None and study.claims:
         # The pilot first: its seeds never decide; its SDs size the claims (UNDERPOWERED).
         pilot_ctx = study.run(out / "pilot", quick=False, jobs=jobs, on_outcome=outcome, seeds=list(PILOT_SEEDS))
-        ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
-        seeds_of = {c.id: m.n_seeds for c in study.claims for m in [_measure_one(c, ctx)] if m.n_seeds}
-        pilot = pilot_table(study, pilot_ctx, seeds_of)
+        planned = planned_seeds(study)
+        if planned:       # sized before the deciding runs: those only underpowered claims read are not made
+            pilot = pilot_table(study, pilot_ctx, planned)
+            skipped = not_made(study, pilot, planned)
+            _save_all_tables(pilot_ctx)
+            ctx = _deciding(study, out, None, skipped, jobs, outcome)
+        else:
+            ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
+            measured = {c.id: _measure_one(c, ctx) for c in study.claims}
+            seeds_of = {i: m.n_seeds for i, m in measured.items() if m.n_seeds}
+            pilot = pilot_table(study, pilot_ctx, seeds_of)
         write_atomic(out / "pilot.csv", files.to_csv(pilot))
     else:
-        ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
         reference = default_out(name) / "pilot.csv"
         if seeds is not None and reference.is_file():
             pilot = files.read_csv(reference)
+            planned = planned_seeds(study, seeds)
+        if pilot is not None and planned:
+            skipped = not_made(study, pilot, planned)
+            ctx = _deciding(study, out, seeds, skipped, jobs, outcome)
+        else:
+            ctx = study.run(out, quick=quick, jobs=jobs, on_outcome=outcome, seeds=seeds)
 
-    tables = compare.build(ctx.all_runs())
-    # Tables and figures staged beside out/compare and moved in at the end; figures are drawn from
-    # the CSVs written, as `ics plot` redraws them: the same bytes either way.
-    compare_figures = [p for p in draw.save(tables, out / "compare") if p.suffix != ".csv"]
-    verdicts = measure(study, ctx, pilot)
+    # With no deciding run made (every claim underpowered), the pilot's runs are what there is to show.
+    shown = pilot_ctx if pilot_ctx is not None and not ctx.all_runs() else ctx
+    compare_figures = []
+    if shown.all_runs():
+        # Tables and figures staged beside out/compare and moved in at the end; figures are drawn from
+        # the CSVs written, as `ics plot` redraws them: the same bytes either way.
+        compare_figures = [p for p in draw.save(compare.build(shown.all_runs()), out / "compare")
+                           if p.suffix != ".csv"]
+    verdicts = measure(study, ctx, pilot, planned, skipped, measured)
     for group, runs in ctx.groups.items():
         if runs:
             ctx.tables(group)
     ctx.save_tables()
-    figures = study.figures(Context(out=out, quick=quick), out / "figures") if study.figures else []
+    figures = []
+    if shown is not ctx and (out / "tables").is_dir() and not (out / "tables").is_symlink():
+        shutil.rmtree(out / "tables")        # an earlier protocol's deciding tables: the figures show the pilot
+    if study.figures and shown.all_runs():
+        figures = study.figures(Context(out=figure_folder(out), quick=quick), out / "figures")
     seconds = time.perf_counter() - start
     reused = statuses.count("skipped")
     # The wall time from empty run folders: this invocation's when it trained every run, else the one an
@@ -231,8 +311,32 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
                                     "cpus": os.cpu_count()})
     write_atomic(out / "verdicts.csv", files.to_csv(verdicts[VERDICT_COLUMNS]))
     write_atomic(out / "README.md", readme.render(study, ctx, verdicts, figures, compare_figures, seconds,
-                                                  reused=reused, pilot=pilot, from_empty=from_empty))
+                                                  reused=reused, pilot=pilot, from_empty=from_empty,
+                                                  skipped=skipped,
+                                                  pilot_runs=pilot_ctx.all_runs() if pilot_ctx else []))
     return StudyResult(name, out, verdicts, seconds)
+
+
+def _deciding(study: Study, out: Path, seeds: list[int] | None, skipped: set[str], jobs, outcome) -> Context:
+    """The study's deciding runs without the run groups in `skipped`."""
+    groups = prune(study.plan(False, seeds), skipped)
+    if not groups:
+        return Context(out=out, quick=False)
+    return run_groups(out, groups, quick=False, jobs=jobs, on_outcome=outcome)
+
+
+def figure_folder(out: Path) -> Path:
+    """Where a study's figures read their tables: <out>/tables/, or the pilot's where no deciding run was made."""
+    out = Path(out)
+    return out / "pilot" if not (out / "tables").is_dir() and (out / "pilot" / "tables").is_dir() else out
+
+
+def _save_all_tables(ctx: Context) -> None:
+    """Every group's compare tables under <ctx.out>/tables/: figures of runs the deciding seeds skip."""
+    for group, runs in ctx.groups.items():
+        if runs:
+            ctx.tables(group)
+    ctx.save_tables()
 
 
 def run_all(root: Path | None = None, *, quick: bool = False, seeds: list[int] | None = None,
@@ -296,7 +400,7 @@ def redraw(folder: Path, fmt: str = "png") -> list[Path]:
         raise IcsError(f"'{info}' names an unknown study; known: {', '.join(names())}")
     if not study.figures:
         return []
-    ctx = Context(out=folder, quick=bool(meta.get("quick")))
+    ctx = Context(out=figure_folder(folder), quick=bool(meta.get("quick")))
     try:
         return [path for path, _ in study.figures(ctx, folder / "figures", fmt=fmt)]
     except MissingData as e:

@@ -39,7 +39,9 @@ Two verdicts say that the data cannot decide the claim, and neither counts in a 
   effect at the protocol's n seeds is MDE = (t(1 − a/2, n − 1) + t(0.8, n − 1)) · SD / sqrt(n), with
   a = 1 − the claim's interval confidence (Bonferroni included): the true distance from the threshold
   that the interval would clear with 80% power. A claim whose MDE exceeds its margin (`Claim.margin`,
-  the smallest distance from the threshold that matters) is UNDERPOWERED, whatever its data show.
+  the smallest distance from the threshold that matters) is UNDERPOWERED and is not read: its
+  `measured` and interval are blank, whatever its runs show. Where a study declares which runs each
+  claim reads (`Study.plan`, `Claim.runs`), the runs that only underpowered claims read are not made.
   Ratios are analysed as logs: their SD, MDE and margin are on the log scale and reported as factors.
 """
 
@@ -63,7 +65,9 @@ VERDICTS = {
     FAIL: "the interval lies wholly on the other side (a finding about the claim, not a bug)",
     INCONCLUSIVE: "the interval straddles the threshold, or the data is missing",
     UNDERPOWERED: "the pilot's seed SD gives a minimum detectable effect larger than the claim's margin at "
-                  "the protocol's seeds: not decided, whatever the data show",
+                  "the protocol's seeds: not decided, and its deciding seeds are not read (no value is shown; the pilot's "
+                  "is in the pilot table); where the study says which runs each claim reads, runs that only such "
+                  "claims read are not made",
     DESIGN_CHECK: "the outcome is fixed by construction or by the protocol: a check of the design, not a test",
 }
 TESTS = (PASS, FAIL, INCONCLUSIVE)           # the verdicts a study's tally counts
@@ -96,6 +100,7 @@ class Claim:
     revised: str | None = None        # how and why the test changed from the previous release
     margin: float | None = None       # smallest distance from the threshold that matters (a factor for ratios)
     design: str | None = None         # why the outcome is fixed by construction: a DESIGN CHECK
+    runs: tuple[str, ...] = ()        # the run groups of Study.plan its measurement reads (() = not declared)
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ class Study:
     dataset: str = "mnist-5k"         # what its runs train on, in words for the README
     budget: str = ""                  # the compute budget its seeds were sized within
     review: str = ""                  # markdown: what the red-team review of the verdicts found, and what was done
+    # (quick, seeds) -> {group: Plan or Sweep}, the runs `run` makes. With it, and every claim's `runs`
+    # declared, the deciding runs that only underpowered claims read are not made (studies/__init__.py).
+    plan: Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,11 @@ class Context:
         return self._tables[key]
 
 
+def shows_pilot(ctx: Context) -> bool:
+    """Whether `ctx` reads the pilot's tables (<study>/pilot/): a figure drawn from it says so."""
+    return Path(ctx.out).name == "pilot"
+
+
 def listing(values) -> str:
     """Numbers as a protocol lists them: `0.1, 0.316, 1`."""
     return ", ".join(f"{v:g}" for v in values)
@@ -134,6 +139,28 @@ class Plan(sweep.Sweep):
 
     def to_dict(self) -> dict:
         return {"groups": {name: grid.to_dict() for name, grid in self.groups.items()}}
+
+
+def labels(groups: dict[str, sweep.Sweep]) -> dict[str, int]:
+    """Every run group a claim can name (a Plan's inner groups, or a plain sweep's own name) -> its seeds."""
+    out = {}
+    for name, grid in groups.items():
+        inner = grid.groups if isinstance(grid, Plan) else {name: grid}
+        out.update({label: len(g.seeds) for label, g in inner.items()})
+    return out
+
+
+def prune(groups: dict[str, sweep.Sweep], skip: set[str]) -> dict[str, sweep.Sweep]:
+    """`groups` without the run groups named in `skip` (see `labels`); a Plan left empty is dropped."""
+    out = {}
+    for name, grid in groups.items():
+        if isinstance(grid, Plan):
+            kept = {label: g for label, g in grid.groups.items() if label not in skip}
+            if kept:
+                out[name] = Plan(groups=kept)
+        elif name not in skip:
+            out[name] = grid
+    return out
 
 
 def run_groups(out: Path, groups: dict[str, sweep.Sweep], *, quick: bool, jobs: int | None = None,

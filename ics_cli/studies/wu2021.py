@@ -95,7 +95,8 @@ PROTOCOL = f"""\
 Every value, metric, threshold and margin below was fixed before the deciding run; nothing is tuned
 per setting, and the only norm is batch norm. This release moves the normalization-batch claims
 (P3–P5) from `mnist-5k` to CIFAR-10 with an lr schedule, freezes BN after the lr has decayed (P5),
-and reads P3 for its sign only (the threshold history below says what changed after which data).
+reads P3 for its sign only, and makes on the deciding seeds only the runs of claims the pilot found
+powered (the threshold history below says what changed after which data).
 
 **Scaled down.** The paper trains ResNet-50 on ImageNet (Sec. 3: batch up to 8192 with the learning
 rate scaled linearly; Sec. 4: normalization batches from 2 up, in a fixed total batch, SGD with
@@ -105,7 +106,7 @@ study, pilot included, within 12 minutes on 2 CPU cores:
 | group | network | what varies | steps | evaluated | seeds | used by |
 |---|---|---|---|---|---|---|
 | `{EMA_GROUP}` | the default MLP ({MLP.depth} × {MLP.width} sigmoid, Glorot) on `mnist-5k` (4,000 training / 1,000 test images), BN, batch {MLP.batch_size}, lr {HIGH_LR:g}, plain SGD | `--bn-eval ema` / `precise` | {FULL['ema_steps']} | every {FULL['ema_every']} steps | {listing(FULL['seeds'])} | P1, P2, `ema_vs_precise.png` |
-| `{BATCH_GROUP}` | the CNN ({CNN.depth} stride-2 3×3 convolutions × {CNN.width} channels, ReLU, Kaiming) on CIFAR-10, BN, batch {CNN.batch_size}, lr {CNN.lr:g}, momentum {CNN.momentum:g}, `--bn-eval precise` | normalization batch {listing(NORM_BATCHES)} (`--micro-batch`; {CNN.batch_size} = the whole batch); and at {SMALL}, `--freeze-bn-at {FREEZE_AT:g}` | {FULL['cnn_steps']:,} | at the end | {listing(FULL['seeds'])} | P3, P4, P5, `norm_batch.png` |
+| `{BATCH_GROUP}` | the CNN ({CNN.depth} stride-2 3×3 convolutions × {CNN.width} channels, ReLU, Kaiming) on CIFAR-10, BN, batch {CNN.batch_size}, lr {CNN.lr:g}, momentum {CNN.momentum:g}, `--bn-eval precise` | normalization batch {listing(NORM_BATCHES)} (`--micro-batch`; {CNN.batch_size} = the whole batch); and at {SMALL}, `--freeze-bn-at {FREEZE_AT:g}` | {FULL['cnn_steps']:,} | at the end | {listing(FULL['seeds'])}, for the normalization batches a powered claim reads (below) | P3, P4, P5, `norm_batch.png` |
 
 * **Data.** P1, P2: `mnist-5k`, as before (the EMA's lag is a property of the lr and the EMA's memory,
   not of the images; the MLP runs are cheap). P3–P5: CIFAR-10, split `heldout` (trained on
@@ -158,7 +159,11 @@ study, pilot included, within 12 minutes on 2 CPU cores:
   momentum {CNN.momentum:g}: sharpness × lr below {MOMENTUM_EDGE:.1f}); at lr {CNN.lr * CNN.lr_decay ** 2:g} that needs a sharpness above
   {MOMENTUM_EDGE / (CNN.lr * CNN.lr_decay ** 2):,.0f}.
 * **Seeds**: {len(FULL['seeds'])}, paired by seed (same init stream, batch order and probe batch), after the pilot
-  on seeds 100–102; a claim whose MDE at {len(FULL['seeds'])} seeds exceeds its margin is UNDERPOWERED.
+  on seeds 100–102, which makes every run of the table; a claim whose MDE at {len(FULL['seeds'])} seeds exceeds its
+  margin is UNDERPOWERED and not read, and the deciding seeds make only the run groups that a powered
+  claim reads (each claim's groups: P1, P2 `ema` and `precise`; P3 normalization batch {SMALL}; P4
+  {' and '.join(map(str, LARGE))}; P5 {SMALL} and FrozenBN; normalization batch 8 is drawn only). `norm_batch.png` is then
+  drawn from the pilot's runs, which have every normalization batch.
 * **Cost.** The batch-statistics test pass is skipped on the MLP (`--no-eval-batchstats`: P1 and P2 do
   not read it) and on the FrozenBN run (P5 reads its population error only); at normalization batch
   2 an evaluation is about 6,000 forward passes of 2 images (PreciseBN and the batch-statistics test
@@ -292,26 +297,26 @@ CLAIMS = [
           f"mean test error over the evaluations of the second half, --bn-eval precise − ema, MLP with BN at lr "
           f"{HIGH_LR:g}, paired by seed", "difference ≤ 0",
           "as we read Sec. 3: with large batches (a large lr) the EMA's error is higher and erratic; "
-          "PreciseBN's lower and stable", measure_p1, margin=MARGIN_ERROR),
+          "PreciseBN's lower and stable", measure_p1, margin=MARGIN_ERROR, runs=("ema", "precise")),
     Claim("P2", "At a high learning rate, PreciseBN's test error varies less from one evaluation to the next "
                 "than the EMA's.", f"{PAPER}, Sec. 3",
           "mean |Δ test error| between consecutive evaluations in the second half, precise ÷ EMA per seed, "
           "geometric mean", f"ratio < {VARIATION:g}", "as we read Sec. 3: the EMA's validation error is "
-          "unstable, PreciseBN's smooth", measure_p2, margin=MARGIN_RATIO),
+          "unstable, PreciseBN's smooth", measure_p2, margin=MARGIN_RATIO, runs=("ema", "precise")),
     Claim("P3", f"At normalization batch {SMALL}, population statistics give a higher test error than batch "
                 "statistics (the sign only; the size is not claimed).", f"{PAPER}, Sec. 4",
           f"final test error, population (PreciseBN) − batch statistics (test batches of {SMALL}), CNN trained "
           f"with micro-batches of {SMALL}, paired by seed", "difference > 0",
           "as we read Sec. 4: at small normalization batches mini-batch statistics beat population "
-          "statistics", measure_p3, margin=MARGIN_STATS,
+          "statistics", measure_p3, margin=MARGIN_STATS, runs=(f"nb{SMALL}",),
           revised="now the sign only, on CIFAR-10 with an lr schedule: on mnist-5k the gap's size (11 points at 2 "
                   "epochs, 1–2 at 24) was set by the training length"),
-    Claim("P4", "At normalization batch ≥ 16 the order flips: population statistics give a lower test error "
-                "than batch statistics.", f"{PAPER}, Sec. 4",
+    Claim("P4", "At normalization batch ≥ 16, population statistics give a lower test error than batch "
+                "statistics (the order flipping from batch 2 would also need P3's sign).", f"{PAPER}, Sec. 4",
           f"as P3, at normalization batch {' and '.join(map(str, LARGE))}; 1 − 0.05/2 intervals (measured: the "
           "deciding part)", "difference < 0 at both",
           "as we read Sec. 4: population statistics win at larger normalization batches", measure_p4,
-          margin=MARGIN_STATS),
+          margin=MARGIN_STATS, runs=tuple(f"nb{nb}" for nb in LARGE)),
     Claim("P5", f"FrozenBN for the last {1 - FREEZE_AT:.0%} of training closes most (≥ {CLOSE:.0%}) of the "
                 f"population-vs-batch-statistics gap at normalization batch {SMALL}.",
           f"{PAPER}, Sec. 4",
@@ -319,6 +324,7 @@ CLAIMS = [
           "population) − error(batch statistics)), final test errors; t-interval over seeds", "contrast > 0",
           "as we read Sec. 4: FrozenBN in the last epochs recovers the accuracy lost to the train-test "
           "inconsistency at small normalization batches", measure_p5, margin=MARGIN_FROZEN,
+          runs=(f"nb{SMALL}", "frozen"),
           revised="was: FrozenBN at a constant lr of 0.5, which diverged within 2 steps of the freeze on every "
                   "seed; now after the lr's last decay, as the paper does"),
 ]
@@ -362,9 +368,7 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
                 "P1, P2: test error during training with the EMA and with PreciseBN (the same runs' weights); "
                 "look at which line lies lower and which jumps more from one evaluation to the next."))
 
-    table = ctx.tables(BATCH_GROUP).get("batch_size")
-    if table is None or table.empty:
-        raise MissingData(f"no batch_size table for {BATCH_GROUP}")
+    table, pilot = _norm_batch_table(ctx)
     frozen_col = table["freeze_bn_at"] if "freeze_bn_at" in table else pd.Series(np.nan, index=table.index)
     plain = table[frozen_col.isna()].assign(nb=lambda t: _num(t["norm_batch"])).sort_values("nb")
     frozen = table[frozen_col.notna()].assign(nb=lambda t: _num(t["norm_batch"]))
@@ -390,14 +394,40 @@ def draw(ctx: Context, folder: Path, fmt: str = "png") -> list[tuple[Path, str]]
     ax.set(xlabel=f"normalization batch (micro-batch within batches of {CNN.batch_size}; log2 scale)",
            ylabel="final test error (%, log scale)",
            title=f"Population vs batch statistics, CNN (cf. {PAPER}, Sec. 4)\n"
-                 "lines: mean over seeds; bands and bars: 95% t-interval over seeds")
+                 f"{'the pilot: seeds 100–102, which decide nothing' if pilot else 'the deciding seeds'}\n"
+                 "lines: mean over seeds; bands and bars: 95% t-interval over seeds (not paired)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     out.append((fig.save(f, folder / f"norm_batch.{fmt}"),
                 f"P3, P4, P5: final test error with population and with batch statistics for each normalization "
-                f"batch; look at where the two lines cross, and where the FrozenBN square lies at {SMALL} (a run "
-                "that diverged ends at chance: 90% error)."))
+                f"batch; look at whether the two lines cross (the paper: batch statistics better at small "
+                f"normalization batches, population statistics at large), and where the FrozenBN square lies at "
+                f"{SMALL} (a run that diverged ends at chance: 90% error). The bands are over seeds, not paired: "
+                "the claims compare the two statistics within each run."
+                + (" Drawn from the pilot's runs (seeds 100–102): the deciding seeds ran only the normalization "
+                   "batches of the claims the pilot found powered (pilot.csv)." if pilot else "")))
     return out
+
+
+def _norm_batch_table(ctx: Context) -> tuple[pd.DataFrame, bool]:
+    """(the normalization-batch table, drawn from the pilot): the deciding runs' when they hold every
+    normalization batch and FrozenBN, else the pilot's (saved under <out>/pilot/tables/)."""
+    def table(c: Context):
+        try:
+            t = c.tables(BATCH_GROUP).get("batch_size")
+        except MissingData:
+            return None
+        return None if t is None or t.empty else t
+    deciding = table(ctx)
+    if deciding is not None and "freeze_bn_at" in deciding and \
+            set(_num(deciding["norm_batch"]).dropna().astype(int)) >= set(NORM_BATCHES):
+        return deciding, False
+    pilot = table(Context(out=Path(ctx.out) / "pilot", quick=ctx.quick))
+    if pilot is not None:
+        return pilot, True
+    if deciding is None:
+        raise MissingData(f"no batch_size table for {BATCH_GROUP}")
+    return deciding, False
 
 
 PREVIOUS = {"P1": "PASS", "P2": "PASS", "P3": "FAIL", "P4": "PASS", "P5": "FAIL"}
@@ -411,6 +441,18 @@ HISTORY = [
     Change("P5", "343910b", "FrozenBN at a constant lr → after the last lr decay (freeze at 0.8, decays at 0.5 "
            "and 0.75)", "a foregone FAIL: at lr 0.5 every FrozenBN run "
            "diverged within 2 steps of the freeze, a recipe the paper does not use (issue 24)"),
+    Change("P4", "db344f8", "statement: \"at ≥ 16 the order flips: population statistics give a lower error\" → "
+           "\"at ≥ 16 population statistics give a lower error\"; the metric, threshold and margin are unchanged",
+           "the review: P4 measures 16 and 32 only, so it cannot show a flip, and at batch 2 population statistics "
+           "also won (P3's data, previous release); a flip needs P3's sign, which is underpowered"),
+    Change("P1, P3, P5", "db344f8", "an UNDERPOWERED claim is not read (its value and interval left blank), and "
+           "the deciding seeds make only the run groups that a claim powered at 5 seeds reads (here `ema`, "
+           "`precise`, normalization batch 16 and 32; batch 2, 8 and FrozenBN run on the pilot's seeds only; "
+           "`norm_batch.png` drawn from the pilot)", "a claim that cannot reach its margin is not run and read "
+           "(issue 24, item 2); found because the study took 17 minutes against its 12, three quarters of it in "
+           "micro-batched runs that only underpowered claims (P3, P5) and the figure read. The pilot's SDs and the "
+           "margins are unchanged, so the same claims are underpowered; their earlier values (P3 read FAIL) "
+           "are in the previous release"),
     Change("P1, P2, P3, P4, P5", "343910b", "margins stated (P1 0.002, P2 ×1.25, P3 and P4 0.005, P5 0.01) and a "
            "pilot on seeds 100–102 added; a claim whose MDE exceeds its margin is UNDERPOWERED", "seeds sized "
            "before the runs (issue 24); the margins were chosen with the previous release's effects in view"),
@@ -421,7 +463,8 @@ STUDY = Study(
     title=f"{PAPER}, Sec. 3–4: EMA vs PreciseBN (MLP, MNIST), and population vs batch statistics (CNN, CIFAR-10)",
     description="Wu & Johnson 2021 Sec. 3-4: EMA vs PreciseBN at a high lr, population vs batch statistics "
                 "across normalization batches, and FrozenBN after the lr decay at normalization batch 2",
-    protocol=PROTOCOL, run=run, claims=CLAIMS, figures=draw, previous=PREVIOUS, previous_commit="343910b",
+    protocol=PROTOCOL, run=run, plan=plan, claims=CLAIMS, figures=draw, previous=PREVIOUS,
+    previous_commit="343910b",
     history=HISTORY,
     dataset="P1, P2: the embedded `mnist-5k` (4,000 training / 1,000 test digits); P3–P5: CIFAR-10, split "
             "heldout (trained on data_batch_1–4, 40,000 images; tested on data_batch_5, 10,000), "
