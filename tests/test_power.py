@@ -169,8 +169,9 @@ def test_with_every_claim_underpowered_no_deciding_run_is_made_and_the_pilot_is_
     def figures(ctx, folder, fmt="png"):
         drawn.append(sorted(ctx.tables("g")["runs"]["seed"].astype(int).unique()))
         return []
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(studies.REGISTRY, "fake", _pruned_study(1e-12, a_margin=1e-12, figures=figures))
-    out = tmp_path / "fake"
+    out = tmp_path / "results" / "fake"
     result = studies.run_study("fake", out, jobs=1)
     assert set(result.verdicts["verdict"]) == {UNDERPOWERED} and result.verdicts["measured"].isna().all()
     assert not [p for p in (out / "runs").iterdir() if p.is_dir()] if (out / "runs").exists() else True
@@ -181,3 +182,6 @@ def test_with_every_claim_underpowered_no_deciding_run_is_made_and_the_pilot_is_
     # `ics plot` redraws from the same pilot tables.
     studies.redraw(out)
     assert drawn[-1] == [100, 101, 102]
+    # A replication makes nothing either, and still writes its verdicts.
+    rep = studies.run_study("fake", tmp_path / "rep", seeds=[10, 11, 12], jobs=1)
+    assert set(rep.verdicts["verdict"]) == {UNDERPOWERED} and (tmp_path / "rep" / "verdicts.csv").is_file()

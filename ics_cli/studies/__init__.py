@@ -51,7 +51,7 @@ from .context import Context, labels, prune, run_groups
 __all__ = ["Claim", "Measurement", "Study", "StudyResult", "REGISTRY", "VERDICT_COLUMNS", "names",
            "select", "descriptions", "default_out", "run_study", "run_all", "measure", "held", "redraw",
            "PASS", "FAIL", "INCONCLUSIVE", "DESIGN_CHECK", "UNDERPOWERED", "VERDICTS", "TESTS", "PILOT_COLUMNS", "CORE_VERDICT_COLUMNS",
-           "tally", "held_table"]
+           "tally", "held_table", "figure_folder", "planned_seeds", "not_made", "prunable"]
 
 REGISTRY: dict[str, Study] = {s.name: s for s in (ioffe2015.STUDY, note.STUDY, santurkar2018.STUDY,
                                                      bjorck2018.STUDY, wu2018.STUDY, ba2016.STUDY,
@@ -307,6 +307,7 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
     # earlier invocation recorded (a rerun that only re-measures keeps it).
     before = read_json(out / "study.json") if (out / "study.json").is_file() else {}
     from_empty = seconds if not reused else before.get("from_empty_s")
+    out.mkdir(parents=True, exist_ok=True)           # a replication that made no run has no folder yet
     write_json(out / "study.json", {"study": name, "quick": quick, "seeds": seeds, "from_empty_s": from_empty,
                                     "cpus": os.cpu_count()})
     write_atomic(out / "verdicts.csv", files.to_csv(verdicts[VERDICT_COLUMNS]))

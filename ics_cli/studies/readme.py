@@ -64,12 +64,13 @@ def _power(row: pd.Series) -> str:
 def _sized_note(skipped: set[str], runs: list, pilot_runs: int) -> str:
     groups = ", ".join(f"`{g}`" for g in sorted(skipped))
     if not runs:
-        return (f"**Sized before the runs:** every claim is underpowered at the protocol's seeds, so no deciding "
+        return (f"**Sized before the runs:** every claim is underpowered at these seeds, so no deciding "
                 f"run was made (run groups {groups}); the comparison tables and figures below show the pilot's "
                 f"{pilot_runs} runs (seeds 100–102, which decide nothing).")
     return (f"**Sized before the runs:** the deciding seeds did not make the run groups {groups} (no claim "
-            "powered at the protocol's seeds reads them); their claims are underpowered and not read, and a "
-            "figure of them draws the pilot's runs (seeds 100–102, which decide nothing).")
+            "powered at these seeds reads them); their claims are underpowered and not read, and a figure of "
+            "them draws the pilot's runs (seeds 100–102, which decide nothing) where this folder has their "
+            "tables (`pilot/tables/`).")
 
 
 def render(study: Study, ctx, verdicts: pd.DataFrame, figures: list[tuple[Path, str]],

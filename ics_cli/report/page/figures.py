@@ -68,7 +68,7 @@ def _of_compare(folder: Path, fmt: str) -> list[Drawn]:
 
 def _of_study(folder: Path, fmt: str) -> list[Drawn]:
     """A study folder's own figures (those its README shows), with their captions."""
-    from ...studies import REGISTRY, MissingData
+    from ...studies import REGISTRY, MissingData, figure_folder
     from ...studies.context import Context
     from ...store.files import read_json
 
@@ -78,7 +78,8 @@ def _of_study(folder: Path, fmt: str) -> list[Drawn]:
         return []
     with tempfile.TemporaryDirectory(prefix="ics-report-") as tmp:
         try:
-            drawn = study.figures(Context(out=Path(folder), quick=bool(meta.get("quick"))), Path(tmp), fmt=fmt)
+            drawn = study.figures(Context(out=figure_folder(folder), quick=bool(meta.get("quick"))), Path(tmp),
+                                  fmt=fmt)
         except MissingData as e:
             raise IcsError(f"cannot draw the figures of '{folder}': {e}; rerun `ics reproduce`") from None
         return [Drawn(Path(p).stem, Path(p).read_bytes(), fmt, caption) for p, caption in drawn]
