@@ -228,7 +228,7 @@ The review of this release (the deciding seeds made only the runs of claims the 
   previous run read 0.052 [0.041, 0.062]. Underpowered (MDE 0.015 against 0.01) and not run.
 * **Budget**: not the reason for skipping: with every run group on the deciding seeds the study would
   take about 11 minutes (the pilot's runs at batch 2 and FrozenBN took 165 s, two at a time); the
-  rule is. 1,029 s idle before, 369 s now.
+  rule is. 1,029 s idle before; about 6 minutes now (the header gives this run's time).
 * `norm_batch.png` (from the pilot) shows P3's and P5's pilot values; its bands are over seeds, not
   paired; its title says it is the pilot's.
 """,

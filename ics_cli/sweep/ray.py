@@ -238,14 +238,17 @@ def run(configs: list[RunConfig], *, retries: int, on_outcome: Callable | None =
             cfg.to_dict(), sweep_id, os.getcwd())
         cfg_of[ref] = cfg
     outcomes: list[Outcome] = []
-    pending = list(cfg_of)
+    pending, reported = list(cfg_of), set()
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
                 outcomes.append(_report(_result(ref, cfg_of[ref], sweep_id, retries), on_outcome))
+                reported.add(ref)
     except KeyboardInterrupt:
-        _stop(pending, cfg_of, sweep_id, retries, outcomes, on_outcome)
+        # Every task not yet reported, including one that had finished and was being read when Ctrl-C
+        # came (it is no longer pending): _stop reads a finished task's own outcome.
+        _stop([ref for ref in cfg_of if ref not in reported], cfg_of, sweep_id, retries, outcomes, on_outcome)
         raise
     return outcomes
 
