@@ -191,11 +191,10 @@ def prunable(study: Study) -> bool:
 def not_made(study: Study, pilot: pd.DataFrame, planned: dict[str, int]) -> set[str]:
     """The run groups that no claim powered at its planned seeds reads (those only underpowered claims
     or only figures read): not made on the deciding seeds; a figure of them draws the pilot's."""
-    sds = {r["claim_id"]: _float(r["sd"]) for _, r in pilot.iterrows()}
     needed = set()
     for claim in study.claims:
         m = _pilot_shape(pilot, claim.id, planned[claim.id])
-        if claim.design or m is None or powered(claim, m, sds.get(claim.id))[1] != UNDERPOWERED:
+        if claim.design or m is None or powered(claim, m, m.sd)[1] != UNDERPOWERED:
             needed |= set(claim.runs)
     return set(labels(study.plan(False, None))) - needed
 
@@ -292,10 +291,7 @@ def run_study(name: str, out: Path | None = None, *, quick: bool = False, seeds:
         compare_figures = [p for p in draw.save(compare.build(shown.all_runs()), out / "compare")
                            if p.suffix != ".csv"]
     verdicts = measure(study, ctx, pilot, planned, skipped, measured)
-    for group, runs in ctx.groups.items():
-        if runs:
-            ctx.tables(group)
-    ctx.save_tables()
+    _save_all_tables(ctx)
     figures = []
     if shown is not ctx and (out / "tables").is_dir() and not (out / "tables").is_symlink():
         shutil.rmtree(out / "tables")        # an earlier protocol's deciding tables: the figures show the pilot
@@ -333,7 +329,8 @@ def figure_folder(out: Path) -> Path:
 
 
 def _save_all_tables(ctx: Context) -> None:
-    """Every group's compare tables under <ctx.out>/tables/: figures of runs the deciding seeds skip."""
+    """Every group's compare tables under <ctx.out>/tables/ (the pilot's too: figures of groups the deciding
+    seeds did not make draw them)."""
     for group, runs in ctx.groups.items():
         if runs:
             ctx.tables(group)
